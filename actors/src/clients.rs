@@ -1,0 +1,110 @@
+//! The small traits behind which remote services live.
+//!
+//! The core decides *what* to do; implementations in the root crate (`src/clients/`) speak
+//! HTTP. Tests put in-process fakes here to inject failures, hangs and vanishing workers.
+//! Futures are `'static` and not `Send`: workers run on actix's single-threaded arbiters.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::job::Language;
+
+/// A boxed future as returned by the client traits.
+pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
+
+/// What a provider is asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubtitleQuery {
+    /// The video, as this daemon sees it.
+    pub video: PathBuf,
+    /// The language searched.
+    pub language: Language,
+    /// Jellyfin's item id, when known.
+    pub jellyfin_item_id: Option<String>,
+}
+
+/// One subtitle a provider offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The provider's name.
+    pub provider: String,
+    /// The provider's id for the file, opaque.
+    pub id: String,
+    /// Its language.
+    pub language: Language,
+    /// Score 0–100: hash match, ids, release group, source, resolution, trust.
+    pub score: u32,
+    /// Written for the deaf and hard of hearing.
+    pub hearing_impaired: bool,
+    /// Only the foreign-language parts.
+    pub forced: bool,
+    /// Release name, for the event log.
+    pub release: String,
+}
+
+/// Why a provider call failed; decides cooldown and retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// HTTP 429; cool down for `retry_after` (or a default).
+    #[error("rate limited{}", .retry_after.map(|d| format!(" for {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// From the `Retry-After` header.
+        retry_after: Option<Duration>,
+    },
+    /// The daily quota is used up; cool down until it resets.
+    #[error("download quota exhausted")]
+    QuotaExhausted {
+        /// Until when, if the provider said.
+        resets_in: Option<Duration>,
+    },
+    /// 5xx, timeout, connection refused: try again later.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// Bad credentials, bad request: retrying will not help.
+    #[error("provider error: {0}")]
+    Permanent(String),
+}
+
+/// A source of subtitles (OpenSubtitles, Jellyfin's plugins, …).
+pub trait SubtitleProvider {
+    /// Stable name, used in events and cooldowns (`opensubtitles`).
+    fn name(&self) -> &str;
+    /// Lists candidates for one video and language.
+    fn search(&self, query: &SubtitleQuery) -> LocalBoxFuture<Result<Vec<Candidate>, ProviderError>>;
+    /// Fetches one candidate's file (maybe an archive, maybe any encoding).
+    fn download(&self, candidate: &Candidate) -> LocalBoxFuture<Result<Vec<u8>, ProviderError>>;
+}
+
+/// Why a translation call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    /// 429 or quota; try again later.
+    #[error("translator rate limited")]
+    RateLimited {
+        /// From the `Retry-After` header.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx, timeout: try again later.
+    #[error("translator unavailable: {0}")]
+    Unavailable(String),
+    /// Bad key, unsupported language: retrying will not help.
+    #[error("translator error: {0}")]
+    Permanent(String),
+}
+
+/// A machine-translation service (DeepL, LibreTranslate, OpenAI-compatible).
+pub trait TranslationService {
+    /// Stable name (`deepl`).
+    fn name(&self) -> &str;
+    /// Most texts one request may carry.
+    fn max_batch(&self) -> usize;
+    /// Translates `texts`, answering one text per input, in order.
+    fn translate(
+        &self,
+        texts: Vec<String>,
+        from: &Language,
+        to: &Language,
+    ) -> LocalBoxFuture<Result<Vec<String>, TranslateError>>;
+}

@@ -1,0 +1,237 @@
+//! The download attempt of one job: skip what exists, search the providers that are not
+//! cooling down, take the best candidate above the minimum score, validate it and write it
+//! next to the video. When nothing exists in the wanted language but a subtitle in a
+//! `translate_from` language sits next to the video, hand over to translation.
+
+mod actor;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use serde_json::json;
+use tracing::{info, warn};
+
+pub use actor::Downloader;
+
+use crate::clients::{Candidate, ProviderError, SubtitleProvider, SubtitleQuery, TranslationService};
+use crate::files::{existing_sidecars, subtitle_path, write_atomically};
+use crate::job::{Job, Language};
+use crate::job_manager::Outcome;
+use crate::store::{Change, Store};
+use crate::subtitle::{parse_srt, write_srt};
+use crate::time::now_ms;
+
+/// The reason a job waits when no provider is configured.
+pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
+
+/// Cooldown after a 429 without `Retry-After`.
+pub const DEFAULT_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
+/// Cooldown after an exhausted quota with no reset time.
+pub const DEFAULT_QUOTA_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
+
+/// How hearing-impaired subtitles are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HearingImpaired {
+    /// Rank them first.
+    Prefer,
+    /// Rank them last.
+    #[default]
+    PreferNot,
+    /// Take nothing else.
+    Only,
+}
+
+/// What every worker shares: providers, translator, policy, cooldowns.
+pub struct WorkerContext {
+    /// Enabled subtitle providers.
+    pub providers: Vec<Rc<dyn SubtitleProvider>>,
+    /// The translation service, if configured.
+    pub translator: Option<Rc<dyn TranslationService>>,
+    /// Library roots; nothing is written outside them.
+    pub libraries: Vec<PathBuf>,
+    /// Languages a translation may start from, in order of preference.
+    pub translate_from: Vec<Language>,
+    /// Lowest acceptable candidate score.
+    pub min_score: u32,
+    /// Hearing-impaired preference.
+    pub hearing_impaired: HearingImpaired,
+    /// Provider name → end of its cooldown (ms since epoch). Shared by all workers.
+    pub cooldowns: RefCell<HashMap<String, i64>>,
+    /// Where cooldowns are persisted.
+    pub store: Option<Store>,
+}
+
+impl WorkerContext {
+    /// A context with no provider and no translator.
+    pub fn new(libraries: Vec<PathBuf>) -> Self {
+        Self {
+            providers: Vec::new(),
+            translator: None,
+            libraries,
+            translate_from: Vec::new(),
+            min_score: 60,
+            hearing_impaired: HearingImpaired::default(),
+            cooldowns: RefCell::new(HashMap::new()),
+            store: None,
+        }
+    }
+
+    fn cool_down(&self, provider: &str, duration: Duration, reason: &str) {
+        let until = now_ms().saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
+        warn!(provider, seconds = duration.as_secs(), reason, "provider cooling down");
+        self.cooldowns.borrow_mut().insert(provider.to_owned(), until);
+        if let Some(store) = &self.store {
+            // Fire and forget: losing a cooldown on a crash only costs one extra request.
+            drop(store.submit(vec![Change::PutProviderState {
+                provider: provider.to_owned(),
+                state: json!({"cooldown_until_ms": until, "reason": reason}),
+            }]));
+        }
+    }
+
+    fn cooling_until(&self, provider: &str, now: i64) -> Option<i64> {
+        self.cooldowns.borrow().get(provider).copied().filter(|until| *until > now)
+    }
+}
+
+fn rank(candidate: &Candidate, preference: HearingImpaired) -> i64 {
+    let bonus = match (preference, candidate.hearing_impaired) {
+        (HearingImpaired::Prefer, true) | (HearingImpaired::PreferNot, false) => 1,
+        _ => 0,
+    };
+    i64::from(candidate.score) * 2 + bonus
+}
+
+type Sidecars = (Vec<PathBuf>, Option<(PathBuf, Language)>);
+
+fn look_next_to_video(video: PathBuf, wanted: Language, sources: Vec<Language>) -> Result<Sidecars, String> {
+    if !video.is_file() {
+        return Err(format!("video file not found: {}", video.display()));
+    }
+    let existing = existing_sidecars(&video, &wanted).map_err(|e| format!("cannot list {}: {e}", video.display()))?;
+    for language in sources.into_iter().filter(|l| *l != wanted) {
+        let found = existing_sidecars(&video, &language).map_err(|e| e.to_string())?;
+        if let Some(path) = found.into_iter().find(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("srt"))) {
+            return Ok((existing, Some((path, language))));
+        }
+    }
+    Ok((existing, None))
+}
+
+/// Validates downloaded bytes as SRT and writes them next to the video.
+async fn write_subtitle(job: &Job, candidate: &Candidate, bytes: Vec<u8>, libraries: Vec<PathBuf>) -> Result<PathBuf, String> {
+    let cues = parse_srt(&bytes).map_err(|e| format!("{} sent an unusable subtitle: {e}", candidate.provider))?;
+    let target = subtitle_path(&job.path, &job.language, candidate.forced, candidate.hearing_impaired);
+    let text = write_srt(&cues);
+    let path = target.clone();
+    tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes(), &libraries))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok(target)
+}
+
+/// Runs one download attempt for `job`.
+pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
+    let (video, wanted) = (job.path.clone(), job.language.clone());
+    let sources = if job.auto_translate { context.translate_from.clone() } else { Vec::new() };
+    let looked = tokio::task::spawn_blocking(move || look_next_to_video(video, wanted, sources)).await;
+    let (existing, translation_source) = match looked {
+        Ok(Ok(found)) => found,
+        Ok(Err(error)) => return Outcome::Failed { error, retryable: true },
+        Err(err) => return Outcome::Failed { error: err.to_string(), retryable: true },
+    };
+    if let Some(path) = existing.into_iter().next() {
+        return Outcome::AlreadyExists { path };
+    }
+    let can_translate = context.translator.is_some() && translation_source.is_some();
+    let translate = || translation_source.clone().map(|(source, from)| Outcome::NeedsTranslation { source, from });
+    if context.providers.is_empty() {
+        if can_translate && let Some(outcome) = translate() {
+            return outcome;
+        }
+        return Outcome::NothingFound { reason: NO_PROVIDER_REASON.to_owned(), retry_after: None };
+    }
+
+    let query = SubtitleQuery { video: job.path.clone(), language: job.language.clone(), jellyfin_item_id: job.jellyfin_item_id.clone() };
+    let now = now_ms();
+    let mut candidates = Vec::new();
+    let mut errors = Vec::new();
+    let mut earliest_cooldown_end: Option<i64> = None;
+    let mut searched = Vec::new();
+    for provider in &context.providers {
+        let name = provider.name().to_owned();
+        if let Some(until) = context.cooling_until(&name, now) {
+            earliest_cooldown_end = Some(earliest_cooldown_end.map_or(until, |e| e.min(until)));
+            continue;
+        }
+        searched.push(name.clone());
+        match provider.search(&query).await {
+            Ok(found) => candidates.extend(found.into_iter().map(|c| (provider.clone(), c))),
+            Err(err) => {
+                note_provider_error(&context, &name, &err);
+                errors.push((name, err));
+            }
+        }
+    }
+    candidates.retain(|(_, c)| c.language == job.language && c.score >= context.min_score);
+    if context.hearing_impaired == HearingImpaired::Only {
+        candidates.retain(|(_, c)| c.hearing_impaired);
+    }
+    candidates.sort_by_key(|(_, c)| std::cmp::Reverse(rank(c, context.hearing_impaired)));
+    for (provider, candidate) in &candidates {
+        match provider.download(candidate).await {
+            Ok(bytes) => match write_subtitle(&job, candidate, bytes, context.libraries.clone()).await {
+                Ok(path) => {
+                    info!(job_id = %job.id, provider = %candidate.provider, path = %path.display(), "subtitle written");
+                    return Outcome::Written {
+                        path,
+                        producer: candidate.provider.clone(),
+                        detail: json!({"score": candidate.score, "release": candidate.release, "id": candidate.id, "hearing_impaired": candidate.hearing_impaired, "forced": candidate.forced}),
+                    };
+                }
+                Err(error) => errors.push((candidate.provider.clone(), ProviderError::Permanent(error))),
+            },
+            Err(err) => {
+                note_provider_error(&context, &candidate.provider, &err);
+                errors.push((candidate.provider.clone(), err));
+            }
+        }
+    }
+    if can_translate && let Some(outcome) = translate() {
+        return outcome;
+    }
+    if searched.is_empty() {
+        let wait = earliest_cooldown_end.map(|end| Duration::from_millis(u64::try_from(end - now).unwrap_or(0)));
+        return Outcome::NothingFound { reason: "every subtitle provider is cooling down".to_owned(), retry_after: wait };
+    }
+    let all_failed = errors.len() >= searched.len() && candidates.is_empty();
+    let summary = errors.iter().map(|(name, err)| format!("{name}: {err}")).collect::<Vec<_>>().join("; ");
+    if all_failed && !errors.is_empty() {
+        let retryable = errors.iter().any(|(_, e)| !matches!(e, ProviderError::Permanent(_)));
+        return Outcome::Failed { error: summary, retryable };
+    }
+    let mut reason = format!("no {} subtitle found (searched {})", job.language, searched.join(", "));
+    if !summary.is_empty() {
+        reason.push_str(&format!("; errors: {summary}"));
+    }
+    Outcome::NothingFound { reason, retry_after: None }
+}
+
+fn note_provider_error(context: &WorkerContext, provider: &str, err: &ProviderError) {
+    match err {
+        ProviderError::RateLimited { retry_after } => {
+            context.cool_down(provider, retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN), "rate limited");
+        }
+        ProviderError::QuotaExhausted { resets_in } => {
+            context.cool_down(provider, resets_in.unwrap_or(DEFAULT_QUOTA_COOLDOWN), "quota exhausted");
+        }
+        ProviderError::Unavailable(_) | ProviderError::Permanent(_) => {
+            warn!(provider, error = %err, "provider call failed");
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The JobManager actor: the shell around [`ManagerCore`].
+//!
+//! Handlers unpack a message, ask the core for a [`Step`], submit the step's changes to
+//! the store and perform its actions once the commit is durable. Workers are asked with
+//! `send`, so a worker that vanishes shows up as a `MailboxError` and counts as a
+//! retryable failure.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+use tracing::{debug, error, info, warn};
+
+use super::{
+    Action, JobSummary, ManagerCore, ManagerError, ManagerSettings, NewRequest, Outcome, Step,
+    WorkKind,
+};
+use crate::downloader::{Downloader, WorkerContext};
+use crate::job::{Job, JobId, JobStatus};
+use crate::store::Store;
+use crate::time::now_ms;
+use crate::translator::Translator;
+
+/// How often waiting jobs are checked for their wake time.
+pub const WAKE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Asks for subtitles for one video. Answers once the new jobs are durable.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<JobSummary>, ManagerError>")]
+pub struct RequestSubtitles(pub NewRequest);
+
+/// Cancels a job the manager holds. `Ok(None)`: the manager does not hold it.
+#[derive(Message)]
+#[rtype(result = "Result<Option<JobSummary>, ManagerError>")]
+pub struct CancelJob(pub JobId);
+
+/// Re-queues a waiting, failed or cancelled job; carries the record read from the store.
+#[derive(Message)]
+#[rtype(result = "Result<JobSummary, ManagerError>")]
+pub struct RetryJob(pub Job);
+
+/// Stops accepting work and waits up to `grace` for running workers to finish.
+/// Answers the jobs whose workers were still running.
+#[derive(Message)]
+#[rtype(result = "Vec<JobId>")]
+pub struct Shutdown {
+    /// How long running workers may take to checkpoint.
+    pub grace: Duration,
+}
+
+/// Asks for queue and worker figures.
+#[derive(Message)]
+#[rtype(result = "StatusReport")]
+pub struct ManagerStatus;
+
+/// Queue and worker figures, for `/health/sources` and `/metrics`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StatusReport {
+    /// Whether requests are accepted.
+    pub is_accepting: bool,
+    /// Downloads running.
+    pub running_downloads: usize,
+    /// Translations running.
+    pub running_translations: usize,
+    /// Unfinished jobs per status.
+    pub unfinished: HashMap<String, usize>,
+}
+
+/// Stops a worker (its job was cancelled).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StopWork;
+
+/// Runs a worker's job to its end.
+#[derive(Message)]
+#[rtype(result = "Outcome")]
+pub struct RunJob;
+
+struct RunningWorker {
+    handle: SpawnHandle,
+    stop: Recipient<StopWork>,
+}
+
+/// The single owner of job state.
+pub struct JobManager {
+    core: ManagerCore,
+    store: Store,
+    workers: Rc<WorkerContext>,
+    running: HashMap<JobId, RunningWorker>,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl JobManager {
+    /// A manager over `store`, starting workers with `workers`.
+    pub fn new(settings: ManagerSettings, store: Store, workers: WorkerContext) -> Self {
+        Self {
+            core: ManagerCore::new(settings),
+            store,
+            workers: Rc::new(workers),
+            running: HashMap::new(),
+            drained: Vec::new(),
+        }
+    }
+
+    /// Commits the step's changes, then performs its actions.
+    fn persist_and_run(&mut self, step: Step, ctx: &mut Context<Self>) {
+        if step.is_empty() {
+            return;
+        }
+        let commit = self.store.submit(step.changes);
+        let actions = step.actions;
+        ctx.spawn(async move { commit.await }.into_actor(self).map(
+            move |result, act, ctx| match result {
+                Ok(_) => {
+                    for action in actions {
+                        act.perform(action, ctx);
+                    }
+                }
+                Err(err) => {
+                    error!(error = %err, "cannot persist job changes; workers not started");
+                    // A job whose start was not persisted must not hold its slot: record
+                    // a retryable failure (parks it in `waiting` with a backoff).
+                    for action in actions {
+                        if let Action::Start(job, kind) = action {
+                            let step = act.core.finish(
+                                job.id,
+                                kind,
+                                Outcome::Failed {
+                                    error: format!("store write failed: {err}"),
+                                    retryable: true,
+                                },
+                                now_ms(),
+                            );
+                            act.persist_and_run(step, ctx);
+                        }
+                    }
+                }
+            },
+        ));
+    }
+
+    fn perform(&mut self, action: Action, ctx: &mut Context<Self>) {
+        match action {
+            Action::Dispatch => {
+                let step = self.core.dispatch(now_ms());
+                self.persist_and_run(step, ctx);
+            }
+            Action::Stop(id) => {
+                if let Some(worker) = self.running.remove(&id) {
+                    ctx.cancel_future(worker.handle);
+                    worker.stop.do_send(StopWork);
+                }
+                self.notify_if_drained();
+            }
+            Action::Start(job, kind) => self.start_worker(job, kind, ctx),
+        }
+    }
+
+    fn start_worker(&mut self, job: Job, kind: WorkKind, ctx: &mut Context<Self>) {
+        let id = job.id;
+        debug!(job_id = %id, ?kind, "starting worker");
+        let timeout = self.core.settings().worker_timeout;
+        type Run = std::pin::Pin<Box<dyn Future<Output = Result<Outcome, MailboxError>>>>;
+        let (run, stop): (Run, Recipient<StopWork>) = match kind {
+            WorkKind::Download => {
+                let addr = Downloader::new(job, self.workers.clone()).start();
+                (Box::pin(addr.send(RunJob).timeout(timeout)), addr.recipient())
+            }
+            WorkKind::Translate => {
+                let addr = Translator::new(job, self.workers.clone()).start();
+                (Box::pin(addr.send(RunJob).timeout(timeout)), addr.recipient())
+            }
+        };
+        let handle = ctx.spawn(run.into_actor(self).map(
+            move |result, act, ctx| {
+                let outcome = result.unwrap_or_else(|err| {
+                    warn!(job_id = %id, error = %err, "worker ended without an answer");
+                    if let Some(worker) = act.running.get(&id) {
+                        worker.stop.do_send(StopWork);
+                    }
+                    Outcome::Failed {
+                        error: match err {
+                            MailboxError::Timeout => {
+                                format!("worker timed out after {}s", timeout.as_secs())
+                            }
+                            MailboxError::Closed => "worker stopped unexpectedly".to_owned(),
+                        },
+                        retryable: true,
+                    }
+                });
+                act.running.remove(&id);
+                let step = act.core.finish(id, kind, outcome, now_ms());
+                act.persist_and_run(step, ctx);
+                act.notify_if_drained();
+            },
+        ));
+        self.running.insert(id, RunningWorker { handle, stop });
+    }
+
+    fn notify_if_drained(&mut self) {
+        if self.running.is_empty() {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+impl Actor for JobManager {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Load unfinished jobs before any message is handled, so deduplication sees them.
+        let store = self.store.clone();
+        ctx.wait(
+            async move { tokio::task::spawn_blocking(move || store.unfinished_jobs()).await }
+                .into_actor(self)
+                .map(|result, act, ctx| match result {
+                    Ok(Ok(jobs)) => {
+                        if !jobs.is_empty() {
+                            info!(count = jobs.len(), "resuming unfinished jobs");
+                        }
+                        let step = act.core.resume(jobs, now_ms());
+                        act.persist_and_run(step, ctx);
+                    }
+                    Ok(Err(err)) => error!(error = %err, "cannot load unfinished jobs"),
+                    Err(err) => error!(error = %err, "cannot load unfinished jobs"),
+                }),
+        );
+        ctx.run_interval(WAKE_CHECK_INTERVAL, |act, ctx| {
+            let step = act.core.wake_due(now_ms());
+            act.persist_and_run(step, ctx);
+        });
+    }
+}
+
+impl Handler<RequestSubtitles> for JobManager {
+    type Result = ResponseActFuture<Self, Result<Vec<JobSummary>, ManagerError>>;
+
+    fn handle(&mut self, msg: RequestSubtitles, _: &mut Self::Context) -> Self::Result {
+        let (summaries, changes, new_ids) = match self.core.request(&msg.0, now_ms()) {
+            Ok(accepted) => accepted,
+            Err(err) => return Box::pin(fut::ready(Err(err))),
+        };
+        if changes.is_empty() {
+            return Box::pin(fut::ready(Ok(summaries)));
+        }
+        let commit = self.store.submit(changes);
+        Box::pin(
+            async move { commit.await }
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(_) => {
+                        let step = act.core.queue_new(&new_ids, now_ms());
+                        act.persist_and_run(step, ctx);
+                        Ok(summaries)
+                    }
+                    Err(err) => {
+                        for id in new_ids {
+                            act.core.forget(id);
+                        }
+                        Err(ManagerError::Store(err.to_string()))
+                    }
+                }),
+        )
+    }
+}
+
+impl Handler<CancelJob> for JobManager {
+    type Result = ResponseActFuture<Self, Result<Option<JobSummary>, ManagerError>>;
+
+    fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> Self::Result {
+        let Some(job) = self.core.job(msg.0).cloned() else {
+            return Box::pin(fut::ready(Ok(None)));
+        };
+        let Some(step) = self.core.cancel(msg.0, now_ms()) else {
+            return Box::pin(fut::ready(Ok(None)));
+        };
+        let commit = self.store.submit(step.changes);
+        let actions = step.actions;
+        Box::pin(async move { commit.await }.into_actor(self).map(
+            move |result, act, ctx| {
+                for action in actions {
+                    act.perform(action, ctx);
+                }
+                result
+                    .map(|_| {
+                        Some(JobSummary {
+                            id: job.id,
+                            language: job.language,
+                            status: JobStatus::Cancelled,
+                        })
+                    })
+                    .map_err(|err| ManagerError::Store(err.to_string()))
+            },
+        ))
+    }
+}
+
+impl Handler<RetryJob> for JobManager {
+    type Result = ResponseActFuture<Self, Result<JobSummary, ManagerError>>;
+
+    fn handle(&mut self, msg: RetryJob, _: &mut Self::Context) -> Self::Result {
+        let summary = JobSummary {
+            id: msg.0.id,
+            language: msg.0.language.clone(),
+            status: JobStatus::DownloadQueued,
+        };
+        let step = match self.core.retry(msg.0, now_ms()) {
+            Ok(step) => step,
+            Err(err) => return Box::pin(fut::ready(Err(err))),
+        };
+        let commit = self.store.submit(step.changes);
+        let actions = step.actions;
+        Box::pin(async move { commit.await }.into_actor(self).map(
+            move |result, act, ctx| {
+                result.map_err(|err| ManagerError::Store(err.to_string()))?;
+                for action in actions {
+                    act.perform(action, ctx);
+                }
+                Ok(summary)
+            },
+        ))
+    }
+}
+
+impl Handler<Shutdown> for JobManager {
+    type Result = ResponseActFuture<Self, Vec<JobId>>;
+
+    fn handle(&mut self, msg: Shutdown, _: &mut Self::Context) -> Self::Result {
+        self.core.stop_accepting();
+        let (sender, receiver) = oneshot::channel();
+        self.drained.push(sender);
+        self.notify_if_drained();
+        Box::pin(
+            async move {
+                let _ = tokio::time::timeout(msg.grace, receiver).await;
+            }
+            .into_actor(self)
+            .map(|(), act, _| act.running.keys().copied().collect()),
+        )
+    }
+}
+
+impl Handler<ManagerStatus> for JobManager {
+    type Result = MessageResult<ManagerStatus>;
+
+    fn handle(&mut self, _: ManagerStatus, _: &mut Self::Context) -> Self::Result {
+        MessageResult(StatusReport {
+            is_accepting: self.core.is_accepting(),
+            running_downloads: self.core.running(WorkKind::Download),
+            running_translations: self.core.running(WorkKind::Translate),
+            unfinished: self
+                .core
+                .status_counts()
+                .into_iter()
+                .map(|(status, n)| (status.as_str().to_owned(), n))
+                .collect(),
+        })
+    }
+}

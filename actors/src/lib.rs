@@ -1,0 +1,24 @@
+//! cuewarden's core: the job engine.
+//!
+//! Sources (in the root crate) turn what they see into [`job_manager::RequestSubtitles`]
+//! messages. The [`job_manager::JobManager`] actor owns every job: it deduplicates, queues
+//! by priority, persists each transition in the [`store::Store`] before acting on it, and
+//! runs one [`downloader::Downloader`] or [`translator::Translator`] actor per running job.
+//! Remote services sit behind the small traits of [`clients`]. This crate knows nothing of
+//! HTTP servers, file watching or the command line.
+#![warn(missing_docs)]
+
+pub mod clients;
+pub mod downloader;
+pub mod event;
+pub mod files;
+pub mod job;
+pub mod job_manager;
+pub mod store;
+pub mod subtitle;
+pub mod time;
+pub mod translator;
+
+pub use event::Event;
+pub use job::{EventSource, Job, JobId, JobStatus, Language, MediaItem, Priority};
+pub use store::{Store, StoreError};

@@ -1,0 +1,731 @@
+//! The durable store: one redb file holding jobs, the event log, the media index, provider
+//! state and the outbox.
+//!
+//! Writes go through a single writer thread that drains every change queued while the
+//! previous commit was running and applies them in one durable transaction (group commit):
+//! a burst of requests costs one fsync, not one each. Callers enqueue synchronously (so the
+//! order of changes is the order of calls) and await the commit asynchronously, so no actor
+//! ever blocks on redb. The writer gives each event its global sequence number and, once the
+//! commit is durable, publishes the events on a broadcast channel (the SSE stream's feed).
+//!
+//! Reads are short MVCC read transactions; they are synchronous and are called from
+//! `spawn_blocking`/`web::block` by async code.
+
+pub mod schema;
+
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, oneshot};
+use tracing::{debug, error};
+
+use crate::event::Event;
+use crate::job::{ALL_STATUSES, Job, JobId, JobStatus};
+use schema::*;
+
+/// Most changes one commit takes; the rest wait for the next commit.
+pub const MAX_BATCH: usize = 4096;
+
+/// How many committed events a slow SSE subscriber may fall behind before it re-reads the log.
+pub const EVENT_BROADCAST_CAPACITY: usize = 4096;
+
+/// redb page cache: plenty for the job and event tables of a home library, small on a NAS.
+const CACHE_SIZE_BYTES: usize = 32 * 1024 * 1024;
+
+/// The file name of the store inside `data_dir`.
+pub const STORE_FILE_NAME: &str = "cuewarden.redb";
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open store {path}: {source}")]
+    Open {
+        /// The redb file.
+        path: PathBuf,
+        /// What redb said.
+        source: redb::DatabaseError,
+    },
+    /// A redb operation failed (I/O error, full disk, corruption).
+    #[error("store operation failed: {0}")]
+    Redb(#[from] redb::Error),
+    /// A record could not be decoded.
+    #[error("cannot decode a record of table {table}: {reason}")]
+    Decode {
+        /// The table it came from.
+        table: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The file was written by a newer cuewarden.
+    #[error("store schema version {found} is newer than this build supports ({supported})")]
+    NewerSchema {
+        /// Version in the file.
+        found: u32,
+        /// Version this build writes.
+        supported: u32,
+    },
+    /// The store was closed; nothing more is accepted.
+    #[error("the store is closed")]
+    Closed,
+}
+
+macro_rules! redb_errors {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(err: $ty) -> Self {
+                Self::Redb(err.into())
+            }
+        }
+    )*};
+}
+redb_errors!(
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// One change to apply in a write transaction.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Insert or replace a job and append its events.
+    PutJob {
+        /// The job as it is now.
+        job: Job,
+        /// Events describing the change, sequenced at commit.
+        events: Vec<Event>,
+    },
+    /// Append events that change no job.
+    AppendEvents(Vec<Event>),
+    /// Remove a job and its per-job event index (retention); the global log keeps its events.
+    DeleteJob(JobId),
+    /// Record what is known about a video.
+    PutMedia {
+        /// The video path.
+        path: String,
+        /// The record.
+        record: serde_json::Value,
+    },
+    /// Record a provider's cooldown or quota.
+    PutProviderState {
+        /// Provider name.
+        provider: String,
+        /// Its state.
+        state: serde_json::Value,
+    },
+    /// Queue work for an external sink.
+    EnqueueOutbox(serde_json::Value),
+    /// Remove a delivered outbox entry.
+    AckOutbox(u64),
+    /// Set a metadata value.
+    PutMeta {
+        /// Key.
+        key: String,
+        /// Raw bytes.
+        value: Vec<u8>,
+    },
+}
+
+/// What a commit produced: the events with their sequence numbers.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// The sequenced events, in commit order.
+    pub events: Vec<Arc<Event>>,
+}
+
+/// Counters about the writer, for `/metrics` and the benchmark.
+#[derive(Debug, Default)]
+pub struct WriteStats {
+    /// Durable commits made.
+    pub commits: AtomicU64,
+    /// Changes applied.
+    pub changes: AtomicU64,
+    /// Largest batch seen.
+    pub max_batch: AtomicU64,
+    /// Commits by batch size: 1, 2–3, 4–7, … 2048+ (powers of two).
+    pub batch_buckets: [AtomicU64; 12],
+}
+
+impl WriteStats {
+    fn record(&self, batch: usize) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.changes.fetch_add(batch as u64, Ordering::Relaxed);
+        self.max_batch.fetch_max(batch as u64, Ordering::Relaxed);
+        let bucket = (usize::BITS - batch.max(1).leading_zeros() - 1) as usize;
+        self.batch_buckets[bucket.min(self.batch_buckets.len() - 1)]
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Clone)]
+pub struct JobPage {
+    /// The jobs.
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` to get the next page; `None` at the end.
+    pub next_cursor: Option<JobId>,
+}
+
+struct WriteRequest {
+    changes: Vec<Change>,
+    reply: oneshot::Sender<Result<Committed, String>>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    path: PathBuf,
+    sender: Mutex<Option<mpsc::Sender<WriteRequest>>>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    events: broadcast::Sender<Arc<Event>>,
+    stats: Arc<WriteStats>,
+}
+
+/// Handle to the store; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish()
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = vec![RECORD_VERSION];
+    // Serializing our own plain structs to JSON cannot fail (no maps with non-string keys).
+    if let Err(err) = serde_json::to_writer(&mut bytes, value) {
+        error!(error = %err, "cannot encode a record");
+    }
+    bytes
+}
+
+fn decode<T: DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, json)) => {
+            serde_json::from_slice(json).map_err(|err| StoreError::Decode {
+                table,
+                reason: err.to_string(),
+            })
+        }
+        Some((version, _)) => Err(StoreError::Decode {
+            table,
+            reason: format!("unknown record version {version}"),
+        }),
+        None => Err(StoreError::Decode {
+            table,
+            reason: "empty record".to_owned(),
+        }),
+    }
+}
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    u64::from_le_bytes(buf)
+}
+
+impl Store {
+    /// Opens (or creates) the store file `data_dir/cuewarden.redb`, creates every table,
+    /// checks the schema version and starts the writer thread.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let path = data_dir.join(STORE_FILE_NAME);
+        let db = Database::builder()
+            .set_cache_size(CACHE_SIZE_BYTES)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let (next_event_seq, next_outbox_seq) = Self::prepare(&db)?;
+        let db = Arc::new(db);
+        let (events, _) = broadcast::channel(EVENT_BROADCAST_CAPACITY);
+        let stats = Arc::new(WriteStats::default());
+        let (sender, receiver) = mpsc::channel();
+        let writer = Writer {
+            db: db.clone(),
+            events: events.clone(),
+            stats: stats.clone(),
+            next_event_seq,
+            next_outbox_seq,
+        };
+        let handle = std::thread::Builder::new()
+            .name("store-writer".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(|err| StoreError::Redb(redb::Error::Io(err)))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                path,
+                sender: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(handle)),
+                events,
+                stats,
+            }),
+        })
+    }
+
+    /// Creates the tables and runs migrations; returns the next event and outbox sequences.
+    fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
+        let txn = db.begin_write()?;
+        let seqs;
+        {
+            let mut meta = txn.open_table(META)?;
+            let found = meta
+                .get(META_SCHEMA_VERSION)?
+                .map(|v| read_u64(v.value()) as u32);
+            match found {
+                Some(found) if found > SCHEMA_VERSION => {
+                    return Err(StoreError::NewerSchema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+                // Version 1 is the first; later versions migrate here.
+                _ => {
+                    meta.insert(META_SCHEMA_VERSION, &SCHEMA_VERSION.to_le_bytes()[..])?;
+                }
+            }
+            let next_event = meta
+                .get(META_NEXT_EVENT_SEQ)?
+                .map_or(1, |v| read_u64(v.value()));
+            let next_outbox = meta
+                .get(META_NEXT_OUTBOX_SEQ)?
+                .map_or(1, |v| read_u64(v.value()));
+            seqs = (next_event, next_outbox);
+            txn.open_table(JOBS)?;
+            txn.open_table(JOBS_BY_STATUS)?;
+            txn.open_table(EVENTS)?;
+            txn.open_table(JOB_EVENTS)?;
+            txn.open_table(MEDIA)?;
+            txn.open_table(PROVIDER_STATE)?;
+            txn.open_table(OUTBOX)?;
+        }
+        txn.commit()?;
+        Ok(seqs)
+    }
+
+    /// The redb file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Writer counters.
+    pub fn stats(&self) -> &WriteStats {
+        &self.inner.stats
+    }
+
+    /// Committed events as they become durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.inner.events.subscribe()
+    }
+
+    /// Queues `changes` for the next commit and returns a future that resolves once they are
+    /// durable. The changes are queued when this is called, not when the future is polled,
+    /// so two calls commit in call order.
+    pub fn submit(
+        &self,
+        changes: Vec<Change>,
+    ) -> impl Future<Output = Result<Committed, StoreError>> + Send + 'static + use<> {
+        let (reply, receiver) = oneshot::channel();
+        let queued = match self.inner.sender.lock() {
+            Ok(guard) => guard
+                .as_ref()
+                .is_some_and(|sender| sender.send(WriteRequest { changes, reply }).is_ok()),
+            Err(_) => false,
+        };
+        async move {
+            if !queued {
+                return Err(StoreError::Closed);
+            }
+            match receiver.await {
+                Ok(Ok(committed)) => Ok(committed),
+                Ok(Err(reason)) => Err(StoreError::Redb(redb::Error::Io(std::io::Error::other(
+                    reason,
+                )))),
+                Err(_) => Err(StoreError::Closed),
+            }
+        }
+    }
+
+    /// Like [`submit`](Self::submit), waiting on the current thread. For tests and tools
+    /// that run outside an async runtime.
+    pub fn submit_blocking(&self, changes: Vec<Change>) -> Result<Committed, StoreError> {
+        let future = self.submit(changes);
+        futures_lite_block_on(future)
+    }
+
+    /// Stops the writer after it has committed everything queued, and waits for it.
+    /// Later writes fail with [`StoreError::Closed`].
+    pub fn close(&self) {
+        if let Ok(mut sender) = self.inner.sender.lock() {
+            sender.take();
+        }
+        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            error!("store writer thread panicked");
+        }
+    }
+
+    fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(self.inner.db.begin_read()?)
+    }
+
+    /// One job by id.
+    pub fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(JOBS)?;
+        match table.get(id.0.as_u128())? {
+            Some(bytes) => Ok(Some(decode("jobs", bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Jobs newest first, optionally with one status, starting after `cursor`.
+    pub fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+        cursor: Option<JobId>,
+    ) -> Result<JobPage, StoreError> {
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let upper = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(c.0.as_u128()));
+        let mut ids = Vec::with_capacity(limit + 1);
+        match status {
+            None => {
+                for entry in jobs.range::<u128>((Bound::Unbounded, upper))?.rev() {
+                    let (key, _) = entry?;
+                    ids.push(key.value());
+                    if ids.len() > limit {
+                        break;
+                    }
+                }
+            }
+            Some(status) => {
+                let index = txn.open_table(JOBS_BY_STATUS)?;
+                let code = status.code();
+                let upper = match upper {
+                    Bound::Excluded(c) => Bound::Excluded((code, c)),
+                    _ => Bound::Included((code, u128::MAX)),
+                };
+                for entry in index.range((Bound::Included((code, 0u128)), upper))?.rev() {
+                    let (key, _) = entry?;
+                    ids.push(key.value().1);
+                    if ids.len() > limit {
+                        break;
+                    }
+                }
+            }
+        }
+        let has_more = ids.len() > limit;
+        ids.truncate(limit);
+        let mut page = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(bytes) = jobs.get(*id)? {
+                page.push(decode("jobs", bytes.value())?);
+            }
+        }
+        let next_cursor = if has_more {
+            ids.last().map(|id| JobId(uuid::Uuid::from_u128(*id)))
+        } else {
+            None
+        };
+        Ok(JobPage {
+            jobs: page,
+            next_cursor,
+        })
+    }
+
+    /// Every job that is not in a terminal status, oldest first.
+    pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let index = txn.open_table(JOBS_BY_STATUS)?;
+        let mut out = Vec::new();
+        for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
+            let code = status.code();
+            for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
+                let (key, _) = entry?;
+                if let Some(bytes) = jobs.get(key.value().1)? {
+                    out.push(decode::<Job>("jobs", bytes.value())?);
+                }
+            }
+        }
+        out.sort_by_key(|job| job.id);
+        Ok(out)
+    }
+
+    /// Number of jobs by status.
+    pub fn job_counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(JOBS_BY_STATUS)?;
+        let mut counts = Vec::with_capacity(ALL_STATUSES.len());
+        for status in ALL_STATUSES {
+            let code = status.code();
+            let n = index.range((code, 0u128)..=(code, u128::MAX))?.count() as u64;
+            counts.push((status, n));
+        }
+        Ok(counts)
+    }
+
+    /// The events of one job, newest first.
+    pub fn job_events(&self, id: JobId) -> Result<Vec<Event>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(JOB_EVENTS)?;
+        let events = txn.open_table(EVENTS)?;
+        let key = id.0.as_u128();
+        let mut out = Vec::new();
+        for entry in index.range((key, 0u64)..=(key, u64::MAX))?.rev() {
+            let (k, _) = entry?;
+            if let Some(bytes) = events.get(k.value().1)? {
+                out.push(decode("events", bytes.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` events with a sequence number above `after`, oldest first.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let txn = self.read()?;
+        let events = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for entry in events.range((Bound::Excluded(after), Bound::Unbounded))? {
+            let (_, bytes) = entry?;
+            out.push(decode("events", bytes.value())?);
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The highest committed event sequence number (0 when the log is empty).
+    pub fn last_event_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let events = txn.open_table(EVENTS)?;
+        Ok(events.last()?.map_or(0, |(k, _)| k.value()))
+    }
+
+    /// Total number of jobs.
+    pub fn job_count(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(JOBS)?.len()?)
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// What is known about a video.
+    pub fn media(&self, path: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let txn = self.read()?;
+        let media = txn.open_table(MEDIA)?;
+        match media.get(path)? {
+            Some(bytes) => Ok(Some(decode("media", bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every provider's stored state.
+    pub fn provider_states(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PROVIDER_STATE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_owned(), decode("provider_state", v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Outbox entries not yet acknowledged, oldest first.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, serde_json::Value)>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value(), decode("outbox", v.value())?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Waits for a future on the current thread without a runtime (the oneshot needs no reactor).
+fn futures_lite_block_on<F: Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Wake, Waker};
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// The single writer: owns the sequence counters and applies batches.
+struct Writer {
+    db: Arc<Database>,
+    events: broadcast::Sender<Arc<Event>>,
+    stats: Arc<WriteStats>,
+    next_event_seq: u64,
+    next_outbox_seq: u64,
+}
+
+impl Writer {
+    fn run(mut self, receiver: mpsc::Receiver<WriteRequest>) {
+        while let Ok(first) = receiver.recv() {
+            let mut batch = vec![first];
+            let mut changes = batch[0].changes.len();
+            while changes < MAX_BATCH {
+                match receiver.try_recv() {
+                    Ok(more) => {
+                        changes += more.changes.len();
+                        batch.push(more);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (event_seq, outbox_seq) = (self.next_event_seq, self.next_outbox_seq);
+            match self.commit(&batch) {
+                Ok(results) => {
+                    self.stats.record(changes);
+                    for (request, committed) in batch.into_iter().zip(results) {
+                        for event in &committed.events {
+                            // No subscriber is fine.
+                            let _ = self.events.send(event.clone());
+                        }
+                        let _ = request.reply.send(Ok(committed));
+                    }
+                }
+                Err(err) => {
+                    error!(error = %err, batch = batch.len(), "store commit failed");
+                    self.next_event_seq = event_seq;
+                    self.next_outbox_seq = outbox_seq;
+                    let reason = err.to_string();
+                    for request in batch {
+                        let _ = request.reply.send(Err(reason.clone()));
+                    }
+                }
+            }
+        }
+        debug!("store writer stopped");
+    }
+
+    fn commit(&mut self, batch: &[WriteRequest]) -> Result<Vec<Committed>, StoreError> {
+        let txn = self.db.begin_write()?;
+        let mut results = Vec::with_capacity(batch.len());
+        {
+            let mut jobs = txn.open_table(JOBS)?;
+            let mut by_status = txn.open_table(JOBS_BY_STATUS)?;
+            let mut events_table = txn.open_table(EVENTS)?;
+            let mut job_events = txn.open_table(JOB_EVENTS)?;
+            let mut media = txn.open_table(MEDIA)?;
+            let mut providers = txn.open_table(PROVIDER_STATE)?;
+            let mut outbox = txn.open_table(OUTBOX)?;
+            let mut meta = txn.open_table(META)?;
+            let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
+                              job_events: &mut redb::Table<(u128, u64), ()>,
+                              list: &[Event],
+                              out: &mut Committed|
+             -> Result<(), StoreError> {
+                for event in list {
+                    let mut event = event.clone();
+                    event.seq = self.next_event_seq;
+                    self.next_event_seq += 1;
+                    events_table.insert(event.seq, encode(&event).as_slice())?;
+                    if let Some(job) = event.job_id {
+                        job_events.insert((job.0.as_u128(), event.seq), ())?;
+                    }
+                    out.events.push(Arc::new(event));
+                }
+                Ok(())
+            };
+            for request in batch {
+                let mut committed = Committed::default();
+                for change in &request.changes {
+                    match change {
+                        Change::PutJob { job, events } => {
+                            let key = job.id.0.as_u128();
+                            let old = jobs
+                                .get(key)?
+                                .map(|bytes| decode::<Job>("jobs", bytes.value()))
+                                .transpose()?;
+                            if let Some(old) = old {
+                                by_status.remove((old.status.code(), key))?;
+                            }
+                            jobs.insert(key, encode(job).as_slice())?;
+                            by_status.insert((job.status.code(), key), ())?;
+                            append(&mut events_table, &mut job_events, events, &mut committed)?;
+                        }
+                        Change::AppendEvents(list) => {
+                            append(&mut events_table, &mut job_events, list, &mut committed)?
+                        }
+                        Change::DeleteJob(id) => {
+                            let key = id.0.as_u128();
+                            let old = jobs
+                                .remove(key)?
+                                .map(|bytes| decode::<Job>("jobs", bytes.value()))
+                                .transpose()?;
+                            if let Some(old) = old {
+                                by_status.remove((old.status.code(), key))?;
+                            }
+                            job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+                        }
+                        Change::PutMedia { path, record } => {
+                            media.insert(path.as_str(), encode(record).as_slice())?;
+                        }
+                        Change::PutProviderState { provider, state } => {
+                            providers.insert(provider.as_str(), encode(state).as_slice())?;
+                        }
+                        Change::EnqueueOutbox(entry) => {
+                            outbox.insert(self.next_outbox_seq, encode(entry).as_slice())?;
+                            self.next_outbox_seq += 1;
+                        }
+                        Change::AckOutbox(seq) => {
+                            outbox.remove(*seq)?;
+                        }
+                        Change::PutMeta { key, value } => {
+                            meta.insert(key.as_str(), value.as_slice())?;
+                        }
+                    }
+                }
+                results.push(committed);
+            }
+            meta.insert(META_NEXT_EVENT_SEQ, &self.next_event_seq.to_le_bytes()[..])?;
+            meta.insert(META_NEXT_OUTBOX_SEQ, &self.next_outbox_seq.to_le_bytes()[..])?;
+        }
+        txn.commit()?;
+        Ok(results)
+    }
+}
+
+#[cfg(test)]
+mod tests;

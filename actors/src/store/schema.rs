@@ -1,0 +1,36 @@
+//! Every redb table of the store, with the encoding of its records.
+//!
+//! Values are one version byte followed by JSON. A reader refuses a version it does not
+//! know instead of guessing; a migration on open rewrites old versions (none exist yet).
+
+use redb::TableDefinition;
+
+/// The schema version this build writes. Bumped with a migration in `Store::open`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The record encoding version this build writes.
+pub const RECORD_VERSION: u8 = 1;
+
+/// Key-value metadata: schema version, event sequence, generated API key.
+pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+/// Jobs by id (UUIDv7 as u128, so iteration is creation order).
+pub const JOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("jobs");
+/// Index: (status code, job id) → (), for resume and filtered listing.
+pub const JOBS_BY_STATUS: TableDefinition<(u8, u128), ()> = TableDefinition::new("jobs_by_status");
+/// The global event log by sequence number.
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// Index: (job id, event seq) → (), the per-job event log.
+pub const JOB_EVENTS: TableDefinition<(u128, u64), ()> = TableDefinition::new("job_events");
+/// The media index: video path → what we know of it.
+pub const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
+/// Provider state (cooldowns, quotas) by provider name.
+pub const PROVIDER_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("provider_state");
+/// Work for external sinks (notifiers, bridges), by sequence number, until acknowledged.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+
+/// Meta key of the schema version (u32, little endian).
+pub const META_SCHEMA_VERSION: &str = "schema_version";
+/// Meta key of the next event sequence number (u64, little endian).
+pub const META_NEXT_EVENT_SEQ: &str = "next_event_seq";
+/// Meta key of the next outbox sequence number (u64, little endian).
+pub const META_NEXT_OUTBOX_SEQ: &str = "next_outbox_seq";

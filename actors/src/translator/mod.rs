@@ -1,0 +1,80 @@
+//! The translation of one job: read the source subtitle, send its cues to the service in
+//! batches sized to the service's limit, check every batch comes back whole (retrying a
+//! batch that does not), keep index and timing, write the result next to the video.
+
+mod actor;
+
+use std::rc::Rc;
+
+use serde_json::json;
+use tracing::warn;
+
+pub use actor::Translator;
+
+use crate::clients::TranslateError;
+use crate::downloader::WorkerContext;
+use crate::files::{subtitle_path, write_atomically};
+use crate::job::Job;
+use crate::job_manager::Outcome;
+use crate::subtitle::{parse_srt, write_srt};
+
+/// Attempts per batch when the service answers a different number of texts.
+pub const BATCH_ATTEMPTS: usize = 3;
+
+/// Runs one translation attempt for `job`.
+pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
+    let fail = |error: String, retryable: bool| Outcome::Failed { error, retryable };
+    let Some(service) = context.translator.clone() else {
+        return fail("no translator configured".to_owned(), false);
+    };
+    let (Some(source), Some(from)) = (job.translation_source.clone(), job.translation_from.clone()) else {
+        return fail("no source subtitle to translate from".to_owned(), false);
+    };
+    let path = source.clone();
+    let bytes = match tokio::task::spawn_blocking(move || std::fs::read(&path)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(err)) => return fail(format!("cannot read {}: {err}", source.display()), true),
+        Err(err) => return fail(err.to_string(), true),
+    };
+    let mut cues = match parse_srt(&bytes) {
+        Ok(cues) => cues,
+        Err(err) => return fail(format!("cannot parse {}: {err}", source.display()), false),
+    };
+    let batch_size = service.max_batch().max(1);
+    for chunk in cues.chunks_mut(batch_size) {
+        let texts: Vec<String> = chunk.iter().map(|c| c.text.clone()).collect();
+        let mut translated = None;
+        for attempt in 1..=BATCH_ATTEMPTS {
+            match service.translate(texts.clone(), &from, &job.language).await {
+                Ok(out) if out.len() == texts.len() => {
+                    translated = Some(out);
+                    break;
+                }
+                Ok(out) => warn!(job_id = %job.id, attempt, sent = texts.len(), received = out.len(), "translation batch came back incomplete"),
+                Err(TranslateError::RateLimited { retry_after }) => {
+                    return Outcome::NothingFound { reason: format!("{} is rate limiting", service.name()), retry_after };
+                }
+                Err(err @ TranslateError::Unavailable(_)) => return fail(err.to_string(), true),
+                Err(err @ TranslateError::Permanent(_)) => return fail(err.to_string(), false),
+            }
+        }
+        let Some(out) = translated else {
+            return fail(format!("{} kept answering a different number of cues than sent", service.name()), true);
+        };
+        for (cue, text) in chunk.iter_mut().zip(out) {
+            cue.text = text;
+        }
+    }
+    let target = subtitle_path(&job.path, &job.language, false, false);
+    let text = write_srt(&cues);
+    let (path, libraries) = (target.clone(), context.libraries.clone());
+    match tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes(), &libraries)).await {
+        Ok(Ok(())) => Outcome::Written {
+            path: target,
+            producer: service.name().to_owned(),
+            detail: json!({"source": source, "from": from, "cues": cues.len()}),
+        },
+        Ok(Err(err)) => fail(err.to_string(), true),
+        Err(err) => fail(err.to_string(), true),
+    }
+}
