@@ -1,1 +1,107 @@
-fn main(){}
+//! The `cuewarden` binary: parse the command line, set up logging, run, print the error
+//! chain once and pick the exit code (0 ok, 1 runtime error, 2 configuration error).
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use cuewarden::cli::{Cli, Command};
+use cuewarden::config::{self, ConfigErrors};
+use cuewarden::control::{self, Control};
+use tracing_subscriber::EnvFilter;
+
+/// Exit code for configuration problems.
+const EXIT_CONFIG: u8 = 2;
+
+fn init_tracing() {
+    let filter = EnvFilter::try_from_env("CUEWARDEN_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // journald timestamps every line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+fn settings(cli: &Cli) -> Result<config::Settings, ConfigErrors> {
+    let path = config::locate(cli.config.as_deref());
+    if path.is_none() {
+        tracing::warn!("no config file found; running on built-in defaults");
+    }
+    config::load(path.as_deref())
+}
+
+fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a runtime")
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = match settings(&cli) {
+        Ok(settings) => settings,
+        Err(errors) => {
+            eprint!("{errors}");
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => {
+            let origin = settings.origin.as_ref().map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+            println!("{origin}: ok");
+        }
+        Command::Run => {
+            let listener = std::net::TcpListener::bind(settings.server.listen)
+                .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
+            actix_rt::System::new().block_on(cuewarden::run(settings, listener, wait_for_signal()))?;
+        }
+        Command::Request { path, languages, no_translate } => {
+            let control = Control::new(&settings)?;
+            let path = std::path::absolute(&path).unwrap_or(path);
+            let answer = client_runtime()?.block_on(control.request(
+                &path.to_string_lossy(),
+                &languages,
+                no_translate.then_some(false),
+            ))?;
+            control::print_jobs(answer["jobs"].as_array().map_or(&[], Vec::as_slice));
+        }
+        Command::Jobs { status, limit } => {
+            let control = Control::new(&settings)?;
+            let answer = client_runtime()?.block_on(control.jobs(status.as_deref(), limit))?;
+            control::print_jobs(answer["jobs"].as_array().map_or(&[], Vec::as_slice));
+        }
+        Command::Events { job_id } => {
+            let control = Control::new(&settings)?;
+            let answer = client_runtime()?.block_on(control.events(&job_id))?;
+            control::print_events(answer["events"].as_array().map_or(&[], Vec::as_slice));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    // reqwest is built with `rustls-no-provider`: choose ring before any client exists.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match real_main(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -109,6 +109,12 @@ impl JobManager {
         if step.is_empty() {
             return;
         }
+        if step.changes.is_empty() {
+            for action in step.actions {
+                self.perform(action, ctx);
+            }
+            return;
+        }
         let commit = self.store.submit(step.changes);
         let actions = step.actions;
         ctx.spawn(async move { commit.await }.into_actor(self).map(

@@ -1,0 +1,157 @@
+//! Start-up and shutdown: the one owner of the daemon's life cycle.
+//!
+//! Start order: data dir and API key → store (resumes nothing by itself) → JobManager
+//! (loads and resumes unfinished jobs) → HTTP server → `READY=1`. Shutdown order, on the
+//! future passed in (SIGTERM/SIGINT in production): stop the HTTP server (sources), tell
+//! the JobManager to stop and let running jobs finish within the grace period, close the
+//! store (which commits everything queued), `STOPPING=1`, return.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix::Actor;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+use cuewarden_actors::Store;
+use cuewarden_actors::downloader::WorkerContext;
+use cuewarden_actors::job_manager::{JobManager, Shutdown};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::api::{self, AppState};
+use crate::clients::jellyfin::JellyfinClient;
+use crate::config::{Secret, Settings};
+
+/// File in `data_dir` holding the generated API key.
+pub const API_KEY_FILE: &str = "api_key";
+
+/// How long the HTTP server waits for open connections when it stops.
+pub const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
+
+/// HTTP worker threads: enough for a NAS; the work happens in actors.
+pub const HTTP_WORKERS: usize = 2;
+
+/// The configured API key, or the one kept in `data_dir`, or a new one (kept, logged once).
+pub fn api_key(settings: &Settings) -> anyhow::Result<Secret> {
+    if let Some(key) = &settings.server.api_key {
+        return Ok(key.clone());
+    }
+    let path = settings.data_dir.join(API_KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(key) if !key.trim().is_empty() => return Ok(Secret::from(key.trim().to_owned())),
+        Ok(_) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(err).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let key = uuid::Uuid::new_v4().simple().to_string();
+    write_private(&path, &key).with_context(|| format!("cannot write {}", path.display()))?;
+    // Logged once, like Sonarr/Radarr, so the owner can find it in the journal.
+    info!(path = %path.display(), api_key = %key, "generated an API key");
+    Ok(Secret::from(key))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Tells systemd about our state when run as `Type=notify` (no-op otherwise).
+pub fn sd_notify(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let socket = std::path::PathBuf::from(socket);
+    let result = std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.send_to(state.as_bytes(), &socket));
+    if let Err(err) = result {
+        warn!(error = %err, "cannot notify systemd");
+    }
+}
+
+/// Runs the daemon until `shutdown` resolves. Must run inside an actix `System`.
+pub async fn run(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+    let api_key = api_key(&settings)?;
+    for library in &settings.libraries {
+        if !library.is_dir() {
+            warn!(path = %library.display(), "library folder does not exist (yet)");
+        }
+    }
+    let data_dir = settings.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+        .await?
+        .with_context(|| format!("while opening the store in {}", settings.data_dir.display()))?;
+    info!(path = %store.path().display(), "store open");
+
+    let mut workers = WorkerContext::new(settings.libraries.clone());
+    workers.translate_from = settings.languages.translate_from.clone();
+    workers.min_score = settings.languages.min_score;
+    workers.hearing_impaired = settings.languages.hearing_impaired;
+    workers.store = Some(store.clone());
+    let reader = store.clone();
+    for (provider, state) in tokio::task::spawn_blocking(move || reader.provider_states()).await?? {
+        if let Some(until) = state.get("cooldown_until_ms").and_then(serde_json::Value::as_i64) {
+            workers.cooldowns.borrow_mut().insert(provider, until);
+        }
+    }
+    let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers).start();
+
+    let http = crate::clients::http_client().context("cannot build the HTTP client")?;
+    let jellyfin = settings.jellyfin.as_ref().map(|j| JellyfinClient::new(http.clone(), j));
+    let (shutdown_sender, shutdown_receiver) = watch::channel(false);
+    let max_body = settings.server.max_body_bytes;
+    let grace = settings.server.shutdown_grace;
+    let state = AppState {
+        manager: manager.clone(),
+        store: store.clone(),
+        api_key: Arc::new(api_key),
+        libraries: Arc::new(settings.libraries.clone()),
+        settings: Arc::new(settings),
+        jellyfin,
+        shutdown: shutdown_receiver,
+    };
+    let address = listener.local_addr()?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(state.clone()))
+            .configure(api::configure(max_body))
+    })
+    .workers(HTTP_WORKERS)
+    .disable_signals()
+    .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
+    .listen(listener)
+    .context("cannot serve HTTP")?
+    .run();
+    let server_handle = server.handle();
+    let server_task = actix_web::rt::spawn(server);
+    info!(%address, "listening");
+    sd_notify("READY=1");
+
+    shutdown.await;
+    info!("shutting down");
+    sd_notify("STOPPING=1");
+    let _ = shutdown_sender.send(true);
+    server_handle.stop(true).await;
+    let _ = server_task.await;
+    match manager.send(Shutdown { grace }).await {
+        Ok(unfinished) if unfinished.is_empty() => info!("job manager stopped"),
+        Ok(unfinished) => warn!(
+            jobs = unfinished.len(),
+            grace_secs = grace.as_secs(),
+            "jobs still running at the end of the grace period; they resume on next start"
+        ),
+        Err(err) => warn!(error = %err, "job manager did not answer the shutdown"),
+    }
+    let closing = store.clone();
+    tokio::task::spawn_blocking(move || closing.close()).await?;
+    info!("store closed");
+    Ok(())
+}

@@ -1,0 +1,51 @@
+//! The command line (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps every wanted subtitle language next to your movies and episodes.
+#[derive(Debug, Parser)]
+#[command(name = "cuewarden", version, about)]
+pub struct Cli {
+    /// The config file (default: $CUEWARDEN_CONFIG, ./config.toml, /etc/cuewarden/config.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (systemd runs this).
+    Run,
+    /// Validate the configuration: exit 0, or exit 2 naming every bad key.
+    CheckConfig,
+    /// Ask the running daemon for subtitles.
+    Request {
+        /// The video, as this daemon sees it.
+        path: PathBuf,
+        /// Languages (ISO 639-1); default: [languages] wanted.
+        #[arg(long = "lang", num_args = 1..)]
+        languages: Vec<String>,
+        /// Do not machine-translate when no subtitle exists.
+        #[arg(long)]
+        no_translate: bool,
+    },
+    /// List the running daemon's jobs, newest first.
+    Jobs {
+        /// Only jobs with this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Show a job's events, newest first.
+    Events {
+        /// The job id.
+        job_id: String,
+    },
+}
