@@ -54,7 +54,11 @@ pub fn api_key(settings: &Settings) -> anyhow::Result<Secret> {
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     file.write_all(contents.as_bytes())?;
     file.sync_all()
 }
@@ -65,7 +69,8 @@ pub fn sd_notify(state: &str) {
         return;
     };
     let socket = std::path::PathBuf::from(socket);
-    let result = std::os::unix::net::UnixDatagram::unbound().and_then(|s| s.send_to(state.as_bytes(), &socket));
+    let result = std::os::unix::net::UnixDatagram::unbound()
+        .and_then(|s| s.send_to(state.as_bytes(), &socket));
     if let Err(err) = result {
         warn!(error = %err, "cannot notify systemd");
     }
@@ -98,14 +103,20 @@ pub async fn run(
     workers.store = Some(store.clone());
     let reader = store.clone();
     for (provider, state) in tokio::task::spawn_blocking(move || reader.provider_states()).await?? {
-        if let Some(until) = state.get("cooldown_until_ms").and_then(serde_json::Value::as_i64) {
+        if let Some(until) = state
+            .get("cooldown_until_ms")
+            .and_then(serde_json::Value::as_i64)
+        {
             workers.cooldowns.borrow_mut().insert(provider, until);
         }
     }
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers).start();
 
     let http = crate::clients::http_client().context("cannot build the HTTP client")?;
-    let jellyfin = settings.jellyfin.as_ref().map(|j| JellyfinClient::new(http.clone(), j));
+    let jellyfin = settings
+        .jellyfin
+        .as_ref()
+        .map(|j| JellyfinClient::new(http.clone(), j));
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let max_body = settings.server.max_body_bytes;
     let grace = settings.server.shutdown_grace;

@@ -18,8 +18,12 @@ pub struct Control {
 
 fn reachable(address: SocketAddr) -> SocketAddr {
     match address.ip() {
-        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::new(Ipv4Addr::LOCALHOST.into(), address.port()),
-        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::new(Ipv6Addr::LOCALHOST.into(), address.port()),
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv4Addr::LOCALHOST.into(), address.port())
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::new(Ipv6Addr::LOCALHOST.into(), address.port())
+        }
         _ => address,
     }
 }
@@ -32,7 +36,12 @@ impl Control {
             None => {
                 let path = settings.data_dir.join(API_KEY_FILE);
                 std::fs::read_to_string(&path)
-                    .with_context(|| format!("no server.api_key in the config and cannot read {}", path.display()))?
+                    .with_context(|| {
+                        format!(
+                            "no server.api_key in the config and cannot read {}",
+                            path.display()
+                        )
+                    })?
                     .trim()
                     .to_owned()
             }
@@ -49,7 +58,12 @@ impl Control {
             .header("X-Api-Key", &self.api_key)
             .send()
             .await
-            .with_context(|| format!("cannot reach the daemon at {} (is `cuewarden run` running?)", self.base))?;
+            .with_context(|| {
+                format!(
+                    "cannot reach the daemon at {} (is `cuewarden run` running?)",
+                    self.base
+                )
+            })?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -60,7 +74,12 @@ impl Control {
     }
 
     /// `POST /subtitles`.
-    pub async fn request(&self, path: &str, languages: &[String], auto_translate: Option<bool>) -> anyhow::Result<Value> {
+    pub async fn request(
+        &self,
+        path: &str,
+        languages: &[String],
+        auto_translate: Option<bool>,
+    ) -> anyhow::Result<Value> {
         let mut body = json!({ "path": path });
         if !languages.is_empty() {
             body["languages"] = json!(languages);
@@ -68,13 +87,19 @@ impl Control {
         if let Some(flag) = auto_translate {
             body["auto_translate"] = json!(flag);
         }
-        self.call(self.http.post(format!("{}/subtitles", self.base)).json(&body)).await
+        self.call(
+            self.http
+                .post(format!("{}/subtitles", self.base))
+                .json(&body),
+        )
+        .await
     }
 
     /// `GET /jobs`.
     pub async fn jobs(&self, status: Option<&str>, limit: usize) -> anyhow::Result<Value> {
         let mut url = url::Url::parse(&format!("{}/jobs", self.base))?;
-        url.query_pairs_mut().append_pair("limit", &limit.to_string());
+        url.query_pairs_mut()
+            .append_pair("limit", &limit.to_string());
         if let Some(status) = status {
             url.query_pairs_mut().append_pair("status", status);
         }
@@ -83,7 +108,8 @@ impl Control {
 
     /// `GET /jobs/{id}/events`.
     pub async fn events(&self, job_id: &str) -> anyhow::Result<Value> {
-        self.call(self.http.get(format!("{}/jobs/{job_id}/events", self.base))).await
+        self.call(self.http.get(format!("{}/jobs/{job_id}/events", self.base)))
+            .await
     }
 }
 
@@ -91,7 +117,10 @@ impl Control {
 pub fn print_jobs(jobs: &[Value]) {
     println!("{:<36}  {:<21}  {:<4}  PATH", "ID", "STATUS", "LANG");
     for job in jobs {
-        let detail = job["error"].as_str().map(|e| format!("  ({e})")).unwrap_or_default();
+        let detail = job["error"]
+            .as_str()
+            .map(|e| format!("  ({e})"))
+            .unwrap_or_default();
         println!(
             "{:<36}  {:<21}  {:<4}  {}{detail}",
             job["id"].as_str().unwrap_or("?"),

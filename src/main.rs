@@ -1,6 +1,7 @@
 //! The `cuewarden` binary: parse the command line, set up logging, run, print the error
 //! chain once and pick the exit code (0 ok, 1 runtime error, 2 configuration error).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -17,10 +18,13 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("CUEWARDEN_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // journald timestamps every line itself.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().with_ansi(false).init();
+        builder.without_time().init();
     } else {
         builder.init();
     }
@@ -28,7 +32,10 @@ fn init_tracing() {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         tracing::error!("cannot install signal handlers; stop with SIGKILL");
         return std::future::pending().await;
     };
@@ -47,7 +54,10 @@ fn settings(cli: &Cli) -> Result<config::Settings, ConfigErrors> {
 }
 
 fn client_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start a runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -60,15 +70,26 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::CheckConfig => {
-            let origin = settings.origin.as_ref().map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+            let origin = settings
+                .origin
+                .as_ref()
+                .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
             println!("{origin}: ok");
         }
         Command::Run => {
             let listener = std::net::TcpListener::bind(settings.server.listen)
                 .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
-            actix_rt::System::new().block_on(cuewarden::run(settings, listener, wait_for_signal()))?;
+            actix_rt::System::new().block_on(cuewarden::run(
+                settings,
+                listener,
+                wait_for_signal(),
+            ))?;
         }
-        Command::Request { path, languages, no_translate } => {
+        Command::Request {
+            path,
+            languages,
+            no_translate,
+        } => {
             let control = Control::new(&settings)?;
             let path = std::path::absolute(&path).unwrap_or(path);
             let answer = client_runtime()?.block_on(control.request(

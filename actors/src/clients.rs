@@ -72,7 +72,10 @@ pub trait SubtitleProvider {
     /// Stable name, used in events and cooldowns (`opensubtitles`).
     fn name(&self) -> &str;
     /// Lists candidates for one video and language.
-    fn search(&self, query: &SubtitleQuery) -> LocalBoxFuture<Result<Vec<Candidate>, ProviderError>>;
+    fn search(
+        &self,
+        query: &SubtitleQuery,
+    ) -> LocalBoxFuture<Result<Vec<Candidate>, ProviderError>>;
     /// Fetches one candidate's file (maybe an archive, maybe any encoding).
     fn download(&self, candidate: &Candidate) -> LocalBoxFuture<Result<Vec<u8>, ProviderError>>;
 }

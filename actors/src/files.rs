@@ -13,8 +13,9 @@ use std::path::{Component, Path, PathBuf};
 use crate::job::Language;
 
 /// Subtitle extensions Jellyfin recognises as external streams.
-pub const SUBTITLE_EXTENSIONS: [&str; 9] =
-    ["ass", "mks", "sami", "smi", "srt", "ssa", "sub", "sup", "vtt"];
+pub const SUBTITLE_EXTENSIONS: [&str; 9] = [
+    "ass", "mks", "sami", "smi", "srt", "ssa", "sub", "sup", "vtt",
+];
 
 /// Common 3-letter (ISO 639-2 B and T) codes and English names of languages, so
 /// `Movie.fre.srt` or `Movie.French.srt` count as French.
@@ -33,7 +34,12 @@ const LANGUAGE_ALIASES: &[(&str, &[&str])] = &[
     ("pl", &["pol", "polish"]),
     ("ru", &["rus", "russian"]),
     ("ja", &["jpn", "japanese"]),
-    ("zh", &["chi", "zho", "chinese", "zh-cn", "zh-tw", "zh-hans", "zh-hant"]),
+    (
+        "zh",
+        &[
+            "chi", "zho", "chinese", "zh-cn", "zh-tw", "zh-hans", "zh-hant",
+        ],
+    ),
     ("ko", &["kor", "korean"]),
     ("ar", &["ara", "arabic"]),
     ("cs", &["cze", "ces", "czech"]),
@@ -77,7 +83,13 @@ fn sidecar_tokens(video_stem: &str, candidate: &Path) -> Option<Vec<String>> {
     if !(extra.is_empty() || extra.starts_with('.')) {
         return None;
     }
-    Some(extra.split('.').filter(|t| !t.is_empty()).map(str::to_owned).collect())
+    Some(
+        extra
+            .split('.')
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
 }
 
 /// External subtitle files next to `video` in `language`, sorted by name.
@@ -111,7 +123,10 @@ pub fn existing_sidecars(video: &Path, language: &Language) -> io::Result<Vec<Pa
 
 /// The file name cuewarden writes: `<video stem>.<lang>[.forced|.sdh].srt`.
 pub fn subtitle_path(video: &Path, language: &Language, forced: bool, sdh: bool) -> PathBuf {
-    let stem = video.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default();
+    let stem = video
+        .file_stem()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default();
     let mut name = format!("{stem}.{language}");
     if forced {
         name.push_str(".forced");
@@ -238,8 +253,14 @@ mod tests {
             fs::write(dir.path().join(name), "x").unwrap();
         }
         let fr = existing_sidecars(&video, &lang("fr")).unwrap();
-        let names: Vec<_> = fr.iter().map(|p| p.file_name().unwrap().to_owned()).collect();
-        assert_eq!(names, ["Movie (2019).fr.srt", "movie (2019).FRE.forced.ass"]);
+        let names: Vec<_> = fr
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            names,
+            ["Movie (2019).fr.srt", "movie (2019).FRE.forced.ass"]
+        );
         let en = existing_sidecars(&video, &lang("en")).unwrap();
         assert_eq!(en.len(), 2, "{en:?}");
         assert!(existing_sidecars(&video, &lang("de")).unwrap().is_empty());
@@ -249,12 +270,18 @@ mod tests {
     fn names_subtitles_the_way_jellyfin_expects() {
         let video = Path::new("/m/Movie (2019).mkv");
         let fr = lang("fr");
-        assert_eq!(subtitle_path(video, &fr, false, false), Path::new("/m/Movie (2019).fr.srt"));
+        assert_eq!(
+            subtitle_path(video, &fr, false, false),
+            Path::new("/m/Movie (2019).fr.srt")
+        );
         assert_eq!(
             subtitle_path(video, &fr, true, false),
             Path::new("/m/Movie (2019).fr.forced.srt")
         );
-        assert_eq!(subtitle_path(video, &fr, false, true), Path::new("/m/Movie (2019).fr.sdh.srt"));
+        assert_eq!(
+            subtitle_path(video, &fr, false, true),
+            Path::new("/m/Movie (2019).fr.sdh.srt")
+        );
     }
 
     #[test]

@@ -204,7 +204,10 @@ impl JobStatus {
 
     /// A terminal job never runs again by itself (`done`, `skipped`, `failed`, `cancelled`).
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Done | Self::Skipped | Self::Failed | Self::Cancelled)
+        matches!(
+            self,
+            Self::Done | Self::Skipped | Self::Failed | Self::Cancelled
+        )
     }
 
     /// Queued or running: `retry` answers 409 for these.

@@ -48,7 +48,11 @@ fn parse_timestamp(s: &str) -> Option<u64> {
     if parts.next().is_some() || m > 59 || sec > 59 {
         return None;
     }
-    let ms_digits: String = ms.chars().take_while(char::is_ascii_digit).take(3).collect();
+    let ms_digits: String = ms
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(3)
+        .collect();
     let mut millis: u64 = ms_digits.parse().ok()?;
     for _ in ms_digits.len()..3 {
         millis *= 10;
@@ -156,7 +160,8 @@ mod tests {
 
     #[test]
     fn round_trips_through_the_writer() {
-        let input = "1\n00:00:01,000 --> 00:00:02,000\nA\n\n2\n01:02:03,004 --> 01:02:04,005\nB\nC\n\n";
+        let input =
+            "1\n00:00:01,000 --> 00:00:02,000\nA\n\n2\n01:02:03,004 --> 01:02:04,005\nB\nC\n\n";
         let cues = parse_srt(input.as_bytes()).unwrap();
         assert_eq!(write_srt(&cues), input);
     }

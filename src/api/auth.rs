@@ -25,12 +25,21 @@ fn presented_key(request: &HttpRequest) -> Option<String> {
     if let Some(value) = request.headers().get("x-api-key") {
         return value.to_str().ok().map(str::to_owned);
     }
-    if let Some(value) = request.headers().get("authorization").and_then(|v| v.to_str().ok())
-        && let Some(encoded) = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))
+    if let Some(value) = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        && let Some(encoded) = value
+            .strip_prefix("Basic ")
+            .or_else(|| value.strip_prefix("basic "))
     {
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded.trim())
+            .ok()?;
         let text = String::from_utf8(decoded).ok()?;
-        return text.split_once(':').map(|(_, password)| password.to_owned());
+        return text
+            .split_once(':')
+            .map(|(_, password)| password.to_owned());
     }
     web::Query::<Vec<(String, String)>>::from_query(request.query_string())
         .ok()?
@@ -56,7 +65,11 @@ impl FromRequest for Authorized {
             Some(key) if constant_time_eq(key.as_bytes(), state.api_key.expose().as_bytes()) => {
                 Ok(Authorized)
             }
-            Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong API key")),
+            Some(_) => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "wrong API key",
+            )),
         };
         ready(result)
     }

@@ -23,7 +23,11 @@ pub async fn health() -> HttpResponse {
 /// `GET /health/sources`
 pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let manager: StatusReport = state.manager.send(ManagerStatus).await?;
-    let jellyfin = if state.settings.jellyfin.is_some() { "configured" } else { "disabled" };
+    let jellyfin = if state.settings.jellyfin.is_some() {
+        "configured"
+    } else {
+        "disabled"
+    };
     Ok(HttpResponse::Ok().json(json!({
         "sources": [
             {"name": "api", "state": "running"},
@@ -40,37 +44,74 @@ pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpRe
 pub async fn metrics(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let manager: StatusReport = state.manager.send(ManagerStatus).await?;
     let store = state.store.clone();
-    let (counts, last_seq) =
-        web::block(move || Ok::<_, cuewarden_actors::StoreError>((store.job_counts()?, store.last_event_seq()?)))
-            .await??;
+    let (counts, last_seq) = web::block(move || {
+        Ok::<_, cuewarden_actors::StoreError>((store.job_counts()?, store.last_event_seq()?))
+    })
+    .await??;
     let stats = state.store.stats();
     let mut out = String::new();
-    let _ = writeln!(out, "# HELP cuewarden_build_info Build information.\n# TYPE cuewarden_build_info gauge");
+    let _ = writeln!(
+        out,
+        "# HELP cuewarden_build_info Build information.\n# TYPE cuewarden_build_info gauge"
+    );
     let _ = writeln!(out, "cuewarden_build_info{{version=\"{VERSION}\"}} 1");
-    let _ = writeln!(out, "# HELP cuewarden_jobs Jobs in the store by status.\n# TYPE cuewarden_jobs gauge");
+    let _ = writeln!(
+        out,
+        "# HELP cuewarden_jobs Jobs in the store by status.\n# TYPE cuewarden_jobs gauge"
+    );
     for (status, n) in counts {
         let _ = writeln!(out, "cuewarden_jobs{{status=\"{status}\"}} {n}");
     }
-    let _ = writeln!(out, "# HELP cuewarden_workers_running Workers running by kind.\n# TYPE cuewarden_workers_running gauge");
-    let _ = writeln!(out, "cuewarden_workers_running{{kind=\"download\"}} {}", manager.running_downloads);
-    let _ = writeln!(out, "cuewarden_workers_running{{kind=\"translate\"}} {}", manager.running_translations);
-    let _ = writeln!(out, "# HELP cuewarden_events_last_seq Sequence number of the last committed event.\n# TYPE cuewarden_events_last_seq gauge");
+    let _ = writeln!(
+        out,
+        "# HELP cuewarden_workers_running Workers running by kind.\n# TYPE cuewarden_workers_running gauge"
+    );
+    let _ = writeln!(
+        out,
+        "cuewarden_workers_running{{kind=\"download\"}} {}",
+        manager.running_downloads
+    );
+    let _ = writeln!(
+        out,
+        "cuewarden_workers_running{{kind=\"translate\"}} {}",
+        manager.running_translations
+    );
+    let _ = writeln!(
+        out,
+        "# HELP cuewarden_events_last_seq Sequence number of the last committed event.\n# TYPE cuewarden_events_last_seq gauge"
+    );
     let _ = writeln!(out, "cuewarden_events_last_seq {last_seq}");
     let commits = stats.commits.load(Ordering::Relaxed);
     let changes = stats.changes.load(Ordering::Relaxed);
-    let _ = writeln!(out, "# HELP cuewarden_store_commits_total Durable store commits.\n# TYPE cuewarden_store_commits_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP cuewarden_store_commits_total Durable store commits.\n# TYPE cuewarden_store_commits_total counter"
+    );
     let _ = writeln!(out, "cuewarden_store_commits_total {commits}");
-    let _ = writeln!(out, "# HELP cuewarden_store_changes_total Changes applied by store commits.\n# TYPE cuewarden_store_changes_total counter");
+    let _ = writeln!(
+        out,
+        "# HELP cuewarden_store_changes_total Changes applied by store commits.\n# TYPE cuewarden_store_changes_total counter"
+    );
     let _ = writeln!(out, "cuewarden_store_changes_total {changes}");
-    let _ = writeln!(out, "# HELP cuewarden_store_commit_batch_size Changes per commit (group commit).\n# TYPE cuewarden_store_commit_batch_size histogram");
+    let _ = writeln!(
+        out,
+        "# HELP cuewarden_store_commit_batch_size Changes per commit (group commit).\n# TYPE cuewarden_store_commit_batch_size histogram"
+    );
     let mut cumulative = 0;
     for (i, bucket) in stats.batch_buckets.iter().enumerate() {
         cumulative += bucket.load(Ordering::Relaxed);
         if i + 1 < stats.batch_buckets.len() {
-            let _ = writeln!(out, "cuewarden_store_commit_batch_size_bucket{{le=\"{}\"}} {cumulative}", (1u64 << (i + 1)) - 1);
+            let _ = writeln!(
+                out,
+                "cuewarden_store_commit_batch_size_bucket{{le=\"{}\"}} {cumulative}",
+                (1u64 << (i + 1)) - 1
+            );
         }
     }
-    let _ = writeln!(out, "cuewarden_store_commit_batch_size_bucket{{le=\"+Inf\"}} {commits}");
+    let _ = writeln!(
+        out,
+        "cuewarden_store_commit_batch_size_bucket{{le=\"+Inf\"}} {commits}"
+    );
     let _ = writeln!(out, "cuewarden_store_commit_batch_size_sum {changes}");
     let _ = writeln!(out, "cuewarden_store_commit_batch_size_count {commits}");
     Ok(HttpResponse::Ok()
@@ -80,5 +121,7 @@ pub async fn metrics(_: Authorized, state: web::Data<AppState>) -> Result<HttpRe
 
 /// `GET /`: the web UI (asks for the API key once, keeps it in the browser).
 pub async fn ui() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(UI_PAGE)
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(UI_PAGE)
 }

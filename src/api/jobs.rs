@@ -89,13 +89,16 @@ pub fn event_view(event: &Event) -> serde_json::Value {
 fn manager_error(err: ManagerError) -> ApiError {
     match err {
         ManagerError::ShuttingDown => ApiError::unavailable(err.to_string()),
-        ManagerError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string()),
+        ManagerError::Conflict { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
+        }
         ManagerError::Store(message) => ApiError::internal(message),
     }
 }
 
 fn parse_id(raw: &str) -> Result<JobId, ApiError> {
-    raw.parse().map_err(|_| ApiError::not_found(format!("no job with id {raw:?}")))
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("no job with id {raw:?}")))
 }
 
 fn outside_library(path: &Path) -> ApiError {
@@ -146,12 +149,15 @@ pub async fn request_subtitles(
     let languages = match body.languages {
         None => state.settings.languages.wanted.clone(),
         Some(codes) if codes.is_empty() => {
-            return Err(ApiError::bad_request("languages: name at least one language"));
+            return Err(ApiError::bad_request(
+                "languages: name at least one language",
+            ));
         }
         Some(codes) => {
             let mut out: Vec<Language> = Vec::new();
             for code in codes {
-                let language = Language::parse(&code).map_err(|e| ApiError::bad_request(format!("languages: {e}")))?;
+                let language = Language::parse(&code)
+                    .map_err(|e| ApiError::bad_request(format!("languages: {e}")))?;
                 if !out.contains(&language) {
                     out.push(language);
                 }
@@ -176,13 +182,18 @@ pub async fn request_subtitles(
             (state.settings.map_path(&path), Some(id.trim().to_owned()))
         }
         (Some(_), Some(_)) => {
-            return Err(ApiError::bad_request("give either path or jellyfin_item_id, not both"));
+            return Err(ApiError::bad_request(
+                "give either path or jellyfin_item_id, not both",
+            ));
         }
         _ => return Err(ApiError::bad_request("give path or jellyfin_item_id")),
     };
     let path = check_library_path(&state, state.settings.map_path(&path)).await?;
     let request = NewRequest {
-        media: MediaItem { path, jellyfin_item_id },
+        media: MediaItem {
+            path,
+            jellyfin_item_id,
+        },
         languages,
         auto_translate,
         source: EventSource::Api,
@@ -221,12 +232,17 @@ pub async fn list_jobs(
         .transpose()?;
     let limit = query.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(format!("limit: must be between 1 and {MAX_PAGE}")));
+        return Err(ApiError::bad_request(format!(
+            "limit: must be between 1 and {MAX_PAGE}"
+        )));
     }
     let cursor = query
         .cursor
         .filter(|c| !c.is_empty())
-        .map(|c| c.parse::<JobId>().map_err(|_| ApiError::bad_request(format!("cursor: {c:?} is not a job id"))))
+        .map(|c| {
+            c.parse::<JobId>()
+                .map_err(|_| ApiError::bad_request(format!("cursor: {c:?} is not a job id")))
+        })
         .transpose()?;
     let store = state.store.clone();
     let page = web::block(move || store.list_jobs(status, limit, cursor)).await??;
@@ -276,7 +292,11 @@ pub async fn retry_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_job(&state, parse_id(&id)?).await?;
-    let summary = state.manager.send(RetryJob(job)).await?.map_err(manager_error)?;
+    let summary = state
+        .manager
+        .send(RetryJob(job))
+        .await?
+        .map_err(manager_error)?;
     Ok(HttpResponse::Accepted().json(summary))
 }
 
@@ -287,13 +307,21 @@ pub async fn cancel_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    if let Some(summary) = state.manager.send(CancelJob(id)).await?.map_err(manager_error)? {
+    if let Some(summary) = state
+        .manager
+        .send(CancelJob(id))
+        .await?
+        .map_err(manager_error)?
+    {
         return Ok(HttpResponse::Ok().json(summary));
     }
     let job = load_job(&state, id).await?;
     Err(ApiError::new(
         StatusCode::CONFLICT,
         "conflict",
-        format!("job {id} is {}: only unfinished jobs can be cancelled", job.status),
+        format!(
+            "job {id} is {}: only unfinished jobs can be cancelled",
+            job.status
+        ),
     ))
 }

@@ -127,10 +127,15 @@ impl From<actix::MailboxError> for ApiError {
 fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError;
     let api = match &err {
-        JsonPayloadError::Overflow { limit } | JsonPayloadError::OverflowKnownLength { limit, .. } => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("request body is larger than {limit} bytes"))
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::Deserialize(inner) => {
+            ApiError::bad_request(format!("invalid request body: {inner}"))
         }
-        JsonPayloadError::Deserialize(inner) => ApiError::bad_request(format!("invalid request body: {inner}")),
         other => ApiError::bad_request(format!("invalid request body: {other}")),
     };
     api.into()
@@ -145,7 +150,11 @@ fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::E
 }
 
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!("no route for {} {}", request.method(), request.path())))
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.path()
+    )))
 }
 
 /// Registers every route on an actix-web `App`.
@@ -185,10 +194,16 @@ impl From<crate::clients::jellyfin::JellyfinError> for ApiError {
     fn from(err: crate::clients::jellyfin::JellyfinError) -> Self {
         use crate::clients::jellyfin::JellyfinError;
         match err {
-            JellyfinError::UnknownItem(_) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_jellyfin_item", err.to_string()),
-            JellyfinError::Unauthorized(_) | JellyfinError::Request(_) => {
-                Self::new(StatusCode::BAD_GATEWAY, "jellyfin_unavailable", err.to_string())
-            }
+            JellyfinError::UnknownItem(_) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_jellyfin_item",
+                err.to_string(),
+            ),
+            JellyfinError::Unauthorized(_) | JellyfinError::Request(_) => Self::new(
+                StatusCode::BAD_GATEWAY,
+                "jellyfin_unavailable",
+                err.to_string(),
+            ),
         }
     }
 }

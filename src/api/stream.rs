@@ -22,7 +22,10 @@ const BACKLOG_PAGE: usize = 500;
 /// One SSE frame for an event.
 fn sse_frame(event: &cuewarden_actors::Event) -> String {
     let data = event_view(event).to_string();
-    format!("id: {}\nevent: {}\ndata: {}\n\n", event.seq, event.kind, data)
+    format!(
+        "id: {}\nevent: {}\ndata: {}\n\n",
+        event.seq, event.kind, data
+    )
 }
 
 fn last_event_id(request: &HttpRequest) -> Result<u64, ApiError> {
@@ -33,14 +36,19 @@ fn last_event_id(request: &HttpRequest) -> Result<u64, ApiError> {
         .map(str::to_owned);
     let query = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
         .ok()
-        .and_then(|q| q.iter().find(|(k, _)| k == "last_event_id").map(|(_, v)| v.clone()));
+        .and_then(|q| {
+            q.iter()
+                .find(|(k, _)| k == "last_event_id")
+                .map(|(_, v)| v.clone())
+        });
     match header.or(query) {
         None => Ok(0),
         Some(raw) if raw.trim().is_empty() => Ok(0),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|_| ApiError::bad_request(format!("Last-Event-ID: {raw:?} is not an event sequence number"))),
+        Some(raw) => raw.trim().parse().map_err(|_| {
+            ApiError::bad_request(format!(
+                "Last-Event-ID: {raw:?} is not an event sequence number"
+            ))
+        }),
     }
 }
 
@@ -113,10 +121,12 @@ pub async fn event_stream(
     let (sender, receiver) = mpsc::channel::<String>(64);
     actix_web::rt::spawn(pump(state.get_ref().clone(), after, sender));
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver
-            .recv()
-            .await
-            .map(|frame| (Ok::<_, std::convert::Infallible>(web::Bytes::from(frame)), receiver))
+        receiver.recv().await.map(|frame| {
+            (
+                Ok::<_, std::convert::Infallible>(web::Bytes::from(frame)),
+                receiver,
+            )
+        })
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -50,7 +50,11 @@ pub struct JellyfinClient {
 impl JellyfinClient {
     /// A client for the configured server.
     pub fn new(http: reqwest::Client, settings: &JellyfinSettings) -> Self {
-        Self { http, base: settings.url.clone(), api_key: settings.api_key.clone() }
+        Self {
+            http,
+            base: settings.url.clone(),
+            api_key: settings.api_key.clone(),
+        }
     }
 
     fn url(&self, path: &str) -> Result<Url, JellyfinError> {
@@ -58,17 +62,24 @@ impl JellyfinClient {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        base.join(path.trim_start_matches('/')).map_err(|e| JellyfinError::Request(e.to_string()))
+        base.join(path.trim_start_matches('/'))
+            .map_err(|e| JellyfinError::Request(e.to_string()))
     }
 
     /// The file path of a movie or episode, as Jellyfin sees it.
     pub async fn item_path(&self, item_id: &str) -> Result<PathBuf, JellyfinError> {
         let mut url = self.url("Items")?;
-        url.query_pairs_mut().append_pair("Ids", item_id).append_pair("Fields", "Path").append_pair("EnableImages", "false");
+        url.query_pairs_mut()
+            .append_pair("Ids", item_id)
+            .append_pair("Fields", "Path")
+            .append_pair("EnableImages", "false");
         let response = self
             .http
             .get(url)
-            .header("Authorization", format!("MediaBrowser Token=\"{}\"", self.api_key.expose()))
+            .header(
+                "Authorization",
+                format!("MediaBrowser Token=\"{}\"", self.api_key.expose()),
+            )
             .send()
             .await
             .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
@@ -82,7 +93,10 @@ impl JellyfinClient {
         if !status.is_success() {
             return Err(JellyfinError::Request(format!("HTTP {status}")));
         }
-        let page: ItemsPage = response.json().await.map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+        let page: ItemsPage = response
+            .json()
+            .await
+            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
         page.items
             .into_iter()
             .find(|item| item.location_type.as_deref() != Some("Virtual"))

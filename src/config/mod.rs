@@ -205,7 +205,10 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
         problems,
     };
     let mut table: toml::Table = text.parse().map_err(|err: toml::de::Error| {
-        errors(vec![format!("{origin}: not valid TOML: {}", err.to_string().trim())])
+        errors(vec![format!(
+            "{origin}: not valid TOML: {}",
+            err.to_string().trim()
+        )])
     })?;
     let mut problems = Vec::new();
     apply_env(&mut table, env, &mut problems);
@@ -231,11 +234,24 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
     let listen = server
         .listen
         .parse::<SocketAddr>()
-        .map_err(|err| problems.push(format!("server.listen: {:?} is not an address:port ({err})", server.listen)))
+        .map_err(|err| {
+            problems.push(format!(
+                "server.listen: {:?} is not an address:port ({err})",
+                server.listen
+            ))
+        })
         .ok();
-    let api_key = secret(&server.api_key, server.api_key_file.as_deref(), "server.api_key", &mut problems);
+    let api_key = secret(
+        &server.api_key,
+        server.api_key_file.as_deref(),
+        "server.api_key",
+        &mut problems,
+    );
     if server.max_body_bytes < 1024 {
-        problems.push(format!("server.max_body_bytes: {} is too small (at least 1024)", server.max_body_bytes));
+        problems.push(format!(
+            "server.max_body_bytes: {} is too small (at least 1024)",
+            server.max_body_bytes
+        ));
     }
     if storage.data_dir.trim().is_empty() {
         problems.push("storage.data_dir: must not be empty".to_owned());
@@ -244,24 +260,36 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
     if languages.wanted.is_empty() {
         problems.push("languages.wanted: name at least one language".to_owned());
     }
-    let translate_from = languages_of(&languages.translate_from, "languages.translate_from", &mut problems);
+    let translate_from = languages_of(
+        &languages.translate_from,
+        "languages.translate_from",
+        &mut problems,
+    );
     let hearing_impaired = match languages.hearing_impaired.as_str() {
         "prefer" => HearingImpaired::Prefer,
         "prefer_not" => HearingImpaired::PreferNot,
         "only" => HearingImpaired::Only,
         other => {
-            problems.push(format!("languages.hearing_impaired: {other:?} is not one of prefer, prefer_not, only"));
+            problems.push(format!(
+                "languages.hearing_impaired: {other:?} is not one of prefer, prefer_not, only"
+            ));
             HearingImpaired::PreferNot
         }
     };
     if !(0..=100).contains(&languages.min_score) {
-        problems.push(format!("languages.min_score: {} is not between 0 and 100", languages.min_score));
+        problems.push(format!(
+            "languages.min_score: {} is not between 0 and 100",
+            languages.min_score
+        ));
     }
     let mut library_paths = Vec::new();
     for (i, library) in libraries.iter().enumerate() {
         let path = Path::new(&library.path);
         if !path.is_absolute() {
-            problems.push(format!("libraries[{i}].path: {:?} is not an absolute path", library.path));
+            problems.push(format!(
+                "libraries[{i}].path: {:?} is not an absolute path",
+                library.path
+            ));
         } else {
             library_paths.push(normalize_lexically(path));
         }
@@ -270,7 +298,9 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
     for (i, mapping) in mappings.iter().enumerate() {
         for (key, value) in [("from", &mapping.from), ("to", &mapping.to)] {
             if !Path::new(value).is_absolute() {
-                problems.push(format!("path_mappings[{i}].{key}: {value:?} is not an absolute path"));
+                problems.push(format!(
+                    "path_mappings[{i}].{key}: {value:?} is not an absolute path"
+                ));
             }
         }
         path_mappings.push(PathMapping {
@@ -280,17 +310,38 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
     }
     let jellyfin = jellyfin.and_then(|j| jellyfin_settings(j, &mut problems));
     if let Some(os) = providers.opensubtitles.as_ref().filter(|os| os.enabled) {
-        if secret(&os.api_key, os.api_key_file.as_deref(), "providers.opensubtitles.api_key", &mut problems).is_none() {
-            problems.push("providers.opensubtitles.api_key: required when the provider is enabled".to_owned());
+        if secret(
+            &os.api_key,
+            os.api_key_file.as_deref(),
+            "providers.opensubtitles.api_key",
+            &mut problems,
+        )
+        .is_none()
+        {
+            problems.push(
+                "providers.opensubtitles.api_key: required when the provider is enabled".to_owned(),
+            );
         }
-        http_url(&os.base_url, "providers.opensubtitles.base_url", &mut problems);
+        http_url(
+            &os.base_url,
+            "providers.opensubtitles.base_url",
+            &mut problems,
+        );
     }
     if let Some(t) = &translator {
         if !["deepl", "libretranslate", "openai"].contains(&t.kind.as_str()) {
-            problems.push(format!("translator.kind: {:?} is not one of deepl, libretranslate, openai", t.kind));
+            problems.push(format!(
+                "translator.kind: {:?} is not one of deepl, libretranslate, openai",
+                t.kind
+            ));
         }
         http_url(&t.url, "translator.url", &mut problems);
-        let _ = secret(&t.api_key, t.api_key_file.as_deref(), "translator.api_key", &mut problems);
+        let _ = secret(
+            &t.api_key,
+            t.api_key_file.as_deref(),
+            "translator.api_key",
+            &mut problems,
+        );
     }
     for (key, expression) in [
         ("schedule.library_sync", &schedule.library_sync),
@@ -298,12 +349,20 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
         ("schedule.wanted_retry", &schedule.wanted_retry),
     ] {
         if let Err(reason) = check_cron(expression) {
-            problems.push(format!("{key}: {expression:?} is not a cron expression: {reason}"));
+            problems.push(format!(
+                "{key}: {expression:?} is not a cron expression: {reason}"
+            ));
         }
     }
     for (key, value) in [
-        ("jobs.max_concurrent_downloads", u64::from(jobs.max_concurrent_downloads)),
-        ("jobs.max_concurrent_translations", u64::from(jobs.max_concurrent_translations)),
+        (
+            "jobs.max_concurrent_downloads",
+            u64::from(jobs.max_concurrent_downloads),
+        ),
+        (
+            "jobs.max_concurrent_translations",
+            u64::from(jobs.max_concurrent_translations),
+        ),
         ("jobs.max_attempts", u64::from(jobs.max_attempts)),
         ("jobs.retry_min_delay_secs", jobs.retry_min_delay_secs),
         ("jobs.worker_timeout_secs", jobs.worker_timeout_secs),
@@ -326,7 +385,9 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
     let data_dir = if data_dir.is_absolute() {
         data_dir
     } else {
-        std::env::current_dir().map(|cwd| cwd.join(&data_dir)).unwrap_or(data_dir)
+        std::env::current_dir()
+            .map(|cwd| cwd.join(&data_dir))
+            .unwrap_or(data_dir)
     };
     Ok(Settings {
         origin: None,
@@ -359,11 +420,24 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
 
 fn jellyfin_settings(j: JellyfinSection, problems: &mut Vec<String>) -> Option<JellyfinSettings> {
     let url = http_url(&j.url, "jellyfin.url", problems);
-    let api_key = secret(&j.api_key, j.api_key_file.as_deref(), "jellyfin.api_key", problems);
+    let api_key = secret(
+        &j.api_key,
+        j.api_key_file.as_deref(),
+        "jellyfin.api_key",
+        problems,
+    );
     if api_key.is_none() {
-        problems.push("jellyfin.api_key: required when [jellyfin] is present (Dashboard → API Keys)".to_owned());
+        problems.push(
+            "jellyfin.api_key: required when [jellyfin] is present (Dashboard → API Keys)"
+                .to_owned(),
+        );
     }
-    let password = secret(&j.password, j.password_file.as_deref(), "jellyfin.password", problems);
+    let password = secret(
+        &j.password,
+        j.password_file.as_deref(),
+        "jellyfin.password",
+        problems,
+    );
     if j.username.is_empty() != password.is_none() {
         problems.push("jellyfin.password: username and password go together".to_owned());
     }
@@ -393,7 +467,11 @@ fn jellyfin_settings(j: JellyfinSection, problems: &mut Vec<String>) -> Option<J
 }
 
 /// Deserializes one section, collecting unknown keys and the type error with their paths.
-fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, problems: &mut Vec<String>) -> T {
+fn section<T: DeserializeOwned + Default>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Vec<String>,
+) -> T {
     let Some(value) = table.get(name) else {
         return T::default();
     };
@@ -425,7 +503,12 @@ fn section<T: DeserializeOwned + Default>(table: &toml::Table, name: &str, probl
 }
 
 /// A secret from its value or a `*_file` (first line, trimmed).
-fn secret(value: &str, file: Option<&str>, key: &str, problems: &mut Vec<String>) -> Option<Secret> {
+fn secret(
+    value: &str,
+    file: Option<&str>,
+    key: &str,
+    problems: &mut Vec<String>,
+) -> Option<Secret> {
     if let Some(file) = file {
         if !value.is_empty() {
             problems.push(format!("{key}: set either {key} or {key}_file, not both"));
@@ -457,7 +540,10 @@ fn http_url(value: &str, key: &str, problems: &mut Vec<String>) -> Option<Url> {
     match Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
         Ok(url) => {
-            problems.push(format!("{key}: {value:?} has scheme {:?}; use http or https", url.scheme()));
+            problems.push(format!(
+                "{key}: {value:?} has scheme {:?}; use http or https",
+                url.scheme()
+            ));
             None
         }
         Err(err) => {
@@ -505,12 +591,27 @@ fn defaults_tree() -> toml::Table {
     };
     put("server", toml::Value::try_from(ServerSection::default()));
     put("storage", toml::Value::try_from(StorageSection::default()));
-    put("languages", toml::Value::try_from(LanguagesSection::default()));
-    put("jellyfin", toml::Value::try_from(JellyfinSection::default()));
+    put(
+        "languages",
+        toml::Value::try_from(LanguagesSection::default()),
+    );
+    put(
+        "jellyfin",
+        toml::Value::try_from(JellyfinSection::default()),
+    );
     put("watcher", toml::Value::try_from(WatcherSection::default()));
-    put("translator", toml::Value::try_from(TranslatorSection::default()));
-    put("schedule", toml::Value::try_from(ScheduleSection::default()));
-    put("retention", toml::Value::try_from(RetentionSection::default()));
+    put(
+        "translator",
+        toml::Value::try_from(TranslatorSection::default()),
+    );
+    put(
+        "schedule",
+        toml::Value::try_from(ScheduleSection::default()),
+    );
+    put(
+        "retention",
+        toml::Value::try_from(RetentionSection::default()),
+    );
     put("jobs", toml::Value::try_from(JobsSection::default()));
     let mut providers = toml::Table::new();
     if let Ok(value) = toml::Value::try_from(OpenSubtitlesSection::default()) {
@@ -565,7 +666,9 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> 
             .or_insert_with(|| toml::Value::Table(toml::Table::new()))
         {
             toml::Value::Table(next) => insert_path(next, rest, value),
-            _ => Err(format!("{first} is not a table and cannot be overridden key by key")),
+            _ => Err(format!(
+                "{first} is not a table and cannot be overridden key by key"
+            )),
         },
     }
 }
@@ -581,9 +684,8 @@ fn typed_env_value(raw: &str, expected: Option<&toml::Value>) -> toml::Value {
     };
     match expected {
         Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
-        Some(toml::Value::Array(_)) => literal()
-            .filter(toml::Value::is_array)
-            .unwrap_or_else(|| {
+        Some(toml::Value::Array(_)) => {
+            literal().filter(toml::Value::is_array).unwrap_or_else(|| {
                 toml::Value::Array(
                     raw.split(',')
                         .map(str::trim)
@@ -591,7 +693,8 @@ fn typed_env_value(raw: &str, expected: Option<&toml::Value>) -> toml::Value {
                         .map(|s| toml::Value::String(s.to_owned()))
                         .collect(),
                 )
-            }),
+            })
+        }
         _ => literal().unwrap_or_else(|| toml::Value::String(raw.to_owned())),
     }
 }

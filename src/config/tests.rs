@@ -3,9 +3,13 @@
 use super::*;
 
 fn problems(text: &str, env: &[(&str, &str)]) -> Vec<String> {
-    let env: Vec<(String, String)> =
-        env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    parse(text, "test.toml", &env).expect_err("config should be rejected").problems
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    parse(text, "test.toml", &env)
+        .expect_err("config should be rejected")
+        .problems
 }
 
 #[test]
@@ -13,7 +17,13 @@ fn shipped_reference_config_is_valid() {
     let settings = parse(REFERENCE_CONFIG, "config.toml", &[]).unwrap();
     assert_eq!(settings.server.listen.to_string(), "127.0.0.1:6880");
     assert_eq!(settings.languages.wanted.len(), 2);
-    assert_eq!(settings.libraries, [PathBuf::from("/volume1/media/movies"), PathBuf::from("/volume1/media/tv")]);
+    assert_eq!(
+        settings.libraries,
+        [
+            PathBuf::from("/volume1/media/movies"),
+            PathBuf::from("/volume1/media/tv")
+        ]
+    );
     assert!(settings.server.api_key.is_none());
     assert_eq!(settings.jobs.max_downloads, 4);
 }
@@ -32,10 +42,22 @@ fn every_unknown_key_is_reported_with_its_full_path() {
         "[server]\nlisten = \"127.0.0.1:1\"\nlistne = 1\n[jellyfin]\napi_key = \"k\"\nuser = \"x\"\n[[libraries]]\npath = \"/m\"\npth = 2\n[bogus]\na = 1\n",
         &[],
     );
-    for expected in ["server.listne: unknown key", "jellyfin.user: unknown key", "bogus: unknown key"] {
-        assert!(found.iter().any(|p| p == expected), "missing {expected:?} in {found:?}");
+    for expected in [
+        "server.listne: unknown key",
+        "jellyfin.user: unknown key",
+        "bogus: unknown key",
+    ] {
+        assert!(
+            found.iter().any(|p| p == expected),
+            "missing {expected:?} in {found:?}"
+        );
     }
-    assert!(found.iter().any(|p| p.starts_with("libraries") && p.contains("pth")), "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("libraries") && p.contains("pth")),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -55,7 +77,10 @@ fn bad_values_are_all_reported_at_once() {
         "schedule.cleanup:",
         "jobs.max_attempts:",
     ] {
-        assert!(found.iter().any(|p| p.starts_with(key)), "no problem for {key} in {found:?}");
+        assert!(
+            found.iter().any(|p| p.starts_with(key)),
+            "no problem for {key} in {found:?}"
+        );
     }
 }
 
@@ -69,32 +94,63 @@ fn type_errors_name_the_key() {
 #[test]
 fn environment_overrides_keys_with_their_types() {
     let env = vec![
-        ("CUEWARDEN__JELLYFIN__API_KEY".to_owned(), "123456".to_owned()),
-        ("CUEWARDEN__SERVER__LISTEN".to_owned(), "0.0.0.0:7000".to_owned()),
-        ("CUEWARDEN__LANGUAGES__WANTED".to_owned(), "de,it".to_owned()),
+        (
+            "CUEWARDEN__JELLYFIN__API_KEY".to_owned(),
+            "123456".to_owned(),
+        ),
+        (
+            "CUEWARDEN__SERVER__LISTEN".to_owned(),
+            "0.0.0.0:7000".to_owned(),
+        ),
+        (
+            "CUEWARDEN__LANGUAGES__WANTED".to_owned(),
+            "de,it".to_owned(),
+        ),
         ("CUEWARDEN__JOBS__MAX_ATTEMPTS".to_owned(), "3".to_owned()),
         ("OTHER".to_owned(), "x".to_owned()),
     ];
     let settings = parse("[jellyfin]\napi_key = \"file\"\n", "t", &env).unwrap();
     assert_eq!(settings.jellyfin.unwrap().api_key.expose(), "123456");
     assert_eq!(settings.server.listen.port(), 7000);
-    let wanted: Vec<_> = settings.languages.wanted.iter().map(|l| l.to_string()).collect();
+    let wanted: Vec<_> = settings
+        .languages
+        .wanted
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
     assert_eq!(wanted, ["de", "it"]);
     assert_eq!(settings.jobs.max_attempts, 3);
 }
 
 #[test]
 fn unknown_environment_overrides_are_errors() {
-    let found = problems("", &[("CUEWARDEN__SERVER__LISTN", "x"), ("CUEWARDEN__NOPE", "1")]);
-    assert!(found.iter().any(|p| p == "server.listn: unknown key"), "{found:?}");
-    assert!(found.iter().any(|p| p.starts_with("CUEWARDEN__NOPE:")), "{found:?}");
+    let found = problems(
+        "",
+        &[("CUEWARDEN__SERVER__LISTN", "x"), ("CUEWARDEN__NOPE", "1")],
+    );
+    assert!(
+        found.iter().any(|p| p == "server.listn: unknown key"),
+        "{found:?}"
+    );
+    assert!(
+        found.iter().any(|p| p.starts_with("CUEWARDEN__NOPE:")),
+        "{found:?}"
+    );
 }
 
 #[test]
 fn secrets_never_print() {
-    let settings = parse("[jellyfin]\napi_key = \"supersecret\"\nusername = \"u\"\npassword = \"hunter2\"\n", "t", &[]).unwrap();
+    let settings = parse(
+        "[jellyfin]\napi_key = \"supersecret\"\nusername = \"u\"\npassword = \"hunter2\"\n",
+        "t",
+        &[],
+    )
+    .unwrap();
     let debug = format!("{settings:?}");
-    assert!(!debug.contains("supersecret") && !debug.contains("hunter2"), "{debug}");
+    assert!(
+        !debug.contains("supersecret") && !debug.contains("hunter2"),
+        "{debug}"
+    );
 }
 
 #[test]
@@ -102,11 +158,17 @@ fn secrets_can_come_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("key");
     std::fs::write(&file, "from-file\n").unwrap();
-    let text = format!("[server]\napi_key_file = {:?}\n", file.display().to_string());
+    let text = format!(
+        "[server]\napi_key_file = {:?}\n",
+        file.display().to_string()
+    );
     let settings = parse(&text, "t", &[]).unwrap();
     assert_eq!(settings.server.api_key.unwrap().expose(), "from-file");
     let found = problems("[server]\napi_key_file = \"/nonexistent/key\"\n", &[]);
-    assert!(found[0].starts_with("server.api_key_file: cannot read"), "{found:?}");
+    assert!(
+        found[0].starts_with("server.api_key_file: cannot read"),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -117,7 +179,16 @@ fn path_mappings_translate_the_longest_prefix() {
         &[],
     )
     .unwrap();
-    assert_eq!(settings.map_path(Path::new("/data/movies/A/a.mkv")), Path::new("/volume1/media/movies/A/a.mkv"));
-    assert_eq!(settings.map_path(Path::new("/data/x.mkv")), Path::new("/volume1/other/x.mkv"));
-    assert_eq!(settings.map_path(Path::new("/elsewhere/x.mkv")), Path::new("/elsewhere/x.mkv"));
+    assert_eq!(
+        settings.map_path(Path::new("/data/movies/A/a.mkv")),
+        Path::new("/volume1/media/movies/A/a.mkv")
+    );
+    assert_eq!(
+        settings.map_path(Path::new("/data/x.mkv")),
+        Path::new("/volume1/other/x.mkv")
+    );
+    assert_eq!(
+        settings.map_path(Path::new("/elsewhere/x.mkv")),
+        Path::new("/elsewhere/x.mkv")
+    );
 }

@@ -32,10 +32,14 @@ impl Handler<RunJob> for Downloader {
 
     fn handle(&mut self, _: RunJob, _: &mut Self::Context) -> Self::Result {
         let (job, context) = (self.job.clone(), self.context.clone());
-        Box::pin(download(job, context).into_actor(self).map(|outcome, _, ctx| {
-            ctx.stop();
-            outcome
-        }))
+        Box::pin(
+            download(job, context)
+                .into_actor(self)
+                .map(|outcome, _, ctx| {
+                    ctx.stop();
+                    outcome
+                }),
+        )
     }
 }
 

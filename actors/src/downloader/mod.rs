@@ -16,7 +16,9 @@ use tracing::{info, warn};
 
 pub use actor::Downloader;
 
-use crate::clients::{Candidate, ProviderError, SubtitleProvider, SubtitleQuery, TranslationService};
+use crate::clients::{
+    Candidate, ProviderError, SubtitleProvider, SubtitleQuery, TranslationService,
+};
 use crate::files::{existing_sidecars, subtitle_path, write_atomically};
 use crate::job::{Job, Language};
 use crate::job_manager::Outcome;
@@ -81,9 +83,17 @@ impl WorkerContext {
     }
 
     fn cool_down(&self, provider: &str, duration: Duration, reason: &str) {
-        let until = now_ms().saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
-        warn!(provider, seconds = duration.as_secs(), reason, "provider cooling down");
-        self.cooldowns.borrow_mut().insert(provider.to_owned(), until);
+        let until =
+            now_ms().saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
+        warn!(
+            provider,
+            seconds = duration.as_secs(),
+            reason,
+            "provider cooling down"
+        );
+        self.cooldowns
+            .borrow_mut()
+            .insert(provider.to_owned(), until);
         if let Some(store) = &self.store {
             // Fire and forget: losing a cooldown on a crash only costs one extra request.
             drop(store.submit(vec![Change::PutProviderState {
@@ -94,7 +104,11 @@ impl WorkerContext {
     }
 
     fn cooling_until(&self, provider: &str, now: i64) -> Option<i64> {
-        self.cooldowns.borrow().get(provider).copied().filter(|until| *until > now)
+        self.cooldowns
+            .borrow()
+            .get(provider)
+            .copied()
+            .filter(|until| *until > now)
     }
 }
 
@@ -108,14 +122,22 @@ fn rank(candidate: &Candidate, preference: HearingImpaired) -> i64 {
 
 type Sidecars = (Vec<PathBuf>, Option<(PathBuf, Language)>);
 
-fn look_next_to_video(video: PathBuf, wanted: Language, sources: Vec<Language>) -> Result<Sidecars, String> {
+fn look_next_to_video(
+    video: PathBuf,
+    wanted: Language,
+    sources: Vec<Language>,
+) -> Result<Sidecars, String> {
     if !video.is_file() {
         return Err(format!("video file not found: {}", video.display()));
     }
-    let existing = existing_sidecars(&video, &wanted).map_err(|e| format!("cannot list {}: {e}", video.display()))?;
+    let existing = existing_sidecars(&video, &wanted)
+        .map_err(|e| format!("cannot list {}: {e}", video.display()))?;
     for language in sources.into_iter().filter(|l| *l != wanted) {
         let found = existing_sidecars(&video, &language).map_err(|e| e.to_string())?;
-        if let Some(path) = found.into_iter().find(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("srt"))) {
+        if let Some(path) = found
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("srt")))
+        {
             return Ok((existing, Some((path, language))));
         }
     }
@@ -123,9 +145,20 @@ fn look_next_to_video(video: PathBuf, wanted: Language, sources: Vec<Language>) 
 }
 
 /// Validates downloaded bytes as SRT and writes them next to the video.
-async fn write_subtitle(job: &Job, candidate: &Candidate, bytes: Vec<u8>, libraries: Vec<PathBuf>) -> Result<PathBuf, String> {
-    let cues = parse_srt(&bytes).map_err(|e| format!("{} sent an unusable subtitle: {e}", candidate.provider))?;
-    let target = subtitle_path(&job.path, &job.language, candidate.forced, candidate.hearing_impaired);
+async fn write_subtitle(
+    job: &Job,
+    candidate: &Candidate,
+    bytes: Vec<u8>,
+    libraries: Vec<PathBuf>,
+) -> Result<PathBuf, String> {
+    let cues = parse_srt(&bytes)
+        .map_err(|e| format!("{} sent an unusable subtitle: {e}", candidate.provider))?;
+    let target = subtitle_path(
+        &job.path,
+        &job.language,
+        candidate.forced,
+        candidate.hearing_impaired,
+    );
     let text = write_srt(&cues);
     let path = target.clone();
     tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes(), &libraries))
@@ -138,26 +171,52 @@ async fn write_subtitle(job: &Job, candidate: &Candidate, bytes: Vec<u8>, librar
 /// Runs one download attempt for `job`.
 pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
     let (video, wanted) = (job.path.clone(), job.language.clone());
-    let sources = if job.auto_translate { context.translate_from.clone() } else { Vec::new() };
-    let looked = tokio::task::spawn_blocking(move || look_next_to_video(video, wanted, sources)).await;
+    let sources = if job.auto_translate {
+        context.translate_from.clone()
+    } else {
+        Vec::new()
+    };
+    let looked =
+        tokio::task::spawn_blocking(move || look_next_to_video(video, wanted, sources)).await;
     let (existing, translation_source) = match looked {
         Ok(Ok(found)) => found,
-        Ok(Err(error)) => return Outcome::Failed { error, retryable: true },
-        Err(err) => return Outcome::Failed { error: err.to_string(), retryable: true },
+        Ok(Err(error)) => {
+            return Outcome::Failed {
+                error,
+                retryable: true,
+            };
+        }
+        Err(err) => {
+            return Outcome::Failed {
+                error: err.to_string(),
+                retryable: true,
+            };
+        }
     };
     if let Some(path) = existing.into_iter().next() {
         return Outcome::AlreadyExists { path };
     }
     let can_translate = context.translator.is_some() && translation_source.is_some();
-    let translate = || translation_source.clone().map(|(source, from)| Outcome::NeedsTranslation { source, from });
+    let translate = || {
+        translation_source
+            .clone()
+            .map(|(source, from)| Outcome::NeedsTranslation { source, from })
+    };
     if context.providers.is_empty() {
         if can_translate && let Some(outcome) = translate() {
             return outcome;
         }
-        return Outcome::NothingFound { reason: NO_PROVIDER_REASON.to_owned(), retry_after: None };
+        return Outcome::NothingFound {
+            reason: NO_PROVIDER_REASON.to_owned(),
+            retry_after: None,
+        };
     }
 
-    let query = SubtitleQuery { video: job.path.clone(), language: job.language.clone(), jellyfin_item_id: job.jellyfin_item_id.clone() };
+    let query = SubtitleQuery {
+        video: job.path.clone(),
+        language: job.language.clone(),
+        jellyfin_item_id: job.jellyfin_item_id.clone(),
+    };
     let now = now_ms();
     let mut candidates = Vec::new();
     let mut errors = Vec::new();
@@ -185,17 +244,21 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
     candidates.sort_by_key(|(_, c)| std::cmp::Reverse(rank(c, context.hearing_impaired)));
     for (provider, candidate) in &candidates {
         match provider.download(candidate).await {
-            Ok(bytes) => match write_subtitle(&job, candidate, bytes, context.libraries.clone()).await {
-                Ok(path) => {
-                    info!(job_id = %job.id, provider = %candidate.provider, path = %path.display(), "subtitle written");
-                    return Outcome::Written {
-                        path,
-                        producer: candidate.provider.clone(),
-                        detail: json!({"score": candidate.score, "release": candidate.release, "id": candidate.id, "hearing_impaired": candidate.hearing_impaired, "forced": candidate.forced}),
-                    };
+            Ok(bytes) => {
+                match write_subtitle(&job, candidate, bytes, context.libraries.clone()).await {
+                    Ok(path) => {
+                        info!(job_id = %job.id, provider = %candidate.provider, path = %path.display(), "subtitle written");
+                        return Outcome::Written {
+                            path,
+                            producer: candidate.provider.clone(),
+                            detail: json!({"score": candidate.score, "release": candidate.release, "id": candidate.id, "hearing_impaired": candidate.hearing_impaired, "forced": candidate.forced}),
+                        };
+                    }
+                    Err(error) => {
+                        errors.push((candidate.provider.clone(), ProviderError::Permanent(error)))
+                    }
                 }
-                Err(error) => errors.push((candidate.provider.clone(), ProviderError::Permanent(error))),
-            },
+            }
             Err(err) => {
                 note_provider_error(&context, &candidate.provider, &err);
                 errors.push((candidate.provider.clone(), err));
@@ -206,29 +269,57 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
         return outcome;
     }
     if searched.is_empty() {
-        let wait = earliest_cooldown_end.map(|end| Duration::from_millis(u64::try_from(end - now).unwrap_or(0)));
-        return Outcome::NothingFound { reason: "every subtitle provider is cooling down".to_owned(), retry_after: wait };
+        let wait = earliest_cooldown_end
+            .map(|end| Duration::from_millis(u64::try_from(end - now).unwrap_or(0)));
+        return Outcome::NothingFound {
+            reason: "every subtitle provider is cooling down".to_owned(),
+            retry_after: wait,
+        };
     }
     let all_failed = errors.len() >= searched.len() && candidates.is_empty();
-    let summary = errors.iter().map(|(name, err)| format!("{name}: {err}")).collect::<Vec<_>>().join("; ");
+    let summary = errors
+        .iter()
+        .map(|(name, err)| format!("{name}: {err}"))
+        .collect::<Vec<_>>()
+        .join("; ");
     if all_failed && !errors.is_empty() {
-        let retryable = errors.iter().any(|(_, e)| !matches!(e, ProviderError::Permanent(_)));
-        return Outcome::Failed { error: summary, retryable };
+        let retryable = errors
+            .iter()
+            .any(|(_, e)| !matches!(e, ProviderError::Permanent(_)));
+        return Outcome::Failed {
+            error: summary,
+            retryable,
+        };
     }
-    let mut reason = format!("no {} subtitle found (searched {})", job.language, searched.join(", "));
+    let mut reason = format!(
+        "no {} subtitle found (searched {})",
+        job.language,
+        searched.join(", ")
+    );
     if !summary.is_empty() {
         reason.push_str(&format!("; errors: {summary}"));
     }
-    Outcome::NothingFound { reason, retry_after: None }
+    Outcome::NothingFound {
+        reason,
+        retry_after: None,
+    }
 }
 
 fn note_provider_error(context: &WorkerContext, provider: &str, err: &ProviderError) {
     match err {
         ProviderError::RateLimited { retry_after } => {
-            context.cool_down(provider, retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN), "rate limited");
+            context.cool_down(
+                provider,
+                retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN),
+                "rate limited",
+            );
         }
         ProviderError::QuotaExhausted { resets_in } => {
-            context.cool_down(provider, resets_in.unwrap_or(DEFAULT_QUOTA_COOLDOWN), "quota exhausted");
+            context.cool_down(
+                provider,
+                resets_in.unwrap_or(DEFAULT_QUOTA_COOLDOWN),
+                "quota exhausted",
+            );
         }
         ProviderError::Unavailable(_) | ProviderError::Permanent(_) => {
             warn!(provider, error = %err, "provider call failed");

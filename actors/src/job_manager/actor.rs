@@ -14,8 +14,8 @@ use tokio::sync::oneshot;
 use tracing::{debug, error, info, warn};
 
 use super::{
-    Action, JobSummary, ManagerCore, ManagerError, ManagerSettings, NewRequest, Outcome, Step,
-    WorkKind,
+    Accepted, Action, JobSummary, ManagerCore, ManagerError, ManagerSettings, NewRequest, Outcome,
+    Step, WorkKind,
 };
 use crate::downloader::{Downloader, WorkerContext};
 use crate::job::{Job, JobId, JobStatus};
@@ -117,34 +117,36 @@ impl JobManager {
         }
         let commit = self.store.submit(step.changes);
         let actions = step.actions;
-        ctx.spawn(async move { commit.await }.into_actor(self).map(
-            move |result, act, ctx| match result {
-                Ok(_) => {
-                    for action in actions {
-                        act.perform(action, ctx);
-                    }
-                }
-                Err(err) => {
-                    error!(error = %err, "cannot persist job changes; workers not started");
-                    // A job whose start was not persisted must not hold its slot: record
-                    // a retryable failure (parks it in `waiting` with a backoff).
-                    for action in actions {
-                        if let Action::Start(job, kind) = action {
-                            let step = act.core.finish(
-                                job.id,
-                                kind,
-                                Outcome::Failed {
-                                    error: format!("store write failed: {err}"),
-                                    retryable: true,
-                                },
-                                now_ms(),
-                            );
-                            act.persist_and_run(step, ctx);
+        ctx.spawn(
+            commit
+                .into_actor(self)
+                .map(move |result, act, ctx| match result {
+                    Ok(_) => {
+                        for action in actions {
+                            act.perform(action, ctx);
                         }
                     }
-                }
-            },
-        ));
+                    Err(err) => {
+                        error!(error = %err, "cannot persist job changes; workers not started");
+                        // A job whose start was not persisted must not hold its slot: record
+                        // a retryable failure (parks it in `waiting` with a backoff).
+                        for action in actions {
+                            if let Action::Start(job, kind) = action {
+                                let step = act.core.finish(
+                                    job.id,
+                                    kind,
+                                    Outcome::Failed {
+                                        error: format!("store write failed: {err}"),
+                                        retryable: true,
+                                    },
+                                    now_ms(),
+                                );
+                                act.persist_and_run(step, ctx);
+                            }
+                        }
+                    }
+                }),
+        );
     }
 
     fn perform(&mut self, action: Action, ctx: &mut Context<Self>) {
@@ -160,7 +162,7 @@ impl JobManager {
                 }
                 self.notify_if_drained();
             }
-            Action::Start(job, kind) => self.start_worker(job, kind, ctx),
+            Action::Start(job, kind) => self.start_worker(*job, kind, ctx),
         }
     }
 
@@ -172,36 +174,40 @@ impl JobManager {
         let (run, stop): (Run, Recipient<StopWork>) = match kind {
             WorkKind::Download => {
                 let addr = Downloader::new(job, self.workers.clone()).start();
-                (Box::pin(addr.send(RunJob).timeout(timeout)), addr.recipient())
+                (
+                    Box::pin(addr.send(RunJob).timeout(timeout)),
+                    addr.recipient(),
+                )
             }
             WorkKind::Translate => {
                 let addr = Translator::new(job, self.workers.clone()).start();
-                (Box::pin(addr.send(RunJob).timeout(timeout)), addr.recipient())
+                (
+                    Box::pin(addr.send(RunJob).timeout(timeout)),
+                    addr.recipient(),
+                )
             }
         };
-        let handle = ctx.spawn(run.into_actor(self).map(
-            move |result, act, ctx| {
-                let outcome = result.unwrap_or_else(|err| {
-                    warn!(job_id = %id, error = %err, "worker ended without an answer");
-                    if let Some(worker) = act.running.get(&id) {
-                        worker.stop.do_send(StopWork);
-                    }
-                    Outcome::Failed {
-                        error: match err {
-                            MailboxError::Timeout => {
-                                format!("worker timed out after {}s", timeout.as_secs())
-                            }
-                            MailboxError::Closed => "worker stopped unexpectedly".to_owned(),
-                        },
-                        retryable: true,
-                    }
-                });
-                act.running.remove(&id);
-                let step = act.core.finish(id, kind, outcome, now_ms());
-                act.persist_and_run(step, ctx);
-                act.notify_if_drained();
-            },
-        ));
+        let handle = ctx.spawn(run.into_actor(self).map(move |result, act, ctx| {
+            let outcome = result.unwrap_or_else(|err| {
+                warn!(job_id = %id, error = %err, "worker ended without an answer");
+                if let Some(worker) = act.running.get(&id) {
+                    worker.stop.do_send(StopWork);
+                }
+                Outcome::Failed {
+                    error: match err {
+                        MailboxError::Timeout => {
+                            format!("worker timed out after {}s", timeout.as_secs())
+                        }
+                        MailboxError::Closed => "worker stopped unexpectedly".to_owned(),
+                    },
+                    retryable: true,
+                }
+            });
+            act.running.remove(&id);
+            let step = act.core.finish(id, kind, outcome, now_ms());
+            act.persist_and_run(step, ctx);
+            act.notify_if_drained();
+        }));
         self.running.insert(id, RunningWorker { handle, stop });
     }
 
@@ -246,7 +252,11 @@ impl Handler<RequestSubtitles> for JobManager {
     type Result = ResponseActFuture<Self, Result<Vec<JobSummary>, ManagerError>>;
 
     fn handle(&mut self, msg: RequestSubtitles, _: &mut Self::Context) -> Self::Result {
-        let (summaries, changes, new_ids) = match self.core.request(&msg.0, now_ms()) {
+        let Accepted {
+            summaries,
+            changes,
+            new_ids,
+        } = match self.core.request(&msg.0, now_ms()) {
             Ok(accepted) => accepted,
             Err(err) => return Box::pin(fut::ready(Err(err))),
         };
@@ -255,7 +265,7 @@ impl Handler<RequestSubtitles> for JobManager {
         }
         let commit = self.store.submit(changes);
         Box::pin(
-            async move { commit.await }
+            commit
                 .into_actor(self)
                 .map(move |result, act, ctx| match result {
                     Ok(_) => {
@@ -286,22 +296,20 @@ impl Handler<CancelJob> for JobManager {
         };
         let commit = self.store.submit(step.changes);
         let actions = step.actions;
-        Box::pin(async move { commit.await }.into_actor(self).map(
-            move |result, act, ctx| {
-                for action in actions {
-                    act.perform(action, ctx);
-                }
-                result
-                    .map(|_| {
-                        Some(JobSummary {
-                            id: job.id,
-                            language: job.language,
-                            status: JobStatus::Cancelled,
-                        })
+        Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
+            for action in actions {
+                act.perform(action, ctx);
+            }
+            result
+                .map(|_| {
+                    Some(JobSummary {
+                        id: job.id,
+                        language: job.language,
+                        status: JobStatus::Cancelled,
                     })
-                    .map_err(|err| ManagerError::Store(err.to_string()))
-            },
-        ))
+                })
+                .map_err(|err| ManagerError::Store(err.to_string()))
+        }))
     }
 }
 
@@ -320,15 +328,13 @@ impl Handler<RetryJob> for JobManager {
         };
         let commit = self.store.submit(step.changes);
         let actions = step.actions;
-        Box::pin(async move { commit.await }.into_actor(self).map(
-            move |result, act, ctx| {
-                result.map_err(|err| ManagerError::Store(err.to_string()))?;
-                for action in actions {
-                    act.perform(action, ctx);
-                }
-                Ok(summary)
-            },
-        ))
+        Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
+            result.map_err(|err| ManagerError::Store(err.to_string()))?;
+            for action in actions {
+                act.perform(action, ctx);
+            }
+            Ok(summary)
+        }))
     }
 }
 

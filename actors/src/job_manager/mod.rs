@@ -131,11 +131,22 @@ pub enum Outcome {
     },
 }
 
+/// What [`ManagerCore::request`] accepted.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The answer: one job per language.
+    pub summaries: Vec<JobSummary>,
+    /// The new jobs to commit.
+    pub changes: Vec<Change>,
+    /// The new jobs' ids, for [`ManagerCore::queue_new`] once committed.
+    pub new_ids: Vec<JobId>,
+}
+
 /// Something the shell does after the step's changes are durable.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Spawn a worker for the job.
-    Start(Job, WorkKind),
+    Start(Box<Job>, WorkKind),
     /// Stop the job's worker (cancelled).
     Stop(JobId),
     /// Fill free slots from the queues.
@@ -331,11 +342,7 @@ impl ManagerCore {
     /// Accepts a request: one new `pending` job per language that has no unfinished job,
     /// the existing job for the others. Returns the answer, the changes, and the new ids
     /// (to pass to [`queue_new`](Self::queue_new) once committed).
-    pub fn request(
-        &mut self,
-        request: &NewRequest,
-        now: i64,
-    ) -> Result<(Vec<JobSummary>, Vec<Change>, Vec<JobId>), ManagerError> {
+    pub fn request(&mut self, request: &NewRequest, now: i64) -> Result<Accepted, ManagerError> {
         if !self.is_accepting {
             return Err(ManagerError::ShuttingDown);
         }
@@ -399,14 +406,21 @@ impl ManagerCore {
             });
             self.jobs.insert(job.id, job);
         }
-        Ok((summaries, changes, new_ids))
+        Ok(Accepted {
+            summaries,
+            changes,
+            new_ids,
+        })
     }
 
     /// Queues newly committed `pending` jobs for download.
     pub fn queue_new(&mut self, ids: &[JobId], now: i64) -> Step {
         let mut step = Step::default();
         for id in ids {
-            if self.jobs.get(id).is_some_and(|j| j.status == JobStatus::Pending)
+            if self
+                .jobs
+                .get(id)
+                .is_some_and(|j| j.status == JobStatus::Pending)
                 && let Ok(change) = self.transition(
                     *id,
                     JobStatus::DownloadQueued,
@@ -484,7 +498,8 @@ impl ManagerCore {
                     },
                 ) {
                     if let Change::PutJob { job, .. } = &change {
-                        step.actions.push(Action::Start(job.clone(), kind));
+                        step.actions
+                            .push(Action::Start(Box::new(job.clone()), kind));
                     }
                     step.changes.push(change);
                     self.running.insert(id, kind);
@@ -523,7 +538,11 @@ impl ManagerCore {
                     JobStatus::Done,
                     now,
                     vec![
-                        (produced, source, json!({"producer": producer, "detail": detail})),
+                        (
+                            produced,
+                            source,
+                            json!({"producer": producer, "detail": detail}),
+                        ),
                         (kind::WRITTEN, source, json!({"path": path})),
                     ],
                     |job| {
@@ -531,13 +550,12 @@ impl ManagerCore {
                         job.error = None;
                     },
                 )
-                .map(|change| {
+                .inspect(|_| {
                     step.changes.push(Change::EnqueueOutbox(json!({
                         "kind": "job.done",
                         "job_id": id,
                         "path": path,
                     })));
-                    change
                 })
             }
             Outcome::AlreadyExists { path } => self.transition(
@@ -641,7 +659,10 @@ impl ManagerCore {
                 break;
             }
             self.wakes.pop_first();
-            if self.jobs.get(&id).is_some_and(|j| j.status == JobStatus::Waiting && j.wake_at_ms == Some(at))
+            if self
+                .jobs
+                .get(&id)
+                .is_some_and(|j| j.status == JobStatus::Waiting && j.wake_at_ms == Some(at))
                 && let Ok(change) = self.transition(
                     id,
                     JobStatus::DownloadQueued,

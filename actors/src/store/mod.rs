@@ -196,7 +196,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -720,7 +722,10 @@ impl Writer {
                 results.push(committed);
             }
             meta.insert(META_NEXT_EVENT_SEQ, &self.next_event_seq.to_le_bytes()[..])?;
-            meta.insert(META_NEXT_OUTBOX_SEQ, &self.next_outbox_seq.to_le_bytes()[..])?;
+            meta.insert(
+                META_NEXT_OUTBOX_SEQ,
+                &self.next_outbox_seq.to_le_bytes()[..],
+            )?;
         }
         txn.commit()?;
         Ok(results)

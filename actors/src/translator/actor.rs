@@ -33,10 +33,14 @@ impl Handler<RunJob> for Translator {
 
     fn handle(&mut self, _: RunJob, _: &mut Self::Context) -> Self::Result {
         let (job, context) = (self.job.clone(), self.context.clone());
-        Box::pin(translate(job, context).into_actor(self).map(|outcome, _, ctx| {
-            ctx.stop();
-            outcome
-        }))
+        Box::pin(
+            translate(job, context)
+                .into_actor(self)
+                .map(|outcome, _, ctx| {
+                    ctx.stop();
+                    outcome
+                }),
+        )
     }
 }
 

@@ -27,7 +27,8 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
     let Some(service) = context.translator.clone() else {
         return fail("no translator configured".to_owned(), false);
     };
-    let (Some(source), Some(from)) = (job.translation_source.clone(), job.translation_from.clone()) else {
+    let (Some(source), Some(from)) = (job.translation_source.clone(), job.translation_from.clone())
+    else {
         return fail("no source subtitle to translate from".to_owned(), false);
     };
     let path = source.clone();
@@ -50,16 +51,27 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
                     translated = Some(out);
                     break;
                 }
-                Ok(out) => warn!(job_id = %job.id, attempt, sent = texts.len(), received = out.len(), "translation batch came back incomplete"),
+                Ok(out) => {
+                    warn!(job_id = %job.id, attempt, sent = texts.len(), received = out.len(), "translation batch came back incomplete")
+                }
                 Err(TranslateError::RateLimited { retry_after }) => {
-                    return Outcome::NothingFound { reason: format!("{} is rate limiting", service.name()), retry_after };
+                    return Outcome::NothingFound {
+                        reason: format!("{} is rate limiting", service.name()),
+                        retry_after,
+                    };
                 }
                 Err(err @ TranslateError::Unavailable(_)) => return fail(err.to_string(), true),
                 Err(err @ TranslateError::Permanent(_)) => return fail(err.to_string(), false),
             }
         }
         let Some(out) = translated else {
-            return fail(format!("{} kept answering a different number of cues than sent", service.name()), true);
+            return fail(
+                format!(
+                    "{} kept answering a different number of cues than sent",
+                    service.name()
+                ),
+                true,
+            );
         };
         for (cue, text) in chunk.iter_mut().zip(out) {
             cue.text = text;
@@ -68,7 +80,9 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
     let target = subtitle_path(&job.path, &job.language, false, false);
     let text = write_srt(&cues);
     let (path, libraries) = (target.clone(), context.libraries.clone());
-    match tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes(), &libraries)).await {
+    match tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes(), &libraries))
+        .await
+    {
         Ok(Ok(())) => Outcome::Written {
             path: target,
             producer: service.name().to_owned(),

@@ -1,0 +1,550 @@
+//! The HTTP API through the real binary: submit, inspect, auth, bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::{Daemon, KEY, Sandbox};
+use serde_json::{Value, json};
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not a JSON error: {body}"))
+}
+
+#[test]
+fn submitted_request_becomes_durable_jobs_with_events() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("Movie (2019)/Movie (2019).mkv");
+    let daemon = sandbox.start();
+
+    let (status, body) = daemon.post("/api/v1/subtitles", &json!({"path": video}));
+    assert_eq!(status, 202, "{body}");
+    let jobs = body["jobs"].as_array().unwrap();
+    let languages: HashSet<_> = jobs
+        .iter()
+        .map(|j| j["language"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        languages,
+        HashSet::from(["fr", "en"]),
+        "defaults to [languages] wanted"
+    );
+    assert!(jobs.iter().all(|j| j["status"] == "pending"), "{body}");
+
+    let id = jobs[0]["id"].as_str().unwrap();
+    let job = daemon.wait_for_job(id, |j| j["status"] == "waiting");
+    assert_eq!(job["error"], "no subtitle provider enabled");
+    assert_eq!(job["path"], json!(video));
+    assert_eq!(job["priority"], "high");
+    assert_eq!(job["attempts"], 1);
+    assert!(job["output_path"].is_null());
+    for key in ["created_at", "updated_at"] {
+        assert!(job[key].as_str().unwrap().ends_with('Z'), "{job}");
+    }
+
+    let (status, events) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    assert_eq!(status, 200);
+    assert_eq!(events["job_id"], id);
+    let list = events["events"].as_array().unwrap();
+    assert_eq!(events["event_count"], list.len());
+    let types: Vec<&str> = list
+        .iter()
+        .rev()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &types[..5],
+        [
+            "subtitle.requested",
+            "subtitle.download.requested",
+            "subtitle.download.started",
+            "subtitle.waiting",
+            "job.retry_scheduled"
+        ],
+        "oldest first after reversing: {types:?}"
+    );
+    let seqs: Vec<u64> = list.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {seqs:?}"
+    );
+    assert_eq!(list.last().unwrap()["source"], "api");
+}
+
+#[test]
+fn the_same_video_and_language_never_has_two_unfinished_jobs() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("a.mkv");
+    let daemon = sandbox.start();
+    let request = json!({"path": video, "languages": ["fr"]});
+    let (_, first) = daemon.post("/api/v1/subtitles", &request);
+    let (status, second) = daemon.post("/api/v1/subtitles", &request);
+    assert_eq!(status, 202);
+    assert_eq!(first["jobs"][0]["id"], second["jobs"][0]["id"]);
+    let (_, de) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["DE", "de"]}),
+    );
+    assert_eq!(de["jobs"].as_array().unwrap().len(), 1, "{de}");
+    assert_ne!(de["jobs"][0]["id"], first["jobs"][0]["id"]);
+    let (_, all) = daemon.get("/api/v1/jobs");
+    assert_eq!(all["jobs"].as_array().unwrap().len(), 2, "{all}");
+}
+
+#[test]
+fn job_list_pages_newest_first_with_a_cursor_and_filters_by_status() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.start();
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let video = sandbox.video(&format!("v{n}.mkv"));
+        let (_, body) = daemon.post(
+            "/api/v1/subtitles",
+            &json!({"path": video, "languages": ["fr"]}),
+        );
+        ids.push(body["jobs"][0]["id"].as_str().unwrap().to_owned());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/v1/jobs?limit=2&cursor={c}"),
+            None => "/api/v1/jobs?limit=2".to_owned(),
+        };
+        let (status, page) = daemon.get(&path);
+        assert_eq!(status, 200, "{page}");
+        let jobs = page["jobs"].as_array().unwrap();
+        assert!(jobs.len() <= 2);
+        seen.extend(jobs.iter().map(|j| j["id"].as_str().unwrap().to_owned()));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "every job once, newest first");
+
+    for id in &ids {
+        daemon.wait_for_job(id, |j| j["status"] == "waiting");
+    }
+    let (_, waiting) = daemon.get("/api/v1/jobs?status=waiting");
+    assert_eq!(waiting["jobs"].as_array().unwrap().len(), 5);
+    let (_, done) = daemon.get("/api/v1/jobs?status=done");
+    assert!(done["jobs"].as_array().unwrap().is_empty());
+    let (status, bad) = daemon.get("/api/v1/jobs?status=finished");
+    assert_eq!((status, error_code(&bad)), (400, "bad_request"));
+    let (status, bad) = daemon.get("/api/v1/jobs?limit=0");
+    assert_eq!((status, error_code(&bad)), (400, "bad_request"));
+    let (status, bad) = daemon.get("/api/v1/jobs?cursor=nope");
+    assert_eq!((status, error_code(&bad)), (400, "bad_request"));
+}
+
+#[test]
+fn every_route_but_health_needs_the_api_key() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.start();
+    let (client, runtime) = daemon.raw();
+    let status_of = |request: reqwest::RequestBuilder| {
+        runtime.block_on(async { request.send().await.unwrap().status().as_u16() })
+    };
+    let url = |path: &str| format!("{}{path}", daemon.base);
+
+    assert_eq!(status_of(client.get(url("/health"))), 200);
+    for path in [
+        "/api/v1/jobs",
+        "/metrics",
+        "/api/v1/health/sources",
+        "/api/v1/events/stream",
+    ] {
+        assert_eq!(
+            status_of(client.get(url(path))),
+            401,
+            "{path} without a key"
+        );
+        assert_eq!(
+            status_of(client.get(url(path)).header("X-Api-Key", "wrong")),
+            401,
+            "{path} wrong key"
+        );
+    }
+    assert_eq!(
+        status_of(
+            client
+                .post(url("/api/v1/subtitles"))
+                .json(&json!({"path": "/x"}))
+        ),
+        401
+    );
+    assert_eq!(
+        status_of(client.get(url("/api/v1/jobs")).header("X-Api-Key", KEY)),
+        200
+    );
+    assert_eq!(
+        status_of(client.get(url(&format!("/api/v1/jobs?apikey={KEY}")))),
+        200
+    );
+    assert_eq!(
+        status_of(
+            client
+                .get(url("/api/v1/jobs"))
+                .basic_auth("anyone", Some(KEY))
+        ),
+        200
+    );
+    assert_eq!(
+        status_of(
+            client
+                .get(url("/api/v1/jobs"))
+                .basic_auth("anyone", Some("nope"))
+        ),
+        401
+    );
+
+    let (status, body) = daemon.call(client.get(url("/api/v1/jobs")));
+    assert_eq!((status, error_code(&body)), (401, "unauthorized"));
+    let (status, health) = daemon.call(client.get(url("/health")));
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn bad_input_gets_a_precise_json_error_and_the_daemon_keeps_serving() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("b.mkv");
+    let daemon = Daemon::start(
+        &sandbox.config(),
+        &[("CUEWARDEN__SERVER__MAX_BODY_BYTES", "4096")],
+    );
+    let (client, _) = daemon.raw();
+    let post_raw = |body: &str| {
+        daemon.call(
+            client
+                .post(format!("{}/api/v1/subtitles", daemon.base))
+                .header("X-Api-Key", KEY)
+                .header("Content-Type", "application/json")
+                .body(body.to_owned()),
+        )
+    };
+    let cases: Vec<(&str, u16, &str)> = vec![
+        ("{not json", 400, "bad_request"),
+        ("", 400, "bad_request"),
+        ("[]", 400, "bad_request"),
+        (r#"{"path": 5}"#, 400, "bad_request"),
+        (r#"{"path": "/x.mkv", "colour": "red"}"#, 400, "bad_request"),
+        (r#"{"languages": ["fr"]}"#, 400, "bad_request"),
+        (
+            r#"{"path": "/x.mkv", "jellyfin_item_id": "abc"}"#,
+            400,
+            "bad_request",
+        ),
+        (r#"{"path": "/x.mkv", "languages": []}"#, 400, "bad_request"),
+        (
+            r#"{"path": "/x.mkv", "languages": ["french"]}"#,
+            400,
+            "bad_request",
+        ),
+        (r#"{"path": "/etc/passwd"}"#, 422, "path_outside_library"),
+        (
+            r#"{"path": "relative/movie.mkv"}"#,
+            422,
+            "path_not_absolute",
+        ),
+        (
+            r#"{"jellyfin_item_id": "abc"}"#,
+            422,
+            "jellyfin_not_configured",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (got, answer) = post_raw(body);
+        assert_eq!(
+            (got, error_code(&answer)),
+            (status, code),
+            "body {body:?}: {answer}"
+        );
+        assert!(!answer["error"]["message"].as_str().unwrap().is_empty());
+    }
+    let escape = format!(
+        r#"{{"path": "{}/../outside.mkv"}}"#,
+        sandbox.library().display()
+    );
+    let (got, answer) = post_raw(&escape);
+    assert_eq!(
+        (got, error_code(&answer)),
+        (422, "path_outside_library"),
+        "{answer}"
+    );
+
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.mkv"), b"x").unwrap();
+    std::os::unix::fs::symlink(outside.path(), sandbox.library().join("link")).unwrap();
+    let link = format!(
+        r#"{{"path": "{}/link/secret.mkv"}}"#,
+        sandbox.library().display()
+    );
+    let (got, answer) = post_raw(&link);
+    assert_eq!(
+        (got, error_code(&answer)),
+        (422, "path_outside_library"),
+        "symlink escape: {answer}"
+    );
+
+    let huge = format!(r#"{{"path": "{}"}}"#, "a".repeat(10_000));
+    let (got, answer) = post_raw(&huge);
+    assert_eq!(
+        (got, error_code(&answer)),
+        (413, "payload_too_large"),
+        "{answer}"
+    );
+
+    let unknown = "01a20fa6-3690-729e-bb25-02af5246155a";
+    for path in [
+        format!("/api/v1/jobs/{unknown}"),
+        format!("/api/v1/jobs/{unknown}/events"),
+        "/api/v1/jobs/not-a-uuid".to_owned(),
+        "/api/v1/nowhere".to_owned(),
+    ] {
+        let (got, answer) = daemon.get(&path);
+        assert_eq!(
+            (got, error_code(&answer)),
+            (404, "not_found"),
+            "{path}: {answer}"
+        );
+    }
+    for action in ["retry", "cancel"] {
+        let (got, answer) = daemon.post(&format!("/api/v1/jobs/{unknown}/{action}"), &json!({}));
+        assert_eq!(
+            (got, error_code(&answer)),
+            (404, "not_found"),
+            "{action}: {answer}"
+        );
+    }
+
+    // Still serving, and nothing was created by the bad requests.
+    let (got, answer) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    assert_eq!(got, 202, "{answer}");
+    let (_, all) = daemon.get("/api/v1/jobs");
+    assert_eq!(all["jobs"].as_array().unwrap().len(), 1, "{all}");
+}
+
+#[test]
+fn retry_and_cancel_follow_the_life_cycle() {
+    let sandbox =
+        Sandbox::new("[jobs]\nretry_min_delay_secs = 3600\nretry_max_delay_secs = 7200\n");
+    let video = sandbox.video("c.mkv");
+    let daemon = sandbox.start();
+    let (_, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+
+    let (status, answer) = daemon.post(&format!("/api/v1/jobs/{id}/retry"), &json!({}));
+    assert_eq!(status, 202, "{answer}");
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting" && j["attempts"] == 1);
+    assert_eq!(job["error"], "no subtitle provider enabled");
+    let (_, events) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    assert!(
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "job.retry_requested")
+    );
+
+    let (status, answer) = daemon.post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "cancelled");
+    let (status, answer) = daemon.post(&format!("/api/v1/jobs/{id}/cancel"), &json!({}));
+    assert_eq!((status, error_code(&answer)), (409, "conflict"));
+
+    // A cancelled job frees its video + language for a new request…
+    let (_, again) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    let new_id = again["jobs"][0]["id"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, id);
+    // …so retrying the cancelled one now conflicts with the unfinished new one.
+    let (status, answer) = daemon.post(&format!("/api/v1/jobs/{id}/retry"), &json!({}));
+    assert_eq!((status, error_code(&answer)), (409, "conflict"), "{answer}");
+    daemon.post(&format!("/api/v1/jobs/{new_id}/cancel"), &json!({}));
+    let (status, answer) = daemon.post(&format!("/api/v1/jobs/{id}/retry"), &json!({}));
+    assert_eq!(status, 202, "{answer}");
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+}
+
+#[test]
+fn an_existing_subtitle_skips_the_job() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("Show/S01E01.mkv");
+    std::fs::write(
+        sandbox.library().join("Show/S01E01.fre.srt"),
+        "1\n00:00:01,000 --> 00:00:02,000\nSalut\n",
+    )
+    .unwrap();
+    let daemon = sandbox.start();
+    let (_, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    let id = body["jobs"][0]["id"].as_str().unwrap();
+    daemon.wait_for_job(id, |j| j["status"] == "skipped");
+    let (_, events) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    let skipped = &events["events"][0];
+    assert_eq!(skipped["type"], "subtitle.skipped");
+    assert!(
+        skipped["payload"]["existing"]
+            .as_str()
+            .unwrap()
+            .ends_with("S01E01.fre.srt")
+    );
+}
+
+#[test]
+fn event_stream_replays_after_last_event_id_then_follows_live() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.start();
+    let first = sandbox.video("d.mkv");
+    let (_, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": first, "languages": ["fr"]}),
+    );
+    let id = body["jobs"][0]["id"].as_str().unwrap();
+    daemon.wait_for_job(id, |j| j["status"] == "waiting");
+
+    let (client, runtime) = daemon.raw();
+    let frames = |last: u64, want: usize, submit: Option<Value>| -> Vec<(u64, String)> {
+        runtime.block_on(async {
+            let mut response = client
+                .get(format!("{}/api/v1/events/stream", daemon.base))
+                .header("X-Api-Key", KEY)
+                .header("Last-Event-ID", last.to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            assert!(
+                response.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/event-stream")
+            );
+            if let Some(body) = submit {
+                let response = client
+                    .post(format!("{}/api/v1/subtitles", daemon.base))
+                    .header("X-Api-Key", KEY)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), 202);
+            }
+            let mut text = String::new();
+            let mut out = Vec::new();
+            while out.len() < want {
+                let chunk = tokio::time::timeout(common::DEADLINE, response.chunk())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                text.push_str(std::str::from_utf8(&chunk).unwrap());
+                while let Some(end) = text.find("\n\n") {
+                    let frame: String = text.drain(..end + 2).collect();
+                    let seq = frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix("id: "))
+                        .map(|s| s.parse().unwrap());
+                    let kind = frame
+                        .lines()
+                        .find_map(|l| l.strip_prefix("event: "))
+                        .unwrap_or("")
+                        .to_owned();
+                    if let Some(seq) = seq {
+                        out.push((seq, kind));
+                    }
+                }
+            }
+            out
+        })
+    };
+    let all = frames(0, 5, None);
+    assert_eq!(all[0], (1, "subtitle.requested".to_owned()));
+    assert!(
+        all.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "gap-free: {all:?}"
+    );
+
+    let resumed = frames(3, 2, None);
+    assert_eq!(
+        resumed[0].0, 4,
+        "resumes right after Last-Event-ID: {resumed:?}"
+    );
+
+    let second = sandbox.video("e.mkv");
+    let last = all.last().unwrap().0;
+    let live = frames(last, 1, Some(json!({"path": second, "languages": ["fr"]})));
+    assert!(live[0].0 > last);
+    assert_eq!(live[0].1, "subtitle.requested");
+
+    let (status, body) = daemon.call(
+        client
+            .get(format!("{}/api/v1/events/stream", daemon.base))
+            .header("X-Api-Key", KEY)
+            .header("Last-Event-ID", "yesterday"),
+    );
+    assert_eq!((status, error_code(&body)), (400, "bad_request"));
+}
+
+#[test]
+fn metrics_and_source_health_report_the_engine() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.start();
+    let video = sandbox.video("f.mkv");
+    let (_, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    daemon.wait_for_job(body["jobs"][0]["id"].as_str().unwrap(), |j| {
+        j["status"] == "waiting"
+    });
+
+    let (status, metrics) = daemon.get("/metrics");
+    assert_eq!(status, 200);
+    let text = metrics.as_str().unwrap();
+    assert!(
+        text.contains("cuewarden_jobs{status=\"waiting\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("cuewarden_store_commits_total "), "{text}");
+    assert!(
+        text.contains("cuewarden_store_commit_batch_size_bucket{le=\"+Inf\"}"),
+        "{text}"
+    );
+
+    let (status, sources) = daemon.get("/api/v1/health/sources");
+    assert_eq!(status, 200);
+    assert_eq!(sources["sources"][0]["name"], "api");
+    assert_eq!(sources["job_manager"]["is_accepting"], true);
+
+    let (client, runtime) = daemon.raw();
+    let page = runtime.block_on(async {
+        client
+            .get(format!("{}/", daemon.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(page.contains("<title>cuewarden</title>"));
+}

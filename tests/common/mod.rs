@@ -1,0 +1,227 @@
+//! A real `cuewarden` process for black-box tests: temp data dir and library, port 0
+//! (the daemon logs the address it got), an HTTP client, and crash/stop helpers.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The API key every test daemon uses.
+pub const KEY: &str = "test-key-0123456789abcdef";
+
+/// How long a test waits for the daemon to do something it should do quickly.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_cuewarden")
+}
+
+/// A temp dir with `library/` and `data/`, and a config pointing at them.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new(extra_config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("library")).unwrap();
+        let config = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\napi_key = \"{KEY}\"\nshutdown_grace_secs = 5\n\
+             [storage]\ndata_dir = {:?}\n\
+             [languages]\nwanted = [\"fr\", \"en\"]\ntranslate_from = []\n\
+             [[libraries]]\npath = {:?}\n{extra_config}",
+            dir.path().join("data").display().to_string(),
+            dir.path().join("library").display().to_string(),
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        Self { dir }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn library(&self) -> PathBuf {
+        self.dir.path().join("library")
+    }
+
+    /// Creates an (empty) video file in the library and returns its path.
+    pub fn video(&self, relative: &str) -> PathBuf {
+        let path = self.library().join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"not really a video").unwrap();
+        path
+    }
+
+    pub fn start(&self) -> Daemon {
+        Daemon::start(&self.config(), &[])
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    pub child: Child,
+    pub base: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Daemon {
+    pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut command = Command::new(binary());
+        command
+            .args(["run", "--config"])
+            .arg(config)
+            .env("CUEWARDEN_LOG", "info")
+            .env_remove("CUEWARDEN_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("cannot start cuewarden");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (address_sender, address_receiver) = mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line
+                    .split("address=")
+                    .nth(1)
+                    .filter(|_| line.contains("listening"))
+                {
+                    let _ = address_sender
+                        .send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let address = match address_receiver.recv_timeout(DEADLINE) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "daemon did not start listening; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = reqwest::Client::builder()
+            .timeout(DEADLINE)
+            .build()
+            .unwrap();
+        Self {
+            child,
+            base: format!("http://{address}"),
+            log,
+            client,
+            runtime,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Sends a request; returns status and JSON body (Null when not JSON).
+    pub fn call(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        self.runtime.block_on(async {
+            let response = request.send().await.expect("request failed");
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap_or_default();
+            (
+                status,
+                serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            )
+        })
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.call(
+            self.client
+                .get(format!("{}{path}", self.base))
+                .header("X-Api-Key", KEY),
+        )
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("X-Api-Key", KEY)
+                .json(body),
+        )
+    }
+
+    pub fn raw(&self) -> (&reqwest::Client, &tokio::runtime::Runtime) {
+        (&self.client, &self.runtime)
+    }
+
+    /// Polls a job until `predicate` holds.
+    pub fn wait_for_job(&self, id: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, job) = self.get(&format!("/api/v1/jobs/{id}"));
+            assert_eq!(status, 200, "{job}");
+            if predicate(&job) {
+                return job;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "job never reached the expected state: {job}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // Let the reader thread drain the last lines.
+                std::thread::sleep(Duration::from_millis(50));
+                return (status, self.log_text());
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "daemon ignored SIGTERM; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn crash(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

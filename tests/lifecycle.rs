@@ -1,0 +1,229 @@
+//! Process-level behaviour: crash durability, graceful shutdown, exit codes, CLI.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::Command;
+
+use common::{KEY, Sandbox, binary};
+use serde_json::json;
+
+#[test]
+fn every_accepted_request_survives_kill_9_and_resumes() {
+    // One download slot, so most jobs are still queued when the process dies.
+    let sandbox = Sandbox::new("[jobs]\nmax_concurrent_downloads = 1\n");
+    let daemon = sandbox.start();
+    const REQUESTS: usize = 120;
+    let videos: Vec<_> = (0..REQUESTS)
+        .map(|n| sandbox.video(&format!("m{n}/m{n}.mkv")))
+        .collect();
+    let (client, runtime) = daemon.raw();
+    let accepted: Vec<String> = runtime.block_on(async {
+        let mut tasks = Vec::new();
+        for video in &videos {
+            let request = client
+                .post(format!("{}/api/v1/subtitles", daemon.base))
+                .header("X-Api-Key", KEY)
+                .json(&json!({"path": video, "languages": ["fr"]}))
+                .send();
+            tasks.push(request);
+        }
+        let mut ids = Vec::new();
+        for response in futures_util::future::join_all(tasks).await {
+            let response = response.unwrap();
+            assert_eq!(response.status(), 202);
+            let body: serde_json::Value = response.json().await.unwrap();
+            ids.push(body["jobs"][0]["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    });
+    daemon.crash();
+
+    let daemon = sandbox.start();
+    let mut stored = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (status, page) = daemon.get(&format!("/api/v1/jobs?limit=500&cursor={cursor}"));
+        assert_eq!(status, 200);
+        stored.extend(
+            page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_owned()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = next.to_owned(),
+            None => break,
+        }
+    }
+    let unique: HashSet<_> = stored.iter().collect();
+    assert_eq!(unique.len(), stored.len(), "no job duplicated");
+    assert_eq!(
+        unique,
+        accepted.iter().collect(),
+        "every accepted job is in the store"
+    );
+    for id in &accepted {
+        let (_, events) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+        let requested = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "subtitle.requested")
+            .count();
+        assert_eq!(requested, 1, "job {id}: {events}");
+    }
+    // Unfinished jobs resume: each one runs again after the restart.
+    for id in &accepted {
+        daemon.wait_for_job(id, |j| j["status"] == "waiting");
+    }
+}
+
+#[test]
+fn sigterm_stops_gracefully_and_a_restart_keeps_the_jobs() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("g.mkv");
+    let daemon = sandbox.start();
+    let (_, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    let (status, log) = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}; log:\n{log}");
+    assert!(log.contains("SIGTERM received"), "{log}");
+    assert!(log.contains("store closed"), "{log}");
+
+    let daemon = sandbox.start();
+    let (status, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+    assert_eq!(status, 200);
+    assert_eq!(job["status"], "waiting");
+}
+
+#[test]
+fn a_second_daemon_on_the_same_store_is_refused() {
+    let sandbox = Sandbox::new("");
+    let _first = sandbox.start();
+    let output = Command::new(binary())
+        .args(["run", "--config"])
+        .arg(sandbox.config())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("store"), "{stderr}");
+}
+
+#[test]
+fn check_config_exits_0_for_the_shipped_config_and_2_listing_every_bad_key() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(format!("{root}/config.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[server]\nlisten = \"nope\"\nport = 1\n[languages]\nwanted = [\"xx1\"]\n[jellyfin]\nurl = \"ftp://x\"\n").unwrap();
+    let output = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for key in [
+        "server.listen:",
+        "server.port: unknown key",
+        "languages.wanted:",
+        "jellyfin.url:",
+        "jellyfin.api_key:",
+    ] {
+        assert!(
+            stderr.lines().any(|l| l.starts_with(key)),
+            "no line for {key}:\n{stderr}"
+        );
+    }
+
+    let output = Command::new(binary())
+        .args(["check-config", "--config"])
+        .arg(format!("{root}/config.toml"))
+        .env("CUEWARDEN__SERVER__LISTEN", "not an address")
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "environment overrides are validated too"
+    );
+
+    let output = Command::new(binary())
+        .args(["check-config", "--config", "/nonexistent/cuewarden.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn cli_requests_and_inspects_through_the_running_daemon() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("h.mkv");
+    // The CLI reads server.listen from the config: give it the port the daemon got.
+    let daemon = sandbox.start();
+    let port = daemon.base.rsplit(':').next().unwrap().to_owned();
+    let text = std::fs::read_to_string(sandbox.config())
+        .unwrap()
+        .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
+    let cli_config = sandbox.dir.path().join("cli.toml");
+    std::fs::write(&cli_config, text).unwrap();
+    let cli = |args: &[&str]| {
+        let output = Command::new(binary())
+            .args(args)
+            .arg("--config")
+            .arg(&cli_config)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let out = cli(&["request", video.to_str().unwrap(), "--lang", "fr", "de"]);
+    assert_eq!(out.lines().count(), 3, "header + two jobs:\n{out}");
+    let id = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    let jobs = cli(&["jobs", "--status", "waiting"]);
+    assert!(jobs.contains(&id), "{jobs}");
+    let events = cli(&["events", &id]);
+    assert!(
+        events.contains("subtitle.requested") && events.contains("subtitle.waiting"),
+        "{events}"
+    );
+
+    let output = Command::new(binary())
+        .args(["events", "not-a-job", "--config"])
+        .arg(&cli_config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("404"));
+}
