@@ -1,1 +1,364 @@
-fn main() {}
+//! Throughput and start-up benchmark (`cargo bench --bench api`). Not a test: it asserts
+//! nothing about speed, it measures and prints.
+//!
+//! 1. Store: N threads submitting job inserts straight to the redb store; commits/s and
+//!    the group-commit batch sizes.
+//! 2. API: the real binary on loopback, C concurrent clients posting `POST /subtitles`
+//!    (every 202 is durable: it is sent after the commit); accepted requests/s, p50/p99
+//!    latency, and the commit batch sizes the daemon reports in `/metrics`.
+//! 3. Start-up: a store with 100,000 jobs; time from launch to `/health` 200, and the
+//!    resident memory once idle.
+//!
+//! Knobs (environment): `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (64),
+//! `BENCH_STARTUP_JOBS` (100000).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use cuewarden_actors::event::{Event, kind};
+use cuewarden_actors::store::{Change, Store};
+use cuewarden_actors::{EventSource, Job, JobId, JobStatus, Language, Priority};
+use serde_json::json;
+
+const KEY: &str = "bench-key-0123456789abcdef";
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn job(n: usize, status: JobStatus, now: i64) -> Job {
+    Job {
+        id: JobId::new(),
+        status,
+        language: Language::parse("fr").unwrap(),
+        path: PathBuf::from(format!("/library/movie{n}/movie{n}.mkv")),
+        jellyfin_item_id: None,
+        priority: Priority::Normal,
+        auto_translate: false,
+        attempts: 1,
+        error: None,
+        output_path: Some(PathBuf::from(format!("/library/movie{n}/movie{n}.fr.srt"))),
+        origin: EventSource::LibrarySync,
+        created_at_ms: now,
+        updated_at_ms: now,
+        wake_at_ms: None,
+        translation_source: None,
+        translation_from: None,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+fn batch_line(store: &Store) -> String {
+    let stats = store.stats();
+    let commits = stats.commits.load(Ordering::Relaxed).max(1);
+    let changes = stats.changes.load(Ordering::Relaxed);
+    format!(
+        "{commits} commits, {:.1} changes/commit on average, largest batch {}",
+        changes as f64 / commits as f64,
+        stats.max_batch.load(Ordering::Relaxed)
+    )
+}
+
+fn bench_store(dir: &Path, seconds: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let store = Store::open(dir).unwrap();
+    for threads in [1usize, 16, 64] {
+        let deadline = Instant::now() + Duration::from_secs(seconds as u64 / 3 + 1);
+        let start = Instant::now();
+        let total: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    let store = store.clone();
+                    scope.spawn(move || {
+                        let mut n = 0;
+                        while Instant::now() < deadline {
+                            let job = job(t * 1_000_000 + n, JobStatus::Pending, 0);
+                            let event = Event::for_job(
+                                job.id,
+                                kind::SUBTITLE_REQUESTED,
+                                EventSource::Api,
+                                0,
+                                json!({}),
+                            );
+                            store
+                                .submit_blocking(vec![Change::PutJob {
+                                    job,
+                                    events: vec![event],
+                                }])
+                                .unwrap();
+                            n += 1;
+                        }
+                        n
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        let elapsed = start.elapsed().as_secs_f64();
+        println!(
+            "store  {threads:>3} writer threads: {:>8.0} durable job inserts/s   ({})",
+            total as f64 / elapsed,
+            batch_line(&store)
+        );
+    }
+    store.close();
+}
+
+struct Daemon {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, port: u16) -> PathBuf {
+    let library = dir.join("library");
+    std::fs::create_dir_all(&library).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"{KEY}\"\n[storage]\ndata_dir = {:?}\n\
+             [languages]\nwanted = [\"fr\"]\n[[libraries]]\npath = {:?}\n",
+            dir.join("data").display().to_string(),
+            library.display().to_string()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Launches the daemon and returns it with the time until `/health` answered 200.
+fn launch(config: &Path, port: u16) -> (Daemon, Duration) {
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_cuewarden"))
+        .args(["run", "--config"])
+        .arg(config)
+        .env("CUEWARDEN_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let daemon = Daemon {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            use std::io::{Read, Write};
+            let _ =
+                stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200") {
+                return (daemon, start.elapsed());
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "daemon did not start"
+        );
+        std::thread::sleep(Duration::from_micros(500));
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+fn bench_api(dir: &Path, seconds: usize, clients: usize) {
+    let port = free_port();
+    let config = write_config(dir, port);
+    let (daemon, _) = launch(&config, port);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/subtitles", daemon.base);
+    let library = dir.join("library");
+    let deadline = Instant::now() + Duration::from_secs(seconds as u64);
+    let start = Instant::now();
+    let mut latencies: Vec<Duration> = runtime.block_on(async {
+        let tasks = (0..clients).map(|c| {
+            let (client, url, library) = (client.clone(), url.clone(), library.clone());
+            async move {
+                let mut out = Vec::new();
+                let mut n = 0;
+                while Instant::now() < deadline {
+                    let body = json!({"path": library.join(format!("c{c}/v{n}.mkv")), "languages": ["fr"]});
+                    let sent = Instant::now();
+                    let response = client.post(&url).header("X-Api-Key", KEY).json(&body).send().await.unwrap();
+                    assert_eq!(response.status(), 202);
+                    let _ = response.bytes().await;
+                    out.push(sent.elapsed());
+                    n += 1;
+                }
+                out
+            }
+        });
+        futures_util::future::join_all(tasks).await.into_iter().flatten().collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let metrics = runtime.block_on(async {
+        client
+            .get(format!("{}/metrics", daemon.base))
+            .header("X-Api-Key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let commits = metric(&metrics, "cuewarden_store_commits_total");
+    let changes = metric(&metrics, "cuewarden_store_changes_total");
+    println!(
+        "api    {clients:>3} clients: {:>8.0} accepted durable requests/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} requests)",
+        latencies.len() as f64 / elapsed,
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        latencies.len()
+    );
+    println!(
+        "api    store: {commits} commits for {changes} changes ({:.1} changes/commit; jobs are also worked on meanwhile)",
+        changes / commits.max(1.0)
+    );
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("cuewarden_store_commit_batch_size_bucket"))
+    {
+        println!("api      {line}");
+    }
+    println!(
+        "api    RSS after the load: {} KiB",
+        rss_kib(daemon.child.id())
+    );
+}
+
+fn bench_startup(dir: &Path, jobs: usize) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Store::open(&data).unwrap();
+    let now = cuewarden_actors::time::now_ms();
+    for chunk in (0..jobs).collect::<Vec<_>>().chunks(5_000) {
+        let changes = chunk
+            .iter()
+            .map(|&n| {
+                let status = match n % 20 {
+                    0 => JobStatus::Failed,
+                    1 => JobStatus::Skipped,
+                    _ => JobStatus::Done,
+                };
+                let job = job(n, status, now);
+                let events = vec![
+                    Event::for_job(
+                        job.id,
+                        kind::SUBTITLE_REQUESTED,
+                        EventSource::LibrarySync,
+                        now,
+                        json!({}),
+                    ),
+                    Event::for_job(
+                        job.id,
+                        kind::WRITTEN,
+                        EventSource::Downloader,
+                        now,
+                        json!({"path": job.output_path}),
+                    ),
+                ];
+                Change::PutJob { job, events }
+            })
+            .collect();
+        store.submit_blocking(changes).unwrap();
+    }
+    store.close();
+    drop(store);
+    let size = std::fs::metadata(data.join("cuewarden.redb"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let port = free_port();
+    let config = write_config(dir, port);
+    let mut times = Vec::new();
+    let mut idle_rss = 0;
+    for _ in 0..5 {
+        let (daemon, elapsed) = launch(&config, port);
+        times.push(elapsed);
+        std::thread::sleep(Duration::from_secs(2));
+        idle_rss = rss_kib(daemon.child.id());
+        drop(daemon);
+    }
+    times.sort();
+    println!(
+        "start  {jobs} jobs ({:.1} MiB store): launch to /health 200 in {:.1} ms median (min {:.1}, max {:.1}); idle RSS {idle_rss} KiB",
+        size as f64 / 1048576.0,
+        times[2].as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        times[4].as_secs_f64() * 1e3,
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run only
+    // when asked to benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let seconds = env_number("BENCH_SECONDS", 10);
+    let clients = env_number("BENCH_CLIENTS", 64);
+    let startup_jobs = env_number("BENCH_STARTUP_JOBS", 100_000);
+    println!(
+        "cuewarden benchmark on {} cores",
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    bench_store(&dir.path().join("store"), seconds);
+    for c in [1, 16, clients] {
+        bench_api(&dir.path().join(format!("api{c}")), seconds, c);
+    }
+    bench_startup(&dir.path().join("startup"), startup_jobs);
+    let _ = std::fs::remove_dir_all(dir.path());
+}
