@@ -30,19 +30,18 @@ fn init_tracing() {
     }
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM/SIGINT handlers at once (before start-up, so an early signal is
+/// not fatal) and returns the future that resolves on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }
 
 fn settings(cli: &Cli) -> Result<config::Settings, ConfigErrors> {
@@ -79,11 +78,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => {
             let listener = std::net::TcpListener::bind(settings.server.listen)
                 .with_context(|| format!("cannot listen on {}", settings.server.listen))?;
-            actix_rt::System::new().block_on(cuewarden::run(
-                settings,
-                listener,
-                wait_for_signal(),
-            ))?;
+            actix_rt::System::new().block_on(async move {
+                cuewarden::run(settings, listener, shutdown_signal()?).await
+            })?;
         }
         Command::Request {
             path,
