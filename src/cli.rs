@@ -27,7 +27,7 @@ pub enum Command {
     Request {
         /// The video, as this daemon sees it.
         path: PathBuf,
-        /// Languages (ISO 639-1); default: [languages] wanted.
+        /// Languages (ISO 639-1); default: `[languages] wanted`.
         #[arg(long = "lang", num_args = 1..)]
         languages: Vec<String>,
         /// Do not machine-translate when no subtitle exists.

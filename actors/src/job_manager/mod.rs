@@ -347,7 +347,17 @@ impl ManagerCore {
             return Err(ManagerError::ShuttingDown);
         }
         let mut summaries = Vec::new();
-        let mut changes = Vec::new();
+        // The media index remembers every video asked about, and by whom.
+        let mut changes = vec![Change::PutMedia {
+            path: request.media.path.display().to_string(),
+            record: json!({
+                "path": request.media.path,
+                "jellyfin_item_id": request.media.jellyfin_item_id,
+                "languages": request.languages,
+                "last_requested_at_ms": now,
+                "last_source": request.source,
+            }),
+        }];
         let mut new_ids = Vec::new();
         for language in &request.languages {
             let key = dedup_key(&request.media.path, language);
