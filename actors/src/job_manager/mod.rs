@@ -664,6 +664,9 @@ impl ManagerCore {
     /// Re-queues every `waiting` job whose wake time has come.
     pub fn wake_due(&mut self, now: i64) -> Step {
         let mut step = Step::default();
+        if !self.is_accepting {
+            return step;
+        }
         while let Some(&(at, id)) = self.wakes.first() {
             if at > now {
                 break;
