@@ -476,7 +476,7 @@ fn section<T: DeserializeOwned + Default>(
         return T::default();
     };
     let mut unknown = Vec::new();
-    let mut collect = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let mut collect = |path: serde_ignored::Path<'_>| unknown.push(key_path(&path));
     let deserializer = serde_ignored::Deserializer::new(value.clone(), &mut collect);
     let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
     let join = |path: &str| {
@@ -499,6 +499,23 @@ fn section<T: DeserializeOwned + Default>(
             problems.push(format!("{}: {}", join(&path), message.trim()));
             T::default()
         }
+    }
+}
+
+/// An ignored key's path as the config spells it: `a.b`, `libraries[0].pth` (serde_ignored's
+/// own rendering marks options with `?` and lists with `.0`).
+fn key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
     }
 }
 
