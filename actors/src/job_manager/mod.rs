@@ -272,17 +272,21 @@ impl ManagerCore {
         self.is_accepting
     }
 
-    /// The delay before retry number `attempt` (1-based): exponential, capped, jittered.
+    /// The delay before retry number `attempt` (1-based): exponential, jittered (up to twice
+    /// the exponential step), and never longer than `retry_max_delay`.
     pub fn retry_delay(&self, attempt: u32) -> Duration {
+        // backon adds its jitter *after* capping at `max_delay`, so its delays reach twice the
+        // cap; clamp again so the setting means what it says.
+        let max = self.settings.retry_max_delay;
         backon::ExponentialBuilder::default()
             .with_min_delay(self.settings.retry_min_delay)
-            .with_max_delay(self.settings.retry_max_delay)
+            .with_max_delay(max)
             .with_factor(2.0)
             .with_jitter()
             .without_max_times()
             .build()
             .nth(attempt.saturating_sub(1) as usize)
-            .unwrap_or(self.settings.retry_max_delay)
+            .map_or(max, |delay| delay.min(max))
     }
 
     fn next_order(&mut self) -> u64 {

@@ -1,0 +1,942 @@
+//! ManagerCore tests: the JobManager's decisions without actix, a clock or a store.
+
+use std::path::Path;
+
+use super::*;
+
+const NOW: i64 = 1_700_000_000_000;
+
+fn settings() -> ManagerSettings {
+    ManagerSettings {
+        max_downloads: 2,
+        max_translations: 1,
+        max_attempts: 3,
+        retry_min_delay: Duration::from_secs(10),
+        retry_max_delay: Duration::from_secs(300),
+        worker_timeout: Duration::from_secs(60),
+    }
+}
+
+fn lang(code: &str) -> Language {
+    Language::parse(code).unwrap()
+}
+
+fn video(name: &str) -> PathBuf {
+    PathBuf::from(format!("/media/movies/{name}.mkv"))
+}
+
+fn new_request(name: &str, languages: &[&str], priority: Priority) -> NewRequest {
+    NewRequest {
+        media: MediaItem {
+            path: video(name),
+            jellyfin_item_id: Some(format!("item-{name}")),
+        },
+        languages: languages.iter().map(|l| lang(l)).collect(),
+        auto_translate: true,
+        source: EventSource::Api,
+        priority,
+    }
+}
+
+/// The jobs and event kinds a list of changes writes, in order.
+fn put_jobs(changes: &[Change]) -> Vec<(&Job, Vec<&str>)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::PutJob { job, events } => {
+                Some((job, events.iter().map(|e| e.kind.as_str()).collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The single job a step writes, with its event kinds.
+fn only_put(step: &Step) -> (Job, Vec<String>) {
+    let puts = put_jobs(&step.changes);
+    assert_eq!(puts.len(), 1, "{:?}", step.changes);
+    let (job, kinds) = &puts[0];
+    (
+        (*job).clone(),
+        kinds.iter().map(|k| (*k).to_owned()).collect(),
+    )
+}
+
+/// The events of the single job a step writes.
+fn events_of(step: &Step) -> &[Event] {
+    step.changes
+        .iter()
+        .find_map(|c| match c {
+            Change::PutJob { events, .. } => Some(events.as_slice()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn started(step: &Step) -> Vec<(JobId, WorkKind)> {
+    step.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Start(job, kind) => Some((job.id, *kind)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn has_dispatch(step: &Step) -> bool {
+    step.actions.iter().any(|a| matches!(a, Action::Dispatch))
+}
+
+/// Requests subtitles and queues the new jobs, as the actor does after the commit.
+fn submit(core: &mut ManagerCore, request: &NewRequest) -> Vec<JobId> {
+    let accepted = core.request(request, NOW).unwrap();
+    core.queue_new(&accepted.new_ids, NOW);
+    accepted.new_ids
+}
+
+/// One job, queued and started as a download.
+fn running_download(core: &mut ManagerCore, name: &str) -> JobId {
+    let ids = submit(core, &new_request(name, &["fr"], Priority::Normal));
+    let step = core.dispatch(NOW);
+    assert!(started(&step).contains(&(ids[0], WorkKind::Download)));
+    ids[0]
+}
+
+fn written(path: &str) -> Outcome {
+    Outcome::Written {
+        path: PathBuf::from(path),
+        producer: "fake".to_owned(),
+        detail: json!({"score": 90}),
+    }
+}
+
+fn failed(retryable: bool) -> Outcome {
+    Outcome::Failed {
+        error: "provider unavailable: 503".to_owned(),
+        retryable,
+    }
+}
+
+fn stored(status: JobStatus) -> Job {
+    Job {
+        id: JobId::new(),
+        status,
+        language: lang("fr"),
+        path: video("Stored"),
+        jellyfin_item_id: None,
+        priority: Priority::Normal,
+        auto_translate: false,
+        attempts: 2,
+        error: Some("earlier failure".to_owned()),
+        output_path: None,
+        origin: EventSource::Watcher,
+        created_at_ms: NOW - 10_000,
+        updated_at_ms: NOW - 5_000,
+        wake_at_ms: None,
+        translation_source: None,
+        translation_from: None,
+    }
+}
+
+/// The bounds of retry number `attempt` under `settings`: the exponential base, and at most
+/// twice that (jitter), never more than the cap.
+fn retry_bounds(settings: &ManagerSettings, attempt: u32) -> (Duration, Duration) {
+    let base = settings
+        .retry_min_delay
+        .saturating_mul(2u32.saturating_pow(attempt - 1))
+        .min(settings.retry_max_delay);
+    (base, (base * 2).min(settings.retry_max_delay))
+}
+
+#[test]
+fn a_request_makes_one_pending_job_per_language_after_recording_the_media() {
+    let mut core = ManagerCore::new(settings());
+    let request = new_request("Movie", &["fr", "en"], Priority::High);
+    let accepted = core.request(&request, NOW).unwrap();
+
+    assert!(
+        matches!(&accepted.changes[0], Change::PutMedia { path, record }
+            if Path::new(path) == video("Movie")
+                && record["languages"] == json!(["fr", "en"])
+                && record["jellyfin_item_id"] == json!("item-Movie")
+                && record["last_requested_at_ms"] == json!(NOW)),
+        "{:?}",
+        accepted.changes[0]
+    );
+    let puts = put_jobs(&accepted.changes);
+    assert_eq!(accepted.changes.len(), 3);
+    assert_eq!(puts.len(), 2);
+    for ((job, kinds), language) in puts.iter().zip(["fr", "en"]) {
+        assert_eq!(job.status, JobStatus::Pending);
+        assert_eq!(job.language, lang(language));
+        assert_eq!(job.path, video("Movie"));
+        assert_eq!(job.priority, Priority::High);
+        assert_eq!(job.origin, EventSource::Api);
+        assert_eq!(job.jellyfin_item_id.as_deref(), Some("item-Movie"));
+        assert_eq!((job.attempts, job.created_at_ms), (0, NOW));
+        assert_eq!(kinds, &[kind::SUBTITLE_REQUESTED]);
+    }
+    let summary_ids: Vec<JobId> = accepted.summaries.iter().map(|s| s.id).collect();
+    assert_eq!(summary_ids, accepted.new_ids);
+    assert_eq!(
+        accepted
+            .summaries
+            .iter()
+            .map(|s| (s.language.as_str(), s.status))
+            .collect::<Vec<_>>(),
+        [("fr", JobStatus::Pending), ("en", JobStatus::Pending)]
+    );
+    assert!(core.job(accepted.new_ids[0]).is_some());
+}
+
+#[test]
+fn the_same_video_and_language_never_get_two_live_jobs() {
+    let mut core = ManagerCore::new(settings());
+    let first = submit(
+        &mut core,
+        &new_request("Movie", &["fr", "en"], Priority::Normal),
+    );
+
+    let again = core
+        .request(
+            &new_request("Movie", &["en", "de", "fr"], Priority::Critical),
+            NOW,
+        )
+        .unwrap();
+    // Only the new language makes a job; the media record is still refreshed.
+    assert_eq!(again.new_ids.len(), 1);
+    assert_eq!(again.changes.len(), 2);
+    assert!(matches!(again.changes[0], Change::PutMedia { .. }));
+    let answered: Vec<(JobId, &str, JobStatus)> = again
+        .summaries
+        .iter()
+        .map(|s| (s.id, s.language.as_str(), s.status))
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            (first[1], "en", JobStatus::DownloadQueued),
+            (again.new_ids[0], "de", JobStatus::Pending),
+            (first[0], "fr", JobStatus::DownloadQueued),
+        ]
+    );
+    // The existing jobs keep their priority.
+    assert_eq!(core.job(first[0]).unwrap().priority, Priority::Normal);
+
+    // The same language twice in one request is one job.
+    let twice = core
+        .request(&new_request("Other", &["fr", "fr"], Priority::Normal), NOW)
+        .unwrap();
+    assert_eq!(twice.new_ids.len(), 1);
+    assert_eq!(twice.summaries.len(), 1);
+}
+
+#[test]
+fn a_finished_job_no_longer_blocks_a_new_request() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Movie");
+    core.finish(id, WorkKind::Download, written("/m/Movie.fr.srt"), NOW);
+    assert!(core.job(id).is_none());
+    let accepted = core
+        .request(&new_request("Movie", &["fr"], Priority::Normal), NOW)
+        .unwrap();
+    assert_eq!(accepted.new_ids.len(), 1);
+    assert_ne!(accepted.new_ids[0], id);
+}
+
+#[test]
+fn queue_new_queues_pending_jobs_for_download() {
+    let mut core = ManagerCore::new(settings());
+    let accepted = core
+        .request(&new_request("Movie", &["fr"], Priority::Normal), NOW)
+        .unwrap();
+    let step = core.queue_new(&accepted.new_ids, NOW + 1);
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::DownloadQueued);
+    assert_eq!(job.updated_at_ms, NOW + 1);
+    assert_eq!(kinds, [kind::DOWNLOAD_REQUESTED]);
+    assert!(has_dispatch(&step));
+    // Queuing again changes nothing: the job is no longer pending.
+    assert!(put_jobs(&core.queue_new(&accepted.new_ids, NOW).changes).is_empty());
+}
+
+#[test]
+fn dispatch_runs_the_highest_priority_first_and_in_arrival_order_within_one() {
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 1,
+        ..settings()
+    });
+    let order = [
+        ("low", Priority::Low),
+        ("normal-1", Priority::Normal),
+        ("critical-1", Priority::Critical),
+        ("high", Priority::High),
+        ("normal-2", Priority::Normal),
+        ("critical-2", Priority::Critical),
+    ];
+    let mut names = HashMap::new();
+    for (name, priority) in order {
+        let ids = submit(&mut core, &new_request(name, &["fr"], priority));
+        names.insert(ids[0], name);
+    }
+    let mut ran = Vec::new();
+    loop {
+        let step = core.dispatch(NOW);
+        let starts = started(&step);
+        if starts.is_empty() {
+            break;
+        }
+        assert_eq!(starts.len(), 1, "more than one download slot used");
+        let (id, kind) = starts[0];
+        assert_eq!(core.job(id).unwrap().status, JobStatus::DownloadInProgress);
+        ran.push(names[&id]);
+        core.finish(id, kind, written("/m/x.fr.srt"), NOW);
+    }
+    assert_eq!(
+        ran,
+        [
+            "critical-1",
+            "critical-2",
+            "high",
+            "normal-1",
+            "normal-2",
+            "low"
+        ]
+    );
+}
+
+#[test]
+fn dispatch_never_runs_more_downloads_or_translations_than_allowed() {
+    let mut core = ManagerCore::new(settings()); // 2 downloads, 1 translation
+    let ids: Vec<JobId> = (0..5)
+        .map(|i| {
+            submit(
+                &mut core,
+                &new_request(&format!("M{i}"), &["fr"], Priority::Normal),
+            )[0]
+        })
+        .collect();
+    let step = core.dispatch(NOW);
+    assert_eq!(
+        started(&step),
+        [(ids[0], WorkKind::Download), (ids[1], WorkKind::Download)]
+    );
+    assert_eq!(put_jobs(&step.changes).len(), 2);
+    let job = core.job(ids[0]).unwrap();
+    assert_eq!(
+        (job.status, job.attempts),
+        (JobStatus::DownloadInProgress, 1)
+    );
+    assert!(started(&core.dispatch(NOW)).is_empty(), "slots are full");
+
+    // Both downloads hand over to translation: two downloads start, one translation.
+    for id in &ids[..2] {
+        let step = core.finish(
+            *id,
+            WorkKind::Download,
+            Outcome::NeedsTranslation {
+                source: PathBuf::from("/m/x.en.srt"),
+                from: lang("en"),
+            },
+            NOW,
+        );
+        assert!(has_dispatch(&step));
+    }
+    let step = core.dispatch(NOW);
+    let starts = started(&step);
+    assert_eq!(
+        starts
+            .iter()
+            .filter(|(_, k)| *k == WorkKind::Download)
+            .count(),
+        2
+    );
+    assert_eq!(
+        starts
+            .iter()
+            .filter(|(_, k)| *k == WorkKind::Translate)
+            .collect::<Vec<_>>(),
+        [&(ids[0], WorkKind::Translate)]
+    );
+    assert_eq!(core.running(WorkKind::Download), 2);
+    assert_eq!(core.running(WorkKind::Translate), 1);
+    assert_eq!(core.job(ids[1]).unwrap().status, JobStatus::TranslateQueued);
+    assert!(started(&core.dispatch(NOW)).is_empty());
+
+    // A finished translation frees its slot for the queued one.
+    core.finish(ids[0], WorkKind::Translate, written("/m/M0.fr.srt"), NOW);
+    assert_eq!(
+        started(&core.dispatch(NOW)),
+        [(ids[1], WorkKind::Translate)]
+    );
+}
+
+#[test]
+fn a_written_subtitle_finishes_the_job_with_its_events_and_an_outbox_entry() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Movie");
+    let step = core.finish(id, WorkKind::Download, written("/m/Movie.fr.srt"), NOW + 5);
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::Done);
+    assert_eq!(job.output_path, Some(PathBuf::from("/m/Movie.fr.srt")));
+    assert_eq!(job.error, None);
+    assert_eq!(job.updated_at_ms, NOW + 5);
+    assert_eq!(kinds, [kind::READY, kind::WRITTEN]);
+    let events = events_of(&step);
+    assert_eq!(events[0].source, EventSource::Downloader);
+    assert_eq!(events[0].payload["producer"], json!("fake"));
+    assert_eq!(events[0].payload["status"], json!("done"));
+    assert_eq!(events[1].payload["path"], json!("/m/Movie.fr.srt"));
+    assert!(step.changes.iter().any(|c| matches!(c,
+        Change::EnqueueOutbox(entry) if entry["kind"] == json!("job.done") && entry["job_id"] == json!(id))));
+    assert!(has_dispatch(&step));
+    assert!(core.job(id).is_none(), "a terminal job stays in memory");
+    assert_eq!(core.running(WorkKind::Download), 0);
+}
+
+#[test]
+fn a_translation_that_is_written_reports_translated_then_written() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Movie");
+    let step = core.finish(
+        id,
+        WorkKind::Download,
+        Outcome::NeedsTranslation {
+            source: PathBuf::from("/m/Movie.en.srt"),
+            from: lang("en"),
+        },
+        NOW,
+    );
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::TranslateQueued);
+    assert_eq!(
+        job.translation_source,
+        Some(PathBuf::from("/m/Movie.en.srt"))
+    );
+    assert_eq!(job.translation_from, Some(lang("en")));
+    assert_eq!(kinds, [kind::TRANSLATE_REQUESTED]);
+
+    let step = core.dispatch(NOW);
+    let Some(Action::Start(job, WorkKind::Translate)) = step.actions.first() else {
+        panic!("no translation started: {:?}", step.actions)
+    };
+    assert_eq!(job.status, JobStatus::TranslateInProgress);
+    assert_eq!(
+        job.translation_source,
+        Some(PathBuf::from("/m/Movie.en.srt"))
+    );
+    assert_eq!(job.attempts, 2);
+
+    let step = core.finish(id, WorkKind::Translate, written("/m/Movie.fr.srt"), NOW);
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::Done);
+    assert_eq!(kinds, [kind::TRANSLATED, kind::WRITTEN]);
+}
+
+#[test]
+fn an_existing_subtitle_skips_the_job() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Movie");
+    let step = core.finish(
+        id,
+        WorkKind::Download,
+        Outcome::AlreadyExists {
+            path: PathBuf::from("/m/Movie.fr.srt"),
+        },
+        NOW,
+    );
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::Skipped);
+    assert_eq!(kinds, [kind::SKIPPED]);
+    assert!(
+        !step
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::EnqueueOutbox(_)))
+    );
+    assert!(core.job(id).is_none());
+}
+
+#[test]
+fn nothing_found_parks_the_job_until_the_cooldown_or_the_backoff_ends() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Cooldown");
+    let step = core.finish(
+        id,
+        WorkKind::Download,
+        Outcome::NothingFound {
+            reason: "every subtitle provider is cooling down".to_owned(),
+            retry_after: Some(Duration::from_secs(30)),
+        },
+        NOW,
+    );
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::Waiting);
+    assert_eq!(job.wake_at_ms, Some(NOW + 30_000));
+    assert_eq!(
+        job.error.as_deref(),
+        Some("every subtitle provider is cooling down")
+    );
+    assert_eq!(kinds, [kind::WAITING, kind::RETRY_SCHEDULED]);
+    assert!(core.job(id).is_some(), "a waiting job stays in memory");
+
+    let id = running_download(&mut core, "Backoff");
+    let step = core.finish(
+        id,
+        WorkKind::Download,
+        Outcome::NothingFound {
+            reason: "no fr subtitle found".to_owned(),
+            retry_after: None,
+        },
+        NOW,
+    );
+    let (job, _) = only_put(&step);
+    let (low, high) = retry_bounds(core.settings(), 1);
+    let wake = job.wake_at_ms.unwrap() - NOW;
+    assert!(
+        (millis(low)..=millis(high)).contains(&wake),
+        "woke after {wake} ms, expected {low:?}..={high:?}"
+    );
+}
+
+#[test]
+fn retry_delays_grow_exponentially_with_jitter_and_never_exceed_the_cap() {
+    let settings = ManagerSettings {
+        retry_min_delay: Duration::from_secs(1),
+        retry_max_delay: Duration::from_secs(60),
+        ..settings()
+    };
+    let core = ManagerCore::new(settings.clone());
+    for attempt in 1..=12 {
+        let (low, high) = retry_bounds(&settings, attempt);
+        for _ in 0..50 {
+            let delay = core.retry_delay(attempt);
+            assert!(
+                delay >= low && delay <= high,
+                "attempt {attempt}: {delay:?} outside {low:?}..={high:?}"
+            );
+            assert!(
+                delay <= settings.retry_max_delay,
+                "attempt {attempt}: {delay:?} over the cap"
+            );
+        }
+    }
+    // Long past the cap, still capped.
+    assert!(core.retry_delay(10_000) <= settings.retry_max_delay);
+    // Attempt 0 (nothing ran yet) behaves as the first retry.
+    assert!(core.retry_delay(0) <= Duration::from_secs(2));
+}
+
+#[test]
+fn retryable_failures_back_off_until_the_attempts_run_out() {
+    let mut core = ManagerCore::new(settings()); // 3 attempts
+    let id = running_download(&mut core, "Movie");
+    for attempt in 1..=2u32 {
+        let step = core.finish(id, WorkKind::Download, failed(true), NOW);
+        let (job, kinds) = only_put(&step);
+        assert_eq!(job.status, JobStatus::Waiting, "attempt {attempt}");
+        assert_eq!(job.attempts, attempt);
+        assert_eq!(job.error.as_deref(), Some("provider unavailable: 503"));
+        assert_eq!(kinds, [kind::WAITING, kind::RETRY_SCHEDULED]);
+        let wake_at = job.wake_at_ms.unwrap();
+        let (low, high) = retry_bounds(core.settings(), attempt);
+        assert!((NOW + millis(low)..=NOW + millis(high)).contains(&wake_at));
+
+        let woken = core.wake_due(wake_at);
+        let (job, kinds) = only_put(&woken);
+        assert_eq!(job.status, JobStatus::DownloadQueued);
+        assert_eq!(job.wake_at_ms, None);
+        assert_eq!(kinds, [kind::DOWNLOAD_REQUESTED]);
+        assert_eq!(started(&core.dispatch(wake_at)), [(id, WorkKind::Download)]);
+    }
+    let step = core.finish(id, WorkKind::Download, failed(true), NOW);
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.attempts, 3);
+    assert_eq!(
+        job.error.as_deref(),
+        Some("provider unavailable: 503 (gave up after 3 attempts)")
+    );
+    assert_eq!(kinds, [kind::JOB_FAILED]);
+    assert!(core.job(id).is_none());
+}
+
+#[test]
+fn a_permanent_failure_fails_the_job_at_once() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Movie");
+    let step = core.finish(id, WorkKind::Download, failed(false), NOW);
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.attempts, 1);
+    assert_eq!(job.error.as_deref(), Some("provider unavailable: 503"));
+    assert_eq!(kinds, [kind::JOB_FAILED]);
+}
+
+#[test]
+fn outcomes_from_workers_that_no_longer_own_the_job_are_ignored() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Movie");
+    // Wrong kind of worker.
+    assert!(
+        core.finish(id, WorkKind::Translate, written("/m/a"), NOW)
+            .is_empty()
+    );
+    assert_eq!(core.job(id).unwrap().status, JobStatus::DownloadInProgress);
+    // Cancelled while running: the late answer changes nothing.
+    core.cancel(id, NOW).unwrap();
+    assert!(
+        core.finish(id, WorkKind::Download, written("/m/a"), NOW)
+            .is_empty()
+    );
+    // Never heard of.
+    assert!(
+        core.finish(JobId::new(), WorkKind::Download, failed(true), NOW)
+            .is_empty()
+    );
+}
+
+#[test]
+fn wake_due_requeues_only_the_jobs_whose_time_has_come() {
+    let mut core = ManagerCore::new(settings());
+    let mut park = |name: &str, secs: u64| {
+        let id = running_download(&mut core, name);
+        core.finish(
+            id,
+            WorkKind::Download,
+            Outcome::NothingFound {
+                reason: "cooling down".to_owned(),
+                retry_after: Some(Duration::from_secs(secs)),
+            },
+            NOW,
+        );
+        id
+    };
+    let soon = park("Soon", 10);
+    let later = park("Later", 20);
+
+    let step = core.wake_due(NOW + 9_999);
+    assert!(step.is_empty(), "{step:?}");
+    let step = core.wake_due(NOW + 10_000);
+    let (job, _) = only_put(&step);
+    assert_eq!(job.id, soon);
+    assert!(has_dispatch(&step));
+    assert_eq!(core.job(later).unwrap().status, JobStatus::Waiting);
+    // Woken once only.
+    assert!(core.wake_due(NOW + 15_000).is_empty());
+    let (job, _) = only_put(&core.wake_due(NOW + 60_000));
+    assert_eq!(job.id, later);
+}
+
+#[test]
+fn nothing_wakes_or_starts_once_the_manager_stops_accepting() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Waiting");
+    core.finish(id, WorkKind::Download, failed(true), NOW);
+    let queued = submit(&mut core, &new_request("Queued", &["fr"], Priority::Normal))[0];
+    let failed_job = stored(JobStatus::Failed);
+
+    core.stop_accepting();
+    assert!(!core.is_accepting());
+    assert!(core.wake_due(i64::MAX).is_empty());
+    assert!(core.dispatch(NOW).is_empty());
+    assert_eq!(
+        core.request(&new_request("New", &["fr"], Priority::High), NOW)
+            .unwrap_err(),
+        ManagerError::ShuttingDown
+    );
+    assert!(matches!(
+        core.retry(failed_job, NOW),
+        Err(ManagerError::ShuttingDown)
+    ));
+    assert_eq!(core.job(id).unwrap().status, JobStatus::Waiting);
+    assert_eq!(core.job(queued).unwrap().status, JobStatus::DownloadQueued);
+}
+
+#[test]
+fn cancel_ends_unfinished_jobs_and_stops_a_running_worker() {
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 1,
+        ..settings()
+    });
+    let running = running_download(&mut core, "Running");
+    let queued = submit(&mut core, &new_request("Queued", &["fr"], Priority::Normal))[0];
+    let waiting = submit(
+        &mut core,
+        &new_request("Waiting", &["fr"], Priority::Critical),
+    )[0];
+
+    // A queued job: no worker to stop; its queue entry goes stale.
+    let step = core.cancel(queued, NOW).unwrap();
+    let (job, kinds) = only_put(&step);
+    assert_eq!(job.status, JobStatus::Cancelled);
+    assert_eq!(kinds, [kind::CANCELLED]);
+    assert!(!step.actions.iter().any(|a| matches!(a, Action::Stop(_))));
+    assert!(core.job(queued).is_none());
+
+    // A running job: its worker is stopped and its slot freed.
+    let step = core.cancel(running, NOW).unwrap();
+    assert!(matches!(step.actions[0], Action::Stop(id) if id == running));
+    assert!(has_dispatch(&step));
+    assert_eq!(core.running(WorkKind::Download), 0);
+    let step = core.dispatch(NOW);
+    assert_eq!(started(&step), [(waiting, WorkKind::Download)]);
+
+    // A waiting job: its wake-up is dropped.
+    core.finish(waiting, WorkKind::Download, failed(true), NOW);
+    let (job, _) = only_put(&core.cancel(waiting, NOW).unwrap());
+    assert_eq!(job.wake_at_ms, None);
+    assert!(core.wake_due(i64::MAX).is_empty());
+    assert!(core.dispatch(NOW).is_empty(), "a cancelled job was started");
+
+    // Cancelling released the deduplication key.
+    let again = core
+        .request(&new_request("Queued", &["fr"], Priority::Normal), NOW)
+        .unwrap();
+    assert_eq!(again.new_ids.len(), 1);
+}
+
+#[test]
+fn cancel_of_a_finished_or_unknown_job_is_left_to_the_caller() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Movie");
+    core.finish(id, WorkKind::Download, written("/m/Movie.fr.srt"), NOW);
+    assert!(core.cancel(id, NOW).is_none());
+    assert!(core.cancel(JobId::new(), NOW).is_none());
+    // A cancelled job cannot be cancelled again.
+    let other = submit(&mut core, &new_request("Other", &["fr"], Priority::Normal))[0];
+    assert!(core.cancel(other, NOW).is_some());
+    assert!(core.cancel(other, NOW).is_none());
+}
+
+#[test]
+fn retry_requeues_failed_and_cancelled_jobs_from_the_store() {
+    for status in [JobStatus::Failed, JobStatus::Cancelled] {
+        let mut core = ManagerCore::new(settings());
+        let job = stored(status);
+        let step = core.retry(job.clone(), NOW).unwrap();
+        let (retried, kinds) = only_put(&step);
+        assert_eq!(retried.id, job.id);
+        assert_eq!(retried.status, JobStatus::DownloadQueued);
+        assert_eq!((retried.attempts, retried.error.as_deref()), (0, None));
+        assert_eq!(kinds, [kind::RETRY_REQUESTED]);
+        let events = events_of(&step);
+        assert_eq!(events[0].payload["previous_attempts"], json!(2));
+        assert_eq!(events[0].source, EventSource::Api);
+        assert_eq!(started(&core.dispatch(NOW)), [(job.id, WorkKind::Download)]);
+        // Now live: a request for the same video and language gets this job.
+        let request = NewRequest {
+            media: MediaItem {
+                path: job.path.clone(),
+                jellyfin_item_id: None,
+            },
+            ..new_request("x", &["fr"], Priority::Normal)
+        };
+        let again = core.request(&request, NOW).unwrap();
+        assert!(again.new_ids.is_empty());
+        assert_eq!(again.summaries[0].id, job.id);
+    }
+}
+
+#[test]
+fn retry_wakes_a_waiting_job_at_once() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Movie");
+    core.finish(id, WorkKind::Download, failed(true), NOW);
+    let record = core.job(id).unwrap().clone();
+    let (job, kinds) = only_put(&core.retry(record, NOW).unwrap());
+    assert_eq!(job.status, JobStatus::DownloadQueued);
+    assert_eq!((job.attempts, job.wake_at_ms), (0, None));
+    assert_eq!(kinds, [kind::RETRY_REQUESTED]);
+    // The old wake-up is gone; the job runs from the queue.
+    assert!(core.wake_due(i64::MAX).is_empty());
+    assert_eq!(started(&core.dispatch(NOW)), [(id, WorkKind::Download)]);
+}
+
+#[test]
+fn retry_refuses_queued_running_and_done_jobs() {
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 1,
+        ..settings()
+    });
+    let running = running_download(&mut core, "Running");
+    let queued = submit(&mut core, &new_request("Queued", &["fr"], Priority::Normal))[0];
+    for (id, status) in [
+        (running, JobStatus::DownloadInProgress),
+        (queued, JobStatus::DownloadQueued),
+    ] {
+        let record = core.job(id).unwrap().clone();
+        let err = core.retry(record, NOW).unwrap_err();
+        assert!(
+            matches!(err, ManagerError::Conflict { id: e, status: s, .. } if e == id && s == status),
+            "{err:?}"
+        );
+        assert_eq!(
+            core.job(id).unwrap().status,
+            status,
+            "the refusal changed the job"
+        );
+    }
+    for status in [JobStatus::Done, JobStatus::Skipped, JobStatus::Pending] {
+        let err = core.retry(stored(status), NOW).unwrap_err();
+        assert!(matches!(err, ManagerError::Conflict { status: s, .. } if s == status));
+        assert!(
+            err.to_string()
+                .contains("only waiting, failed or cancelled"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn retry_refuses_a_job_whose_video_and_language_have_another_live_job() {
+    let mut core = ManagerCore::new(settings());
+    let old = stored(JobStatus::Failed);
+    let request = NewRequest {
+        media: MediaItem {
+            path: old.path.clone(),
+            jellyfin_item_id: None,
+        },
+        ..new_request("x", &["fr"], Priority::Normal)
+    };
+    let live = submit(&mut core, &request)[0];
+    let err = core.retry(old.clone(), NOW).unwrap_err();
+    assert!(
+        matches!(&err, ManagerError::Conflict { id, reason, .. }
+            if *id == live && reason.contains("another job")),
+        "{err:?}"
+    );
+    assert!(core.job(old.id).is_none());
+}
+
+#[test]
+fn resume_requeues_interrupted_jobs_and_rearms_waiting_ones() {
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 10,
+        max_translations: 10,
+        ..settings()
+    });
+    let mut jobs: Vec<Job> = ALL_STATUSES_FOR_RESUME
+        .iter()
+        .enumerate()
+        .map(|(i, status)| Job {
+            path: video(&format!("M{i}")),
+            ..stored(*status)
+        })
+        .collect();
+    let waiting_at = NOW + 60_000;
+    for job in &mut jobs {
+        if job.status == JobStatus::Waiting {
+            job.wake_at_ms = Some(waiting_at);
+        }
+        if matches!(
+            job.status,
+            JobStatus::TranslateQueued | JobStatus::TranslateInProgress
+        ) {
+            job.translation_source = Some(PathBuf::from("/m/x.en.srt"));
+            job.translation_from = Some(lang("en"));
+        }
+    }
+    let by_status = |status: JobStatus| jobs.iter().find(|j| j.status == status).unwrap().id;
+    let step = core.resume(jobs.clone(), NOW);
+
+    let changed: HashMap<JobId, (JobStatus, Vec<&str>)> = put_jobs(&step.changes)
+        .into_iter()
+        .map(|(job, kinds)| (job.id, (job.status, kinds)))
+        .collect();
+    assert_eq!(changed.len(), 3, "{changed:?}");
+    assert_eq!(
+        changed[&by_status(JobStatus::Pending)],
+        (JobStatus::DownloadQueued, vec![kind::DOWNLOAD_REQUESTED])
+    );
+    assert_eq!(
+        changed[&by_status(JobStatus::DownloadInProgress)],
+        (JobStatus::DownloadQueued, vec![kind::RESUMED])
+    );
+    assert_eq!(
+        changed[&by_status(JobStatus::TranslateInProgress)],
+        (JobStatus::TranslateQueued, vec![kind::RESUMED])
+    );
+    assert!(has_dispatch(&step));
+    // Terminal records are not taken over.
+    for status in [JobStatus::Done, JobStatus::Failed] {
+        assert!(core.job(by_status(status)).is_none());
+    }
+
+    let step = core.dispatch(NOW);
+    let mut starts = started(&step);
+    starts.sort_by_key(|(id, _)| *id);
+    let mut expected = vec![
+        (by_status(JobStatus::Pending), WorkKind::Download),
+        (by_status(JobStatus::DownloadQueued), WorkKind::Download),
+        (by_status(JobStatus::DownloadInProgress), WorkKind::Download),
+        (by_status(JobStatus::TranslateQueued), WorkKind::Translate),
+        (
+            by_status(JobStatus::TranslateInProgress),
+            WorkKind::Translate,
+        ),
+    ];
+    expected.sort_by_key(|(id, _)| *id);
+    assert_eq!(starts, expected);
+
+    // The waiting job keeps its wake time.
+    let waiting = by_status(JobStatus::Waiting);
+    assert!(core.wake_due(waiting_at - 1).is_empty());
+    let (job, _) = only_put(&core.wake_due(waiting_at));
+    assert_eq!(job.id, waiting);
+
+    // Resumed jobs take part in deduplication.
+    let resumed = core.job(by_status(JobStatus::Pending)).unwrap().clone();
+    let request = NewRequest {
+        media: MediaItem {
+            path: resumed.path.clone(),
+            jellyfin_item_id: None,
+        },
+        ..new_request("x", &["fr"], Priority::Normal)
+    };
+    let again = core.request(&request, NOW).unwrap();
+    assert!(again.new_ids.is_empty());
+    assert_eq!(again.summaries[0].id, resumed.id);
+}
+
+/// One job per status, terminal ones included, as the store might hand over.
+const ALL_STATUSES_FOR_RESUME: [JobStatus; 8] = [
+    JobStatus::Pending,
+    JobStatus::DownloadQueued,
+    JobStatus::DownloadInProgress,
+    JobStatus::TranslateQueued,
+    JobStatus::TranslateInProgress,
+    JobStatus::Waiting,
+    JobStatus::Done,
+    JobStatus::Failed,
+];
+
+#[test]
+fn a_waiting_job_without_a_wake_time_wakes_at_the_next_check_after_resume() {
+    let mut core = ManagerCore::new(settings());
+    let job = stored(JobStatus::Waiting);
+    core.resume(vec![job.clone()], NOW);
+    assert_eq!(core.job(job.id).unwrap().wake_at_ms, Some(NOW));
+    let (woken, _) = only_put(&core.wake_due(NOW));
+    assert_eq!(woken.status, JobStatus::DownloadQueued);
+}
+
+#[test]
+fn status_counts_cover_unfinished_jobs_only() {
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 1,
+        ..settings()
+    });
+    let done = running_download(&mut core, "Done");
+    core.finish(done, WorkKind::Download, written("/m/Done.fr.srt"), NOW);
+    running_download(&mut core, "Running");
+    submit(
+        &mut core,
+        &new_request("Queued", &["fr", "en"], Priority::Normal),
+    );
+    let counts = core.status_counts();
+    assert_eq!(counts.get(&JobStatus::DownloadInProgress), Some(&1));
+    assert_eq!(counts.get(&JobStatus::DownloadQueued), Some(&2));
+    assert_eq!(counts.get(&JobStatus::Done), None);
+    assert_eq!(counts.values().sum::<usize>(), 3);
+}

@@ -188,6 +188,28 @@ struct Inner {
     stats: Arc<WriteStats>,
 }
 
+impl Inner {
+    fn stop_writer(&self) {
+        if let Ok(mut sender) = self.sender.lock() {
+            sender.take();
+        }
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(handle) = handle
+            && handle.join().is_err()
+        {
+            error!("store writer thread panicked");
+        }
+    }
+}
+
+impl Drop for Inner {
+    /// The writer thread holds the database too: wait for it, so that once the last handle
+    /// is gone the file is unlocked and can be opened again (a restart in the same process).
+    fn drop(&mut self) {
+        self.stop_writer();
+    }
+}
+
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -370,15 +392,7 @@ impl Store {
     /// Stops the writer after it has committed everything queued, and waits for it.
     /// Later writes fail with [`StoreError::Closed`].
     pub fn close(&self) {
-        if let Ok(mut sender) = self.inner.sender.lock() {
-            sender.take();
-        }
-        let handle = self.inner.writer.lock().ok().and_then(|mut h| h.take());
-        if let Some(handle) = handle
-            && handle.join().is_err()
-        {
-            error!("store writer thread panicked");
-        }
+        self.inner.stop_writer();
     }
 
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
@@ -505,11 +519,11 @@ impl Store {
         let events = txn.open_table(EVENTS)?;
         let mut out = Vec::new();
         for entry in events.range((Bound::Excluded(after), Bound::Unbounded))? {
-            let (_, bytes) = entry?;
-            out.push(decode("events", bytes.value())?);
             if out.len() >= limit {
                 break;
             }
+            let (_, bytes) = entry?;
+            out.push(decode("events", bytes.value())?);
         }
         Ok(out)
     }
@@ -562,11 +576,11 @@ impl Store {
         let table = txn.open_table(OUTBOX)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
-            let (k, v) = entry?;
-            out.push((k.value(), decode("outbox", v.value())?));
             if out.len() >= limit {
                 break;
             }
+            let (k, v) = entry?;
+            out.push((k.value(), decode("outbox", v.value())?));
         }
         Ok(out)
     }

@@ -1,0 +1,700 @@
+//! Store tests against a real redb file in a temporary directory: encoding, indexes, the
+//! event sequence, group commit, durability across reopen, and refusal of unknown versions.
+
+use std::collections::HashSet;
+use std::sync::Barrier;
+
+use serde_json::json;
+
+use super::*;
+use crate::event::kind;
+use crate::job::{EventSource, Language, Priority};
+
+fn job(name: &str, language: &str, status: JobStatus) -> Job {
+    Job {
+        id: JobId::new(),
+        status,
+        language: Language::parse(language).unwrap(),
+        path: PathBuf::from(format!("/media/movies/{name}.mkv")),
+        jellyfin_item_id: None,
+        priority: Priority::Normal,
+        auto_translate: false,
+        attempts: 0,
+        error: None,
+        output_path: None,
+        origin: EventSource::Api,
+        created_at_ms: 1_000,
+        updated_at_ms: 1_000,
+        wake_at_ms: None,
+        translation_source: None,
+        translation_from: None,
+    }
+}
+
+fn event(id: JobId, kind: &str) -> Event {
+    Event::for_job(id, kind, EventSource::Manager, 2_000, json!({"k": kind}))
+}
+
+fn put(job: &Job, kinds: &[&str]) -> Change {
+    Change::PutJob {
+        job: job.clone(),
+        events: kinds.iter().map(|k| event(job.id, k)).collect(),
+    }
+}
+
+fn open(dir: &tempfile::TempDir) -> Store {
+    Store::open(dir.path()).unwrap()
+}
+
+fn ids(jobs: &[Job]) -> Vec<JobId> {
+    jobs.iter().map(|j| j.id).collect()
+}
+
+fn count_of(store: &Store, status: JobStatus) -> u64 {
+    store
+        .job_counts()
+        .unwrap()
+        .into_iter()
+        .find(|(s, _)| *s == status)
+        .map(|(_, n)| n)
+        .unwrap()
+}
+
+/// Writes raw bytes as the record of `id` in the jobs table, bypassing the writer.
+fn write_raw_job(store: &Store, id: JobId, bytes: &[u8]) {
+    let txn = store.inner.db.begin_write().unwrap();
+    {
+        let mut jobs = txn.open_table(JOBS).unwrap();
+        jobs.insert(id.0.as_u128(), bytes).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn creates_the_file_with_every_table_and_the_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.path(), dir.path().join(STORE_FILE_NAME));
+    assert!(store.path().is_file());
+    let version = store.meta(META_SCHEMA_VERSION).unwrap().unwrap();
+    assert_eq!(read_u64(&version), u64::from(SCHEMA_VERSION));
+    assert_eq!(store.job_count().unwrap(), 0);
+    assert_eq!(store.last_event_seq().unwrap(), 0);
+    assert!(store.unfinished_jobs().unwrap().is_empty());
+    assert!(store.provider_states().unwrap().is_empty());
+    assert!(store.outbox(10).unwrap().is_empty());
+    assert_eq!(store.job_counts().unwrap().len(), ALL_STATUSES.len());
+    store.close();
+}
+
+#[test]
+fn refuses_a_file_written_by_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .submit_blocking(vec![Change::PutMeta {
+            key: META_SCHEMA_VERSION.to_owned(),
+            value: (SCHEMA_VERSION + 1).to_le_bytes().to_vec(),
+        }])
+        .unwrap();
+    store.close();
+    drop(store);
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::NewerSchema { found, supported }
+            if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("newer than this build"), "{err}");
+}
+
+#[test]
+fn a_job_reads_back_as_written_and_the_status_index_follows_each_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut a = job("A", "fr", JobStatus::Pending);
+    let b = job("B", "fr", JobStatus::Pending);
+    store
+        .submit_blocking(vec![
+            put(&a, &[kind::SUBTITLE_REQUESTED]),
+            put(&b, &[kind::SUBTITLE_REQUESTED]),
+        ])
+        .unwrap();
+    assert_eq!(store.job(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(count_of(&store, JobStatus::Pending), 2);
+
+    for status in [
+        JobStatus::DownloadQueued,
+        JobStatus::DownloadInProgress,
+        JobStatus::Done,
+    ] {
+        a.status = status;
+        a.updated_at_ms += 1;
+        store.submit_blocking(vec![put(&a, &[])]).unwrap();
+        assert_eq!(store.job(a.id).unwrap().unwrap().status, status);
+        let listed = store.list_jobs(Some(status), 10, None).unwrap();
+        assert_eq!(ids(&listed.jobs), vec![a.id], "index for {status}");
+        // The old index entries are gone: every job is counted exactly once.
+        let counts = store.job_counts().unwrap();
+        assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 2);
+        assert_eq!(count_of(&store, status), 1);
+    }
+    assert_eq!(count_of(&store, JobStatus::Pending), 1);
+    assert_eq!(count_of(&store, JobStatus::DownloadQueued), 0);
+    assert_eq!(count_of(&store, JobStatus::DownloadInProgress), 0);
+    assert_eq!(
+        ids(&store
+            .list_jobs(Some(JobStatus::Pending), 10, None)
+            .unwrap()
+            .jobs),
+        vec![b.id]
+    );
+    assert!(store.job(JobId::new()).unwrap().is_none());
+}
+
+#[test]
+fn list_jobs_pages_newest_first_with_a_cursor_with_and_without_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let jobs: Vec<Job> = (0..5)
+        .map(|i| {
+            let status = if i % 2 == 0 {
+                JobStatus::Done
+            } else {
+                JobStatus::Failed
+            };
+            job(&format!("M{i}"), "en", status)
+        })
+        .collect();
+    store
+        .submit_blocking(jobs.iter().map(|j| put(j, &[])).collect())
+        .unwrap();
+
+    let first = store.list_jobs(None, 2, None).unwrap();
+    assert_eq!(ids(&first.jobs), vec![jobs[4].id, jobs[3].id]);
+    assert_eq!(first.next_cursor, Some(jobs[3].id));
+    let second = store.list_jobs(None, 2, first.next_cursor).unwrap();
+    assert_eq!(ids(&second.jobs), vec![jobs[2].id, jobs[1].id]);
+    let third = store.list_jobs(None, 2, second.next_cursor).unwrap();
+    assert_eq!(ids(&third.jobs), vec![jobs[0].id]);
+    assert_eq!(third.next_cursor, None);
+
+    let done = store.list_jobs(Some(JobStatus::Done), 2, None).unwrap();
+    assert_eq!(ids(&done.jobs), vec![jobs[4].id, jobs[2].id]);
+    let rest = store
+        .list_jobs(Some(JobStatus::Done), 2, done.next_cursor)
+        .unwrap();
+    assert_eq!(ids(&rest.jobs), vec![jobs[0].id]);
+    assert_eq!(rest.next_cursor, None);
+    let failed = store.list_jobs(Some(JobStatus::Failed), 10, None).unwrap();
+    assert_eq!(ids(&failed.jobs), vec![jobs[3].id, jobs[1].id]);
+    assert_eq!(failed.next_cursor, None);
+}
+
+#[test]
+fn events_get_a_global_gap_free_sequence_and_a_per_job_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = job("A", "fr", JobStatus::Pending);
+    let b = job("B", "fr", JobStatus::Pending);
+    let first = store
+        .submit_blocking(vec![
+            put(&a, &[kind::SUBTITLE_REQUESTED, kind::DOWNLOAD_REQUESTED]),
+            put(&b, &[kind::SUBTITLE_REQUESTED]),
+        ])
+        .unwrap();
+    let seqs: Vec<u64> = first.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3]);
+    let second = store
+        .submit_blocking(vec![
+            Change::AppendEvents(vec![event(a.id, kind::NOTIFY_SENT)]),
+            Change::AppendEvents(vec![Event {
+                job_id: None,
+                ..event(a.id, kind::NOTIFY_FAILED)
+            }]),
+        ])
+        .unwrap();
+    let seqs: Vec<u64> = second.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![4, 5]);
+    assert_eq!(store.last_event_seq().unwrap(), 5);
+
+    // Per job: newest first, only its own events.
+    let a_events = store.job_events(a.id).unwrap();
+    let kinds: Vec<&str> = a_events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            kind::NOTIFY_SENT,
+            kind::DOWNLOAD_REQUESTED,
+            kind::SUBTITLE_REQUESTED
+        ]
+    );
+    assert_eq!(
+        a_events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [4, 2, 1]
+    );
+    assert!(a_events.iter().all(|e| e.job_id == Some(a.id)));
+    assert_eq!(store.job_events(b.id).unwrap().len(), 1);
+    assert!(store.job_events(JobId::new()).unwrap().is_empty());
+
+    // The global log holds everything, including the event of no job.
+    let all = store.events_after(0, 100).unwrap();
+    assert_eq!(
+        all.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(all[4].job_id, None);
+    assert_eq!(all[0].payload, json!({"k": kind::SUBTITLE_REQUESTED}));
+}
+
+#[test]
+fn events_after_is_an_exclusive_cursor_bounded_by_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = job("A", "fr", JobStatus::Pending);
+    store
+        .submit_blocking(vec![Change::AppendEvents(
+            (0..10).map(|_| event(a.id, kind::WAITING)).collect(),
+        )])
+        .unwrap();
+    let seqs = |after, limit| -> Vec<u64> {
+        store
+            .events_after(after, limit)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect()
+    };
+    assert_eq!(seqs(0, 3), [1, 2, 3]);
+    assert_eq!(seqs(3, 3), [4, 5, 6]);
+    assert_eq!(seqs(8, 100), [9, 10]);
+    assert_eq!(seqs(10, 100), Vec::<u64>::new());
+    assert_eq!(seqs(u64::MAX, 100), Vec::<u64>::new());
+    assert_eq!(seqs(0, 1), [1]);
+    assert_eq!(
+        seqs(0, 0),
+        Vec::<u64>::new(),
+        "a limit of 0 returns nothing"
+    );
+}
+
+#[test]
+fn concurrent_submitters_share_commits_and_leave_no_sequence_gaps() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // Hold the write lock so every submission queues up behind the first commit: the
+    // writer must then take the rest in batches rather than one commit each.
+    let blocker = store.inner.db.begin_write().unwrap();
+    let queued = Arc::new(Barrier::new(THREADS + 1));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = store.clone();
+            let queued = queued.clone();
+            std::thread::spawn(move || {
+                let id = JobId::new();
+                let pending: Vec<_> = (0..PER_THREAD)
+                    .map(|i| {
+                        let mut e = event(id, kind::WAITING);
+                        e.payload = json!({"thread": t, "i": i});
+                        store.submit(vec![Change::AppendEvents(vec![e])])
+                    })
+                    .collect();
+                queued.wait();
+                let seqs: Vec<u64> = pending
+                    .into_iter()
+                    .map(|f| futures_lite_block_on(f).unwrap().events[0].seq)
+                    .collect();
+                (id, seqs)
+            })
+        })
+        .collect();
+    queued.wait();
+    drop(blocker);
+    let results: Vec<(JobId, Vec<u64>)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+
+    let total = (THREADS * PER_THREAD) as u64;
+    let mut all: Vec<u64> = results.iter().flat_map(|(_, s)| s.clone()).collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=total).collect::<Vec<_>>(), "gap or duplicate");
+    for (id, seqs) in &results {
+        // One submitter's changes commit in call order.
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
+        let logged: Vec<u64> = store
+            .job_events(*id)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(logged.into_iter().rev().collect::<Vec<_>>(), *seqs);
+    }
+    let stats = store.stats();
+    let commits = stats.commits.load(Ordering::Relaxed);
+    assert_eq!(stats.changes.load(Ordering::Relaxed), total);
+    assert!(
+        stats.max_batch.load(Ordering::Relaxed) > 1,
+        "no group commit happened"
+    );
+    assert!(commits < total, "{commits} commits for {total} changes");
+    let bucketed: u64 = stats
+        .batch_buckets
+        .iter()
+        .map(|b| b.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(bucketed, commits);
+
+    // All of it is durable.
+    store.close();
+    drop(store);
+    let reopened = open(&dir);
+    assert_eq!(reopened.last_event_seq().unwrap(), total);
+    assert_eq!(
+        reopened.events_after(0, usize::MAX).unwrap().len() as u64,
+        total
+    );
+}
+
+#[test]
+fn everything_is_still_there_after_close_and_reopen_and_sequences_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = job("A", "fr", JobStatus::Waiting);
+    let done = job("B", "en", JobStatus::Done);
+    {
+        let store = open(&dir);
+        store
+            .submit_blocking(vec![
+                put(&a, &[kind::SUBTITLE_REQUESTED, kind::WAITING]),
+                put(&done, &[kind::WRITTEN]),
+                Change::PutMedia {
+                    path: "/media/movies/A.mkv".to_owned(),
+                    record: json!({"languages": ["fr"]}),
+                },
+                Change::PutProviderState {
+                    provider: "opensubtitles".to_owned(),
+                    state: json!({"cooldown_until_ms": 42}),
+                },
+                Change::EnqueueOutbox(json!({"n": 1})),
+                Change::EnqueueOutbox(json!({"n": 2})),
+                Change::PutMeta {
+                    key: "api_key".to_owned(),
+                    value: b"secret".to_vec(),
+                },
+            ])
+            .unwrap();
+        store.submit_blocking(vec![Change::AckOutbox(2)]).unwrap();
+        store.close();
+    }
+    let store = open(&dir);
+    assert_eq!(store.job(a.id).unwrap(), Some(a.clone()));
+    assert_eq!(store.job(done.id).unwrap(), Some(done.clone()));
+    assert_eq!(store.job_count().unwrap(), 2);
+    assert_eq!(ids(&store.unfinished_jobs().unwrap()), vec![a.id]);
+    assert_eq!(store.job_events(a.id).unwrap().len(), 2);
+    assert_eq!(store.last_event_seq().unwrap(), 3);
+    assert_eq!(
+        store.media("/media/movies/A.mkv").unwrap(),
+        Some(json!({"languages": ["fr"]}))
+    );
+    assert_eq!(
+        store.provider_states().unwrap(),
+        vec![("opensubtitles".to_owned(), json!({"cooldown_until_ms": 42}))]
+    );
+    assert_eq!(store.outbox(10).unwrap(), vec![(1, json!({"n": 1}))]);
+    assert_eq!(
+        store.meta("api_key").unwrap().as_deref(),
+        Some(&b"secret"[..])
+    );
+
+    // Sequences pick up where they stopped: no event or outbox number is reused.
+    let committed = store
+        .submit_blocking(vec![
+            Change::AppendEvents(vec![event(a.id, kind::RETRY_SCHEDULED)]),
+            Change::EnqueueOutbox(json!({"n": 3})),
+        ])
+        .unwrap();
+    assert_eq!(committed.events[0].seq, 4);
+    assert_eq!(
+        store.outbox(10).unwrap(),
+        vec![(1, json!({"n": 1})), (3, json!({"n": 3}))]
+    );
+}
+
+#[test]
+fn reopens_after_every_handle_is_dropped_without_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = job("A", "fr", JobStatus::Pending);
+    for round in 0..20 {
+        let store =
+            Store::open(dir.path()).unwrap_or_else(|err| panic!("reopen {round} failed: {err}"));
+        let clone = store.clone();
+        let mut a = a.clone();
+        a.attempts = round;
+        clone
+            .submit_blocking(vec![put(&a, &[kind::WAITING])])
+            .unwrap();
+        drop(store);
+        drop(clone);
+    }
+    let store = open(&dir);
+    assert_eq!(store.job(a.id).unwrap().unwrap().attempts, 19);
+    assert_eq!(store.last_event_seq().unwrap(), 20);
+}
+
+#[test]
+fn unfinished_jobs_lists_only_non_terminal_jobs_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // Created in life-cycle order, so ids (UUIDv7) sort the same way.
+    let jobs: Vec<Job> = ALL_STATUSES
+        .iter()
+        .enumerate()
+        .map(|(i, status)| job(&format!("M{i}"), "fr", *status))
+        .collect();
+    // Submitted in reverse to show the order comes from ids, not from writes.
+    store
+        .submit_blocking(jobs.iter().rev().map(|j| put(j, &[])).collect())
+        .unwrap();
+    let unfinished = store.unfinished_jobs().unwrap();
+    let expected: Vec<JobId> = jobs
+        .iter()
+        .filter(|j| !j.status.is_terminal())
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(expected.len(), 6);
+    assert_eq!(ids(&unfinished), expected);
+    assert!(unfinished.iter().all(|j| !j.status.is_terminal()));
+}
+
+#[test]
+fn committed_events_are_broadcast_with_their_sequence_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut subscriber = store.subscribe();
+    let a = job("A", "fr", JobStatus::Pending);
+    let committed = store
+        .submit_blocking(vec![put(
+            &a,
+            &[kind::SUBTITLE_REQUESTED, kind::DOWNLOAD_REQUESTED],
+        )])
+        .unwrap();
+    // Events are published before the commit is acknowledged.
+    for expected in &committed.events {
+        let got = subscriber.try_recv().unwrap();
+        assert_eq!(*got, **expected);
+        assert_ne!(got.seq, 0);
+    }
+    assert!(subscriber.try_recv().is_err(), "more events than committed");
+    // Changes without events publish nothing.
+    store
+        .submit_blocking(vec![Change::EnqueueOutbox(json!({}))])
+        .unwrap();
+    assert!(subscriber.try_recv().is_err());
+}
+
+#[test]
+fn a_record_with_an_unknown_version_is_a_decode_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let future = job("Future", "fr", JobStatus::Pending);
+    let mut bytes = vec![RECORD_VERSION + 1];
+    bytes.extend(serde_json::to_vec(&future).unwrap());
+    write_raw_job(&store, future.id, &bytes);
+
+    let err = store.job(future.id).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Decode { table: "jobs", reason }
+            if reason.contains(&format!("unknown record version {}", RECORD_VERSION + 1))),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("table jobs"), "{err}");
+    // Listing reports it too instead of skipping the job silently.
+    assert!(matches!(
+        store.list_jobs(None, 10, None),
+        Err(StoreError::Decode { .. })
+    ));
+
+    let empty = JobId::new();
+    write_raw_job(&store, empty, &[]);
+    assert!(
+        matches!(store.job(empty), Err(StoreError::Decode { reason, .. }) if reason == "empty record")
+    );
+    let garbled = JobId::new();
+    write_raw_job(&store, garbled, &[RECORD_VERSION, b'{']);
+    assert!(matches!(store.job(garbled), Err(StoreError::Decode { .. })));
+}
+
+#[test]
+fn a_failed_commit_is_reported_and_consumes_no_sequence_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = job("A", "fr", JobStatus::Pending);
+    store
+        .submit_blocking(vec![put(&a, &[kind::SUBTITLE_REQUESTED])])
+        .unwrap();
+    // Overwriting a job whose stored record cannot be decoded fails the whole commit.
+    let broken = job("Broken", "fr", JobStatus::Pending);
+    write_raw_job(&store, broken.id, &[RECORD_VERSION + 1]);
+    let err = store
+        .submit_blocking(vec![
+            Change::AppendEvents(vec![event(a.id, kind::WAITING)]),
+            put(&broken, &[kind::WAITING]),
+            Change::EnqueueOutbox(json!({"lost": true})),
+        ])
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown record version"), "{err}");
+    assert_eq!(store.last_event_seq().unwrap(), 1);
+    assert!(store.outbox(10).unwrap().is_empty());
+
+    // The writer keeps going, reusing the numbers the failed commit did not keep.
+    let committed = store
+        .submit_blocking(vec![
+            Change::AppendEvents(vec![event(a.id, kind::WAITING)]),
+            Change::EnqueueOutbox(json!({"kept": true})),
+        ])
+        .unwrap();
+    assert_eq!(committed.events[0].seq, 2);
+    assert_eq!(store.outbox(10).unwrap(), vec![(1, json!({"kept": true}))]);
+}
+
+#[test]
+fn media_records_and_provider_state_are_replaced_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let path = "/media/movies/Movie (2019).mkv";
+    store
+        .submit_blocking(vec![
+            Change::PutMedia {
+                path: path.to_owned(),
+                record: json!({"languages": ["fr"], "jellyfin_item_id": null}),
+            },
+            Change::PutProviderState {
+                provider: "subdl".to_owned(),
+                state: json!({"cooldown_until_ms": 1}),
+            },
+            Change::PutProviderState {
+                provider: "opensubtitles".to_owned(),
+                state: json!({"quota": 5}),
+            },
+        ])
+        .unwrap();
+    store
+        .submit_blocking(vec![
+            Change::PutMedia {
+                path: path.to_owned(),
+                record: json!({"languages": ["fr", "en"], "jellyfin_item_id": "abc"}),
+            },
+            Change::PutProviderState {
+                provider: "subdl".to_owned(),
+                state: json!({"cooldown_until_ms": 2}),
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        store.media(path).unwrap(),
+        Some(json!({"languages": ["fr", "en"], "jellyfin_item_id": "abc"}))
+    );
+    assert_eq!(store.media("/media/movies/Other.mkv").unwrap(), None);
+    assert_eq!(
+        store.provider_states().unwrap(),
+        vec![
+            ("opensubtitles".to_owned(), json!({"quota": 5})),
+            ("subdl".to_owned(), json!({"cooldown_until_ms": 2})),
+        ]
+    );
+}
+
+#[test]
+fn outbox_entries_are_numbered_in_order_and_removed_when_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    store
+        .submit_blocking(
+            (1..=4)
+                .map(|n| Change::EnqueueOutbox(json!({"n": n})))
+                .collect(),
+        )
+        .unwrap();
+    let entries = store.outbox(10).unwrap();
+    assert_eq!(
+        entries,
+        (1..=4u64).map(|n| (n, json!({"n": n}))).collect::<Vec<_>>()
+    );
+    assert_eq!(store.outbox(2).unwrap().len(), 2);
+    assert!(
+        store.outbox(0).unwrap().is_empty(),
+        "a limit of 0 returns nothing"
+    );
+    store
+        .submit_blocking(vec![
+            Change::AckOutbox(1),
+            Change::AckOutbox(3),
+            Change::AckOutbox(99),
+        ])
+        .unwrap();
+    assert_eq!(
+        store.outbox(10).unwrap(),
+        vec![(2, json!({"n": 2})), (4, json!({"n": 4}))]
+    );
+}
+
+#[test]
+fn delete_job_removes_the_job_and_its_index_but_keeps_the_global_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let a = job("A", "fr", JobStatus::Done);
+    let b = job("B", "fr", JobStatus::Done);
+    store
+        .submit_blocking(vec![
+            put(&a, &[kind::SUBTITLE_REQUESTED, kind::WRITTEN]),
+            put(&b, &[kind::WRITTEN]),
+        ])
+        .unwrap();
+    store
+        .submit_blocking(vec![Change::DeleteJob(a.id)])
+        .unwrap();
+    assert_eq!(store.job(a.id).unwrap(), None);
+    assert!(store.job_events(a.id).unwrap().is_empty());
+    assert_eq!(count_of(&store, JobStatus::Done), 1);
+    assert_eq!(
+        ids(&store
+            .list_jobs(Some(JobStatus::Done), 10, None)
+            .unwrap()
+            .jobs),
+        vec![b.id]
+    );
+    assert_eq!(store.job_events(b.id).unwrap().len(), 1);
+    assert_eq!(store.events_after(0, 10).unwrap().len(), 3);
+    // Deleting what is not there is harmless.
+    store
+        .submit_blocking(vec![Change::DeleteJob(a.id)])
+        .unwrap();
+}
+
+#[test]
+fn close_commits_what_was_queued_and_later_writes_fail_with_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let jobs: Vec<Job> = (0..5)
+        .map(|i| job(&format!("M{i}"), "fr", JobStatus::Pending))
+        .collect();
+    let pending: Vec<_> = jobs
+        .iter()
+        .map(|j| store.submit(vec![put(j, &[])]))
+        .collect();
+    store.close();
+    for future in pending {
+        futures_lite_block_on(future).unwrap();
+    }
+    let err = store.submit_blocking(vec![put(&jobs[0], &[])]).unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err:?}");
+    assert_eq!(err.to_string(), "the store is closed");
+    store.close(); // A second close is a no-op.
+    drop(store);
+
+    let reopened = open(&dir);
+    let stored: HashSet<JobId> = ids(&reopened.unfinished_jobs().unwrap())
+        .into_iter()
+        .collect();
+    assert_eq!(stored, ids(&jobs).into_iter().collect());
+}

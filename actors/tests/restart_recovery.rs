@@ -1,0 +1,198 @@
+//! Restarts: a daemon that stops (or dies) mid-job leaves its jobs in the store, and the
+//! next JobManager over the reopened file takes them over and finishes each exactly once.
+//! Each "process" is its own actix `System` over its own `Store` handle on the same file.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use cuewarden_actors::JobStatus;
+use cuewarden_actors::event::{Event, kind};
+use cuewarden_actors::job_manager::Shutdown;
+use cuewarden_actors::store::Change;
+use cuewarden_actors::time::now_ms;
+use cuewarden_actors::{EventSource, JobId};
+
+#[test]
+fn a_job_interrupted_mid_download_resumes_after_restart_and_completes_once() {
+    let sandbox = Sandbox::new();
+
+    // First run: the provider hangs, so the job is still running when the daemon stops.
+    let id: JobId = actix_rt::System::new().block_on(async {
+        let store = sandbox.open_store();
+        let provider = FakeProvider::new([], Search::Hang);
+        let mut workers = sandbox.workers(&store);
+        workers.providers = vec![provider.as_provider()];
+        let manager = start_manager(&store, workers, settings());
+        let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
+        job_in(&store, id, JobStatus::DownloadInProgress).await;
+        eventually("the provider to be searching", || {
+            (provider.searches.get() == 1).then_some(())
+        })
+        .await;
+        let unfinished = manager
+            .send(Shutdown {
+                grace: Duration::from_millis(50),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            unfinished,
+            [id],
+            "the hung job should outlive the grace period"
+        );
+        assert!(!manager_status(&manager).await.is_accepting);
+        id
+    });
+    // The System and everything in it (manager, worker, store handles) is gone now.
+
+    let store = sandbox.open_store();
+    let before = store.job(id).unwrap().unwrap();
+    assert_eq!(before.status, JobStatus::DownloadInProgress);
+    assert_eq!(before.attempts, 1);
+    drop(store);
+
+    // Second run: the job resumes and the provider answers this time.
+    actix_rt::System::new().block_on(async {
+        let store = sandbox.open_store();
+        let provider = FakeProvider::new([], Search::Offer);
+        let mut workers = sandbox.workers(&store);
+        workers.providers = vec![provider.as_provider()];
+        let manager = start_manager(&store, workers, settings());
+        // A request that arrives during the take-over finds the resumed job.
+        let again = request(&manager, sandbox.request(&["fr"], false)).await;
+        assert_eq!(again[0].id, id);
+
+        let job = job_in(&store, id, JobStatus::Done).await;
+        assert_eq!(job.attempts, 2);
+        assert_eq!(provider.searches.get(), 1);
+        assert_eq!(store.job_count().unwrap(), 1, "a duplicate job was created");
+        let kinds = kinds(&store, id);
+        assert_eq!(count(&kinds, kind::RESUMED), 1);
+        assert_eq!(count(&kinds, kind::WRITTEN), 1);
+        assert_eq!(count(&kinds, kind::SUBTITLE_REQUESTED), 1);
+        assert_in_order(
+            &kinds,
+            &[
+                kind::SUBTITLE_REQUESTED,
+                kind::DOWNLOAD_STARTED,
+                kind::RESUMED,
+                kind::DOWNLOAD_STARTED,
+                kind::READY,
+                kind::WRITTEN,
+            ],
+        );
+        assert_sequenced(&events(&store, id));
+        assert_eq!(
+            std::fs::read_to_string(sandbox.sidecar("fr")).unwrap(),
+            WRITTEN_SRT
+        );
+    });
+
+    // Third run: nothing is left to do, and nothing is done again.
+    actix_rt::System::new().block_on(async {
+        let store = sandbox.open_store();
+        let events_before = store.last_event_seq().unwrap();
+        let provider = FakeProvider::new([], Search::Offer);
+        let mut workers = sandbox.workers(&store);
+        workers.providers = vec![provider.as_provider()];
+        let manager = start_manager(&store, workers, settings());
+        let status = manager_status(&manager).await;
+        assert!(status.unfinished.is_empty(), "{:?}", status.unfinished);
+        assert_eq!(status.running_downloads, 0);
+        assert_eq!(provider.searches.get(), 0);
+        assert_eq!(store.last_event_seq().unwrap(), events_before);
+    });
+}
+
+#[test]
+fn every_unfinished_stage_recorded_in_the_store_resumes_and_terminal_jobs_stay_put() {
+    let sandbox = Sandbox::new();
+    let english = sandbox.add_sidecar("Movie (2019).en.srt", ENGLISH_SRT);
+    let now = now_ms();
+
+    // What a killed daemon might leave behind, written straight into the store.
+    let downloading = job_record(&sandbox.video, "fr", JobStatus::DownloadInProgress, now);
+    let mut translating = job_record(&sandbox.video, "de", JobStatus::TranslateInProgress, now);
+    translating.translation_source = Some(english.clone());
+    translating.translation_from = Some(lang("en"));
+    let mut waiting = job_record(&sandbox.video, "it", JobStatus::Waiting, now);
+    waiting.wake_at_ms = Some(now - 1_000);
+    waiting.error = Some("no it subtitle found".to_owned());
+    let queued = job_record(&sandbox.video, "es", JobStatus::DownloadQueued, now);
+    let mut done = job_record(&sandbox.video, "nl", JobStatus::Done, now);
+    done.output_path = Some(sandbox.sidecar("nl"));
+    let failed = job_record(&sandbox.video, "pt", JobStatus::Failed, now);
+    let all = [
+        &downloading,
+        &translating,
+        &waiting,
+        &queued,
+        &done,
+        &failed,
+    ];
+    {
+        let store = sandbox.open_store();
+        let changes = all
+            .iter()
+            .map(|job| Change::PutJob {
+                job: (*job).clone(),
+                events: vec![Event::for_job(
+                    job.id,
+                    kind::SUBTITLE_REQUESTED,
+                    EventSource::Watcher,
+                    now,
+                    serde_json::json!({}),
+                )],
+            })
+            .collect();
+        store.submit_blocking(changes).unwrap();
+        store.close();
+    }
+
+    actix_rt::System::new().block_on(async {
+        let store = sandbox.open_store();
+        let provider = FakeProvider::new([], Search::Offer);
+        let translator = FakeTranslator::new(10, []);
+        let mut workers = sandbox.workers(&store);
+        workers.providers = vec![provider.as_provider()];
+        workers.translator = Some(translator.as_service());
+        workers.translate_from = vec![lang("en")];
+        let manager = start_manager(&store, workers, settings());
+
+        for job in [&downloading, &translating, &waiting, &queued] {
+            let finished = job_in(&store, job.id, JobStatus::Done).await;
+            assert_eq!(
+                finished.output_path.as_deref(),
+                Some(sandbox.sidecar(job.language.as_str()).as_path())
+            );
+        }
+        // Interrupted jobs say so; queued and waiting ones were not interrupted.
+        assert_eq!(count(&kinds(&store, downloading.id), kind::RESUMED), 1);
+        assert_eq!(count(&kinds(&store, translating.id), kind::RESUMED), 1);
+        assert_eq!(count(&kinds(&store, waiting.id), kind::RESUMED), 0);
+        assert_eq!(count(&kinds(&store, queued.id), kind::RESUMED), 0);
+        // The translation resumed as a translation: no new download for it.
+        assert_eq!(
+            count(&kinds(&store, translating.id), kind::DOWNLOAD_STARTED),
+            0
+        );
+        assert_eq!(translator.batches.borrow().len(), 1);
+        assert_eq!(
+            provider.searches.get(),
+            3,
+            "fr, it and es searched once each"
+        );
+
+        // Terminal jobs were left alone.
+        for job in [&done, &failed] {
+            assert_eq!(store.job(job.id).unwrap().as_ref(), Some(job));
+            assert_eq!(kinds(&store, job.id), [kind::SUBTITLE_REQUESTED]);
+        }
+        assert_eq!(store.job_count().unwrap(), all.len() as u64);
+        let status = manager_status(&manager).await;
+        assert!(status.unfinished.is_empty(), "{:?}", status.unfinished);
+    });
+}
