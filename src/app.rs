@@ -68,9 +68,17 @@ pub fn sd_notify(state: &str) {
     let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
         return;
     };
-    let socket = std::path::PathBuf::from(socket);
-    let result = std::os::unix::net::UnixDatagram::unbound()
-        .and_then(|s| s.send_to(state.as_bytes(), &socket));
+    let result = std::os::unix::net::UnixDatagram::unbound().and_then(|sender| {
+        let bytes = socket.as_encoded_bytes();
+        // `@name` is a socket in the abstract namespace (sd_notify(3)).
+        if let Some(name) = bytes.strip_prefix(b"@") {
+            use std::os::linux::net::SocketAddrExt;
+            let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+            sender.send_to_addr(state.as_bytes(), &address)
+        } else {
+            sender.send_to(state.as_bytes(), &socket)
+        }
+    });
     if let Err(err) = result {
         warn!(error = %err, "cannot notify systemd");
     }

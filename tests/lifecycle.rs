@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashSet;
 use std::process::Command;
 
-use common::{KEY, Sandbox, binary};
+use common::{Daemon, KEY, Sandbox, binary};
 use serde_json::json;
 
 #[test]
@@ -101,6 +101,48 @@ fn sigterm_stops_gracefully_and_a_restart_keeps_the_jobs() {
     let (status, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
     assert_eq!(status, 200);
     assert_eq!(job["status"], "waiting");
+}
+
+/// The packaged unit is `Type=notify`: systemd learns READY=1 once the API serves, and
+/// STOPPING=1 when a SIGTERM begins the shutdown.
+#[test]
+fn systemd_is_told_when_the_daemon_is_ready_and_when_it_stops() {
+    let sandbox = Sandbox::new("");
+    let socket_path = sandbox.config().with_file_name("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    expect_ready_and_stopping(&sandbox, socket, socket_path.to_str().unwrap());
+}
+
+/// systemd may also hand out a socket in the abstract namespace (`@name`).
+#[test]
+fn systemd_notification_reaches_an_abstract_socket() {
+    use std::os::linux::net::SocketAddrExt;
+    let sandbox = Sandbox::new("");
+    let name = format!("cuewarden-test-{}", std::process::id());
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let socket = std::os::unix::net::UnixDatagram::bind_addr(&address).unwrap();
+    expect_ready_and_stopping(&sandbox, socket, &format!("@{name}"));
+}
+
+fn expect_ready_and_stopping(
+    sandbox: &Sandbox,
+    socket: std::os::unix::net::UnixDatagram,
+    notify_socket: &str,
+) {
+    socket
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let daemon = Daemon::start(&sandbox.config(), &[("NOTIFY_SOCKET", notify_socket)]);
+    let mut buffer = [0u8; 256];
+    let n = socket.recv(&mut buffer).expect("READY=1 within 30 s");
+    assert_eq!(&buffer[..n], b"READY=1");
+    // Ready means serving.
+    assert_eq!(daemon.get("/health").0, 200);
+
+    let (status, log) = daemon.terminate();
+    assert!(status.success(), "exit status {status:?}; log:\n{log}");
+    let n = socket.recv(&mut buffer).expect("STOPPING=1");
+    assert_eq!(&buffer[..n], b"STOPPING=1");
 }
 
 #[test]

@@ -81,6 +81,7 @@ impl Daemon {
             .arg(config)
             .env("CUEWARDEN_LOG", "info")
             .env_remove("CUEWARDEN_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in env {
