@@ -10,7 +10,7 @@
 //!    resident memory once idle.
 //!
 //! Knobs (environment): `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (64),
-//! `BENCH_STARTUP_JOBS` (100000).
+//! `BENCH_STARTUP_JOBS` (100000), `BENCH_ONLY` (`store`, `api` or `start`: one part).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -120,6 +120,15 @@ fn bench_store(dir: &Path, seconds: usize) {
 struct Daemon {
     child: Child,
     base: String,
+}
+
+impl Daemon {
+    /// SIGTERM, then waits for the exit.
+    fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Daemon {
@@ -321,23 +330,35 @@ fn bench_startup(dir: &Path, jobs: usize) {
         .unwrap_or(0);
     let port = free_port();
     let config = write_config(dir, port);
-    let mut times = Vec::new();
-    let mut idle_rss = 0;
-    for _ in 0..5 {
-        let (daemon, elapsed) = launch(&config, port);
-        times.push(elapsed);
-        std::thread::sleep(Duration::from_secs(2));
-        idle_rss = rss_kib(daemon.child.id());
-        drop(daemon);
+    // After a clean stop (SIGTERM), and after a crash (SIGKILL), when redb first checks
+    // and repairs the file.
+    for crash in [false, true] {
+        let mut times = Vec::new();
+        let mut idle_rss = Vec::new();
+        for _ in 0..5 {
+            let (mut daemon, elapsed) = launch(&config, port);
+            times.push(elapsed);
+            std::thread::sleep(Duration::from_secs(2));
+            idle_rss.push(rss_kib(daemon.child.id()));
+            if !crash {
+                daemon.terminate();
+            }
+            drop(daemon);
+        }
+        times.sort();
+        idle_rss.sort();
+        println!(
+            "start  {jobs} jobs ({:.1} MiB store), after a {}: launch to /health 200 in {:.1} ms median (min {:.1}, max {:.1}); idle RSS {} KiB median",
+            size as f64 / 1048576.0,
+            if crash { "kill -9" } else { "clean stop" },
+            times[2].as_secs_f64() * 1e3,
+            times[0].as_secs_f64() * 1e3,
+            times[4].as_secs_f64() * 1e3,
+            idle_rss[2],
+        );
     }
-    times.sort();
-    println!(
-        "start  {jobs} jobs ({:.1} MiB store): launch to /health 200 in {:.1} ms median (min {:.1}, max {:.1}); idle RSS {idle_rss} KiB",
-        size as f64 / 1048576.0,
-        times[2].as_secs_f64() * 1e3,
-        times[0].as_secs_f64() * 1e3,
-        times[4].as_secs_f64() * 1e3,
-    );
+    let (mut daemon, _) = launch(&config, port);
+    daemon.terminate();
 }
 
 fn main() {
@@ -354,11 +375,19 @@ fn main() {
         "cuewarden benchmark on {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let wanted = |part: &str| only.is_empty() || only == part;
     let dir = tempfile::tempdir().unwrap();
-    bench_store(&dir.path().join("store"), seconds);
-    for c in [1, 16, clients] {
-        bench_api(&dir.path().join(format!("api{c}")), seconds, c);
+    if wanted("store") {
+        bench_store(&dir.path().join("store"), seconds);
     }
-    bench_startup(&dir.path().join("startup"), startup_jobs);
+    if wanted("api") {
+        for c in [1, 16, clients] {
+            bench_api(&dir.path().join(format!("api{c}")), seconds, c);
+        }
+    }
+    if wanted("start") {
+        bench_startup(&dir.path().join("startup"), startup_jobs);
+    }
     let _ = std::fs::remove_dir_all(dir.path());
 }

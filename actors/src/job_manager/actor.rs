@@ -196,7 +196,7 @@ impl JobManager {
                 Outcome::Failed {
                     error: match err {
                         MailboxError::Timeout => {
-                            format!("worker timed out after {}s", timeout.as_secs())
+                            format!("worker timed out after {:?}", timeout)
                         }
                         MailboxError::Closed => "worker stopped unexpectedly".to_owned(),
                     },

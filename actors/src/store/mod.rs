@@ -301,7 +301,8 @@ impl Store {
 
     /// Creates the tables and runs migrations; returns the next event and outbox sequences.
     fn prepare(db: &Database) -> Result<(u64, u64), StoreError> {
-        let txn = db.begin_write()?;
+        let mut txn = db.begin_write()?;
+        txn.set_quick_repair(true);
         let seqs;
         {
             let mut meta = txn.open_table(META)?;
@@ -656,7 +657,11 @@ impl Writer {
     }
 
     fn commit(&mut self, batch: &[WriteRequest]) -> Result<Vec<Committed>, StoreError> {
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        // Each commit also saves redb's allocator state (and commits in two phases), so that
+        // opening the file after a crash does not walk the whole store: start-up stays in
+        // milliseconds after a `kill -9` or a power cut. Group commit pays for the extra write.
+        txn.set_quick_repair(true);
         let mut results = Vec::with_capacity(batch.len());
         {
             let mut jobs = txn.open_table(JOBS)?;
