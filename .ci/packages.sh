@@ -49,6 +49,8 @@ echo "-- tools"
 missing=()
 command -v rpm >/dev/null || missing+=(rpm)
 command -v curl >/dev/null || missing+=(curl)
+# systemd-analyze rates the unit; systemd-sysusers is what the package depends on.
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

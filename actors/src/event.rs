@@ -23,6 +23,8 @@ pub mod kind {
     pub const WAITING: &str = "subtitle.waiting";
     /// A translation was queued.
     pub const TRANSLATE_REQUESTED: &str = "subtitle.translate.requested";
+    /// A Translator started working on a job.
+    pub const TRANSLATE_STARTED: &str = "subtitle.translate.started";
     /// A translation was produced.
     pub const TRANSLATED: &str = "subtitle.translated";
     /// The subtitle file was written.

@@ -200,6 +200,7 @@ async fn without_a_subtitle_in_the_language_a_translation_is_written() {
             kind::SUBTITLE_REQUESTED,
             kind::DOWNLOAD_STARTED,
             kind::TRANSLATE_REQUESTED,
+            kind::TRANSLATE_STARTED,
             kind::TRANSLATED,
             kind::WRITTEN,
         ],

@@ -495,7 +495,7 @@ impl ManagerCore {
                 }
                 let event = match kind {
                     WorkKind::Download => kind::DOWNLOAD_STARTED,
-                    WorkKind::Translate => kind::TRANSLATE_REQUESTED,
+                    WorkKind::Translate => kind::TRANSLATE_STARTED,
                 };
                 let source = match kind {
                     WorkKind::Download => EventSource::Downloader,

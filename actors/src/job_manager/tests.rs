@@ -426,6 +426,7 @@ fn a_translation_that_is_written_reports_translated_then_written() {
         Some(PathBuf::from("/m/Movie.en.srt"))
     );
     assert_eq!(job.attempts, 2);
+    assert_eq!(only_put(&step).1, [kind::TRANSLATE_STARTED]);
 
     let step = core.finish(id, WorkKind::Translate, written("/m/Movie.fr.srt"), NOW);
     let (job, kinds) = only_put(&step);
