@@ -102,6 +102,13 @@ check "deb ships the unit under lib/systemd/system" \
 check "deb marks /etc/cuewarden/config.toml as a conffile" \
   sh -c "dpkg-deb -f '$deb' >/dev/null && dpkg-deb -I '$deb' conffiles | grep -qx /etc/cuewarden/config.toml"
 
+control=$(mktemp -d)
+dpkg-deb -e "$deb" "$control"
+for script in postinst prerm postrm; do
+  check "deb $script is valid sh" sh -n "$control/$script"
+done
+rm -rf "$control"
+
 echo "-- install"
 if dpkg-query -W -f='${Status}' cuewarden 2>/dev/null | grep -q 'ok installed\|config-files'; then
   dpkg --purge cuewarden >/dev/null
