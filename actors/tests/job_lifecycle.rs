@@ -17,9 +17,7 @@ async fn a_provided_subtitle_is_written_next_to_the_video_and_the_job_is_done() 
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
     let provider = FakeProvider::new([], Search::Offer);
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_provider(&store, &provider);
 
     let summaries = request(&manager, sandbox.request(&["fr"], false)).await;
     assert_eq!(summaries[0].status, JobStatus::Pending);
@@ -129,9 +127,7 @@ async fn an_existing_subtitle_in_the_wanted_language_skips_the_job() {
     let existing = sandbox.add_sidecar("Movie (2019).fre.srt", ENGLISH_SRT);
     let store = sandbox.open_store();
     let provider = FakeProvider::new([], Search::Offer);
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_provider(&store, &provider);
 
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     job_in(&store, id, JobStatus::Skipped).await;
@@ -150,11 +146,7 @@ async fn without_a_subtitle_in_the_language_a_translation_is_written() {
     let store = sandbox.open_store();
     let provider = FakeProvider::new([], Search::Nothing);
     let translator = FakeTranslator::new(2, []);
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    workers.translator = Some(translator.as_service());
-    workers.translate_from = vec![lang("en")];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_translator(&store, &provider, &translator);
 
     let id = request(&manager, sandbox.request(&["fr"], true)).await[0].id;
     let job = job_in(&store, id, JobStatus::Done).await;
@@ -239,9 +231,7 @@ async fn a_running_job_can_be_cancelled_and_then_retried() {
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
     let provider = FakeProvider::new([Search::Hang], Search::Offer);
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_provider(&store, &provider);
 
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     job_in(&store, id, JobStatus::DownloadInProgress).await;
@@ -293,9 +283,7 @@ async fn one_request_for_two_languages_runs_two_jobs() {
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
     let provider = FakeProvider::new([], Search::Offer);
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_provider(&store, &provider);
 
     let summaries = request(&manager, sandbox.request(&["fr", "en"], false)).await;
     assert_ne!(summaries[0].id, summaries[1].id);

@@ -23,9 +23,7 @@ fn a_job_interrupted_mid_download_resumes_after_restart_and_completes_once() {
     let id: JobId = actix_rt::System::new().block_on(async {
         let store = sandbox.open_store();
         let provider = FakeProvider::new([], Search::Hang);
-        let mut workers = sandbox.workers(&store);
-        workers.providers = vec![provider.as_provider()];
-        let manager = start_manager(&store, workers, settings());
+        let manager = sandbox.start_with_provider(&store, &provider);
         let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
         job_in(&store, id, JobStatus::DownloadInProgress).await;
         eventually("the provider to be searching", || {
@@ -58,9 +56,7 @@ fn a_job_interrupted_mid_download_resumes_after_restart_and_completes_once() {
     actix_rt::System::new().block_on(async {
         let store = sandbox.open_store();
         let provider = FakeProvider::new([], Search::Offer);
-        let mut workers = sandbox.workers(&store);
-        workers.providers = vec![provider.as_provider()];
-        let manager = start_manager(&store, workers, settings());
+        let manager = sandbox.start_with_provider(&store, &provider);
         // A request that arrives during the take-over finds the resumed job.
         let again = request(&manager, sandbox.request(&["fr"], false)).await;
         assert_eq!(again[0].id, id);
@@ -96,9 +92,7 @@ fn a_job_interrupted_mid_download_resumes_after_restart_and_completes_once() {
         let store = sandbox.open_store();
         let events_before = store.last_event_seq().unwrap();
         let provider = FakeProvider::new([], Search::Offer);
-        let mut workers = sandbox.workers(&store);
-        workers.providers = vec![provider.as_provider()];
-        let manager = start_manager(&store, workers, settings());
+        let manager = sandbox.start_with_provider(&store, &provider);
         let status = manager_status(&manager).await;
         assert!(status.unfinished.is_empty(), "{:?}", status.unfinished);
         assert_eq!(status.running_downloads, 0);
@@ -156,11 +150,7 @@ fn every_unfinished_stage_recorded_in_the_store_resumes_and_terminal_jobs_stay_p
         let store = sandbox.open_store();
         let provider = FakeProvider::new([], Search::Offer);
         let translator = FakeTranslator::new(10, []);
-        let mut workers = sandbox.workers(&store);
-        workers.providers = vec![provider.as_provider()];
-        workers.translator = Some(translator.as_service());
-        workers.translate_from = vec![lang("en")];
-        let manager = start_manager(&store, workers, settings());
+        let manager = sandbox.start_with_translator(&store, &provider, &translator);
 
         for job in [&downloading, &translating, &waiting, &queued] {
             let finished = job_in(&store, job.id, JobStatus::Done).await;

@@ -19,9 +19,7 @@ async fn transient_provider_failures_are_retried_until_a_subtitle_arrives() {
     let store = sandbox.open_store();
     let unavailable = Search::Fail(ProviderError::Unavailable("HTTP 503".to_owned()));
     let provider = FakeProvider::new([unavailable.clone(), unavailable], Search::Offer);
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_provider(&store, &provider);
 
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     let job = job_in(&store, id, JobStatus::Done).await;
@@ -100,9 +98,7 @@ async fn a_permanent_provider_error_fails_the_job_at_once() {
         [],
         Search::Fail(ProviderError::Permanent("invalid API key".to_owned())),
     );
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_provider(&store, &provider);
 
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     let job = job_in(&store, id, JobStatus::Failed).await;
@@ -126,9 +122,7 @@ async fn a_garbage_subtitle_is_never_written_and_the_job_waits_with_the_reason()
     let store = sandbox.open_store();
     let provider =
         FakeProvider::new([], Search::Offer).downloading(b"<html>Too many requests</html>");
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_provider(&store, &provider);
 
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     // It keeps trying: a second attempt fails the same way.
@@ -155,9 +149,7 @@ async fn a_panicking_provider_does_not_take_the_manager_down() {
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
     let provider = FakeProvider::new([Search::Panic], Search::Offer);
-    let mut workers = sandbox.workers(&store);
-    workers.providers = vec![provider.as_provider()];
-    let manager = start_manager(&store, workers, settings());
+    let manager = sandbox.start_with_provider(&store, &provider);
 
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     // The worker died with its panic; the manager counts it as a retryable failure.

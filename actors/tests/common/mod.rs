@@ -104,6 +104,31 @@ impl Sandbox {
         context
     }
 
+    /// Starts a JobManager with the default test settings and `provider` as the only provider.
+    pub fn start_with_provider(
+        &self,
+        store: &Store,
+        provider: &Rc<FakeProvider>,
+    ) -> Addr<JobManager> {
+        let mut workers = self.workers(store);
+        workers.providers = vec![provider.as_provider()];
+        start_manager(store, workers, settings())
+    }
+
+    /// Like [`Self::start_with_provider`], with `translator` translating from English.
+    pub fn start_with_translator(
+        &self,
+        store: &Store,
+        provider: &Rc<FakeProvider>,
+        translator: &Rc<FakeTranslator>,
+    ) -> Addr<JobManager> {
+        let mut workers = self.workers(store);
+        workers.providers = vec![provider.as_provider()];
+        workers.translator = Some(translator.as_service());
+        workers.translate_from = vec![lang("en")];
+        start_manager(store, workers, settings())
+    }
+
     pub fn request(&self, languages: &[&str], auto_translate: bool) -> RequestSubtitles {
         RequestSubtitles(NewRequest {
             media: MediaItem {
