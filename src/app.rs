@@ -31,6 +31,8 @@ pub const HTTP_SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
 /// HTTP worker threads: enough for a NAS; the work happens in actors.
 pub const HTTP_WORKERS: usize = 2;
+/// Blocking threads per HTTP worker, for store reads.
+pub const HTTP_BLOCKING_THREADS: usize = 4;
 
 /// The configured API key, or the one kept in `data_dir`, or a new one (kept, logged once).
 pub fn api_key(settings: &Settings) -> anyhow::Result<Secret> {
@@ -144,6 +146,9 @@ pub async fn run(
             .configure(api::configure(max_body))
     })
     .workers(HTTP_WORKERS)
+    // Store reads run on blocking threads; a few per worker are plenty, and every extra
+    // thread costs memory (malloc arenas) long after a burst.
+    .worker_max_blocking_threads(HTTP_BLOCKING_THREADS)
     .disable_signals()
     .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
     .listen(listener)

@@ -23,6 +23,12 @@ pub enum Command {
     Run,
     /// Validate the configuration: exit 0, or exit 2 naming every bad key.
     CheckConfig,
+    /// Walk the libraries (or the given folders) once and list every video missing a wanted
+    /// language; read-only, without the daemon.
+    Scan {
+        /// Folders or videos to scan (default: every `[[libraries]]` path).
+        paths: Vec<PathBuf>,
+    },
     /// Ask the running daemon for subtitles.
     Request {
         /// The video, as this daemon sees it.
@@ -39,9 +45,12 @@ pub enum Command {
         /// Only jobs with this status.
         #[arg(long)]
         status: Option<String>,
-        /// How many.
+        /// How many (1–500).
         #[arg(long, default_value_t = 50)]
         limit: usize,
+        /// Continue after a previous page (the cursor it printed).
+        #[arg(long)]
+        cursor: Option<String>,
     },
     /// Show a job's events, newest first.
     Events {

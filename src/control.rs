@@ -96,12 +96,20 @@ impl Control {
     }
 
     /// `GET /jobs`.
-    pub async fn jobs(&self, status: Option<&str>, limit: usize) -> anyhow::Result<Value> {
+    pub async fn jobs(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let mut url = url::Url::parse(&format!("{}/jobs", self.base))?;
         url.query_pairs_mut()
             .append_pair("limit", &limit.to_string());
         if let Some(status) = status {
             url.query_pairs_mut().append_pair("status", status);
+        }
+        if let Some(cursor) = cursor {
+            url.query_pairs_mut().append_pair("cursor", cursor);
         }
         self.call(self.http.get(url)).await
     }
@@ -113,20 +121,38 @@ impl Control {
     }
 }
 
-/// Prints jobs as a table.
-pub fn print_jobs(jobs: &[Value]) {
+/// `text` with control characters escaped, so a file name cannot drive the terminal.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().any(char::is_control) {
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect::<String>()
+            .into()
+    } else {
+        text.into()
+    }
+}
+
+/// Prints jobs as a table; `path` fills the column for answers that do not carry one.
+pub fn print_jobs(jobs: &[Value], path: Option<&str>) {
     println!("{:<36}  {:<21}  {:<4}  PATH", "ID", "STATUS", "LANG");
     for job in jobs {
         let detail = job["error"]
             .as_str()
-            .map(|e| format!("  ({e})"))
+            .map(|e| format!("  ({})", printable(e)))
             .unwrap_or_default();
         println!(
             "{:<36}  {:<21}  {:<4}  {}{detail}",
             job["id"].as_str().unwrap_or("?"),
             job["status"].as_str().unwrap_or("?"),
             job["language"].as_str().unwrap_or("?"),
-            job["path"].as_str().unwrap_or(""),
+            printable(job["path"].as_str().or(path).unwrap_or("")),
         );
     }
 }
@@ -140,7 +166,7 @@ pub fn print_events(events: &[Value]) {
             event["at"].as_str().unwrap_or("?"),
             event["type"].as_str().unwrap_or("?"),
             event["source"].as_str().unwrap_or("?"),
-            event["payload"]
+            printable(&event["payload"].to_string())
         );
     }
 }

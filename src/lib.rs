@@ -10,5 +10,6 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod control;
+pub mod scan;
 
 pub use app::run;

@@ -94,12 +94,41 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 &languages,
                 no_translate.then_some(false),
             ))?;
-            control::print_jobs(answer["jobs"].as_array().map_or(&[], Vec::as_slice));
+            control::print_jobs(
+                answer["jobs"].as_array().map_or(&[], Vec::as_slice),
+                Some(&path.to_string_lossy()),
+            );
         }
-        Command::Jobs { status, limit } => {
+        Command::Jobs {
+            status,
+            limit,
+            cursor,
+        } => {
             let control = Control::new(&settings)?;
-            let answer = client_runtime()?.block_on(control.jobs(status.as_deref(), limit))?;
-            control::print_jobs(answer["jobs"].as_array().map_or(&[], Vec::as_slice));
+            let answer = client_runtime()?.block_on(control.jobs(
+                status.as_deref(),
+                limit,
+                cursor.as_deref(),
+            ))?;
+            control::print_jobs(answer["jobs"].as_array().map_or(&[], Vec::as_slice), None);
+            if let Some(next) = answer["next_cursor"].as_str() {
+                eprintln!("more: cuewarden jobs --cursor {next}");
+            }
+        }
+        Command::Scan { paths } => {
+            let roots = if paths.is_empty() {
+                settings.libraries.clone()
+            } else {
+                paths
+                    .iter()
+                    .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+                    .collect()
+            };
+            if roots.is_empty() {
+                eprintln!("nothing to scan: no [[libraries]] in the config and no PATH given");
+                return Ok(ExitCode::from(EXIT_CONFIG));
+            }
+            cuewarden::scan::run(&roots, &settings.languages.wanted);
         }
         Command::Events { job_id } => {
             let control = Control::new(&settings)?;

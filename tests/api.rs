@@ -203,12 +203,71 @@ fn every_route_but_health_needs_the_api_key() {
         401
     );
 
+    // The web UI too: a browser shows its basic-auth login (the key as password).
+    let (status, _) = runtime.block_on(async {
+        let response = client.get(url("/")).send().await.unwrap();
+        let challenge = response.headers().get("www-authenticate").cloned();
+        (response.status().as_u16(), challenge)
+    });
+    assert_eq!(status, 401);
+    let page = runtime.block_on(async {
+        let response = client
+            .get(url("/"))
+            .basic_auth("me", Some(KEY))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    });
+    assert!(page.contains("<title>cuewarden</title>"), "{page}");
+
     let (status, body) = daemon.call(client.get(url("/api/v1/jobs")));
     assert_eq!((status, error_code(&body)), (401, "unauthorized"));
     let (status, health) = daemon.call(client.get(url("/health")));
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[test]
+fn a_wrong_method_is_405_with_the_allowed_ones_and_head_works() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.start();
+    let (client, runtime) = daemon.raw();
+    let url = |path: &str| format!("{}{path}", daemon.base);
+    for (request, allow) in [
+        (client.get(url("/api/v1/subtitles")), "POST"),
+        (client.delete(url("/api/v1/jobs")), "GET, HEAD"),
+        (
+            client.put(url("/api/v1/jobs/0190a5a0-0000-7000-8000-000000000000")),
+            "GET, HEAD",
+        ),
+        (client.post(url("/health")), "GET, HEAD"),
+        (client.get(url("/api/v1/jobs/x/retry")), "POST"),
+    ] {
+        let (status, allowed, body) = runtime.block_on(async {
+            let response = request.header("X-Api-Key", KEY).send().await.unwrap();
+            let allowed = response.headers()["allow"].to_str().unwrap().to_owned();
+            let status = response.status().as_u16();
+            (status, allowed, response.json::<Value>().await.unwrap())
+        });
+        assert_eq!(status, 405, "{body}");
+        assert_eq!(allowed, allow);
+        assert_eq!(error_code(&body), "method_not_allowed");
+    }
+    let head = runtime.block_on(async {
+        client
+            .head(url("/health"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(head, 200);
+    let (status, body) = daemon.get("/api/v1/nothing-here");
+    assert_eq!((status, error_code(&body)), (404, "not_found"));
 }
 
 #[test]
@@ -292,6 +351,25 @@ fn bad_input_gets_a_precise_json_error_and_the_daemon_keeps_serving() {
         (422, "path_outside_library"),
         "symlink escape: {answer}"
     );
+
+    // Inside the library, but not a video file this daemon can see.
+    let missing = sandbox.library().join("Typo (2019)/Typo (2019).mkv");
+    let (got, answer) = post_raw(&json!({ "path": missing }).to_string());
+    assert_eq!(
+        (got, error_code(&answer)),
+        (422, "video_not_found"),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Typo (2019)")
+    );
+    std::fs::create_dir_all(sandbox.library().join("Folder.mkv")).unwrap();
+    let folder = sandbox.library().join("Folder.mkv");
+    let (got, answer) = post_raw(&json!({ "path": folder }).to_string());
+    assert_eq!((got, error_code(&answer)), (422, "not_a_file"), "{answer}");
 
     let huge = format!(r#"{{"path": "{}"}}"#, "a".repeat(10_000));
     let (got, answer) = post_raw(&huge);
@@ -422,15 +500,15 @@ fn event_stream_replays_after_last_event_id_then_follows_live() {
     daemon.wait_for_job(id, |j| j["status"] == "waiting");
 
     let (client, runtime) = daemon.raw();
-    let frames = |last: u64, want: usize, submit: Option<Value>| -> Vec<(u64, String)> {
+    let frames = |last: Option<u64>, want: usize, submit: Option<Value>| -> Vec<(u64, String)> {
         runtime.block_on(async {
-            let mut response = client
+            let mut request = client
                 .get(format!("{}/api/v1/events/stream", daemon.base))
-                .header("X-Api-Key", KEY)
-                .header("Last-Event-ID", last.to_string())
-                .send()
-                .await
-                .unwrap();
+                .header("X-Api-Key", KEY);
+            if let Some(last) = last {
+                request = request.header("Last-Event-ID", last.to_string());
+            }
+            let mut response = request.send().await.unwrap();
             assert_eq!(response.status(), 200);
             assert!(
                 response.headers()["content-type"]
@@ -476,14 +554,14 @@ fn event_stream_replays_after_last_event_id_then_follows_live() {
             out
         })
     };
-    let all = frames(0, 5, None);
+    let all = frames(Some(0), 5, None);
     assert_eq!(all[0], (1, "subtitle.requested".to_owned()));
     assert!(
         all.windows(2).all(|w| w[1].0 == w[0].0 + 1),
         "gap-free: {all:?}"
     );
 
-    let resumed = frames(3, 2, None);
+    let resumed = frames(Some(3), 2, None);
     assert_eq!(
         resumed[0].0, 4,
         "resumes right after Last-Event-ID: {resumed:?}"
@@ -491,9 +569,37 @@ fn event_stream_replays_after_last_event_id_then_follows_live() {
 
     let second = sandbox.video("e.mkv");
     let last = all.last().unwrap().0;
-    let live = frames(last, 1, Some(json!({"path": second, "languages": ["fr"]})));
+    let live = frames(
+        Some(last),
+        1,
+        Some(json!({"path": second, "languages": ["fr"]})),
+    );
     assert!(live[0].0 > last);
     assert_eq!(live[0].1, "subtitle.requested");
+
+    // Without Last-Event-ID, a new client starts with the most recent events only.
+    assert_eq!(frames(None, 1, None)[0].0, 1, "a short log is shown whole");
+    let third = sandbox.video("many.mkv");
+    let languages = [
+        "de", "es", "it", "pt", "nl", "sv", "da", "no", "fi", "pl", "cs", "hu", "ro", "el", "tr",
+        "ru", "uk", "ja", "ko", "zh", "ar", "he", "hi", "th", "vi",
+    ];
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": third, "languages": languages}),
+    );
+    assert_eq!(status, 202, "{body}");
+    for job in body["jobs"].as_array().unwrap() {
+        daemon.wait_for_job(job["id"].as_str().unwrap(), |j| j["status"] == "waiting");
+    }
+    let whole = frames(Some(0), 101, None);
+    let recent = frames(None, 100, None);
+    assert!(recent[0].0 > 1, "starts near the end: {:?}", recent[0]);
+    assert!(
+        recent.windows(2).all(|w| w[1].0 == w[0].0 + 1),
+        "gap-free: {recent:?}"
+    );
+    assert!(whole.len() > 100);
 
     let (status, body) = daemon.call(
         client
@@ -538,7 +644,7 @@ fn metrics_and_source_health_report_the_engine() {
     let (client, runtime) = daemon.raw();
     let page = runtime.block_on(async {
         client
-            .get(format!("{}/", daemon.base))
+            .get(format!("{}/?apikey={KEY}", daemon.base))
             .send()
             .await
             .unwrap()
@@ -547,4 +653,31 @@ fn metrics_and_source_health_report_the_engine() {
             .unwrap()
     });
     assert!(page.contains("<title>cuewarden</title>"));
+}
+
+/// A library may be configured through a symlink (a NAS share mounted elsewhere): a video
+/// is accepted by its real path and by the linked one.
+#[test]
+fn a_library_behind_a_symlink_accepts_both_spellings_of_a_video() {
+    let outside = tempfile::tempdir().unwrap();
+    let real = outside.path().join("real");
+    std::fs::create_dir_all(real.join("Film (2020)")).unwrap();
+    std::fs::write(real.join("Film (2020)/Film (2020).mkv"), b"x").unwrap();
+    let link = outside.path().join("linked");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let sandbox = Sandbox::new(&format!(
+        "[[libraries]]\npath = {:?}\n",
+        link.display().to_string()
+    ));
+    let daemon = sandbox.start();
+    for (path, language) in [
+        (real.join("Film (2020)/Film (2020).mkv"), "fr"),
+        (link.join("Film (2020)/Film (2020).mkv"), "en"),
+    ] {
+        let (status, body) = daemon.post(
+            "/api/v1/subtitles",
+            &json!({"path": path, "languages": [language]}),
+        );
+        assert_eq!(status, 202, "{path:?}: {body}");
+    }
 }

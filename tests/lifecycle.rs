@@ -244,6 +244,10 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
     };
     let out = cli(&["request", video.to_str().unwrap(), "--lang", "fr", "de"]);
     assert_eq!(out.lines().count(), 3, "header + two jobs:\n{out}");
+    assert!(
+        out.lines().skip(1).all(|l| l.ends_with("h.mkv")),
+        "each job line names the video:\n{out}"
+    );
     let id = out
         .lines()
         .nth(1)
@@ -255,6 +259,21 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
     daemon.wait_for_job(&id, |j| j["status"] == "waiting");
     let jobs = cli(&["jobs", "--status", "waiting"]);
     assert!(jobs.contains(&id), "{jobs}");
+    // One job a page: the first page names the cursor of the second.
+    let output = Command::new(binary())
+        .args(["jobs", "--limit", "1", "--config"])
+        .arg(&cli_config)
+        .output()
+        .unwrap();
+    let hint = String::from_utf8_lossy(&output.stderr);
+    let cursor = hint
+        .lines()
+        .find_map(|l| l.strip_prefix("more: cuewarden jobs --cursor "))
+        .unwrap_or_else(|| panic!("no cursor hint in {hint:?}"));
+    let first = String::from_utf8(output.stdout).unwrap();
+    let second = cli(&["jobs", "--limit", "1", "--cursor", cursor]);
+    assert_eq!((first.lines().count(), second.lines().count()), (2, 2));
+    assert_ne!(first.lines().nth(1), second.lines().nth(1));
     let events = cli(&["events", &id]);
     assert!(
         events.contains("subtitle.requested") && events.contains("subtitle.waiting"),
@@ -268,4 +287,56 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("404"));
+}
+
+#[test]
+fn scan_lists_the_videos_missing_a_wanted_language_without_the_daemon() {
+    let sandbox = Sandbox::new("");
+    sandbox.video("Alpha (2019)/Alpha (2019).mkv");
+    std::fs::write(
+        sandbox.library().join("Alpha (2019)/Alpha (2019).fr.srt"),
+        "1\n00:00:01,000 --> 00:00:02,000\nSalut\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox
+            .library()
+            .join("Alpha (2019)/Alpha (2019).English.srt"),
+        "1\n00:00:01,000 --> 00:00:02,000\nHi\n",
+    )
+    .unwrap();
+    sandbox.video("Beta (2020)/Beta (2020).mp4");
+    let output = Command::new(binary())
+        .args(["scan", "--config"])
+        .arg(sandbox.config())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let out = String::from_utf8(output.stdout).unwrap();
+    let beta = sandbox.library().join("Beta (2020)/Beta (2020).mp4");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            format!("{}  missing: fr, en", beta.display()).as_str(),
+            "2 videos scanned; 1 lack 2 subtitle(s) in fr, en",
+        ],
+        "{out}"
+    );
+    // Nothing was written, and no daemon was needed.
+    assert!(!sandbox.dir.path().join("data").exists());
+
+    let output = Command::new(binary())
+        .args([
+            "scan",
+            sandbox.library().join("Alpha (2019)").to_str().unwrap(),
+        ])
+        .arg("--config")
+        .arg(sandbox.config())
+        .output()
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        out.trim(),
+        "1 videos scanned; 0 lack 0 subtitle(s) in fr, en"
+    );
 }

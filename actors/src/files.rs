@@ -17,6 +17,19 @@ pub const SUBTITLE_EXTENSIONS: [&str; 9] = [
     "ass", "mks", "sami", "smi", "srt", "ssa", "sub", "sup", "vtt",
 ];
 
+/// Video extensions Jellyfin imports (lowercase).
+pub const VIDEO_EXTENSIONS: [&str; 17] = [
+    "3gp", "avi", "divx", "flv", "iso", "m2ts", "m4v", "mk3d", "mkv", "mov", "mp4", "mpeg", "mpg",
+    "mts", "ogm", "ts", "webm",
+];
+
+/// Whether `path` names a video by its extension (case-insensitive).
+pub fn is_video(path: &Path) -> bool {
+    path.extension()
+        .and_then(OsStr::to_str)
+        .is_some_and(|ext| VIDEO_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+}
+
 /// Common 3-letter (ISO 639-2 B and T) codes and English names of languages, so
 /// `Movie.fre.srt` or `Movie.French.srt` count as French.
 const LANGUAGE_ALIASES: &[(&str, &[&str])] = &[
@@ -235,6 +248,22 @@ mod tests {
 
     fn lang(code: &str) -> Language {
         Language::parse(code).unwrap()
+    }
+
+    #[test]
+    fn videos_are_known_by_their_extension() {
+        for video in ["/m/A (2019).mkv", "/m/b.MP4", "/m/c.m2ts", "/m/d.avi"] {
+            assert!(is_video(Path::new(video)), "{video}");
+        }
+        for other in [
+            "/m/A (2019).srt",
+            "/m/mkv",
+            "/m/.mkv.part",
+            "/m/notes.txt",
+            "/m/x",
+        ] {
+            assert!(!is_video(Path::new(other)), "{other}");
+        }
     }
 
     #[test]

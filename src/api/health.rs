@@ -120,7 +120,7 @@ pub async fn metrics(_: Authorized, state: web::Data<AppState>) -> Result<HttpRe
 }
 
 /// `GET /`: the web UI (asks for the API key once, keeps it in the browser).
-pub async fn ui() -> HttpResponse {
+pub async fn ui(_: Authorized) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .body(UI_PAGE)

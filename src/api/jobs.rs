@@ -109,34 +109,69 @@ fn outside_library(path: &Path) -> ApiError {
     )
 }
 
-/// Checks a video path against the library roots: lexically, and through symlinks when
-/// it exists.
+/// What the file system says about a requested video.
+enum VideoCheck {
+    Inside,
+    Outside,
+    NotFound,
+    NotAFile,
+    Unreadable(std::io::Error),
+}
+
+/// Checks a requested video: an absolute path, inside a library (lexically, or through
+/// symlinks: a library may itself be a symlink), naming an existing file. A path outside
+/// every library is refused whether or not it exists.
 async fn check_library_path(state: &AppState, path: PathBuf) -> Result<PathBuf, ApiError> {
+    let unprocessable =
+        |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
     if !path.is_absolute() {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
+        return Err(unprocessable(
             "path_not_absolute",
             format!("{} is not an absolute path", path.display()),
         ));
     }
     let normalized = cuewarden_actors::files::normalize_lexically(&path);
-    if library_of(&normalized, &state.libraries).is_none() {
-        return Err(outside_library(&path));
-    }
     let libraries = state.libraries.clone();
     let candidate = normalized.clone();
-    let escapes = web::block(move || match candidate.canonicalize() {
-        Ok(real) => !libraries
-            .iter()
-            .filter_map(|root| root.canonicalize().ok())
-            .any(|root| real.starts_with(root)),
-        Err(_) => false,
+    let check = web::block(move || {
+        let lexically_inside = library_of(&candidate, &libraries).is_some();
+        match std::fs::metadata(&candidate) {
+            Err(_) if !lexically_inside => VideoCheck::Outside,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => VideoCheck::NotFound,
+            Err(err) => VideoCheck::Unreadable(err),
+            Ok(meta) => {
+                let real = candidate.canonicalize();
+                let inside = real.as_ref().is_ok_and(|real| {
+                    libraries
+                        .iter()
+                        .filter_map(|root| root.canonicalize().ok())
+                        .any(|root| real.starts_with(root))
+                });
+                match (inside, meta.is_file()) {
+                    (false, _) => VideoCheck::Outside,
+                    (true, false) => VideoCheck::NotAFile,
+                    (true, true) => VideoCheck::Inside,
+                }
+            }
+        }
     })
     .await?;
-    if escapes {
-        return Err(outside_library(&path));
+    match check {
+        VideoCheck::Inside => Ok(normalized),
+        VideoCheck::Outside => Err(outside_library(&path)),
+        VideoCheck::NotFound => Err(unprocessable(
+            "video_not_found",
+            format!("{} does not exist", path.display()),
+        )),
+        VideoCheck::NotAFile => Err(unprocessable(
+            "not_a_file",
+            format!("{} is not a video file", path.display()),
+        )),
+        VideoCheck::Unreadable(err) => Err(unprocessable(
+            "video_unreadable",
+            format!("cannot read {}: {err}", path.display()),
+        )),
     }
-    Ok(normalized)
 }
 
 /// `POST /subtitles`

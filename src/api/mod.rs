@@ -9,6 +9,7 @@ mod health;
 mod jobs;
 mod stream;
 
+use std::future::Ready;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -157,6 +158,47 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
+/// 405 with the methods the resource has, in `Allow` and in the message.
+fn method_not_allowed(allow: &'static str) -> impl Fn(HttpRequest) -> Ready<HttpResponse> + Clone {
+    move |request: HttpRequest| {
+        let error = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} {} is not supported; use {allow}",
+                request.method(),
+                request.path()
+            ),
+        );
+        let mut response = error.error_response();
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+            response
+                .headers_mut()
+                .insert(actix_web::http::header::ALLOW, value);
+        }
+        std::future::ready(response)
+    }
+}
+
+/// A resource answering GET (and HEAD) with `handler`, and 405 for other methods.
+macro_rules! get_resource {
+    ($path:expr, $handler:expr) => {
+        web::resource($path)
+            .route(web::get().to($handler))
+            .route(web::head().to($handler))
+            .default_service(web::to(method_not_allowed("GET, HEAD")))
+    };
+}
+
+/// A resource answering POST with `handler`, and 405 for other methods.
+macro_rules! post_resource {
+    ($path:expr, $handler:expr) => {
+        web::resource($path)
+            .route(web::post().to($handler))
+            .default_service(web::to(method_not_allowed("POST")))
+    };
+}
+
 /// Registers every route on an actix-web `App`.
 pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) {
     move |cfg: &mut web::ServiceConfig| {
@@ -169,22 +211,22 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         .app_data(web::PayloadConfig::new(max_body_bytes))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .route("/health", web::get().to(health::health))
-        .route("/health/sources", web::get().to(health::sources))
-        .route("/metrics", web::get().to(health::metrics))
-        .route("/", web::get().to(health::ui))
+        .service(get_resource!("/health", health::health))
+        .service(get_resource!("/health/sources", health::sources))
+        .service(get_resource!("/metrics", health::metrics))
+        .service(get_resource!("/", health::ui))
         .service(
             web::scope("/api/v1")
-                .route("/health", web::get().to(health::health))
-                .route("/health/sources", web::get().to(health::sources))
-                .route("/metrics", web::get().to(health::metrics))
-                .route("/subtitles", web::post().to(jobs::request_subtitles))
-                .route("/jobs", web::get().to(jobs::list_jobs))
-                .route("/jobs/{id}", web::get().to(jobs::get_job))
-                .route("/jobs/{id}/events", web::get().to(jobs::job_events))
-                .route("/jobs/{id}/retry", web::post().to(jobs::retry_job))
-                .route("/jobs/{id}/cancel", web::post().to(jobs::cancel_job))
-                .route("/events/stream", web::get().to(stream::event_stream)),
+                .service(get_resource!("/health", health::health))
+                .service(get_resource!("/health/sources", health::sources))
+                .service(get_resource!("/metrics", health::metrics))
+                .service(post_resource!("/subtitles", jobs::request_subtitles))
+                .service(get_resource!("/jobs", jobs::list_jobs))
+                .service(get_resource!("/jobs/{id}", jobs::get_job))
+                .service(get_resource!("/jobs/{id}/events", jobs::job_events))
+                .service(post_resource!("/jobs/{id}/retry", jobs::retry_job))
+                .service(post_resource!("/jobs/{id}/cancel", jobs::cancel_job))
+                .service(get_resource!("/events/stream", stream::event_stream)),
         )
         .default_service(web::to(not_found));
     }

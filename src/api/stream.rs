@@ -1,7 +1,9 @@
 //! `GET /events/stream`: the global event log as server-sent events, resumable.
 //!
 //! A client that sends `Last-Event-ID: N` (or `?last_event_id=N`) first gets every event
-//! after N from the store, then live events as they commit. The subscription is taken
+//! after N from the store (`0`: the whole log), then live events as they commit. Without
+//! it, the stream starts with the [`RECENT_EVENTS`] most recent events, so a new client
+//! sees what just happened without replaying years of history. The subscription is taken
 //! before the backlog is read, so nothing falls between the two; duplicates are skipped
 //! by sequence number. A subscriber that falls too far behind re-reads from the store.
 
@@ -18,6 +20,8 @@ use super::{ApiError, AppState};
 pub const KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(15);
 /// Events read from the store per backlog page.
 const BACKLOG_PAGE: usize = 500;
+/// How many past events a stream without `Last-Event-ID` starts with.
+pub const RECENT_EVENTS: u64 = 100;
 
 /// One SSE frame for an event.
 fn sse_frame(event: &cuewarden_actors::Event) -> String {
@@ -28,7 +32,7 @@ fn sse_frame(event: &cuewarden_actors::Event) -> String {
     )
 }
 
-fn last_event_id(request: &HttpRequest) -> Result<u64, ApiError> {
+fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
     let header = request
         .headers()
         .get("last-event-id")
@@ -42,9 +46,9 @@ fn last_event_id(request: &HttpRequest) -> Result<u64, ApiError> {
                 .map(|(_, v)| v.clone())
         });
     match header.or(query) {
-        None => Ok(0),
-        Some(raw) if raw.trim().is_empty() => Ok(0),
-        Some(raw) => raw.trim().parse().map_err(|_| {
+        None => Ok(None),
+        Some(raw) if raw.trim().is_empty() => Ok(None),
+        Some(raw) => raw.trim().parse().map(Some).map_err(|_| {
             ApiError::bad_request(format!(
                 "Last-Event-ID: {raw:?} is not an event sequence number"
             ))
@@ -117,7 +121,14 @@ pub async fn event_stream(
     state: web::Data<AppState>,
     request: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let after = last_event_id(&request)?;
+    let after = match last_event_id(&request)? {
+        Some(seq) => seq,
+        None => {
+            let store = state.store.clone();
+            let last = web::block(move || store.last_event_seq()).await??;
+            last.saturating_sub(RECENT_EVENTS)
+        }
+    };
     let (sender, receiver) = mpsc::channel::<String>(64);
     actix_web::rt::spawn(pump(state.get_ref().clone(), after, sender));
     let body = futures_util::stream::unfold(receiver, |mut receiver| async move {

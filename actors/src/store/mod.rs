@@ -46,16 +46,18 @@ pub const STORE_FILE_NAME: &str = "cuewarden.redb";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database file could not be opened or created.
-    #[error("cannot open store {path}: {source}")]
+    // The reasons are part of the messages (API answers and job errors show one line), so
+    // they are not also `source`s: an error chain would print them twice.
+    #[error("cannot open store {path}: {reason}")]
     Open {
         /// The redb file.
         path: PathBuf,
         /// What redb said.
-        source: redb::DatabaseError,
+        reason: redb::DatabaseError,
     },
     /// A redb operation failed (I/O error, full disk, corruption).
     #[error("store operation failed: {0}")]
-    Redb(#[from] redb::Error),
+    Redb(redb::Error),
     /// A record could not be decoded.
     #[error("cannot decode a record of table {table}: {reason}")]
     Decode {
@@ -87,6 +89,7 @@ macro_rules! redb_errors {
     )*};
 }
 redb_errors!(
+    redb::Error,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -267,9 +270,9 @@ impl Store {
         let db = Database::builder()
             .set_cache_size(CACHE_SIZE_BYTES)
             .create(&path)
-            .map_err(|source| StoreError::Open {
+            .map_err(|reason| StoreError::Open {
                 path: path.clone(),
-                source,
+                reason,
             })?;
         let (next_event_seq, next_outbox_seq) = Self::prepare(&db)?;
         let db = Arc::new(db);
