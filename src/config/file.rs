@@ -1,7 +1,8 @@
 //! The raw configuration file, as serde reads it: one struct per TOML section, defaults
-//! defined once here. Unknown keys are not rejected by serde here but collected, all of
-//! them, by `config::load` (with `serde_ignored`), so one run reports every problem.
-//! Validation and typing happen in `config::Settings`.
+//! defined once here (and equal to what the reference `config.toml` shows; a test checks it).
+//! Unknown keys are not rejected by serde here but collected, all of them, by `config::parse`
+//! (with `serde_ignored`), and a key of the wrong type is dropped and reported on its own, so
+//! one run reports every problem. Validation and typing happen in `config::Settings`.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,25 +57,28 @@ pub struct LanguagesSection {
 impl Default for LanguagesSection {
     fn default() -> Self {
         Self {
-            wanted: vec!["en".to_owned()],
-            translate_from: Vec::new(),
+            wanted: vec!["fr".to_owned(), "en".to_owned()],
+            translate_from: vec!["en".to_owned()],
             hearing_impaired: "prefer_not".to_owned(),
             min_score: 60,
         }
     }
 }
 
-/// `[[libraries]]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `[[libraries]]`; `path` is required (an `Option` so a missing one is reported by
+/// validation, next to the entry's other problems).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
 pub struct LibrarySection {
-    pub path: String,
+    pub path: Option<String>,
 }
 
-/// `[[path_mappings]]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+/// `[[path_mappings]]`; both keys are required (see [`LibrarySection`]).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
 pub struct PathMappingSection {
-    pub from: String,
-    pub to: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
 }
 
 /// `[jellyfin]`
@@ -129,7 +133,7 @@ impl Default for WatcherSection {
     }
 }
 
-/// `[providers.opensubtitles]`
+/// `[providers.opensubtitles]`: a present section is enabled unless it says otherwise.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct OpenSubtitlesSection {
@@ -145,7 +149,7 @@ pub struct OpenSubtitlesSection {
 impl Default for OpenSubtitlesSection {
     fn default() -> Self {
         Self {
-            enabled: false,
+            enabled: true,
             api_key: String::new(),
             api_key_file: None,
             username: String::new(),
@@ -156,11 +160,17 @@ impl Default for OpenSubtitlesSection {
     }
 }
 
-/// `[providers.jellyfin]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// `[providers.jellyfin]`: a present section is enabled unless it says otherwise.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct JellyfinProviderSection {
     pub enabled: bool,
+}
+
+impl Default for JellyfinProviderSection {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 /// `[providers]`
@@ -194,19 +204,171 @@ impl Default for TranslatorSection {
     }
 }
 
-/// `[notify]`: each target is a free-form table until its notifier exists; its keys are
-/// checked there.
+/// `[notify.jellyfin]`: ask Jellyfin (the `[jellyfin]` server) to refresh the item.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct JellyfinNotifySection {
+    pub refresh: bool,
+}
+
+impl Default for JellyfinNotifySection {
+    fn default() -> Self {
+        Self { refresh: true }
+    }
+}
+
+/// `[notify.plex]`: a partial scan of the section holding the video.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PlexNotifySection {
+    pub url: String,
+    pub token: String,
+    pub token_file: Option<String>,
+}
+
+impl Default for PlexNotifySection {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:32400".to_owned(),
+            token: String::new(),
+            token_file: None,
+        }
+    }
+}
+
+/// `[notify.kodi]`: `VideoLibrary.Scan` over JSON-RPC.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct KodiNotifySection {
+    pub url: String,
+    pub username: String,
+    pub password: String,
+    pub password_file: Option<String>,
+}
+
+impl Default for KodiNotifySection {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:8080/jsonrpc".to_owned(),
+            username: String::new(),
+            password: String::new(),
+            password_file: None,
+        }
+    }
+}
+
+/// `[notify.discord]`: a webhook (its URL carries the webhook's token: a secret).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct DiscordNotifySection {
+    pub webhook_url: String,
+    pub webhook_url_file: Option<String>,
+}
+
+/// `[notify.pushover]`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct PushoverNotifySection {
+    /// The application's API token.
+    pub token: String,
+    pub token_file: Option<String>,
+    /// The user or group key.
+    pub user: String,
+    /// Comma-separated device names; empty: all of the user's devices.
+    pub device: String,
+    /// -2 … 1 (2, emergency, needs acknowledgement and is not supported).
+    pub priority: i64,
+}
+
+/// `[notify.email]`: SMTP.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct EmailNotifySection {
+    pub host: String,
+    pub port: u16,
+    /// `starttls` | `tls` | `none`
+    pub security: String,
+    pub username: String,
+    pub password: String,
+    pub password_file: Option<String>,
+    pub from: String,
+    pub to: Vec<String>,
+}
+
+impl Default for EmailNotifySection {
+    fn default() -> Self {
+        Self {
+            host: String::new(),
+            port: 587,
+            security: "starttls".to_owned(),
+            username: String::new(),
+            password: String::new(),
+            password_file: None,
+            from: String::new(),
+            to: Vec::new(),
+        }
+    }
+}
+
+/// `[notify.ntfy]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct NtfyNotifySection {
+    pub url: String,
+    pub topic: String,
+    pub token: String,
+    pub token_file: Option<String>,
+    /// 1 (min) … 5 (max).
+    pub priority: i64,
+}
+
+impl Default for NtfyNotifySection {
+    fn default() -> Self {
+        Self {
+            url: "https://ntfy.sh".to_owned(),
+            topic: String::new(),
+            token: String::new(),
+            token_file: None,
+            priority: 3,
+        }
+    }
+}
+
+/// `[notify.gotify]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct GotifyNotifySection {
+    pub url: String,
+    /// The application token.
+    pub token: String,
+    pub token_file: Option<String>,
+    /// 0 … 10.
+    pub priority: i64,
+}
+
+impl Default for GotifyNotifySection {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            token: String::new(),
+            token_file: None,
+            priority: 5,
+        }
+    }
+}
+
+/// `[notify]`: one table per target; a present table is a target.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct NotifySection {
-    pub jellyfin: Option<toml::Table>,
-    pub discord: Option<toml::Table>,
-    pub plex: Option<toml::Table>,
-    pub kodi: Option<toml::Table>,
-    pub pushover: Option<toml::Table>,
-    pub email: Option<toml::Table>,
-    pub ntfy: Option<toml::Table>,
-    pub gotify: Option<toml::Table>,
+    pub jellyfin: Option<JellyfinNotifySection>,
+    pub plex: Option<PlexNotifySection>,
+    pub kodi: Option<KodiNotifySection>,
+    pub discord: Option<DiscordNotifySection>,
+    pub pushover: Option<PushoverNotifySection>,
+    pub email: Option<EmailNotifySection>,
+    pub ntfy: Option<NtfyNotifySection>,
+    pub gotify: Option<GotifyNotifySection>,
 }
 
 /// `[schedule]` (cron expressions)
@@ -268,6 +430,26 @@ impl Default for JobsSection {
             worker_timeout_secs: 600,
         }
     }
+}
+
+/// The whole file as read: every section, each defaulted when absent. `(index, entry)` keeps
+/// the position an array entry had in the file, so later problems name it even when an
+/// earlier entry was dropped.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    pub server: ServerSection,
+    pub storage: StorageSection,
+    pub languages: LanguagesSection,
+    pub libraries: Vec<(usize, LibrarySection)>,
+    pub path_mappings: Vec<(usize, PathMappingSection)>,
+    pub jellyfin: Option<JellyfinSection>,
+    pub watcher: WatcherSection,
+    pub providers: ProvidersSection,
+    pub translator: Option<TranslatorSection>,
+    pub notify: NotifySection,
+    pub schedule: ScheduleSection,
+    pub retention: RetentionSection,
+    pub jobs: JobsSection,
 }
 
 /// The sections a config file may have; anything else is an unknown key.

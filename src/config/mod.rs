@@ -1,9 +1,11 @@
 //! Configuration: raw file → environment overrides → validated, typed [`Settings`].
 //!
-//! Every problem is collected and reported at once, each line naming the full key
-//! (`jellyfin.url: …`). `CUEWARDEN__SECTION__KEY=value` overrides `[section] key`; the
-//! value is read as the type the key has (string, number, bool, list). Secrets are
-//! [`Secret`]s, which never print.
+//! Every problem is collected and reported at once, one line each, naming the full key
+//! (`jellyfin.url: …`, `libraries[1].path: …`) and, when an environment variable set it, the
+//! variable (`server.listen (from CUEWARDEN__SERVER__LISTEN): …`). A key of the wrong type is
+//! reported and dropped, so it hides neither the other keys of its section nor their checks.
+//! `CUEWARDEN__SECTION__KEY=value` overrides `[section] key`; the value is read as the type the
+//! key has (string, number, bool, list). Secrets are [`Secret`]s, which never print.
 
 pub mod file;
 
@@ -17,6 +19,7 @@ use cuewarden_actors::downloader::HearingImpaired;
 use cuewarden_actors::files::normalize_lexically;
 use cuewarden_actors::job_manager::ManagerSettings;
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 use url::Url;
 
 use file::*;
@@ -132,6 +135,128 @@ pub struct JellyfinSettings {
     pub fallback_sync_interval: Duration,
 }
 
+/// `[notify.*]`, validated: `Some` for each configured target.
+#[derive(Debug, Clone, Default)]
+pub struct NotifySettings {
+    /// `[notify.jellyfin]` (reaches the `[jellyfin]` server).
+    pub jellyfin: Option<JellyfinNotify>,
+    /// `[notify.plex]`.
+    pub plex: Option<PlexNotify>,
+    /// `[notify.kodi]`.
+    pub kodi: Option<KodiNotify>,
+    /// `[notify.discord]`.
+    pub discord: Option<DiscordNotify>,
+    /// `[notify.pushover]`.
+    pub pushover: Option<PushoverNotify>,
+    /// `[notify.email]`.
+    pub email: Option<EmailNotify>,
+    /// `[notify.ntfy]`.
+    pub ntfy: Option<NtfyNotify>,
+    /// `[notify.gotify]`.
+    pub gotify: Option<GotifyNotify>,
+}
+
+/// `[notify.jellyfin]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JellyfinNotify {
+    /// Whether to ask Jellyfin to refresh the item once its subtitle is written.
+    pub refresh: bool,
+}
+
+/// `[notify.plex]`.
+#[derive(Debug, Clone)]
+pub struct PlexNotify {
+    /// The Plex Media Server.
+    pub url: Url,
+    /// `X-Plex-Token`.
+    pub token: Secret,
+}
+
+/// `[notify.kodi]`.
+#[derive(Debug, Clone)]
+pub struct KodiNotify {
+    /// The JSON-RPC endpoint.
+    pub url: Url,
+    /// HTTP basic auth user; empty: none.
+    pub username: String,
+    /// Its password.
+    pub password: Option<Secret>,
+}
+
+/// `[notify.discord]`.
+#[derive(Debug, Clone)]
+pub struct DiscordNotify {
+    /// The webhook URL, checked to be http(s); it carries the webhook's token.
+    pub webhook_url: Secret,
+}
+
+/// `[notify.pushover]`.
+#[derive(Debug, Clone)]
+pub struct PushoverNotify {
+    /// The application token.
+    pub token: Secret,
+    /// The user or group key.
+    pub user: String,
+    /// Device names; empty: all the user's devices.
+    pub devices: Vec<String>,
+    /// -2 … 1.
+    pub priority: i8,
+}
+
+/// How to secure the SMTP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain connection upgraded with STARTTLS (port 587).
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption (a relay on localhost).
+    None,
+}
+
+/// `[notify.email]`.
+#[derive(Debug, Clone)]
+pub struct EmailNotify {
+    /// SMTP server.
+    pub host: String,
+    /// Its port.
+    pub port: u16,
+    /// Connection security.
+    pub security: SmtpSecurity,
+    /// SMTP user; empty: no authentication.
+    pub username: String,
+    /// Its password.
+    pub password: Option<Secret>,
+    /// Sender address.
+    pub from: String,
+    /// Recipients, at least one.
+    pub to: Vec<String>,
+}
+
+/// `[notify.ntfy]`.
+#[derive(Debug, Clone)]
+pub struct NtfyNotify {
+    /// The server.
+    pub url: Url,
+    /// The topic.
+    pub topic: String,
+    /// Access token, if the topic needs one.
+    pub token: Option<Secret>,
+    /// 1 … 5.
+    pub priority: u8,
+}
+
+/// `[notify.gotify]`.
+#[derive(Debug, Clone)]
+pub struct GotifyNotify {
+    /// The server.
+    pub url: Url,
+    /// The application token.
+    pub token: Secret,
+    /// 0 … 10.
+    pub priority: u8,
+}
+
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -151,6 +276,8 @@ pub struct Settings {
     pub jellyfin: Option<JellyfinSettings>,
     /// `[jobs]`.
     pub jobs: ManagerSettings,
+    /// `[notify.*]`.
+    pub notify: NotifySettings,
 }
 
 impl Settings {
@@ -204,154 +331,449 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
         origin: origin.to_owned(),
         problems,
     };
-    let mut table: toml::Table = text.parse().map_err(|err: toml::de::Error| {
-        errors(vec![format!(
-            "{origin}: not valid TOML: {}",
-            err.to_string().trim()
-        )])
-    })?;
-    let mut problems = Vec::new();
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|err: toml::de::Error| errors(vec![toml_error(origin, text, &err)]))?;
+    let mut problems = Problems::default();
     apply_env(&mut table, env, &mut problems);
+    let file = read_file(&table, &mut problems);
+    match validate(file, &mut problems) {
+        Some(settings) if problems.is_empty() => Ok(settings),
+        _ => Err(errors(problems.into_lines())),
+    }
+}
+
+/// A TOML syntax error as one line, with the line and column it is at.
+fn toml_error(origin: &str, text: &str, err: &toml::de::Error) -> String {
+    let at = err
+        .span()
+        .and_then(|span| text.get(..span.start))
+        .map(|before| {
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        })
+        .unwrap_or_default();
+    one_line(&format!("{origin}: not valid TOML{at}: {}", err.message()))
+}
+
+/// The problems found so far, each with the key it is about.
+#[derive(Debug, Default)]
+struct Problems {
+    /// `(key, message)`, in the order found.
+    found: Vec<(String, String)>,
+    /// `(key, variable)` for every key set from the environment.
+    from_env: Vec<(String, String)>,
+}
+
+impl Problems {
+    fn add(&mut self, key: impl Into<String>, message: impl fmt::Display) {
+        self.found.push((key.into(), message.to_string()));
+    }
+
+    /// Whether a problem was already reported for `key` or a key inside it.
+    fn has(&self, key: &str) -> bool {
+        self.found.iter().any(|(found, _)| within(found, key))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// One line per problem: `key: message`, or `key (from VARIABLE): message` when the key
+    /// (or the table holding it) was set from the environment.
+    fn into_lines(mut self) -> Vec<String> {
+        // Grouped by section, in the file's order of sections; the environment's own
+        // problems and unknown sections first.
+        self.found.sort_by_key(|(key, _)| {
+            let section = key.split(['.', '[']).next().unwrap_or_default();
+            SECTIONS
+                .iter()
+                .position(|s| *s == section)
+                .map_or(0, |i| i + 1)
+        });
+        self.found
+            .iter()
+            .map(|(key, message)| {
+                let variable = self
+                    .from_env
+                    .iter()
+                    .filter(|(set, _)| within(key, set))
+                    .max_by_key(|(set, _)| set.len())
+                    .map(|(_, variable)| variable);
+                match variable {
+                    Some(variable) => one_line(&format!("{key} (from {variable}): {message}")),
+                    None => one_line(&format!("{key}: {message}")),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Whether `key` is `outer` or a key inside it (`outer.x`, `outer[0]`).
+fn within(key: &str, outer: &str) -> bool {
+    key.strip_prefix(outer)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// `text` on one line: line breaks become spaces.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Reads every section leniently (see [`lenient`]): what is absent or unusable takes its default.
+fn read_file(table: &toml::Table, problems: &mut Problems) -> ConfigFile {
     for key in table.keys() {
         if !SECTIONS.contains(&key.as_str()) {
-            problems.push(format!("{key}: unknown key"));
+            problems.add(key.as_str(), "unknown key");
         }
     }
-    let server: ServerSection = section(&table, "server", &mut problems);
-    let storage: StorageSection = section(&table, "storage", &mut problems);
-    let languages: LanguagesSection = section(&table, "languages", &mut problems);
-    let libraries: Vec<LibrarySection> = section(&table, "libraries", &mut problems);
-    let mappings: Vec<PathMappingSection> = section(&table, "path_mappings", &mut problems);
-    let jellyfin: Option<JellyfinSection> = section(&table, "jellyfin", &mut problems);
-    let _watcher: WatcherSection = section(&table, "watcher", &mut problems);
-    let providers: ProvidersSection = section(&table, "providers", &mut problems);
-    let translator: Option<TranslatorSection> = section(&table, "translator", &mut problems);
-    let _notify: NotifySection = section(&table, "notify", &mut problems);
-    let schedule: ScheduleSection = section(&table, "schedule", &mut problems);
-    let _retention: RetentionSection = section(&table, "retention", &mut problems);
-    let jobs: JobsSection = section(&table, "jobs", &mut problems);
+    ConfigFile {
+        server: section(table, "server", problems).unwrap_or_default(),
+        storage: section(table, "storage", problems).unwrap_or_default(),
+        languages: section(table, "languages", problems).unwrap_or_default(),
+        libraries: entries(table, "libraries", problems),
+        path_mappings: entries(table, "path_mappings", problems),
+        jellyfin: section(table, "jellyfin", problems),
+        watcher: section(table, "watcher", problems).unwrap_or_default(),
+        providers: section(table, "providers", problems).unwrap_or_default(),
+        translator: section(table, "translator", problems),
+        notify: section(table, "notify", problems).unwrap_or_default(),
+        schedule: section(table, "schedule", problems).unwrap_or_default(),
+        retention: section(table, "retention", problems).unwrap_or_default(),
+        jobs: section(table, "jobs", problems).unwrap_or_default(),
+    }
+}
+
+/// `[name]`, if present and usable.
+fn section<T: DeserializeOwned>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    match table.get(name)? {
+        value @ toml::Value::Table(_) => lenient(value, name, problems),
+        other => {
+            problems.add(
+                name,
+                format!("expected a table ([{name}]), found {}", other.type_str()),
+            );
+            None
+        }
+    }
+}
+
+/// `[[name]]`: each usable entry with its index in the file; each entry is checked on its own.
+fn entries<T: DeserializeOwned>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Problems,
+) -> Vec<(usize, T)> {
+    match table.get(name) {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let key = format!("{name}[{i}]");
+                match item {
+                    toml::Value::Table(_) => lenient(item, &key, problems).map(|entry| (i, entry)),
+                    other => {
+                        problems.add(key, format!("expected a table, found {}", other.type_str()));
+                        None
+                    }
+                }
+            })
+            .collect(),
+        Some(other) => {
+            problems.add(
+                name,
+                format!(
+                    "expected an array of tables ([[{name}]]), found {}",
+                    other.type_str()
+                ),
+            );
+            Vec::new()
+        }
+    }
+}
+
+/// Deserializes `value` (found at `key`) as a `T`, reporting every key of the wrong type,
+/// every missing required key and every unknown key, each with its full path.
+///
+/// serde stops at the first error, so a key that fails is reported, dropped (it takes its
+/// default) and the rest deserialized again: one bad key hides neither the others nor the
+/// checks that run later on the good values. A table missing a serde-required key cannot be
+/// built: it is reported (`key.field: missing`, serde names the first such field) and dropped
+/// whole, which is why the sections declare their required keys as `Option`s and let
+/// validation report them. `None` when `value` cannot be a `T` at all.
+fn lenient<T: DeserializeOwned>(
+    value: &toml::Value,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    let mut value = value.clone();
+    let mut unknown: Vec<String> = Vec::new();
+    let mut dropped: Vec<String> = Vec::new();
+    // Every round drops a key or ends, so this terminates.
+    let result = loop {
+        let mut collect = |path: serde_ignored::Path<'_>| {
+            let path = key_path(&path);
+            if !unknown.contains(&path) {
+                unknown.push(path);
+            }
+        };
+        let deserializer = serde_ignored::Deserializer::new(value.clone(), &mut collect);
+        let err = match serde_path_to_error::deserialize::<_, T>(deserializer) {
+            Ok(parsed) => break Some(parsed),
+            Err(err) => err,
+        };
+        let path: Vec<Segment> = err.path().iter().cloned().collect();
+        let message = err.inner().to_string();
+        let message = message.lines().next().unwrap_or_default().trim();
+        // What goes before the next round: the key of the wrong type, or the table missing
+        // a required key. Inside a list the whole list goes (its later items would shift).
+        let prune: Vec<Segment> = path
+            .iter()
+            .take_while(|s| matches!(s, Segment::Map { .. }))
+            .cloned()
+            .collect();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'));
+        if let Some(field) = missing {
+            let at = join(&join(key, &render(&path)), field);
+            if !dropped.contains(&at) {
+                problems.add(at, "missing");
+            }
+        } else {
+            problems.add(join(key, &render(&path)), message);
+        }
+        if prune.is_empty() || !remove(&mut value, &prune) {
+            break None;
+        }
+        dropped.push(join(key, &render(&prune)));
+    };
+    for path in unknown {
+        problems.add(join(key, &path), "unknown key");
+    }
+    result
+}
+
+/// `key` and a path inside it: `a` + `b.c` → `a.b.c`, `a` + `[0]` → `a[0]`.
+fn join(key: &str, path: &str) -> String {
+    if path.is_empty() || path == "." {
+        key.to_owned()
+    } else if path.starts_with('[') {
+        format!("{key}{path}")
+    } else {
+        format!("{key}.{path}")
+    }
+}
+
+/// A serde path as the config spells it: `a.b`, `a[0]`.
+fn render(path: &[Segment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
+        }
+    }
+    out
+}
+
+/// Removes the key at `path` (map keys only); false if there is none.
+fn remove(value: &mut toml::Value, path: &[Segment]) -> bool {
+    match path {
+        [Segment::Map { key }] => value
+            .as_table_mut()
+            .and_then(|table| table.remove(key))
+            .is_some(),
+        [Segment::Map { key }, rest @ ..] => value.get_mut(key).is_some_and(|v| remove(v, rest)),
+        _ => false,
+    }
+}
+
+/// An ignored key's path as the config spells it: `a.b`, `libraries[0].pth` (serde_ignored's
+/// own rendering marks options with `?` and lists with `.0`).
+fn key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
+    }
+}
+
+/// Checks the raw file and types it; `None` if something needed is unusable (the problems
+/// say why).
+fn validate(file: ConfigFile, problems: &mut Problems) -> Option<Settings> {
+    let ConfigFile {
+        server,
+        storage,
+        languages,
+        libraries,
+        path_mappings: mappings,
+        jellyfin,
+        watcher: _,
+        providers,
+        translator,
+        notify,
+        schedule,
+        retention: _,
+        jobs,
+    } = file;
 
     let listen = server
         .listen
         .parse::<SocketAddr>()
         .map_err(|err| {
-            problems.push(format!(
-                "server.listen: {:?} is not an address:port ({err})",
-                server.listen
-            ))
+            problems.add(
+                "server.listen",
+                format!("{:?} is not an address:port ({err})", server.listen),
+            )
         })
         .ok();
     let api_key = secret(
         &server.api_key,
         server.api_key_file.as_deref(),
         "server.api_key",
-        &mut problems,
+        problems,
     );
     if server.max_body_bytes < 1024 {
-        problems.push(format!(
-            "server.max_body_bytes: {} is too small (at least 1024)",
-            server.max_body_bytes
-        ));
+        problems.add(
+            "server.max_body_bytes",
+            format!("{} is too small (at least 1024)", server.max_body_bytes),
+        );
     }
     if storage.data_dir.trim().is_empty() {
-        problems.push("storage.data_dir: must not be empty".to_owned());
+        problems.add("storage.data_dir", "must not be empty");
     }
-    let wanted = languages_of(&languages.wanted, "languages.wanted", &mut problems);
+    let wanted = languages_of(&languages.wanted, "languages.wanted", problems);
     if languages.wanted.is_empty() {
-        problems.push("languages.wanted: name at least one language".to_owned());
+        problems.add("languages.wanted", "name at least one language");
     }
     let translate_from = languages_of(
         &languages.translate_from,
         "languages.translate_from",
-        &mut problems,
+        problems,
     );
     let hearing_impaired = match languages.hearing_impaired.as_str() {
         "prefer" => HearingImpaired::Prefer,
         "prefer_not" => HearingImpaired::PreferNot,
         "only" => HearingImpaired::Only,
         other => {
-            problems.push(format!(
-                "languages.hearing_impaired: {other:?} is not one of prefer, prefer_not, only"
-            ));
+            problems.add(
+                "languages.hearing_impaired",
+                format!("{other:?} is not one of prefer, prefer_not, only"),
+            );
             HearingImpaired::PreferNot
         }
     };
     if !(0..=100).contains(&languages.min_score) {
-        problems.push(format!(
-            "languages.min_score: {} is not between 0 and 100",
-            languages.min_score
-        ));
+        problems.add(
+            "languages.min_score",
+            format!("{} is not between 0 and 100", languages.min_score),
+        );
     }
     let mut library_paths = Vec::new();
-    for (i, library) in libraries.iter().enumerate() {
-        let path = Path::new(&library.path);
-        if !path.is_absolute() {
-            problems.push(format!(
-                "libraries[{i}].path: {:?} is not an absolute path",
-                library.path
-            ));
-        } else {
-            library_paths.push(normalize_lexically(path));
+    for (i, library) in &libraries {
+        if let Some(path) = absolute(
+            library.path.as_deref(),
+            &format!("libraries[{i}].path"),
+            problems,
+        ) {
+            library_paths.push(path);
         }
     }
     let mut path_mappings = Vec::new();
-    for (i, mapping) in mappings.iter().enumerate() {
-        for (key, value) in [("from", &mapping.from), ("to", &mapping.to)] {
-            if !Path::new(value).is_absolute() {
-                problems.push(format!(
-                    "path_mappings[{i}].{key}: {value:?} is not an absolute path"
-                ));
-            }
-        }
-        path_mappings.push(PathMapping {
-            from: normalize_lexically(Path::new(&mapping.from)),
-            to: normalize_lexically(Path::new(&mapping.to)),
-        });
-    }
-    let jellyfin = jellyfin.and_then(|j| jellyfin_settings(j, &mut problems));
-    if let Some(os) = providers.opensubtitles.as_ref().filter(|os| os.enabled) {
-        if secret(
-            &os.api_key,
-            os.api_key_file.as_deref(),
-            "providers.opensubtitles.api_key",
-            &mut problems,
-        )
-        .is_none()
-        {
-            problems.push(
-                "providers.opensubtitles.api_key: required when the provider is enabled".to_owned(),
-            );
-        }
-        http_url(
-            &os.base_url,
-            "providers.opensubtitles.base_url",
-            &mut problems,
+    for (i, mapping) in &mappings {
+        let from = absolute(
+            mapping.from.as_deref(),
+            &format!("path_mappings[{i}].from"),
+            problems,
         );
+        let to = absolute(
+            mapping.to.as_deref(),
+            &format!("path_mappings[{i}].to"),
+            problems,
+        );
+        if let (Some(from), Some(to)) = (from, to) {
+            path_mappings.push(PathMapping { from, to });
+        }
+    }
+    let jellyfin_present = jellyfin.is_some();
+    let jellyfin = jellyfin.and_then(|j| jellyfin_settings(j, problems));
+    if let Some(os) = &providers.opensubtitles {
+        let key = "providers.opensubtitles.api_key";
+        let api_key = secret(&os.api_key, os.api_key_file.as_deref(), key, problems);
+        let password = secret(
+            &os.password,
+            os.password_file.as_deref(),
+            "providers.opensubtitles.password",
+            problems,
+        );
+        together(
+            "providers.opensubtitles",
+            &os.username,
+            password.as_ref(),
+            problems,
+        );
+        if os.enabled {
+            if api_key.is_none() && !problems.has(key) && !problems.has(&format!("{key}_file")) {
+                problems.add(key, "required when the provider is enabled");
+            }
+            http_url(&os.base_url, "providers.opensubtitles.base_url", problems);
+        }
     }
     if let Some(t) = &translator {
         if !["deepl", "libretranslate", "openai"].contains(&t.kind.as_str()) {
-            problems.push(format!(
-                "translator.kind: {:?} is not one of deepl, libretranslate, openai",
-                t.kind
-            ));
+            problems.add(
+                "translator.kind",
+                format!("{:?} is not one of deepl, libretranslate, openai", t.kind),
+            );
         }
-        http_url(&t.url, "translator.url", &mut problems);
+        http_url(&t.url, "translator.url", problems);
         let _ = secret(
             &t.api_key,
             t.api_key_file.as_deref(),
             "translator.api_key",
-            &mut problems,
+            problems,
         );
     }
+    let notify = notify_settings(notify, jellyfin_present, problems);
     for (key, expression) in [
         ("schedule.library_sync", &schedule.library_sync),
         ("schedule.cleanup", &schedule.cleanup),
         ("schedule.wanted_retry", &schedule.wanted_retry),
     ] {
         if let Err(reason) = check_cron(expression) {
-            problems.push(format!(
-                "{key}: {expression:?} is not a cron expression: {reason}"
-            ));
+            problems.add(
+                key,
+                format!("{expression:?} is not a cron expression: {reason}"),
+            );
         }
     }
     for (key, value) in [
@@ -368,19 +790,22 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
         ("jobs.worker_timeout_secs", jobs.worker_timeout_secs),
     ] {
         if value == 0 {
-            problems.push(format!("{key}: must be at least 1"));
+            problems.add(key, "must be at least 1");
         }
     }
-    if jobs.retry_max_delay_secs < jobs.retry_min_delay_secs {
-        problems.push(format!(
-            "jobs.retry_max_delay_secs: {} is below jobs.retry_min_delay_secs ({})",
-            jobs.retry_max_delay_secs, jobs.retry_min_delay_secs
-        ));
+    if jobs.retry_max_delay_secs < jobs.retry_min_delay_secs
+        && !problems.has("jobs.retry_max_delay_secs")
+        && !problems.has("jobs.retry_min_delay_secs")
+    {
+        problems.add(
+            "jobs.retry_max_delay_secs",
+            format!(
+                "{} is below jobs.retry_min_delay_secs ({})",
+                jobs.retry_max_delay_secs, jobs.retry_min_delay_secs
+            ),
+        );
     }
 
-    let (Some(listen), true) = (listen, problems.is_empty()) else {
-        return Err(errors(problems));
-    };
     let data_dir = PathBuf::from(&storage.data_dir);
     let data_dir = if data_dir.is_absolute() {
         data_dir
@@ -389,10 +814,10 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
             .map(|cwd| cwd.join(&data_dir))
             .unwrap_or(data_dir)
     };
-    Ok(Settings {
+    Some(Settings {
         origin: None,
         server: ServerSettings {
-            listen,
+            listen: listen?,
             api_key,
             max_body_bytes: server.max_body_bytes,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
@@ -415,10 +840,11 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
             retry_max_delay: Duration::from_secs(jobs.retry_max_delay_secs),
             worker_timeout: Duration::from_secs(jobs.worker_timeout_secs),
         },
+        notify,
     })
 }
 
-fn jellyfin_settings(j: JellyfinSection, problems: &mut Vec<String>) -> Option<JellyfinSettings> {
+fn jellyfin_settings(j: JellyfinSection, problems: &mut Problems) -> Option<JellyfinSettings> {
     let url = http_url(&j.url, "jellyfin.url", problems);
     let api_key = secret(
         &j.api_key,
@@ -426,32 +852,36 @@ fn jellyfin_settings(j: JellyfinSection, problems: &mut Vec<String>) -> Option<J
         "jellyfin.api_key",
         problems,
     );
-    if api_key.is_none() {
-        problems.push(
-            "jellyfin.api_key: required when [jellyfin] is present (Dashboard → API Keys)"
-                .to_owned(),
-        );
-    }
+    required(
+        api_key.is_some(),
+        "jellyfin.api_key",
+        "required when [jellyfin] is present (Dashboard → API Keys)",
+        problems,
+    );
     let password = secret(
         &j.password,
         j.password_file.as_deref(),
         "jellyfin.password",
         problems,
     );
-    if j.username.is_empty() != password.is_none() {
-        problems.push("jellyfin.password: username and password go together".to_owned());
-    }
+    together("jellyfin", &j.username, password.as_ref(), problems);
     if j.reconnect_delay_secs == 0 {
-        problems.push("jellyfin.reconnect_delay_secs: must be at least 1".to_owned());
+        problems.add("jellyfin.reconnect_delay_secs", "must be at least 1");
     }
-    if j.max_reconnect_delay_secs < j.reconnect_delay_secs {
-        problems.push(format!(
-            "jellyfin.max_reconnect_delay_secs: {} is below jellyfin.reconnect_delay_secs ({})",
-            j.max_reconnect_delay_secs, j.reconnect_delay_secs
-        ));
+    if j.max_reconnect_delay_secs < j.reconnect_delay_secs
+        && !problems.has("jellyfin.reconnect_delay_secs")
+        && !problems.has("jellyfin.max_reconnect_delay_secs")
+    {
+        problems.add(
+            "jellyfin.max_reconnect_delay_secs",
+            format!(
+                "{} is below jellyfin.reconnect_delay_secs ({})",
+                j.max_reconnect_delay_secs, j.reconnect_delay_secs
+            ),
+        );
     }
     if j.poll_interval_secs == 0 {
-        problems.push("jellyfin.poll_interval_secs: must be at least 1".to_owned());
+        problems.add("jellyfin.poll_interval_secs", "must be at least 1");
     }
     Some(JellyfinSettings {
         url: url?,
@@ -466,74 +896,355 @@ fn jellyfin_settings(j: JellyfinSection, problems: &mut Vec<String>) -> Option<J
     })
 }
 
-/// Deserializes one section, collecting unknown keys and the type error with their paths.
-fn section<T: DeserializeOwned + Default>(
-    table: &toml::Table,
-    name: &str,
-    problems: &mut Vec<String>,
-) -> T {
-    let Some(value) = table.get(name) else {
-        return T::default();
-    };
-    let mut unknown = Vec::new();
-    let mut collect = |path: serde_ignored::Path<'_>| unknown.push(key_path(&path));
-    let deserializer = serde_ignored::Deserializer::new(value.clone(), &mut collect);
-    let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
-    let join = |path: &str| {
-        if path.is_empty() || path == "." {
-            name.to_owned()
-        } else if path.starts_with('[') {
-            format!("{name}{path}")
+/// Checks each `[notify.*]` target present; a target with a problem is left out.
+fn notify_settings(
+    notify: NotifySection,
+    jellyfin_present: bool,
+    problems: &mut Problems,
+) -> NotifySettings {
+    let NotifySection {
+        jellyfin,
+        plex,
+        kodi,
+        discord,
+        pushover,
+        email,
+        ntfy,
+        gotify,
+    } = notify;
+    let jellyfin = jellyfin.and_then(|j| {
+        if !jellyfin_present {
+            problems.add(
+                "notify.jellyfin",
+                "needs a [jellyfin] section (the server to refresh)",
+            );
+            return None;
+        }
+        Some(JellyfinNotify { refresh: j.refresh })
+    });
+    let plex = plex.and_then(|p| {
+        let url = http_url(&p.url, "notify.plex.url", problems);
+        let token = secret(
+            &p.token,
+            p.token_file.as_deref(),
+            "notify.plex.token",
+            problems,
+        );
+        required(
+            token.is_some(),
+            "notify.plex.token",
+            "required when [notify.plex] is present (the X-Plex-Token)",
+            problems,
+        );
+        Some(PlexNotify {
+            url: url?,
+            token: token?,
+        })
+    });
+    let kodi = kodi.and_then(|k| {
+        let url = http_url(&k.url, "notify.kodi.url", problems);
+        let password = secret(
+            &k.password,
+            k.password_file.as_deref(),
+            "notify.kodi.password",
+            problems,
+        );
+        let paired = together("notify.kodi", &k.username, password.as_ref(), problems);
+        paired.then_some(())?;
+        Some(KodiNotify {
+            url: url?,
+            username: k.username,
+            password,
+        })
+    });
+    let discord = discord.and_then(|d| {
+        let key = "notify.discord.webhook_url";
+        let webhook_url = secret(&d.webhook_url, d.webhook_url_file.as_deref(), key, problems);
+        required(
+            webhook_url.is_some(),
+            key,
+            "required when [notify.discord] is present",
+            problems,
+        );
+        let webhook_url = webhook_url?;
+        // The URL carries the webhook's token: never print it.
+        match Url::parse(webhook_url.expose()) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {
+                Some(DiscordNotify { webhook_url })
+            }
+            Ok(url) => {
+                problems.add(
+                    key,
+                    format!("has scheme {:?}; use http or https", url.scheme()),
+                );
+                None
+            }
+            Err(err) => {
+                problems.add(key, format!("is not a URL ({err})"));
+                None
+            }
+        }
+    });
+    let pushover = pushover.and_then(|p| {
+        let token = secret(
+            &p.token,
+            p.token_file.as_deref(),
+            "notify.pushover.token",
+            problems,
+        );
+        required(
+            token.is_some(),
+            "notify.pushover.token",
+            "required when [notify.pushover] is present (the application's API token)",
+            problems,
+        );
+        required(
+            !p.user.trim().is_empty(),
+            "notify.pushover.user",
+            "required when [notify.pushover] is present (the user or group key)",
+            problems,
+        );
+        let priority = in_range(p.priority, -2, 1, "notify.pushover.priority", problems);
+        Some(PushoverNotify {
+            token: token?,
+            user: Some(p.user.trim().to_owned()).filter(|u| !u.is_empty())?,
+            devices: p
+                .device
+                .split(',')
+                .map(str::trim)
+                .filter(|d| !d.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            priority: i8::try_from(priority?).ok()?,
+        })
+    });
+    let email = email.and_then(|e| {
+        required(
+            !e.host.trim().is_empty(),
+            "notify.email.host",
+            "required when [notify.email] is present (the SMTP server)",
+            problems,
+        );
+        if e.port == 0 {
+            problems.add("notify.email.port", "must be at least 1");
+        }
+        let security = match e.security.as_str() {
+            "starttls" => Some(SmtpSecurity::StartTls),
+            "tls" => Some(SmtpSecurity::Tls),
+            "none" => Some(SmtpSecurity::None),
+            other => {
+                problems.add(
+                    "notify.email.security",
+                    format!("{other:?} is not one of starttls, tls, none"),
+                );
+                None
+            }
+        };
+        let password = secret(
+            &e.password,
+            e.password_file.as_deref(),
+            "notify.email.password",
+            problems,
+        );
+        let paired = together("notify.email", &e.username, password.as_ref(), problems);
+        let mut addresses_ok = true;
+        if e.from.is_empty() {
+            required(
+                false,
+                "notify.email.from",
+                "required when [notify.email] is present",
+                problems,
+            );
+            addresses_ok = false;
+        } else if !is_address(&e.from) {
+            problems.add(
+                "notify.email.from",
+                format!("{:?} is not an e-mail address", e.from),
+            );
+            addresses_ok = false;
+        }
+        if e.to.is_empty() && !problems.has("notify.email.to") {
+            problems.add("notify.email.to", "name at least one recipient");
+            addresses_ok = false;
+        }
+        for (i, to) in e.to.iter().enumerate() {
+            if !is_address(to) {
+                problems.add(
+                    format!("notify.email.to[{i}]"),
+                    format!("{to:?} is not an e-mail address"),
+                );
+                addresses_ok = false;
+            }
+        }
+        (paired && addresses_ok && e.port != 0 && !e.host.trim().is_empty()).then_some(())?;
+        Some(EmailNotify {
+            host: e.host.trim().to_owned(),
+            port: e.port,
+            security: security?,
+            username: e.username,
+            password,
+            from: e.from,
+            to: e.to,
+        })
+    });
+    let ntfy = ntfy.and_then(|n| {
+        let url = http_url(&n.url, "notify.ntfy.url", problems);
+        let topic_ok = n.topic.len() <= 64
+            && n.topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if n.topic.is_empty() {
+            required(
+                false,
+                "notify.ntfy.topic",
+                "required when [notify.ntfy] is present",
+                problems,
+            );
+        } else if !topic_ok {
+            problems.add(
+                "notify.ntfy.topic",
+                format!("{:?} is not a topic (1-64 of A-Z a-z 0-9 - _)", n.topic),
+            );
+        }
+        let token = secret(
+            &n.token,
+            n.token_file.as_deref(),
+            "notify.ntfy.token",
+            problems,
+        );
+        let priority = in_range(n.priority, 1, 5, "notify.ntfy.priority", problems);
+        (topic_ok && !n.topic.is_empty()).then_some(())?;
+        Some(NtfyNotify {
+            url: url?,
+            topic: n.topic,
+            token,
+            priority: u8::try_from(priority?).ok()?,
+        })
+    });
+    let gotify = gotify.and_then(|g| {
+        let url = if g.url.is_empty() {
+            required(
+                false,
+                "notify.gotify.url",
+                "required when [notify.gotify] is present",
+                problems,
+            );
+            None
         } else {
-            format!("{name}.{path}")
-        }
-    };
-    for path in unknown {
-        problems.push(format!("{}: unknown key", join(&path)));
-    }
-    match result {
-        Ok(value) => value,
-        Err(err) => {
-            let path = err.path().to_string();
-            let message = err.into_inner().to_string();
-            problems.push(format!("{}: {}", join(&path), message.trim()));
-            T::default()
-        }
+            http_url(&g.url, "notify.gotify.url", problems)
+        };
+        let token = secret(
+            &g.token,
+            g.token_file.as_deref(),
+            "notify.gotify.token",
+            problems,
+        );
+        required(
+            token.is_some(),
+            "notify.gotify.token",
+            "required when [notify.gotify] is present (the application token)",
+            problems,
+        );
+        let priority = in_range(g.priority, 0, 10, "notify.gotify.priority", problems);
+        Some(GotifyNotify {
+            url: url?,
+            token: token?,
+            priority: u8::try_from(priority?).ok()?,
+        })
+    });
+    NotifySettings {
+        jellyfin,
+        plex,
+        kodi,
+        discord,
+        pushover,
+        email,
+        ntfy,
+        gotify,
     }
 }
 
-/// An ignored key's path as the config spells it: `a.b`, `libraries[0].pth` (serde_ignored's
-/// own rendering marks options with `?` and lists with `.0`).
-fn key_path(path: &serde_ignored::Path<'_>) -> String {
-    use serde_ignored::Path;
-    match path {
-        Path::Root => String::new(),
-        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
-        Path::Map { parent, key } => match key_path(parent) {
-            parent if parent.is_empty() => key.clone(),
-            parent => format!("{parent}.{key}"),
-        },
-        Path::Some { parent }
-        | Path::NewtypeStruct { parent }
-        | Path::NewtypeVariant { parent } => key_path(parent),
+/// A required absolute path, normalised.
+fn absolute(value: Option<&str>, key: &str, problems: &mut Problems) -> Option<PathBuf> {
+    let Some(value) = value else {
+        if !problems.has(key) {
+            problems.add(key, "missing");
+        }
+        return None;
+    };
+    let path = Path::new(value);
+    if path.is_absolute() {
+        Some(normalize_lexically(path))
+    } else {
+        problems.add(key, format!("{value:?} is not an absolute path"));
+        None
+    }
+}
+
+/// Reports `key` as missing unless `present` or a problem was already reported for it (or
+/// its `_file`).
+fn required(present: bool, key: &str, message: &str, problems: &mut Problems) {
+    if !present && !problems.has(key) && !problems.has(&format!("{key}_file")) {
+        problems.add(key, message);
+    }
+}
+
+/// `username` and `password` of `section` go together; false (reported) if only one is set.
+fn together(
+    section: &str,
+    username: &str,
+    password: Option<&Secret>,
+    problems: &mut Problems,
+) -> bool {
+    let key = format!("{section}.password");
+    if username.is_empty() == password.is_none() {
+        return true;
+    }
+    if !problems.has(&key)
+        && !problems.has(&format!("{key}_file"))
+        && !problems.has(&format!("{section}.username"))
+    {
+        problems.add(key, "username and password go together");
+    }
+    false
+}
+
+fn in_range(value: i64, low: i64, high: i64, key: &str, problems: &mut Problems) -> Option<i64> {
+    if (low..=high).contains(&value) {
+        Some(value)
+    } else {
+        problems.add(key, format!("{value} is not between {low} and {high}"));
+        None
+    }
+}
+
+/// `local@domain`, without spaces or angle brackets (a display name is not supported).
+fn is_address(address: &str) -> bool {
+    match address.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !address
+                    .chars()
+                    .any(|c| c.is_whitespace() || c == '<' || c == '>')
+        }
+        None => false,
     }
 }
 
 /// A secret from its value or a `*_file` (first line, trimmed).
-fn secret(
-    value: &str,
-    file: Option<&str>,
-    key: &str,
-    problems: &mut Vec<String>,
-) -> Option<Secret> {
+fn secret(value: &str, file: Option<&str>, key: &str, problems: &mut Problems) -> Option<Secret> {
     if let Some(file) = file {
         if !value.is_empty() {
-            problems.push(format!("{key}: set either {key} or {key}_file, not both"));
+            problems.add(key, format!("set either {key} or {key}_file, not both"));
         }
         return match std::fs::read_to_string(file) {
             Ok(text) => Some(Secret(text.trim().to_owned())).filter(|s| !s.0.is_empty()),
             Err(err) => {
-                problems.push(format!("{key}_file: cannot read {file:?}: {err}"));
+                problems.add(
+                    format!("{key}_file"),
+                    format!("cannot read {file:?}: {err}"),
+                );
                 None
             }
         };
@@ -541,30 +1252,30 @@ fn secret(
     Some(Secret(value.to_owned())).filter(|s| !s.0.is_empty())
 }
 
-fn languages_of(codes: &[String], key: &str, problems: &mut Vec<String>) -> Vec<Language> {
+fn languages_of(codes: &[String], key: &str, problems: &mut Problems) -> Vec<Language> {
     let mut out = Vec::new();
     for code in codes {
         match Language::parse(code) {
             Ok(language) if !out.contains(&language) => out.push(language),
             Ok(_) => {}
-            Err(err) => problems.push(format!("{key}: {err}")),
+            Err(err) => problems.add(key, err),
         }
     }
     out
 }
 
-fn http_url(value: &str, key: &str, problems: &mut Vec<String>) -> Option<Url> {
+fn http_url(value: &str, key: &str, problems: &mut Problems) -> Option<Url> {
     match Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
         Ok(url) => {
-            problems.push(format!(
-                "{key}: {value:?} has scheme {:?}; use http or https",
-                url.scheme()
-            ));
+            problems.add(
+                key,
+                format!("{value:?} has scheme {:?}; use http or https", url.scheme()),
+            );
             None
         }
         Err(err) => {
-            problems.push(format!("{key}: {value:?} is not a URL ({err})"));
+            problems.add(key, format!("{value:?} is not a URL ({err})"));
             None
         }
     }
@@ -598,51 +1309,51 @@ fn check_cron(expression: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The built-in defaults as a TOML tree: the type each overridable key has.
+/// The built-in defaults as a TOML tree, every optional section present: the type each
+/// overridable key has.
 fn defaults_tree() -> toml::Table {
-    let mut table = toml::Table::new();
-    let mut put = |name: &str, value: Result<toml::Value, toml::ser::Error>| {
-        if let Ok(value) = value {
+    fn put<T: serde::Serialize>(table: &mut toml::Table, name: &str, value: T) {
+        if let Ok(value) = toml::Value::try_from(value) {
             table.insert(name.to_owned(), value);
         }
-    };
-    put("server", toml::Value::try_from(ServerSection::default()));
-    put("storage", toml::Value::try_from(StorageSection::default()));
-    put(
-        "languages",
-        toml::Value::try_from(LanguagesSection::default()),
-    );
-    put(
-        "jellyfin",
-        toml::Value::try_from(JellyfinSection::default()),
-    );
-    put("watcher", toml::Value::try_from(WatcherSection::default()));
-    put(
-        "translator",
-        toml::Value::try_from(TranslatorSection::default()),
-    );
-    put(
-        "schedule",
-        toml::Value::try_from(ScheduleSection::default()),
-    );
-    put(
-        "retention",
-        toml::Value::try_from(RetentionSection::default()),
-    );
-    put("jobs", toml::Value::try_from(JobsSection::default()));
+    }
+    let mut table = toml::Table::new();
+    put(&mut table, "server", ServerSection::default());
+    put(&mut table, "storage", StorageSection::default());
+    put(&mut table, "languages", LanguagesSection::default());
+    put(&mut table, "jellyfin", JellyfinSection::default());
+    put(&mut table, "watcher", WatcherSection::default());
+    put(&mut table, "translator", TranslatorSection::default());
+    put(&mut table, "schedule", ScheduleSection::default());
+    put(&mut table, "retention", RetentionSection::default());
+    put(&mut table, "jobs", JobsSection::default());
     let mut providers = toml::Table::new();
-    if let Ok(value) = toml::Value::try_from(OpenSubtitlesSection::default()) {
-        providers.insert("opensubtitles".to_owned(), value);
-    }
-    if let Ok(value) = toml::Value::try_from(JellyfinProviderSection::default()) {
-        providers.insert("jellyfin".to_owned(), value);
-    }
+    put(
+        &mut providers,
+        "opensubtitles",
+        OpenSubtitlesSection::default(),
+    );
+    put(
+        &mut providers,
+        "jellyfin",
+        JellyfinProviderSection::default(),
+    );
     table.insert("providers".to_owned(), toml::Value::Table(providers));
+    let mut notify = toml::Table::new();
+    put(&mut notify, "jellyfin", JellyfinNotifySection::default());
+    put(&mut notify, "plex", PlexNotifySection::default());
+    put(&mut notify, "kodi", KodiNotifySection::default());
+    put(&mut notify, "discord", DiscordNotifySection::default());
+    put(&mut notify, "pushover", PushoverNotifySection::default());
+    put(&mut notify, "email", EmailNotifySection::default());
+    put(&mut notify, "ntfy", NtfyNotifySection::default());
+    put(&mut notify, "gotify", GotifyNotifySection::default());
+    table.insert("notify".to_owned(), toml::Value::Table(notify));
     table
 }
 
-/// Applies `CUEWARDEN__SECTION__KEY` overrides.
-fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut Vec<String>) {
+/// Applies `CUEWARDEN__SECTION__KEY` overrides, remembering which variable set which key.
+fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut Problems) {
     let defaults = defaults_tree();
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
@@ -650,7 +1361,7 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut V
         };
         let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
         if path.len() < 2 || path.iter().any(String::is_empty) {
-            problems.push(format!("{name}: expected {ENV_PREFIX}SECTION__KEY"));
+            problems.add(name.as_str(), format!("expected {ENV_PREFIX}SECTION__KEY"));
             continue;
         }
         let mut default = Some(&defaults);
@@ -663,9 +1374,11 @@ fn apply_env(table: &mut toml::Table, env: &[(String, String)], problems: &mut V
                 default = found.and_then(toml::Value::as_table);
             }
         }
-        let value = typed_env_value(raw, expected);
-        if let Err(message) = insert_path(table, &path, value) {
-            problems.push(format!("{name}: {message}"));
+        let is_file = path.last().is_some_and(|key| key.ends_with("_file"));
+        let value = typed_env_value(raw, expected, is_file);
+        match insert_path(table, &path, value) {
+            Ok(()) => problems.from_env.push((path.join("."), name.clone())),
+            Err(message) => problems.add(name.as_str(), message),
         }
     }
 }
@@ -690,9 +1403,9 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> 
     }
 }
 
-/// Reads an environment value as the type its key has by default; unknown keys are
-/// guessed (TOML literal, else string) and reported later as unknown.
-fn typed_env_value(raw: &str, expected: Option<&toml::Value>) -> toml::Value {
+/// Reads an environment value as the type its key has by default (a `*_file` is a path);
+/// unknown keys are guessed (TOML literal, else string) and reported later as unknown.
+fn typed_env_value(raw: &str, expected: Option<&toml::Value>, is_file: bool) -> toml::Value {
     let literal = || {
         format!("v = {raw}")
             .parse::<toml::Table>()
@@ -701,6 +1414,7 @@ fn typed_env_value(raw: &str, expected: Option<&toml::Value>) -> toml::Value {
     };
     match expected {
         Some(toml::Value::String(_)) => toml::Value::String(raw.to_owned()),
+        None if is_file => toml::Value::String(raw.to_owned()),
         Some(toml::Value::Array(_)) => {
             literal().filter(toml::Value::is_array).unwrap_or_else(|| {
                 toml::Value::Array(

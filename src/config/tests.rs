@@ -153,7 +153,9 @@ fn unknown_environment_overrides_are_errors() {
         &[("CUEWARDEN__SERVER__LISTN", "x"), ("CUEWARDEN__NOPE", "1")],
     );
     assert!(
-        found.iter().any(|p| p == "server.listn: unknown key"),
+        found
+            .iter()
+            .any(|p| p == "server.listn (from CUEWARDEN__SERVER__LISTN): unknown key"),
         "{found:?}"
     );
     assert!(
@@ -215,4 +217,515 @@ fn path_mappings_translate_the_longest_prefix() {
         settings.map_path(Path::new("/elsewhere/x.mkv")),
         Path::new("/elsewhere/x.mkv")
     );
+}
+
+/// The problems for `text`, asserting there are exactly `expected` (by key and start of the
+/// message), in any order.
+fn assert_problems(text: &str, expected: &[&str]) {
+    let found = problems(text, &[]);
+    for prefix in expected {
+        assert!(
+            found.iter().any(|p| p.starts_with(prefix)),
+            "no {prefix:?} in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+}
+
+#[test]
+fn a_type_error_hides_nothing_else_in_its_section() {
+    assert_problems(
+        "[server]\nlisten=\"notanaddr\"\napi_key=5\nbogus=1\n",
+        &[
+            "server.listen: \"notanaddr\" is not an address:port",
+            "server.api_key: invalid type: integer `5`, expected a string",
+            "server.bogus: unknown key",
+        ],
+    );
+    assert_problems(
+        "[jellyfin]\nurl=\"ftp://x\"\nwebsocket=\"yes\"\n",
+        &[
+            "jellyfin.websocket: invalid type: string \"yes\", expected a boolean",
+            "jellyfin.url: \"ftp://x\" has scheme \"ftp\"",
+            "jellyfin.api_key: required",
+        ],
+    );
+}
+
+#[test]
+fn every_array_entry_and_section_reports_every_problem() {
+    assert_problems(
+        "[[libraries]]\npath=5\n[[libraries]]\npath=\"rel\"\nfoo=1\n[server]\nlisten=\"x\"\nshutdown_grace_secs=\"a\"\n",
+        &[
+            "libraries[0].path: invalid type: integer `5`, expected a string",
+            "libraries[1].path: \"rel\" is not an absolute path",
+            "libraries[1].foo: unknown key",
+            "server.listen: \"x\" is not an address:port",
+            "server.shutdown_grace_secs: invalid type: string \"a\", expected u64",
+        ],
+    );
+}
+
+#[test]
+fn a_missing_required_key_is_its_own_problem() {
+    assert_problems(
+        "[[libraries]]\nfoo=1\n[[libraries]]\npath=\"/ok\"\n[[libraries]]\npath=\"rel\"\n[[path_mappings]]\nfrom=\"/a\"\n[[path_mappings]]\nfrom=2\nto=\"x\"\n[[path_mappings]]\nfrom=\"rel\"\n",
+        &[
+            "libraries[0].path: missing",
+            "libraries[0].foo: unknown key",
+            "libraries[2].path: \"rel\" is not an absolute path",
+            "path_mappings[0].to: missing",
+            "path_mappings[1].from: invalid type: integer `2`, expected a string",
+            "path_mappings[1].to: \"x\" is not an absolute path",
+            "path_mappings[2].from: \"rel\" is not an absolute path",
+            "path_mappings[2].to: missing",
+        ],
+    );
+    assert_problems(
+        "libraries = 5\npath_mappings = [\"/a\"]\nserver = 1\n",
+        &[
+            "libraries: expected an array of tables ([[libraries]]), found integer",
+            "path_mappings[0]: expected a table, found string",
+            "server: expected a table ([server]), found integer",
+        ],
+    );
+}
+
+/// serde's own required fields (none in the sections today, which use `Option` so that a
+/// missing key does not hide its neighbours) are reported once, as `missing`.
+#[test]
+fn the_lenient_reader_reports_a_missing_required_field_once() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Entry {
+        name: String,
+        size: u32,
+    }
+    let value: toml::Value = toml::from_str("size = \"big\"\nsiz = 1\n").unwrap();
+    let mut found = Problems::default();
+    assert!(lenient::<Entry>(&value, "things[3]", &mut found).is_none());
+    assert_eq!(
+        found.into_lines(),
+        [
+            "things[3].size: invalid type: string \"big\", expected u32",
+            "things[3].name: missing",
+            "things[3].siz: unknown key",
+        ]
+    );
+    // A required key of the wrong type is not reported again as missing.
+    let value: toml::Value = toml::from_str("name = 5\nsize = 1\n").unwrap();
+    let mut found = Problems::default();
+    assert!(lenient::<Entry>(&value, "things[3]", &mut found).is_none());
+    assert_eq!(
+        found.into_lines(),
+        ["things[3].name: invalid type: integer `5`, expected a string"]
+    );
+}
+
+#[test]
+fn problems_are_grouped_by_section_in_file_order() {
+    let found = problems(
+        "[jobs]\nmax_attempts = 0\n[server]\nlisten = 1\n[[libraries]]\npath = \"rel\"\n[server2]\n",
+        &[("CUEWARDEN__SERVER__MAX_BODY_BYTES", "1")],
+    );
+    let keys: Vec<&str> = found
+        .iter()
+        .map(|p| p.split([':', ' ']).next().unwrap())
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "server2",
+            "server.listen",
+            "server.max_body_bytes",
+            "libraries[0].path",
+            "jobs.max_attempts"
+        ]
+    );
+}
+
+#[test]
+fn nested_tables_and_lists_report_every_problem() {
+    assert_problems(
+        "[providers.opensubtitles]\napi_key=5\nusername=\"u\"\npasword=\"p\"\n[providers.jellyfin]\nenabled=1\n[notify.discord]\nwebhook_url=7\nbogus=true\n[languages]\nwanted=[\"fr\", 5, 6]\nhearing_impaired=\"maybe\"\n",
+        &[
+            "providers.opensubtitles.api_key: invalid type: integer `5`, expected a string",
+            "providers.opensubtitles.pasword: unknown key",
+            "providers.opensubtitles.password: username and password go together",
+            "providers.jellyfin.enabled: invalid type: integer `1`, expected a boolean",
+            "notify.discord.webhook_url: invalid type: integer `7`, expected a string",
+            "notify.discord.bogus: unknown key",
+            "languages.wanted[1]: invalid type: integer `5`, expected a string",
+            "languages.hearing_impaired: \"maybe\" is not one of",
+        ],
+    );
+}
+
+#[test]
+fn cross_checks_skip_keys_already_reported() {
+    // `reconnect_delay_secs` is dropped: no second line comparing the default with the max.
+    assert_problems(
+        "[jellyfin]\napi_key=\"k\"\nreconnect_delay_secs=\"a\"\nmax_reconnect_delay_secs=1\n[jobs]\nretry_min_delay_secs=true\nretry_max_delay_secs=1\n",
+        &[
+            "jellyfin.reconnect_delay_secs: invalid type",
+            "jobs.retry_min_delay_secs: invalid type",
+        ],
+    );
+}
+
+#[test]
+fn every_problem_is_exactly_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let unreadable = dir.path().join("missing");
+    let text = format!(
+        "top = 1\n\
+         [server]\nlisten = 5\napi_key = [1, 2]\nmax_body_bytes = \"big\"\nx = 1\n\
+         [storage]\ndata_dir = {{ a = 1 }}\n\
+         [languages]\nwanted = [\"fr\", 5]\ntranslate_from = \"en\"\nhearing_impaired = 1.5\nmin_score = 2000\n\
+         [[libraries]]\npath = 1979-05-27\n[[libraries]]\nnope = 1\n\
+         [[path_mappings]]\nfrom = \"rel\"\n\
+         [jellyfin]\nurl = \"::\"\nwebsocket = \"no\"\napi_key_file = {unreadable:?}\n\
+         [providers.opensubtitles]\npassword_file = {unreadable:?}\n\
+         [translator]\nkind = 3\n\
+         [notify.discord]\nwebhook_url = \"notaurl\"\n[notify.slack]\nurl = \"x\"\n\
+         [notify.email]\nto = [\"a\", 1]\nport = 70000\n\
+         [schedule]\ncleanup = \"* * *\"\n\
+         [jobs]\nmax_attempts = -1\n"
+    );
+    let env = [
+        ("CUEWARDEN__SERVER__SHUTDOWN_GRACE_SECS", "soon"),
+        ("CUEWARDEN__WATCHER__ENABLED", "maybe"),
+        ("CUEWARDEN__X", "1"),
+    ];
+    let found = problems(&text, &env);
+    assert!(found.len() >= 25, "{found:#?}");
+    for problem in &found {
+        assert!(
+            !problem.contains('\n') && !problem.contains('\r'),
+            "{problem:?}"
+        );
+        assert!(!problem.contains("in `"), "serde's trailer: {problem:?}");
+        let key = problem.split(':').next().unwrap();
+        assert!(
+            !key.is_empty() && !key.contains(' ') || key.contains(" (from CUEWARDEN__"),
+            "not keyed: {problem:?}"
+        );
+    }
+    let errors = parse(&text, "test.toml", &[]).unwrap_err();
+    assert_eq!(
+        errors.to_string().lines().count(),
+        errors.problems.len() + 1,
+        "a header line, then one line per problem"
+    );
+}
+
+#[test]
+fn a_toml_syntax_error_is_one_line_with_its_position() {
+    let found = problems("[server]\nlisten = \"a\"\nbad line\n", &[]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("test.toml: not valid TOML at line 3, column "),
+        "{found:?}"
+    );
+    assert!(!found[0].contains('\n'), "{found:?}");
+}
+
+/// Clears what the reference sets on purpose (its example libraries and the data dir).
+fn without_libraries(mut settings: Settings) -> String {
+    settings.libraries.clear();
+    settings.data_dir = PathBuf::new();
+    format!("{settings:#?}")
+}
+
+fn raw(text: &str) -> ConfigFile {
+    let table: toml::Table = text.parse().unwrap();
+    let mut problems = Problems::default();
+    let file = read_file(&table, &mut problems);
+    assert!(problems.is_empty(), "{problems:?}");
+    file
+}
+
+/// "what is not set takes the default shown here": the built-in defaults are the reference.
+#[test]
+fn built_in_defaults_are_what_the_reference_config_shows() {
+    let defaults = without_libraries(parse("", "empty", &[]).unwrap());
+    for (name, text) in [
+        ("config.toml", REFERENCE_CONFIG),
+        (
+            "packaging/config.toml",
+            include_str!("../../packaging/config.toml"),
+        ),
+    ] {
+        let settings = without_libraries(parse(text, name, &[]).unwrap());
+        assert_eq!(defaults, settings, "{name}");
+    }
+    // The raw file too: it holds the sections `Settings` does not carry yet.
+    let mut empty = raw("");
+    let mut reference = raw(REFERENCE_CONFIG);
+    assert_eq!(reference.libraries.len(), 2);
+    for file in [&mut empty, &mut reference] {
+        file.libraries.clear();
+        file.storage = StorageSection::default();
+    }
+    assert_eq!(format!("{empty:#?}"), format!("{reference:#?}"));
+    let languages = parse("", "empty", &[]).unwrap().languages;
+    let codes = |list: &[Language]| list.iter().map(ToString::to_string).collect::<Vec<_>>();
+    assert_eq!(codes(&languages.wanted), ["fr", "en"]);
+    assert_eq!(codes(&languages.translate_from), ["en"]);
+}
+
+/// The commented-out sections of the reference show each key's default too: uncommented,
+/// they read the same as the bare section headers.
+#[test]
+fn the_reference_config_comments_show_the_optional_sections_defaults() {
+    let mut examples = String::new();
+    let mut headers = String::new();
+    for line in REFERENCE_CONFIG.lines() {
+        let Some(rest) = line.strip_prefix("# ") else {
+            examples.push_str(line);
+            examples.push('\n');
+            continue;
+        };
+        let header = rest.split('#').next().unwrap_or_default().trim();
+        let is_header = header.starts_with('[') && header.ends_with(']') && !header.contains(' ');
+        let is_key = rest.split_once(" = ").is_some_and(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        });
+        if is_header || is_key {
+            examples.push_str(rest);
+            examples.push('\n');
+        }
+        if is_header && !header.starts_with("[[") {
+            headers.push_str(rest);
+            headers.push('\n');
+        }
+    }
+    for section in [
+        "[jellyfin]",
+        "[providers.opensubtitles]",
+        "[translator]",
+        "[notify.discord]",
+    ] {
+        assert!(
+            headers.contains(section),
+            "{section} not found in:\n{headers}"
+        );
+    }
+    let shown = raw(&examples);
+    let bare = raw(&headers);
+    assert_eq!(shown.path_mappings.len(), 1);
+    assert_eq!(
+        format!(
+            "{:#?}",
+            (
+                &shown.jellyfin,
+                &shown.providers,
+                &shown.translator,
+                &shown.notify
+            )
+        ),
+        format!(
+            "{:#?}",
+            (
+                &bare.jellyfin,
+                &bare.providers,
+                &bare.translator,
+                &bare.notify
+            )
+        )
+    );
+}
+
+#[test]
+fn a_present_provider_is_enabled_unless_it_says_otherwise() {
+    let found = problems("[providers.opensubtitles]\n", &[]);
+    assert_eq!(
+        found,
+        ["providers.opensubtitles.api_key: required when the provider is enabled"]
+    );
+    parse("[providers.opensubtitles]\nenabled = false\n", "t", &[]).unwrap();
+}
+
+#[test]
+fn notify_tables_are_typed() {
+    assert_problems(
+        "[jellyfin]\napi_key = \"k\"\n[notify.jellyfin]\nfoo = 1\nrefresh = \"yes\"\n[notify.discord]\nwebhook_url = \"notaurl\"\n[notify.slack]\nurl = \"https://x\"\n",
+        &[
+            "notify.jellyfin.foo: unknown key",
+            "notify.jellyfin.refresh: invalid type: string \"yes\", expected a boolean",
+            "notify.discord.webhook_url: is not a URL",
+            "notify.slack: unknown key",
+        ],
+    );
+    assert_problems(
+        "[notify.jellyfin]\n[notify.discord]\n[notify.plex]\nurl = \"plex\"\n[notify.kodi]\nusername = \"u\"\n[notify.pushover]\npriority = 2\n[notify.email]\nhost = \"smtp\"\nsecurity = \"ssl\"\nfrom = \"me\"\nto = [\"you@x\", \"<a@b>\"]\n[notify.ntfy]\ntopic = \"a/b\"\npriority = 0\n[notify.gotify]\nurl = \"ftp://g\"\npriority = 11\n",
+        &[
+            "notify.jellyfin: needs a [jellyfin] section",
+            "notify.discord.webhook_url: required",
+            "notify.plex.url: \"plex\" is not a URL",
+            "notify.plex.token: required",
+            "notify.kodi.password: username and password go together",
+            "notify.pushover.token: required",
+            "notify.pushover.user: required",
+            "notify.pushover.priority: 2 is not between -2 and 1",
+            "notify.email.security: \"ssl\" is not one of starttls, tls, none",
+            "notify.email.from: \"me\" is not an e-mail address",
+            "notify.email.to[1]: \"<a@b>\" is not an e-mail address",
+            "notify.ntfy.topic: \"a/b\" is not a topic",
+            "notify.ntfy.priority: 0 is not between 1 and 5",
+            "notify.gotify.url: \"ftp://g\" has scheme \"ftp\"",
+            "notify.gotify.token: required",
+            "notify.gotify.priority: 11 is not between 0 and 10",
+        ],
+    );
+    // A webhook URL carries its token: it never appears in a problem.
+    let found = problems(
+        "[notify.discord]\nwebhook_url = \"ftp://discord.com/api/webhooks/1/SECRETTOKEN\"\n",
+        &[],
+    );
+    assert!(
+        found[0].starts_with("notify.discord.webhook_url: has scheme"),
+        "{found:?}"
+    );
+    assert!(!found[0].contains("SECRETTOKEN"), "{found:?}");
+}
+
+#[test]
+fn configured_notifiers_are_typed_settings() {
+    let settings = parse(
+        "[jellyfin]\napi_key = \"k\"\n\
+         [notify.jellyfin]\nrefresh = false\n\
+         [notify.discord]\nwebhook_url = \"https://discord.com/api/webhooks/1/tok\"\n\
+         [notify.plex]\ntoken = \"p\"\n\
+         [notify.kodi]\nusername = \"kodi\"\npassword = \"pw\"\n\
+         [notify.pushover]\ntoken = \"t\"\nuser = \"u\"\ndevice = \"phone, tablet\"\n\
+         [notify.email]\nhost = \"smtp.example.org\"\nport = 465\nsecurity = \"tls\"\nfrom = \"cuewarden@example.org\"\nto = [\"me@example.org\"]\n\
+         [notify.ntfy]\ntopic = \"subs_done\"\n\
+         [notify.gotify]\nurl = \"http://gotify.lan\"\ntoken = \"g\"\n",
+        "t",
+        &[],
+    )
+    .unwrap();
+    let notify = &settings.notify;
+    assert_eq!(notify.jellyfin, Some(JellyfinNotify { refresh: false }));
+    assert_eq!(
+        notify.discord.as_ref().unwrap().webhook_url.expose(),
+        "https://discord.com/api/webhooks/1/tok"
+    );
+    assert_eq!(
+        notify.plex.as_ref().unwrap().url.as_str(),
+        "http://127.0.0.1:32400/"
+    );
+    assert_eq!(
+        notify.kodi.as_ref().unwrap().url.as_str(),
+        "http://127.0.0.1:8080/jsonrpc"
+    );
+    assert_eq!(
+        notify.pushover.as_ref().unwrap().devices,
+        ["phone", "tablet"]
+    );
+    let email = notify.email.as_ref().unwrap();
+    assert_eq!((email.port, email.security), (465, SmtpSecurity::Tls));
+    let ntfy = notify.ntfy.as_ref().unwrap();
+    assert_eq!(
+        (ntfy.url.as_str(), ntfy.topic.as_str(), ntfy.priority),
+        ("https://ntfy.sh/", "subs_done", 3)
+    );
+    assert_eq!(notify.gotify.as_ref().unwrap().priority, 5);
+    let debug = format!("{settings:?}");
+    assert!(!debug.contains("webhooks/1/tok"), "{debug}");
+
+    let none = parse("", "t", &[]).unwrap().notify;
+    assert!(none.jellyfin.is_none() && none.discord.is_none() && none.email.is_none());
+}
+
+/// Every `*_file` secret the raw sections have: `(section, key)`.
+const SECRET_FILES: &[(&str, &str)] = &[
+    ("server", "api_key_file"),
+    ("jellyfin", "api_key_file"),
+    ("jellyfin", "password_file"),
+    ("providers.opensubtitles", "api_key_file"),
+    ("providers.opensubtitles", "password_file"),
+    ("translator", "api_key_file"),
+    ("notify.plex", "token_file"),
+    ("notify.kodi", "password_file"),
+    ("notify.discord", "webhook_url_file"),
+    ("notify.pushover", "token_file"),
+    ("notify.email", "password_file"),
+    ("notify.ntfy", "token_file"),
+    ("notify.gotify", "token_file"),
+];
+
+#[test]
+fn every_unreadable_secret_file_is_reported() {
+    let declared = include_str!("file.rs")
+        .lines()
+        .filter(|line| {
+            line.trim_start().starts_with("pub ") && line.contains("_file: Option<String>")
+        })
+        .count();
+    assert_eq!(
+        declared,
+        SECRET_FILES.len(),
+        "a *_file key is missing from SECRET_FILES"
+    );
+    for (section, key) in SECRET_FILES {
+        let found = problems(
+            &format!("[{section}]\n{key} = \"/nonexistent/cuewarden-secret\"\n"),
+            &[],
+        );
+        let expected = format!("{section}.{key}: cannot read \"/nonexistent/cuewarden-secret\"");
+        assert!(
+            found.iter().any(|p| p.starts_with(&expected)),
+            "no {expected:?} in {found:#?}"
+        );
+        let base = key.trim_end_matches("_file");
+        assert!(
+            !found
+                .iter()
+                .any(|p| p.starts_with(&format!("{section}.{base}: required"))),
+            "reported twice: {found:#?}"
+        );
+    }
+    // Also when the provider is disabled, and next to another unreadable file.
+    assert_problems(
+        "[providers.opensubtitles]\nenabled = false\npassword_file = \"/nope\"\n",
+        &["providers.opensubtitles.password_file: cannot read \"/nope\""],
+    );
+    assert_problems(
+        "[providers.opensubtitles]\napi_key_file = \"/nope\"\npassword_file = \"/nope\"\nusername = \"u\"\n",
+        &[
+            "providers.opensubtitles.api_key_file: cannot read",
+            "providers.opensubtitles.password_file: cannot read",
+        ],
+    );
+}
+
+#[test]
+fn problems_from_the_environment_name_the_variable() {
+    let found = problems(
+        "[server]\nlisten = \"127.0.0.1:1\"\n[jobs]\nmax_attempts = 0\n",
+        &[
+            ("CUEWARDEN__SERVER__LISTEN", "bad"),
+            ("CUEWARDEN__SERVER__MAX_BODY_BYTES", "lots"),
+            ("CUEWARDEN__SERVER__API_KEY_FILE", "/nonexistent/42"),
+            ("CUEWARDEN__NOTIFY__DISCORD__WEBHOOK_URL", "notaurl"),
+            ("CUEWARDEN__LANGUAGES__WANTED", "fr,xx1"),
+        ],
+    );
+    for expected in [
+        "server.listen (from CUEWARDEN__SERVER__LISTEN): \"bad\" is not an address:port",
+        "server.max_body_bytes (from CUEWARDEN__SERVER__MAX_BODY_BYTES): invalid type: string \"lots\"",
+        "server.api_key_file (from CUEWARDEN__SERVER__API_KEY_FILE): cannot read \"/nonexistent/42\"",
+        "notify.discord.webhook_url (from CUEWARDEN__NOTIFY__DISCORD__WEBHOOK_URL): is not a URL",
+        "languages.wanted (from CUEWARDEN__LANGUAGES__WANTED): ",
+        // Set in the file: no variable named.
+        "jobs.max_attempts: must be at least 1",
+    ] {
+        assert!(
+            found.iter().any(|p| p.starts_with(expected)),
+            "no {expected:?} in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), 6, "{found:#?}");
 }
