@@ -95,6 +95,12 @@ pub async fn run(
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
     let api_key = api_key(&settings)?;
+    if !settings.not_yet_active.is_empty() {
+        warn!(
+            sections = settings.not_yet_active.join(", "),
+            "configured, but this version does not use these yet; jobs wait with \"no subtitle provider enabled\""
+        );
+    }
     for library in &settings.libraries {
         if !library.is_dir() {
             warn!(path = %library.display(), "library folder does not exist (yet)");

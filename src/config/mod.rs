@@ -278,6 +278,9 @@ pub struct Settings {
     pub jobs: ManagerSettings,
     /// `[notify.*]`.
     pub notify: NotifySettings,
+    /// Configured sections this version validates but does not act on yet (logged at
+    /// start-up, so nobody wonders why their provider is never asked).
+    pub not_yet_active: Vec<&'static str>,
 }
 
 impl Settings {
@@ -763,6 +766,27 @@ fn validate(file: ConfigFile, problems: &mut Problems) -> Option<Settings> {
             problems,
         );
     }
+    let mut not_yet_active = Vec::new();
+    if providers.opensubtitles.as_ref().is_some_and(|p| p.enabled) {
+        not_yet_active.push("providers.opensubtitles");
+    }
+    if providers.jellyfin.as_ref().is_some_and(|p| p.enabled) {
+        not_yet_active.push("providers.jellyfin");
+    }
+    if translator.is_some() {
+        not_yet_active.push("translator");
+    }
+    if notify.jellyfin.is_some()
+        || notify.plex.is_some()
+        || notify.kodi.is_some()
+        || notify.discord.is_some()
+        || notify.pushover.is_some()
+        || notify.email.is_some()
+        || notify.ntfy.is_some()
+        || notify.gotify.is_some()
+    {
+        not_yet_active.push("notify");
+    }
     let notify = notify_settings(notify, jellyfin_present, problems);
     for (key, expression) in [
         ("schedule.library_sync", &schedule.library_sync),
@@ -841,6 +865,7 @@ fn validate(file: ConfigFile, problems: &mut Problems) -> Option<Settings> {
             worker_timeout: Duration::from_secs(jobs.worker_timeout_secs),
         },
         notify,
+        not_yet_active,
     })
 }
 

@@ -729,3 +729,19 @@ fn problems_from_the_environment_name_the_variable() {
     }
     assert_eq!(found.len(), 6, "{found:#?}");
 }
+
+#[test]
+fn sections_this_version_does_not_use_yet_are_named() {
+    let settings = parse(
+        "[providers.opensubtitles]\napi_key = \"k\"\n[providers.jellyfin]\nenabled = false\n\
+         [translator]\nkind = \"deepl\"\nurl = \"https://api-free.deepl.com\"\napi_key = \"d\"\n",
+        "t.toml",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(
+        settings.not_yet_active,
+        ["providers.opensubtitles", "translator"]
+    );
+    assert!(parse("", "empty", &[]).unwrap().not_yet_active.is_empty());
+}
