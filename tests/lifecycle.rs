@@ -340,3 +340,115 @@ fn scan_lists_the_videos_missing_a_wanted_language_without_the_daemon() {
         "1 videos scanned; 0 lack 0 subtitle(s) in fr, en"
     );
 }
+
+/// Unmounts a tmpfs when the test ends, even on failure.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` at `path`, when this process may (root, mount allowed).
+    fn mount(path: &std::path::Path, size: &str) -> Option<Self> {
+        std::fs::create_dir_all(path).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| Self(path.to_owned()))
+    }
+
+    fn resize(&self, size: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A full disk under the store: requests are refused with 507 and a clear message, reads
+/// keep working, and once space is freed the store reopens and accepts requests again.
+/// Needs to mount a small tmpfs (root); elsewhere it says so and checks nothing.
+#[test]
+fn a_full_disk_is_a_507_and_the_daemon_recovers_when_space_returns() {
+    let sandbox = Sandbox::new("");
+    let Some(tmpfs) = Tmpfs::mount(&sandbox.dir.path().join("data"), "300k") else {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    };
+    let videos: Vec<_> = (0..200)
+        .map(|n| sandbox.video(&format!("m{n}/m{n}.mkv")))
+        .collect();
+    let daemon = sandbox.start();
+    let mut accepted = Vec::new();
+    let mut refusal = None;
+    for video in &videos {
+        let (status, body) = daemon.post(
+            "/api/v1/subtitles",
+            &json!({"path": video, "languages": ["fr", "de", "it", "es"]}),
+        );
+        match status {
+            202 => accepted.extend(
+                body["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|j| j["id"].as_str().unwrap().to_owned()),
+            ),
+            _ => {
+                refusal = Some((status, body));
+                break;
+            }
+        }
+    }
+    let (status, body) = refusal.expect("300 KiB filled up");
+    assert_eq!(status, 507, "{body}");
+    assert_eq!(body["error"]["code"], "insufficient_storage");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{body}"
+    );
+    // Reads still work, and every accepted job is there.
+    for id in &accepted {
+        assert_eq!(daemon.get(&format!("/api/v1/jobs/{id}")).0, 200);
+    }
+
+    tmpfs.resize("8m");
+    let video = &videos[199];
+    let deadline = std::time::Instant::now() + common::DEADLINE;
+    loop {
+        let (status, body) = daemon.post(
+            "/api/v1/subtitles",
+            &json!({"path": video, "languages": ["pl"]}),
+        );
+        if status == 202 {
+            break;
+        }
+        assert_eq!(status, 507, "{body}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the store did not recover"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (status, log) = daemon.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("store reopened"), "{log}");
+
+    // And after a restart, everything accepted is still there.
+    let daemon = sandbox.start();
+    for id in &accepted {
+        assert_eq!(daemon.get(&format!("/api/v1/jobs/{id}")).0, 200, "{id}");
+    }
+    drop(daemon);
+}

@@ -93,6 +93,11 @@ fn manager_error(err: ManagerError) -> ApiError {
             ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
         }
         ManagerError::Store(message) => ApiError::internal(message),
+        ManagerError::StorageFull(_) => ApiError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage",
+            err.to_string(),
+        ),
     }
 }
 

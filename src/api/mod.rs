@@ -109,7 +109,18 @@ impl ResponseError for ApiError {
 
 impl From<cuewarden_actors::StoreError> for ApiError {
     fn from(err: cuewarden_actors::StoreError) -> Self {
-        Self::internal(err.to_string())
+        use cuewarden_actors::StoreError;
+        if err.is_storage_full() {
+            Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                err.to_string(),
+            )
+        } else if matches!(err, StoreError::Unavailable { .. }) {
+            Self::unavailable(err.to_string())
+        } else {
+            Self::internal(err.to_string())
+        }
     }
 }
 

@@ -277,7 +277,7 @@ impl Handler<RequestSubtitles> for JobManager {
                         for id in new_ids {
                             act.core.forget(id);
                         }
-                        Err(ManagerError::Store(err.to_string()))
+                        Err(ManagerError::from(err))
                     }
                 }),
         )
@@ -308,7 +308,7 @@ impl Handler<CancelJob> for JobManager {
                         status: JobStatus::Cancelled,
                     })
                 })
-                .map_err(|err| ManagerError::Store(err.to_string()))
+                .map_err(ManagerError::from)
         }))
     }
 }
@@ -329,7 +329,7 @@ impl Handler<RetryJob> for JobManager {
         let commit = self.store.submit(step.changes);
         let actions = step.actions;
         Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
-            result.map_err(|err| ManagerError::Store(err.to_string()))?;
+            result.map_err(ManagerError::from)?;
             for action in actions {
                 act.perform(action, ctx);
             }

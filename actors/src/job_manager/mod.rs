@@ -188,6 +188,19 @@ pub enum ManagerError {
     /// The store could not persist the change.
     #[error("cannot persist the job: {0}")]
     Store(String),
+    /// The store could not persist the change because the disk is full.
+    #[error("cannot persist the job, the disk holding the store is full: {0}")]
+    StorageFull(String),
+}
+
+impl From<crate::store::StoreError> for ManagerError {
+    fn from(err: crate::store::StoreError) -> Self {
+        if err.is_storage_full() {
+            Self::StorageFull(err.to_string())
+        } else {
+            Self::Store(err.to_string())
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -10,6 +10,12 @@
 //!
 //! Reads are short MVCC read transactions; they are synchronous and are called from
 //! `spawn_blocking`/`web::block` by async code.
+//!
+//! An I/O error (a full disk, say) poisons a redb handle: every later write fails until
+//! the file is opened again, while reads still work. The writer recovers by itself: before
+//! the next batch, or every few seconds, it checks that the disk takes a small probe file,
+//! then drops the handle and reopens the file (readers get [`StoreError::Unavailable`] for
+//! that moment). Nothing committed is lost; a batch that failed is refused, not retried.
 
 pub mod schema;
 
@@ -17,8 +23,9 @@ use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::Serialize;
@@ -32,6 +39,9 @@ use schema::*;
 
 /// Most changes one commit takes; the rest wait for the next commit.
 pub const MAX_BATCH: usize = 4096;
+
+/// How often a writer without a usable database tries to open the file again.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(5);
 
 /// How many committed events a slow SSE subscriber may fall behind before it re-reads the log.
 pub const EVENT_BROADCAST_CAPACITY: usize = 4096;
@@ -77,6 +87,49 @@ pub enum StoreError {
     /// The store was closed; nothing more is accepted.
     #[error("the store is closed")]
     Closed,
+    /// A commit failed (the writer's reason).
+    #[error("{reason}")]
+    Write {
+        /// What failed.
+        reason: String,
+        /// Whether the disk was full.
+        storage_full: bool,
+    },
+    /// The store is being reopened after an I/O error.
+    #[error("the store is unavailable after an I/O error ({reason}); retrying")]
+    Unavailable {
+        /// The error that made the writer reopen the file.
+        reason: String,
+    },
+}
+
+impl StoreError {
+    /// Whether the file system is out of space (or quota): the user can fix that.
+    pub fn is_storage_full(&self) -> bool {
+        let io = match self {
+            Self::Write { storage_full, .. } => return *storage_full,
+            // The reopen failed for the same reason (its message is all that is left).
+            Self::Unavailable { reason } => {
+                return reason.contains("(os error 28)") || reason.contains("(os error 122)");
+            }
+            Self::Redb(redb::Error::Io(err)) => err,
+            Self::Open {
+                reason: redb::DatabaseError::Storage(redb::StorageError::Io(err)),
+                ..
+            } => err,
+            _ => return false,
+        };
+        // ENOSPC, EDQUOT
+        io.kind() == std::io::ErrorKind::StorageFull || matches!(io.raw_os_error(), Some(28 | 122))
+    }
+
+    /// Whether redb's handle is unusable after this error and the file must be reopened.
+    fn poisons_handle(&self) -> bool {
+        matches!(
+            self,
+            Self::Redb(redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed)
+        )
+    }
 }
 
 macro_rules! redb_errors {
@@ -179,11 +232,24 @@ pub struct JobPage {
 
 struct WriteRequest {
     changes: Vec<Change>,
-    reply: oneshot::Sender<Result<Committed, String>>,
+    reply: oneshot::Sender<Result<Committed, StoreError>>,
+}
+
+/// The open database, shared by readers and the writer; `None` while the writer reopens it.
+type DbSlot = Arc<RwLock<Result<Arc<Database>, String>>>;
+
+fn open_database(path: &Path) -> Result<Database, StoreError> {
+    Database::builder()
+        .set_cache_size(CACHE_SIZE_BYTES)
+        .create(path)
+        .map_err(|reason| StoreError::Open {
+            path: path.to_owned(),
+            reason,
+        })
 }
 
 struct Inner {
-    db: Arc<Database>,
+    db: DbSlot,
     path: PathBuf,
     sender: Mutex<Option<mpsc::Sender<WriteRequest>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -267,20 +333,18 @@ impl Store {
     /// checks the schema version and starts the writer thread.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(STORE_FILE_NAME);
-        let db = Database::builder()
-            .set_cache_size(CACHE_SIZE_BYTES)
-            .create(&path)
-            .map_err(|reason| StoreError::Open {
-                path: path.clone(),
-                reason,
-            })?;
+        let db = open_database(&path)?;
         let (next_event_seq, next_outbox_seq) = Self::prepare(&db)?;
         let db = Arc::new(db);
+        let slot: DbSlot = Arc::new(RwLock::new(Ok(db.clone())));
         let (events, _) = broadcast::channel(EVENT_BROADCAST_CAPACITY);
         let stats = Arc::new(WriteStats::default());
         let (sender, receiver) = mpsc::channel();
         let writer = Writer {
-            db: db.clone(),
+            db: Ok(db),
+            poisoned: None,
+            slot: slot.clone(),
+            path: path.clone(),
             events: events.clone(),
             stats: stats.clone(),
             next_event_seq,
@@ -292,7 +356,7 @@ impl Store {
             .map_err(|err| StoreError::Redb(redb::Error::Io(err)))?;
         Ok(Self {
             inner: Arc::new(Inner {
-                db,
+                db: slot,
                 path,
                 sender: Mutex::new(Some(sender)),
                 writer: Mutex::new(Some(handle)),
@@ -378,9 +442,7 @@ impl Store {
             }
             match receiver.await {
                 Ok(Ok(committed)) => Ok(committed),
-                Ok(Err(reason)) => Err(StoreError::Redb(redb::Error::Io(std::io::Error::other(
-                    reason,
-                )))),
+                Ok(Err(err)) => Err(err),
                 Err(_) => Err(StoreError::Closed),
             }
         }
@@ -399,8 +461,24 @@ impl Store {
         self.inner.stop_writer();
     }
 
+    /// The open database (tests reach past the writer with it).
+    #[cfg(test)]
+    fn database(&self) -> Arc<Database> {
+        match &*self.inner.db.read().expect("store lock") {
+            Ok(db) => db.clone(),
+            Err(reason) => panic!("store unavailable: {reason}"),
+        }
+    }
+
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        Ok(self.inner.db.begin_read()?)
+        let db = match self.inner.db.read() {
+            Ok(slot) => slot.clone(),
+            Err(_) => Err("store lock poisoned".to_owned()),
+        };
+        match db {
+            Ok(db) => Ok(db.begin_read()?),
+            Err(reason) => Err(StoreError::Unavailable { reason }),
+        }
     }
 
     /// One job by id.
@@ -591,6 +669,15 @@ impl Store {
 }
 
 /// Waits for a future on the current thread without a runtime (the oneshot needs no reactor).
+/// The next event and outbox sequence numbers kept in `meta`.
+fn read_sequences(db: &Database) -> Result<(u64, u64), StoreError> {
+    let txn = db.begin_read()?;
+    let meta = txn.open_table(META)?;
+    let get =
+        |key| -> Result<u64, StoreError> { Ok(meta.get(key)?.map_or(1, |v| read_u64(v.value()))) };
+    Ok((get(META_NEXT_EVENT_SEQ)?, get(META_NEXT_OUTBOX_SEQ)?))
+}
+
 fn futures_lite_block_on<F: Future>(future: F) -> F::Output {
     use std::task::{Context, Poll, Wake, Waker};
     struct ThreadWaker(std::thread::Thread);
@@ -612,7 +699,13 @@ fn futures_lite_block_on<F: Future>(future: F) -> F::Output {
 
 /// The single writer: owns the sequence counters and applies batches.
 struct Writer {
-    db: Arc<Database>,
+    /// The database, or why it is not open.
+    db: Result<Arc<Database>, String>,
+    /// Set when a commit failed with an I/O error: the handle must be replaced. Holds
+    /// whether that error was a full disk, and its message: later failures are that one.
+    poisoned: Option<(bool, String)>,
+    slot: DbSlot,
+    path: PathBuf,
     events: broadcast::Sender<Arc<Event>>,
     stats: Arc<WriteStats>,
     next_event_seq: u64,
@@ -621,7 +714,25 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, receiver: mpsc::Receiver<WriteRequest>) {
-        while let Ok(first) = receiver.recv() {
+        loop {
+            let first = if self.db.is_ok() && self.poisoned.is_none() {
+                match receiver.recv() {
+                    Ok(first) => first,
+                    Err(_) => break,
+                }
+            } else {
+                match receiver.recv_timeout(REOPEN_INTERVAL) {
+                    Ok(first) => first,
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        self.recover();
+                        continue;
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            if self.db.is_err() || self.poisoned.is_some() {
+                self.recover();
+            }
             let mut batch = vec![first];
             let mut changes = batch[0].changes.len();
             while changes < MAX_BATCH {
@@ -649,9 +760,18 @@ impl Writer {
                     error!(error = %err, batch = batch.len(), "store commit failed");
                     self.next_event_seq = event_seq;
                     self.next_outbox_seq = outbox_seq;
-                    let reason = err.to_string();
+                    let (storage_full, reason) = match &self.poisoned {
+                        Some(first) => first.clone(),
+                        None => (err.is_storage_full(), err.to_string()),
+                    };
+                    if err.poisons_handle() && self.poisoned.is_none() {
+                        self.poisoned = Some((storage_full, reason.clone()));
+                    }
                     for request in batch {
-                        let _ = request.reply.send(Err(reason.clone()));
+                        let _ = request.reply.send(Err(StoreError::Write {
+                            reason: reason.clone(),
+                            storage_full,
+                        }));
                     }
                 }
             }
@@ -659,8 +779,83 @@ impl Writer {
         debug!("store writer stopped");
     }
 
+    /// Replaces a poisoned handle once the disk takes writes again.
+    fn recover(&mut self) {
+        if let Err(err) = self.probe_space() {
+            debug!(error = %err, "the store's disk still refuses writes");
+            return;
+        }
+        self.close_database("reopening after an I/O error".to_owned());
+        self.reopen();
+    }
+
+    /// Writes, syncs and removes a small file next to the store.
+    fn probe_space(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        let probe = self.path.with_extension("space-probe");
+        let result = std::fs::File::create(&probe).and_then(|mut file| {
+            file.write_all(&[0u8; 64 * 1024])?;
+            file.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        result
+    }
+
+    /// Drops every handle to the poisoned database, so that it can be opened again.
+    fn close_database(&mut self, reason: String) {
+        self.db = Err(reason.clone());
+        if let Ok(mut slot) = self.slot.write() {
+            *slot = Err(reason);
+        }
+    }
+
+    /// Opens the file again after an I/O error; on failure, keeps the reason for readers and
+    /// tries again later. A reader may still hold the old handle for a moment.
+    fn reopen(&mut self) {
+        const ATTEMPTS: u32 = 50;
+        let mut last = None;
+        for _ in 0..ATTEMPTS {
+            match open_database(&self.path).and_then(|db| {
+                let seqs = read_sequences(&db)?;
+                Ok((db, seqs))
+            }) {
+                Ok((db, (next_event, next_outbox))) => {
+                    let db = Arc::new(db);
+                    self.next_event_seq = next_event;
+                    self.next_outbox_seq = next_outbox;
+                    if let Ok(mut slot) = self.slot.write() {
+                        *slot = Ok(db.clone());
+                    }
+                    self.db = Ok(db);
+                    self.poisoned = None;
+                    tracing::info!(path = %self.path.display(), "store reopened");
+                    return;
+                }
+                Err(StoreError::Open {
+                    reason: redb::DatabaseError::DatabaseAlreadyOpen,
+                    ..
+                }) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(err) => {
+                    last = Some(err);
+                    break;
+                }
+            }
+        }
+        let reason = last.map_or_else(
+            || "the old handle is still in use".to_owned(),
+            |err| err.to_string(),
+        );
+        error!(error = %reason, "cannot reopen the store yet");
+        self.close_database(reason);
+    }
+
     fn commit(&mut self, batch: &[WriteRequest]) -> Result<Vec<Committed>, StoreError> {
-        let mut txn = self.db.begin_write()?;
+        let db = self.db.as_ref().map_err(|reason| StoreError::Unavailable {
+            reason: reason.clone(),
+        })?;
+        let mut txn = db.begin_write()?;
         // Each commit also saves redb's allocator state (and commits in two phases), so that
         // opening the file after a crash does not walk the whole store: start-up stays in
         // milliseconds after a `kill -9` or a power cut. Group commit pays for the extra write.

@@ -62,7 +62,7 @@ fn count_of(store: &Store, status: JobStatus) -> u64 {
 
 /// Writes raw bytes as the record of `id` in the jobs table, bypassing the writer.
 fn write_raw_job(store: &Store, id: JobId, bytes: &[u8]) {
-    let txn = store.inner.db.begin_write().unwrap();
+    let txn = store.database().begin_write().unwrap();
     {
         let mut jobs = txn.open_table(JOBS).unwrap();
         jobs.insert(id.0.as_u128(), bytes).unwrap();
@@ -286,7 +286,7 @@ fn concurrent_submitters_share_commits_and_leave_no_sequence_gaps() {
     let store = open(&dir);
     // Hold the write lock so every submission queues up behind the first commit: the
     // writer must then take the rest in batches rather than one commit each.
-    let blocker = store.inner.db.begin_write().unwrap();
+    let blocker = store.database().begin_write().unwrap();
     let queued = Arc::new(Barrier::new(THREADS + 1));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
