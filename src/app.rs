@@ -53,16 +53,27 @@ pub fn api_key(settings: &Settings) -> anyhow::Result<Secret> {
     Ok(Secret::from(key))
 }
 
+/// Writes a file only its owner can read, atomically: a crash or a full disk never leaves
+/// an empty or partial key behind (an empty one is replaced on the next start anyway).
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
+    let temp = path.with_extension("tmp");
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temp);
+    }
+    result
 }
 
 /// Tells systemd about our state when run as `Type=notify` (no-op otherwise).

@@ -33,8 +33,8 @@ pub enum Command {
     Request {
         /// The video, as this daemon sees it.
         path: PathBuf,
-        /// Languages (ISO 639-1); default: `[languages] wanted`.
-        #[arg(long = "lang", num_args = 1..)]
+        /// Languages (ISO 639-1: `--lang fr de` or `--lang fr,de`); default: `[languages] wanted`.
+        #[arg(long = "lang", num_args = 1.., value_delimiter = ',', value_parser = language)]
         languages: Vec<String>,
         /// Do not machine-translate when no subtitle exists.
         #[arg(long)]
@@ -43,11 +43,11 @@ pub enum Command {
     /// List the running daemon's jobs, newest first.
     Jobs {
         /// Only jobs with this status.
-        #[arg(long)]
+        #[arg(long, value_parser = status)]
         status: Option<String>,
         /// How many (1–500).
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u16).range(1..=500))]
+        limit: u16,
         /// Continue after a previous page (the cursor it printed).
         #[arg(long)]
         cursor: Option<String>,
@@ -57,4 +57,22 @@ pub enum Command {
         /// The job id.
         job_id: String,
     },
+}
+
+/// An ISO 639-1 code, as the API will accept it.
+fn language(raw: &str) -> Result<String, String> {
+    cuewarden_actors::Language::parse(raw)
+        .map(|l| l.as_str().to_owned())
+        .map_err(|err| err.to_string())
+}
+
+/// A job status name.
+fn status(raw: &str) -> Result<String, String> {
+    use cuewarden_actors::job::ALL_STATUSES;
+    if ALL_STATUSES.iter().any(|s| s.as_str() == raw) {
+        Ok(raw.to_owned())
+    } else {
+        let names: Vec<&str> = ALL_STATUSES.iter().map(|s| s.as_str()).collect();
+        Err(format!("not a status; one of {}", names.join(", ")))
+    }
 }

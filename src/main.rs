@@ -107,12 +107,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let control = Control::new(&settings)?;
             let answer = client_runtime()?.block_on(control.jobs(
                 status.as_deref(),
-                limit,
+                usize::from(limit),
                 cursor.as_deref(),
             ))?;
             control::print_jobs(answer["jobs"].as_array().map_or(&[], Vec::as_slice), None);
             if let Some(next) = answer["next_cursor"].as_str() {
-                eprintln!("more: cuewarden jobs --cursor {next}");
+                let status = status.map(|s| format!(" --status {s}")).unwrap_or_default();
+                eprintln!("more: cuewarden jobs --limit {limit}{status} --cursor {next}");
             }
         }
         Command::Scan { paths } => {
@@ -128,7 +129,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("nothing to scan: no [[libraries]] in the config and no PATH given");
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
-            cuewarden::scan::run(&roots, &settings.languages.wanted);
+            let report =
+                cuewarden::scan::run(&roots, &settings.libraries, &settings.languages.wanted);
+            if !report.is_complete() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Events { job_id } => {
             let control = Control::new(&settings)?;

@@ -27,6 +27,16 @@ pub struct Report {
     pub missing: Vec<Missing>,
     /// Folders or files that could not be read, with why.
     pub unreadable: Vec<(PathBuf, std::io::Error)>,
+    /// Paths (given, or reached through a symlink) whose real place is outside every
+    /// library: the daemon would refuse them, so they are not scanned.
+    pub outside: Vec<PathBuf>,
+}
+
+impl Report {
+    /// Whether everything asked for could be scanned.
+    pub fn is_complete(&self) -> bool {
+        self.unreadable.is_empty() && self.outside.is_empty()
+    }
 }
 
 /// Folders a NAS or a media server keeps next to the media (thumbnails, metadata, trash).
@@ -37,23 +47,48 @@ fn skipped_folder(name: &str) -> bool {
 }
 
 /// Walks `roots` (depth first, names sorted) and reports the videos missing any of
-/// `wanted`. `progress` is called after each video with the running count.
-pub fn scan(roots: &[PathBuf], wanted: &[Language], mut progress: impl FnMut(usize)) -> Report {
+/// `wanted`, calling `found` for each as it goes and `progress` after each video.
+///
+/// The daemon's rules apply: a video counts only when its real path (through symlinks) lies
+/// inside one of `libraries`; a folder reached twice (a symlink loop) is walked once.
+pub fn scan(
+    roots: &[PathBuf],
+    libraries: &[PathBuf],
+    wanted: &[Language],
+    mut found: impl FnMut(&Missing),
+    mut progress: impl FnMut(usize),
+) -> Report {
     let mut report = Report::default();
+    let libraries: Vec<PathBuf> = libraries
+        .iter()
+        .filter_map(|root| root.canonicalize().ok())
+        .collect();
+    let inside = |real: &Path| libraries.iter().any(|root| real.starts_with(root));
+    let mut visited = std::collections::HashSet::new();
     let mut pending: Vec<PathBuf> = roots.iter().rev().cloned().collect();
     while let Some(path) = pending.pop() {
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) => meta,
+        let real = match path.canonicalize() {
+            Ok(real) => real,
             Err(err) => {
                 report.unreadable.push((path, err));
                 continue;
             }
         };
-        if meta.is_file() {
+        if !inside(&real) {
+            report.outside.push(path);
+            continue;
+        }
+        if real.is_file() {
             if is_video(&path) {
-                check_video(&path, wanted, &mut report);
+                if let Some(missing) = check_video(&path, wanted, &mut report) {
+                    found(&missing);
+                    report.missing.push(missing);
+                }
                 progress(report.videos);
             }
+            continue;
+        }
+        if !visited.insert(real) {
             continue;
         }
         let entries = match std::fs::read_dir(&path) {
@@ -74,7 +109,7 @@ pub fn scan(roots: &[PathBuf], wanted: &[Language], mut progress: impl FnMut(usi
     report
 }
 
-fn check_video(video: &Path, wanted: &[Language], report: &mut Report) {
+fn check_video(video: &Path, wanted: &[Language], report: &mut Report) -> Option<Missing> {
     report.videos += 1;
     let mut languages = Vec::new();
     for language in wanted {
@@ -83,42 +118,57 @@ fn check_video(video: &Path, wanted: &[Language], report: &mut Report) {
             Ok(_) => {}
             Err(err) => {
                 report.unreadable.push((video.to_owned(), err));
-                return;
+                return None;
             }
         }
     }
-    if !languages.is_empty() {
-        report.missing.push(Missing {
-            video: video.to_owned(),
-            languages,
-        });
-    }
+    (!languages.is_empty()).then(|| Missing {
+        video: video.to_owned(),
+        languages,
+    })
 }
 
-/// Runs the `scan` command: prints one line per video that lacks a language, then a
-/// summary; a progress count on stderr when it is a terminal.
-pub fn run(roots: &[PathBuf], wanted: &[Language]) -> Report {
+/// Runs the `scan` command: prints one line per video that lacks a language as it is
+/// found, then a summary; a progress count on stderr when it is a terminal. Returns the
+/// report; the caller exits 1 when something could not be read or lies outside the
+/// libraries.
+pub fn run(roots: &[PathBuf], libraries: &[PathBuf], wanted: &[Language]) -> Report {
     let interactive = std::io::stderr().is_terminal();
-    let report = scan(roots, wanted, |videos| {
-        if interactive && videos % 50 == 0 {
-            eprint!("\rscanning… {videos} videos");
-            let _ = std::io::stderr().flush();
+    let clear_progress = || {
+        if interactive {
+            eprint!("\r\x1b[K");
         }
-    });
-    if interactive {
-        eprint!("\r\x1b[K");
-    }
-    for missing in &report.missing {
-        let languages: Vec<&str> = missing.languages.iter().map(Language::as_str).collect();
-        println!(
-            "{}  missing: {}",
-            crate::control::printable(&missing.video.to_string_lossy()),
-            languages.join(", ")
-        );
-    }
+    };
+    let report = scan(
+        roots,
+        libraries,
+        wanted,
+        |missing| {
+            clear_progress();
+            let languages: Vec<&str> = missing.languages.iter().map(Language::as_str).collect();
+            println!(
+                "{}  missing: {}",
+                crate::control::printable(&missing.video.to_string_lossy()),
+                languages.join(", ")
+            );
+        },
+        |videos| {
+            if interactive && videos % 50 == 0 {
+                eprint!("\rscanning… {videos} videos");
+                let _ = std::io::stderr().flush();
+            }
+        },
+    );
+    clear_progress();
     for (path, err) in &report.unreadable {
         eprintln!(
             "cannot read {}: {err}",
+            crate::control::printable(&path.to_string_lossy())
+        );
+    }
+    for path in &report.outside {
+        eprintln!(
+            "skipped {}: outside every [[libraries]] folder",
             crate::control::printable(&path.to_string_lossy())
         );
     }
@@ -167,9 +217,15 @@ mod tests {
         write(".trash/Old.mkv");
 
         let mut seen = Vec::new();
-        let report = scan(&[root.to_owned()], &[lang("fr"), lang("en")], |n| {
-            seen.push(n)
-        });
+        let mut streamed = Vec::new();
+        let report = scan(
+            &[root.to_owned()],
+            &[root.to_owned()],
+            &[lang("fr"), lang("en")],
+            |m| streamed.push(m.clone()),
+            |n| seen.push(n),
+        );
+        assert_eq!(streamed, report.missing);
         assert_eq!(report.videos, 3);
         assert_eq!(seen, [1, 2, 3]);
         assert!(report.unreadable.is_empty());
@@ -194,11 +250,48 @@ mod tests {
         std::fs::write(dir.path().join("a.mkv"), b"x").unwrap();
         let report = scan(
             &[dir.path().join("nope"), dir.path().join("a.mkv")],
+            &[dir.path().to_owned()],
             &[lang("fr")],
             |_| {},
+            |_| {},
         );
+        assert!(!report.is_complete());
         assert_eq!(report.videos, 1);
         assert_eq!(report.unreadable.len(), 1);
         assert_eq!(report.unreadable[0].0, dir.path().join("nope"));
+    }
+
+    #[test]
+    fn symlink_loops_are_walked_once_and_links_out_of_the_library_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let library = dir.path().join("lib");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(library.join("sub")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(library.join("sub/a.mkv"), b"x").unwrap();
+        std::fs::write(outside.join("secret.mkv"), b"x").unwrap();
+        std::os::unix::fs::symlink(&library, library.join("sub/loop")).unwrap();
+        std::os::unix::fs::symlink(&outside, library.join("out")).unwrap();
+
+        let report = scan(
+            std::slice::from_ref(&library),
+            std::slice::from_ref(&library),
+            &[lang("fr")],
+            |_| {},
+            |_| {},
+        );
+        assert_eq!(report.videos, 1, "{:?}", report.missing);
+        assert_eq!(report.missing[0].video, library.join("sub/a.mkv"));
+        assert_eq!(report.outside, [library.join("out")]);
+        assert!(report.unreadable.is_empty());
+
+        let report = scan(
+            std::slice::from_ref(&outside),
+            &[library],
+            &[lang("fr")],
+            |_| {},
+            |_| {},
+        );
+        assert_eq!((report.videos, report.outside.len()), (0, 1));
     }
 }

@@ -656,7 +656,7 @@ fn metrics_and_source_health_report_the_engine() {
 }
 
 /// A library may be configured through a symlink (a NAS share mounted elsewhere): a video
-/// is accepted by its real path and by the linked one.
+/// is accepted by its real path and by the linked one, and both name one video: one job.
 #[test]
 fn a_library_behind_a_symlink_accepts_both_spellings_of_a_video() {
     let outside = tempfile::tempdir().unwrap();
@@ -670,14 +670,26 @@ fn a_library_behind_a_symlink_accepts_both_spellings_of_a_video() {
         link.display().to_string()
     ));
     let daemon = sandbox.start();
-    for (path, language) in [
-        (real.join("Film (2020)/Film (2020).mkv"), "fr"),
-        (link.join("Film (2020)/Film (2020).mkv"), "en"),
+    let mut ids = Vec::new();
+    for path in [
+        real.join("Film (2020)/Film (2020).mkv"),
+        link.join("Film (2020)/Film (2020).mkv"),
     ] {
         let (status, body) = daemon.post(
             "/api/v1/subtitles",
-            &json!({"path": path, "languages": [language]}),
+            &json!({"path": path, "languages": ["fr"]}),
         );
         assert_eq!(status, 202, "{path:?}: {body}");
+        ids.push(body["jobs"][0]["id"].as_str().unwrap().to_owned());
     }
+    assert_eq!(ids[0], ids[1], "one video, one job");
+    let (_, job) = daemon.get(&format!("/api/v1/jobs/{}", ids[0]));
+    assert_eq!(
+        job["path"].as_str().unwrap(),
+        real.canonicalize()
+            .unwrap()
+            .join("Film (2020)/Film (2020).mkv")
+            .to_str()
+            .unwrap()
+    );
 }

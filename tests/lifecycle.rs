@@ -268,7 +268,7 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
     let hint = String::from_utf8_lossy(&output.stderr);
     let cursor = hint
         .lines()
-        .find_map(|l| l.strip_prefix("more: cuewarden jobs --cursor "))
+        .find_map(|l| l.strip_prefix("more: cuewarden jobs --limit 1 --cursor "))
         .unwrap_or_else(|| panic!("no cursor hint in {hint:?}"));
     let first = String::from_utf8(output.stdout).unwrap();
     let second = cli(&["jobs", "--limit", "1", "--cursor", cursor]);
@@ -279,6 +279,24 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
         events.contains("subtitle.requested") && events.contains("subtitle.waiting"),
         "{events}"
     );
+
+    // Usage errors are caught before any request: exit 2.
+    for args in [
+        &["jobs", "--limit", "0"][..],
+        &["jobs", "--status", "finished"],
+        &["request", "/x.mkv", "--lang", "zz"],
+    ] {
+        let output = Command::new(binary())
+            .args(args)
+            .arg("--config")
+            .arg(&cli_config)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
+    }
+    // `--lang fr,de` is two languages, as in the environment overrides.
+    let out = cli(&["request", video.to_str().unwrap(), "--lang", "fr,it"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
 
     let output = Command::new(binary())
         .args(["events", "not-a-job", "--config"])
@@ -339,6 +357,17 @@ fn scan_lists_the_videos_missing_a_wanted_language_without_the_daemon() {
         out.trim(),
         "1 videos scanned; 0 lack 0 subtitle(s) in fr, en"
     );
+    assert!(output.status.success());
+
+    // What cannot be scanned is an error (exit 1), named on stderr.
+    let output = Command::new(binary())
+        .args(["scan", sandbox.library().join("Gone").to_str().unwrap()])
+        .arg("--config")
+        .arg(sandbox.config())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Gone"));
 }
 
 /// Unmounts a tmpfs when the test ends, even on failure.
@@ -451,4 +480,34 @@ fn a_full_disk_is_a_507_and_the_daemon_recovers_when_space_returns() {
         assert_eq!(daemon.get(&format!("/api/v1/jobs/{id}")).0, 200, "{id}");
     }
     drop(daemon);
+}
+
+/// With no `api_key` configured, the daemon generates one into `data_dir/api_key` (0600)
+/// and keeps it; an empty file (a crash or a full disk mid-write) is replaced, not fatal.
+#[test]
+fn the_generated_api_key_is_kept_and_an_empty_key_file_is_replaced() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new("");
+    let data = sandbox.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("api_key"), "").unwrap();
+    let no_key = [("CUEWARDEN__SERVER__API_KEY", "")];
+
+    let daemon = Daemon::start(&sandbox.config(), &no_key);
+    let key = std::fs::read_to_string(data.join("api_key")).unwrap();
+    assert_eq!(key.trim().len(), 32, "{key:?}");
+    let mode = std::fs::metadata(data.join("api_key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let (status, log) = daemon.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("generated an API key"), "{log}");
+
+    let daemon = Daemon::start(&sandbox.config(), &no_key);
+    let (status, log) = daemon.terminate();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("generated an API key"), "kept: {log}");
+    assert_eq!(std::fs::read_to_string(data.join("api_key")).unwrap(), key);
 }

@@ -116,7 +116,8 @@ fn outside_library(path: &Path) -> ApiError {
 
 /// What the file system says about a requested video.
 enum VideoCheck {
-    Inside,
+    /// Its real path (symlinks resolved), which is what jobs are keyed by.
+    Inside(PathBuf),
     Outside,
     NotFound,
     NotAFile,
@@ -125,7 +126,8 @@ enum VideoCheck {
 
 /// Checks a requested video: an absolute path, inside a library (lexically, or through
 /// symlinks: a library may itself be a symlink), naming an existing file. A path outside
-/// every library is refused whether or not it exists.
+/// every library is refused whether or not it exists. Returns the real path, so that two
+/// spellings of one file (through a symlink) are one video with one job per language.
 async fn check_library_path(state: &AppState, path: PathBuf) -> Result<PathBuf, ApiError> {
     let unprocessable =
         |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
@@ -152,17 +154,17 @@ async fn check_library_path(state: &AppState, path: PathBuf) -> Result<PathBuf, 
                         .filter_map(|root| root.canonicalize().ok())
                         .any(|root| real.starts_with(root))
                 });
-                match (inside, meta.is_file()) {
-                    (false, _) => VideoCheck::Outside,
-                    (true, false) => VideoCheck::NotAFile,
-                    (true, true) => VideoCheck::Inside,
+                match (real, inside, meta.is_file()) {
+                    (Ok(real), true, true) => VideoCheck::Inside(real),
+                    (_, true, false) => VideoCheck::NotAFile,
+                    _ => VideoCheck::Outside,
                 }
             }
         }
     })
     .await?;
     match check {
-        VideoCheck::Inside => Ok(normalized),
+        VideoCheck::Inside(real) => Ok(real),
         VideoCheck::Outside => Err(outside_library(&path)),
         VideoCheck::NotFound => Err(unprocessable(
             "video_not_found",
