@@ -137,11 +137,14 @@ async fn check_library_path(state: &AppState, path: PathBuf) -> Result<PathBuf, 
             format!("{} is not an absolute path", path.display()),
         ));
     }
+    // The lexical form only decides whether a path that does not exist was meant to be in a
+    // library; the file system is asked about the path as given (`link/../x` is resolved by
+    // the kernel, through the link).
     let normalized = cuewarden_actors::files::normalize_lexically(&path);
     let libraries = state.libraries.clone();
-    let candidate = normalized.clone();
+    let candidate = path.clone();
     let check = web::block(move || {
-        let lexically_inside = library_of(&candidate, &libraries).is_some();
+        let lexically_inside = library_of(&normalized, &libraries).is_some();
         match std::fs::metadata(&candidate) {
             Err(_) if !lexically_inside => VideoCheck::Outside,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => VideoCheck::NotFound,

@@ -759,12 +759,21 @@ fn validate(file: ConfigFile, problems: &mut Problems) -> Option<Settings> {
             );
         }
         http_url(&t.url, "translator.url", problems);
-        let _ = secret(
+        let key = secret(
             &t.api_key,
             t.api_key_file.as_deref(),
             "translator.api_key",
             problems,
         );
+        // DeepL always needs a key; LibreTranslate and local OpenAI-compatible servers
+        // (Ollama, vLLM) may run without one.
+        if t.kind == "deepl"
+            && key.is_none()
+            && !problems.has("translator.api_key")
+            && !problems.has("translator.api_key_file")
+        {
+            problems.add("translator.api_key", "required for kind = \"deepl\"");
+        }
     }
     let mut not_yet_active = Vec::new();
     if providers.opensubtitles.as_ref().is_some_and(|p| p.enabled) {

@@ -745,3 +745,22 @@ fn sections_this_version_does_not_use_yet_are_named() {
     );
     assert!(parse("", "empty", &[]).unwrap().not_yet_active.is_empty());
 }
+
+#[test]
+fn deepl_needs_a_key_other_translators_may_run_without() {
+    let found = problems(
+        "[translator]\nkind = \"deepl\"\nurl = \"https://api-free.deepl.com\"\n",
+        &[],
+    );
+    assert_eq!(
+        found,
+        ["translator.api_key: required for kind = \"deepl\""],
+        "{found:?}"
+    );
+    parse(
+        "[translator]\nkind = \"libretranslate\"\nurl = \"http://127.0.0.1:5000\"\n",
+        "t.toml",
+        &[],
+    )
+    .unwrap();
+}
