@@ -228,13 +228,16 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
         .replace("127.0.0.1:0", &format!("127.0.0.1:{port}"));
     let cli_config = sandbox.dir.path().join("cli.toml");
     std::fs::write(&cli_config, text).unwrap();
-    let cli = |args: &[&str]| {
-        let output = Command::new(binary())
+    let run = |args: &[&str]| {
+        Command::new(binary())
             .args(args)
             .arg("--config")
             .arg(&cli_config)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let cli = |args: &[&str]| {
+        let output = run(args);
         assert!(
             output.status.success(),
             "{args:?}: {}",
@@ -260,11 +263,7 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
     let jobs = cli(&["jobs", "--status", "waiting"]);
     assert!(jobs.contains(&id), "{jobs}");
     // One job a page: the first page names the cursor of the second.
-    let output = Command::new(binary())
-        .args(["jobs", "--limit", "1", "--config"])
-        .arg(&cli_config)
-        .output()
-        .unwrap();
+    let output = run(&["jobs", "--limit", "1"]);
     let hint = String::from_utf8_lossy(&output.stderr);
     let cursor = hint
         .lines()
@@ -286,23 +285,14 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
         &["jobs", "--status", "finished"],
         &["request", "/x.mkv", "--lang", "zz"],
     ] {
-        let output = Command::new(binary())
-            .args(args)
-            .arg("--config")
-            .arg(&cli_config)
-            .output()
-            .unwrap();
+        let output = run(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
     }
     // `--lang fr,de` is two languages, as in the environment overrides.
     let out = cli(&["request", video.to_str().unwrap(), "--lang", "fr,it"]);
     assert_eq!(out.lines().count(), 3, "{out}");
 
-    let output = Command::new(binary())
-        .args(["events", "not-a-job", "--config"])
-        .arg(&cli_config)
-        .output()
-        .unwrap();
+    let output = run(&["events", "not-a-job"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("404"));
 }
