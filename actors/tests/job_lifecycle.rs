@@ -233,12 +233,7 @@ async fn a_running_job_can_be_cancelled_and_then_retried() {
     let provider = FakeProvider::new([Search::Hang], Search::Offer);
     let manager = sandbox.start_with_provider(&store, &provider);
 
-    let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
-    job_in(&store, id, JobStatus::DownloadInProgress).await;
-    eventually("the provider to be searching", || {
-        (provider.searches.get() == 1).then_some(())
-    })
-    .await;
+    let id = start_searching(&manager, &store, &sandbox, &provider).await;
 
     let summary = manager.send(CancelJob(id)).await.unwrap().unwrap().unwrap();
     assert_eq!((summary.id, summary.status), (id, JobStatus::Cancelled));

@@ -24,12 +24,7 @@ fn a_job_interrupted_mid_download_resumes_after_restart_and_completes_once() {
         let store = sandbox.open_store();
         let provider = FakeProvider::new([], Search::Hang);
         let manager = sandbox.start_with_provider(&store, &provider);
-        let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
-        job_in(&store, id, JobStatus::DownloadInProgress).await;
-        eventually("the provider to be searching", || {
-            (provider.searches.get() == 1).then_some(())
-        })
-        .await;
+        let id = start_searching(&manager, &store, &sandbox, &provider).await;
         let unfinished = manager
             .send(Shutdown {
                 grace: Duration::from_millis(50),

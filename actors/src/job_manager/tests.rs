@@ -817,7 +817,8 @@ fn resume_requeues_interrupted_jobs_and_rearms_waiting_ones() {
         max_translations: 10,
         ..settings()
     });
-    let mut jobs: Vec<Job> = ALL_STATUSES_FOR_RESUME
+    // One job per status, terminal ones included, as the store might hand over.
+    let mut jobs: Vec<Job> = crate::job::ALL_STATUSES
         .iter()
         .enumerate()
         .map(|(i, status)| Job {
@@ -899,18 +900,6 @@ fn resume_requeues_interrupted_jobs_and_rearms_waiting_ones() {
     assert!(again.new_ids.is_empty());
     assert_eq!(again.summaries[0].id, resumed.id);
 }
-
-/// One job per status, terminal ones included, as the store might hand over.
-const ALL_STATUSES_FOR_RESUME: [JobStatus; 8] = [
-    JobStatus::Pending,
-    JobStatus::DownloadQueued,
-    JobStatus::DownloadInProgress,
-    JobStatus::TranslateQueued,
-    JobStatus::TranslateInProgress,
-    JobStatus::Waiting,
-    JobStatus::Done,
-    JobStatus::Failed,
-];
 
 #[test]
 fn a_waiting_job_without_a_wake_time_wakes_at_the_next_check_after_resume() {

@@ -208,6 +208,22 @@ pub async fn job_where(
 }
 
 /// Waits until the stored job has `status`, and returns it.
+/// Requests French for the sandbox video and waits until `provider` is searching for it.
+pub async fn start_searching(
+    manager: &Addr<JobManager>,
+    store: &Store,
+    sandbox: &Sandbox,
+    provider: &FakeProvider,
+) -> JobId {
+    let id = request(manager, sandbox.request(&["fr"], false)).await[0].id;
+    job_in(store, id, JobStatus::DownloadInProgress).await;
+    eventually("the provider to be searching", || {
+        (provider.searches.get() == 1).then_some(())
+    })
+    .await;
+    id
+}
+
 pub async fn job_in(store: &Store, id: JobId, status: JobStatus) -> Job {
     job_where(store, id, status.as_str(), |j| j.status == status).await
 }
