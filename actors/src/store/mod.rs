@@ -100,6 +100,8 @@ pub enum StoreError {
     Unavailable {
         /// The error that made the writer reopen the file.
         reason: String,
+        /// Whether that error was a full disk.
+        storage_full: bool,
     },
 }
 
@@ -108,10 +110,7 @@ impl StoreError {
     pub fn is_storage_full(&self) -> bool {
         let io = match self {
             Self::Write { storage_full, .. } => return *storage_full,
-            // The reopen failed for the same reason (its message is all that is left).
-            Self::Unavailable { reason } => {
-                return reason.contains("(os error 28)") || reason.contains("(os error 122)");
-            }
+            Self::Unavailable { storage_full, .. } => return *storage_full,
             Self::Redb(redb::Error::Io(err)) => err,
             Self::Open {
                 reason: redb::DatabaseError::Storage(redb::StorageError::Io(err)),
@@ -236,7 +235,23 @@ struct WriteRequest {
 }
 
 /// The open database, shared by readers and the writer; `None` while the writer reopens it.
-type DbSlot = Arc<RwLock<Result<Arc<Database>, String>>>;
+type DbSlot = Arc<RwLock<Result<Arc<Database>, Down>>>;
+
+/// Why the database is not open.
+#[derive(Debug, Clone)]
+struct Down {
+    reason: String,
+    storage_full: bool,
+}
+
+impl Down {
+    fn error(&self) -> StoreError {
+        StoreError::Unavailable {
+            reason: self.reason.clone(),
+            storage_full: self.storage_full,
+        }
+    }
+}
 
 fn open_database(path: &Path) -> Result<Database, StoreError> {
     Database::builder()
@@ -466,18 +481,21 @@ impl Store {
     fn database(&self) -> Arc<Database> {
         match &*self.inner.db.read().expect("store lock") {
             Ok(db) => db.clone(),
-            Err(reason) => panic!("store unavailable: {reason}"),
+            Err(down) => panic!("store unavailable: {}", down.reason),
         }
     }
 
     fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
         let db = match self.inner.db.read() {
             Ok(slot) => slot.clone(),
-            Err(_) => Err("store lock poisoned".to_owned()),
+            Err(_) => Err(Down {
+                reason: "store lock poisoned".to_owned(),
+                storage_full: false,
+            }),
         };
         match db {
             Ok(db) => Ok(db.begin_read()?),
-            Err(reason) => Err(StoreError::Unavailable { reason }),
+            Err(down) => Err(down.error()),
         }
     }
 
@@ -700,7 +718,7 @@ fn futures_lite_block_on<F: Future>(future: F) -> F::Output {
 /// The single writer: owns the sequence counters and applies batches.
 struct Writer {
     /// The database, or why it is not open.
-    db: Result<Arc<Database>, String>,
+    db: Result<Arc<Database>, Down>,
     /// Set when a commit failed with an I/O error: the handle must be replaced. Holds
     /// whether that error was a full disk, and its message: later failures are that one.
     poisoned: Option<(bool, String)>,
@@ -785,7 +803,10 @@ impl Writer {
             debug!(error = %err, "the store's disk still refuses writes");
             return;
         }
-        self.close_database("reopening after an I/O error".to_owned());
+        self.close_database(Down {
+            reason: "reopening after an I/O error".to_owned(),
+            storage_full: false,
+        });
         self.reopen();
     }
 
@@ -802,10 +823,10 @@ impl Writer {
     }
 
     /// Drops every handle to the poisoned database, so that it can be opened again.
-    fn close_database(&mut self, reason: String) {
-        self.db = Err(reason.clone());
+    fn close_database(&mut self, down: Down) {
+        self.db = Err(down.clone());
         if let Ok(mut slot) = self.slot.write() {
-            *slot = Err(reason);
+            *slot = Err(down);
         }
     }
 
@@ -843,18 +864,22 @@ impl Writer {
                 }
             }
         }
-        let reason = last.map_or_else(
-            || "the old handle is still in use".to_owned(),
-            |err| err.to_string(),
+        let down = last.map_or_else(
+            || Down {
+                reason: "the old handle is still in use".to_owned(),
+                storage_full: false,
+            },
+            |err| Down {
+                reason: err.to_string(),
+                storage_full: err.is_storage_full(),
+            },
         );
-        error!(error = %reason, "cannot reopen the store yet");
-        self.close_database(reason);
+        error!(error = %down.reason, "cannot reopen the store yet");
+        self.close_database(down);
     }
 
     fn commit(&mut self, batch: &[WriteRequest]) -> Result<Vec<Committed>, StoreError> {
-        let db = self.db.as_ref().map_err(|reason| StoreError::Unavailable {
-            reason: reason.clone(),
-        })?;
+        let db = self.db.as_ref().map_err(Down::error)?;
         let mut txn = db.begin_write()?;
         // Each commit also saves redb's allocator state (and commits in two phases), so that
         // opening the file after a crash does not walk the whole store: start-up stays in
