@@ -8,20 +8,23 @@
 
 use std::net::TcpListener;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
-use cuewarden_actors::Store;
+use cuewarden_actors::clients::{SubtitleProvider, TranslationService};
 use cuewarden_actors::downloader::WorkerContext;
 use cuewarden_actors::job_manager::{JobManager, Shutdown};
+use cuewarden_actors::{EventSource, Libraries, Library, Store};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::JellyfinClient;
 use crate::config::{Secret, Settings};
+use crate::sources::{Intake, SourceInfo};
 
 /// File in `data_dir` holding the generated API key.
 pub const API_KEY_FILE: &str = "api_key";
@@ -97,9 +100,69 @@ pub fn sd_notify(state: &str) {
     }
 }
 
-/// Runs the daemon until `shutdown` resolves. Must run inside an actix `System`.
+/// The built parts of the daemon, made from the settings by [`Components::from_settings`]:
+/// what [`run`] wires together. Adding a provider, a translator, a source or a sink is one
+/// file in its folder plus one line here.
+pub struct Components {
+    /// The libraries, canonicalised once.
+    pub libraries: Libraries,
+    /// Enabled subtitle providers, in priority order.
+    pub providers: Vec<Rc<dyn SubtitleProvider>>,
+    /// The translation service, if one is enabled.
+    pub translator: Option<Rc<dyn TranslationService>>,
+    /// Jellyfin's REST client, when `[jellyfin]` is configured.
+    pub jellyfin: Option<JellyfinClient>,
+    /// The sources, as `/health/sources` lists them.
+    pub sources: Vec<SourceInfo>,
+}
+
+impl Components {
+    /// Builds every component the settings enable (blocking: canonicalises the library
+    /// roots). Must run inside the actix `System`, where the components live.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let http = crate::clients::http_client().context("cannot build the HTTP client")?;
+        let libraries = Libraries::new(
+            settings
+                .libraries
+                .iter()
+                .map(|root| Library::new(root.clone()))
+                .collect(),
+        );
+        let jellyfin = settings
+            .jellyfin
+            .as_ref()
+            .map(|j| JellyfinClient::new(http.clone(), j));
+        let sources = vec![SourceInfo {
+            name: EventSource::Api,
+            enabled: true,
+            description: "POST /api/v1/subtitles, the CLI and the web page",
+        }];
+        Ok(Self {
+            libraries,
+            providers: Vec::new(),
+            translator: None,
+            jellyfin,
+            sources,
+        })
+    }
+}
+
+/// Runs the daemon with the components the settings enable until `shutdown` resolves. Must
+/// run inside an actix `System`.
 pub async fn run(
     settings: Settings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let components = Components::from_settings(&settings)?;
+    run_with(settings, components, listener, shutdown).await
+}
+
+/// Runs the daemon with the given components until `shutdown` resolves. Must run inside an
+/// actix `System`.
+pub async fn run_with(
+    settings: Settings,
+    components: Components,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
@@ -112,10 +175,8 @@ pub async fn run(
             "configured, but this version does not use these yet; jobs wait with \"no subtitle provider enabled\""
         );
     }
-    for library in &settings.libraries {
-        if !library.is_dir() {
-            warn!(path = %library.display(), "library folder does not exist (yet)");
-        }
+    for root in components.libraries.unresolved() {
+        warn!(path = %root.display(), "library folder does not exist (yet)");
     }
     let data_dir = settings.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
@@ -123,7 +184,9 @@ pub async fn run(
         .with_context(|| format!("while opening the store in {}", settings.data_dir.display()))?;
     info!(path = %store.path().display(), "store open");
 
-    let mut workers = WorkerContext::new(settings.libraries.clone());
+    let mut workers = WorkerContext::new(components.libraries.clone());
+    workers.providers = components.providers;
+    workers.translator = components.translator;
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
@@ -138,12 +201,15 @@ pub async fn run(
         }
     }
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers).start();
+    let intake = Intake::new(
+        manager.clone(),
+        components.libraries,
+        settings.path_mappings.clone(),
+        settings.languages.wanted.clone(),
+        !settings.languages.translate_from.is_empty(),
+        components.jellyfin,
+    );
 
-    let http = crate::clients::http_client().context("cannot build the HTTP client")?;
-    let jellyfin = settings
-        .jellyfin
-        .as_ref()
-        .map(|j| JellyfinClient::new(http.clone(), j));
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let max_body = settings.server.max_body_bytes;
     let grace = settings.server.shutdown_grace;
@@ -151,9 +217,9 @@ pub async fn run(
         manager: manager.clone(),
         store: store.clone(),
         api_key: Arc::new(api_key),
-        libraries: Arc::new(settings.libraries.clone()),
+        intake,
+        sources: Arc::new(components.sources),
         settings: Arc::new(settings),
-        jellyfin,
         shutdown: shutdown_receiver,
     };
     let address = listener.local_addr()?;

@@ -11,5 +11,6 @@ pub mod clients;
 pub mod config;
 pub mod control;
 pub mod scan;
+pub mod sources;
 
 pub use app::run;

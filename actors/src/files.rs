@@ -10,7 +10,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Component, Path, PathBuf};
 
-use crate::job::Language;
+use crate::language::Language;
+use crate::library::Libraries;
 
 /// Subtitle extensions Jellyfin recognises as external streams.
 pub const SUBTITLE_EXTENSIONS: [&str; 9] = [
@@ -30,62 +31,68 @@ pub fn is_video(path: &Path) -> bool {
         .is_some_and(|ext| VIDEO_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
 }
 
-/// Common 3-letter (ISO 639-2 B and T) codes and English names of languages, so
-/// `Movie.fre.srt` or `Movie.French.srt` count as French.
-const LANGUAGE_ALIASES: &[(&str, &[&str])] = &[
-    ("en", &["eng", "english"]),
-    ("fr", &["fre", "fra", "french"]),
-    ("de", &["ger", "deu", "german"]),
-    ("es", &["spa", "spanish"]),
-    ("it", &["ita", "italian"]),
-    ("pt", &["por", "portuguese", "pt-br", "pt-pt"]),
-    ("nl", &["dut", "nld", "dutch"]),
-    ("sv", &["swe", "swedish"]),
-    ("da", &["dan", "danish"]),
-    ("no", &["nor", "nob", "norwegian"]),
-    ("fi", &["fin", "finnish"]),
-    ("pl", &["pol", "polish"]),
-    ("ru", &["rus", "russian"]),
-    ("ja", &["jpn", "japanese"]),
-    (
-        "zh",
-        &[
-            "chi", "zho", "chinese", "zh-cn", "zh-tw", "zh-hans", "zh-hant",
-        ],
-    ),
-    ("ko", &["kor", "korean"]),
-    ("ar", &["ara", "arabic"]),
-    ("cs", &["cze", "ces", "czech"]),
-    ("el", &["gre", "ell", "greek"]),
-    ("he", &["heb", "hebrew"]),
-    ("hu", &["hun", "hungarian"]),
-    ("ro", &["rum", "ron", "romanian"]),
-    ("tr", &["tur", "turkish"]),
-    ("uk", &["ukr", "ukrainian"]),
-];
-
-/// Whether a file-name token names `language` (`fr`, `fre`, `fra`, `French`).
-pub fn token_names_language(token: &str, language: &Language) -> bool {
-    let token = token.to_ascii_lowercase();
-    if token == language.as_str() {
-        return true;
-    }
-    LANGUAGE_ALIASES
-        .iter()
-        .find(|(code, _)| *code == language.as_str())
-        .is_some_and(|(_, aliases)| aliases.contains(&token.as_str()))
+/// What the name of an external subtitle file says, read the way Jellyfin reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SidecarName {
+    /// The language its name gives, if any.
+    pub language: Option<Language>,
+    /// `forced` or `foreign` in the name.
+    pub is_forced: bool,
+    /// `cc`, `hi` or `sdh` in the name.
+    pub is_hearing_impaired: bool,
 }
 
-/// The language of an external subtitle file for `video`, following Jellyfin's rule: the
-/// name must start with the video's stem (case-insensitive), then `.` tokens; the rightmost
-/// token that names a language wins. Returns `None` if `candidate` is not one of the video's
-/// subtitle files.
-fn sidecar_tokens(video_stem: &str, candidate: &Path) -> Option<Vec<String>> {
-    let extension = candidate.extension()?.to_str()?.to_ascii_lowercase();
-    if !SUBTITLE_EXTENSIONS.contains(&extension.as_str()) {
+/// Reads the part of a sidecar's name between the video's stem and its extension (`.fr.sdh`),
+/// following Jellyfin's `ExternalPathParser`: tokens from the right, the first language found
+/// wins, `forced`/`foreign` are substrings, `cc`/`hi`/`sdh` whole tokens; a `hi` taken as
+/// Hindi with another language to its left means hearing impaired instead.
+pub fn parse_sidecar_extra(extra: &str) -> SidecarName {
+    let mut name = SidecarName {
+        language: None,
+        is_forced: false,
+        is_hearing_impaired: false,
+    };
+    let mut language_token = "";
+    for token in extra.rsplit('.').filter(|t| !t.is_empty()) {
+        let lower = token.to_ascii_lowercase();
+        if lower.contains("default") {
+            continue;
+        }
+        if lower.contains("forced") || lower.contains("foreign") {
+            name.is_forced = true;
+            continue;
+        }
+        if let Some(language) = Language::from_token(token) {
+            match &name.language {
+                None => {
+                    name.language = Some(language);
+                    language_token = token;
+                    continue;
+                }
+                Some(_) if language_token.eq_ignore_ascii_case("hi") => {
+                    name.language = Some(language);
+                    name.is_hearing_impaired = true;
+                    language_token = token;
+                    continue;
+                }
+                Some(_) => {}
+            }
+        }
+        if matches!(lower.as_str(), "cc" | "hi" | "sdh") {
+            name.is_hearing_impaired = true;
+        }
+    }
+    name
+}
+
+/// If `file_name` is an external subtitle of the video whose stem is `video_stem` (it starts
+/// with the stem, case-insensitively, then `.` or its extension, and has a subtitle
+/// extension), what its name says.
+pub fn sidecar_of(video_stem: &str, file_name: &str) -> Option<SidecarName> {
+    let (stem, extension) = file_name.rsplit_once('.')?;
+    if !SUBTITLE_EXTENSIONS.contains(&extension.to_ascii_lowercase().as_str()) {
         return None;
     }
-    let stem = candidate.file_stem()?.to_str()?;
     if stem.len() < video_stem.len()
         || !stem.is_char_boundary(video_stem.len())
         || !stem[..video_stem.len()].eq_ignore_ascii_case(video_stem)
@@ -96,40 +103,113 @@ fn sidecar_tokens(video_stem: &str, candidate: &Path) -> Option<Vec<String>> {
     if !(extra.is_empty() || extra.starts_with('.')) {
         return None;
     }
-    Some(
-        extra
-            .split('.')
-            .filter(|t| !t.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    )
+    Some(parse_sidecar_extra(extra))
+}
+
+/// The kind of a folder entry, as `readdir` tells it (no `stat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A folder.
+    Dir,
+    /// A symbolic link (its target unknown until followed).
+    Symlink,
+    /// Anything else (socket, device, …).
+    Other,
+}
+
+/// One folder's entries, read with a single `readdir`, sorted case-insensitively so the
+/// sidecars of a video are found by a binary search instead of a `stat` per candidate.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// `(ASCII-lowercased name, name, kind)`, sorted by the first.
+    entries: Vec<(String, String, EntryKind)>,
+}
+
+impl Listing {
+    /// Reads `dir` once. Names that are not UTF-8 are kept lossily (they cannot name a
+    /// subtitle cuewarden would match anyway).
+    pub fn read(dir: &Path) -> io::Result<Self> {
+        let mut entries = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let kind = match entry.file_type() {
+                Ok(t) if t.is_file() => EntryKind::File,
+                Ok(t) if t.is_dir() => EntryKind::Dir,
+                Ok(t) if t.is_symlink() => EntryKind::Symlink,
+                _ => EntryKind::Other,
+            };
+            entries.push((entry.file_name().to_string_lossy().into_owned(), kind));
+        }
+        Ok(Self::from_entries(entries))
+    }
+
+    /// A listing of the given names and kinds.
+    pub fn from_entries(entries: impl IntoIterator<Item = (String, EntryKind)>) -> Self {
+        let mut entries: Vec<_> = entries
+            .into_iter()
+            .map(|(name, kind)| (name.to_ascii_lowercase(), name, kind))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        Self { entries }
+    }
+
+    /// Every entry: name and kind, in case-insensitive order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, EntryKind)> {
+        self.entries
+            .iter()
+            .map(|(_, name, kind)| (name.as_str(), *kind))
+    }
+
+    /// The external subtitles of the video named `video_name` in this folder, with what
+    /// their names say.
+    pub fn sidecars<'a>(
+        &'a self,
+        video_name: &'a str,
+    ) -> impl Iterator<Item = (&'a str, SidecarName)> + 'a {
+        let stem = video_name
+            .rsplit_once('.')
+            .map_or(video_name, |(stem, _)| stem);
+        let prefix = stem.to_ascii_lowercase();
+        let start = self
+            .entries
+            .partition_point(|(key, _, _)| key.as_str() < prefix.as_str());
+        self.entries[start..]
+            .iter()
+            .take_while(move |(key, _, _)| key.starts_with(&prefix))
+            .filter(move |(_, name, _)| name != video_name)
+            .filter_map(move |(_, name, _)| sidecar_of(stem, name).map(|s| (name.as_str(), s)))
+    }
+
+    /// Names of the external subtitles of `video_name` that give a user who wants
+    /// `language` what they asked for.
+    pub fn sidecars_in<'a>(
+        &'a self,
+        video_name: &'a str,
+        language: &'a Language,
+    ) -> impl Iterator<Item = &'a str> + 'a {
+        self.sidecars(video_name)
+            .filter_map(move |(name, sidecar)| {
+                sidecar
+                    .language
+                    .is_some_and(|found| language.is_satisfied_by(&found))
+                    .then_some(name)
+            })
+    }
 }
 
 /// External subtitle files next to `video` in `language`, sorted by name.
 pub fn existing_sidecars(video: &Path, language: &Language) -> io::Result<Vec<PathBuf>> {
-    let (Some(dir), Some(stem)) = (video.parent(), video.file_stem().and_then(OsStr::to_str))
+    let (Some(dir), Some(name)) = (video.parent(), video.file_name().and_then(OsStr::to_str))
     else {
         return Ok(Vec::new());
     };
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path == video {
-            continue;
-        }
-        let Some(tokens) = sidecar_tokens(stem, &path) else {
-            continue;
-        };
-        // Rightmost language token wins, as in Jellyfin's ExternalPathParser.
-        let language_token = tokens.iter().rev().find(|t| {
-            LANGUAGE_ALIASES.iter().any(|(code, aliases)| {
-                t.eq_ignore_ascii_case(code) || aliases.contains(&t.to_ascii_lowercase().as_str())
-            })
-        });
-        if language_token.is_some_and(|t| token_names_language(t, language)) {
-            found.push(path);
-        }
-    }
+    let listing = Listing::read(dir)?;
+    let mut found: Vec<PathBuf> = listing
+        .sidecars_in(name, language)
+        .map(|sidecar| dir.join(sidecar))
+        .collect();
     found.sort();
     Ok(found)
 }
@@ -165,18 +245,6 @@ pub fn normalize_lexically(path: &Path) -> PathBuf {
     out
 }
 
-/// The library root `path` lies in, judged on the path as written (no symlinks resolved):
-/// the check the API makes before accepting a request.
-pub fn library_of<'a>(path: &Path, roots: &'a [PathBuf]) -> Option<&'a PathBuf> {
-    if !path.is_absolute() {
-        return None;
-    }
-    let normalized = normalize_lexically(path);
-    roots
-        .iter()
-        .find(|root| normalized.starts_with(root) && normalized != **root)
-}
-
 /// Why a subtitle was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -200,11 +268,11 @@ pub enum WriteError {
 }
 
 /// Writes `contents` to `target` atomically: a hidden temporary file in the same directory,
-/// fsync, rename over the target, fsync the directory. Refuses targets outside `roots`.
+/// fsync, rename over the target, fsync the directory. Refuses targets outside `libraries`.
 pub fn write_atomically(
     target: &Path,
     contents: &[u8],
-    roots: &[PathBuf],
+    libraries: &Libraries,
 ) -> Result<(), WriteError> {
     let io_error = |source| WriteError::Io {
         path: target.to_owned(),
@@ -216,11 +284,7 @@ pub fn write_atomically(
     let dir = target.parent().ok_or_else(outside)?;
     let name = target.file_name().ok_or_else(outside)?;
     let real_dir = dir.canonicalize().map_err(io_error)?;
-    let inside = roots
-        .iter()
-        .filter_map(|root| root.canonicalize().ok())
-        .any(|root| real_dir.starts_with(&root));
-    if !inside {
+    if !libraries.holds_folder(&real_dir) {
         return Err(outside());
     }
     if fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
@@ -315,19 +379,74 @@ mod tests {
 
     #[test]
     fn library_check_resolves_dot_dot_lexically() {
-        let roots = vec![PathBuf::from("/media/movies")];
-        assert!(library_of(Path::new("/media/movies/A/a.mkv"), &roots).is_some());
-        assert!(library_of(Path::new("/media/movies/../secret/a.mkv"), &roots).is_none());
-        assert!(library_of(Path::new("/media/moviesX/a.mkv"), &roots).is_none());
-        assert!(library_of(Path::new("/media/movies"), &roots).is_none());
-        assert!(library_of(Path::new("relative/a.mkv"), &roots).is_none());
+        let libraries = Libraries::from_roots([PathBuf::from("/media/movies")]);
+        let inside = |p: &str| libraries.library_of_lexical(Path::new(p)).is_some();
+        assert!(inside("/media/movies/A/a.mkv"));
+        assert!(!inside("/media/movies/../secret/a.mkv"));
+        assert!(!inside("/media/moviesX/a.mkv"));
+        assert!(!inside("/media/movies"));
+        assert!(!inside("relative/a.mkv"));
+    }
+
+    #[test]
+    fn reads_sidecar_names_the_way_jellyfin_does() {
+        let read = |extra: &str| {
+            let name = parse_sidecar_extra(extra);
+            (
+                name.language.map(String::from).unwrap_or_default(),
+                name.is_forced,
+                name.is_hearing_impaired,
+            )
+        };
+        let s = |l: &str, f, h| (l.to_owned(), f, h);
+        assert_eq!(read(".en"), s("en", false, false));
+        assert_eq!(read(".fr.en"), s("en", false, false));
+        assert_eq!(read(".title.en.default.forced"), s("en", true, false));
+        assert_eq!(read(".sdh.en.title"), s("en", false, true));
+        assert_eq!(read(".en.cc.title"), s("en", false, true));
+        assert_eq!(read(".en.hi"), s("en", false, true));
+        assert_eq!(read(".hi"), s("hi", false, false));
+        assert_eq!(read(".fr-FR"), s("fr", false, false));
+        assert_eq!(read(".pt-BR.forced"), s("pt-BR", true, false));
+        assert_eq!(read(".French"), s("fr", false, false));
+        assert_eq!(read(""), s("", false, false));
+    }
+
+    #[test]
+    fn regional_sidecars_count_for_their_own_language() {
+        let listing = Listing::from_entries(
+            [
+                "Film.mkv",
+                "Film.pt-BR.srt",
+                "Film.fr-FR.srt",
+                "Film.zh-TW.srt",
+                "Film 2.mkv",
+                "Film 2.en.srt",
+                "Filmography.en.srt",
+            ]
+            .map(|n| (n.to_owned(), EntryKind::File)),
+        );
+        let has = |video: &str, code: &str| {
+            let language = lang(code);
+            listing.sidecars_in(video, &language).count() > 0
+        };
+        assert!(has("Film.mkv", "pt-BR"));
+        assert!(!has("Film.mkv", "pt"));
+        assert!(has("Film.mkv", "fr"));
+        assert!(has("Film.mkv", "zh"));
+        assert!(!has("Film.mkv", "zh-CN"));
+        assert!(
+            !has("Film.mkv", "en"),
+            "Film 2 and Filmography are other videos"
+        );
+        assert!(has("Film 2.mkv", "en"));
     }
 
     #[test]
     fn writes_atomically_inside_and_refuses_escaping_symlinks() {
         let root = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
-        let roots = vec![root.path().to_owned()];
+        let roots = Libraries::from_roots([root.path().to_owned()]);
         let target = root.path().join("a.fr.srt");
         write_atomically(&target, b"one", &roots).unwrap();
         write_atomically(&target, b"two", &roots).unwrap();

@@ -42,67 +42,7 @@ impl FromStr for JobId {
     }
 }
 
-/// An ISO 639-1 language code, lowercase (`fr`, `en`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Language(String);
-
-/// Every ISO 639-1 code, sorted.
-const ISO_639_1: [&str; 184] = [
-    "aa", "ab", "ae", "af", "ak", "am", "an", "ar", "as", "av", "ay", "az", "ba", "be", "bg", "bh",
-    "bi", "bm", "bn", "bo", "br", "bs", "ca", "ce", "ch", "co", "cr", "cs", "cu", "cv", "cy", "da",
-    "de", "dv", "dz", "ee", "el", "en", "eo", "es", "et", "eu", "fa", "ff", "fi", "fj", "fo", "fr",
-    "fy", "ga", "gd", "gl", "gn", "gu", "gv", "ha", "he", "hi", "ho", "hr", "ht", "hu", "hy", "hz",
-    "ia", "id", "ie", "ig", "ii", "ik", "io", "is", "it", "iu", "ja", "jv", "ka", "kg", "ki", "kj",
-    "kk", "kl", "km", "kn", "ko", "kr", "ks", "ku", "kv", "kw", "ky", "la", "lb", "lg", "li", "ln",
-    "lo", "lt", "lu", "lv", "mg", "mh", "mi", "mk", "ml", "mn", "mr", "ms", "mt", "my", "na", "nb",
-    "nd", "ne", "ng", "nl", "nn", "no", "nr", "nv", "ny", "oc", "oj", "om", "or", "os", "pa", "pi",
-    "pl", "ps", "pt", "qu", "rm", "rn", "ro", "ru", "rw", "sa", "sc", "sd", "se", "sg", "si", "sk",
-    "sl", "sm", "sn", "so", "sq", "sr", "ss", "st", "su", "sv", "sw", "ta", "te", "tg", "th", "ti",
-    "tk", "tl", "tn", "to", "tr", "ts", "tt", "tw", "ty", "ug", "uk", "ur", "uz", "ve", "vi", "vo",
-    "wa", "wo", "xh", "yi", "yo", "za", "zh", "zu",
-];
-
-/// A language code that is not an ISO 639-1 code.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid language code {0:?}: expected an ISO 639-1 code such as \"fr\"")]
-pub struct InvalidLanguage(pub String);
-
-impl Language {
-    /// Parses a two-letter ISO 639-1 code, case-insensitively.
-    pub fn parse(code: &str) -> Result<Self, InvalidLanguage> {
-        let lower = code.trim().to_ascii_lowercase();
-        if ISO_639_1.binary_search(&lower.as_str()).is_ok() {
-            Ok(Self(lower))
-        } else {
-            Err(InvalidLanguage(code.to_owned()))
-        }
-    }
-
-    /// The code as written in file names (`fr`).
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for Language {
-    type Error = InvalidLanguage;
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
-
-impl From<Language> for String {
-    fn from(value: Language) -> Self {
-        value.0
-    }
-}
-
-impl fmt::Display for Language {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::language::{InvalidLanguage, Language};
 
 /// How urgently a job runs; higher runs first (DESIGN.md §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -448,24 +388,6 @@ mod tests {
         }
         assert!("downloading".parse::<JobStatus>().is_err());
         assert_eq!(JobStatus::from_code(10), None);
-    }
-
-    #[test]
-    fn language_codes_are_two_letters_lowercased() {
-        assert_eq!(Language::parse("FR").unwrap().as_str(), "fr");
-        assert_eq!(Language::parse(" en ").unwrap().as_str(), "en");
-        for bad in ["", "fra", "e1", "en-US", "é", "zz", "xx", "qq"] {
-            assert!(Language::parse(bad).is_err(), "{bad:?} accepted");
-        }
-        for good in ["zu", "aa", "he", "nb", "pt", "zh"] {
-            assert!(Language::parse(good).is_ok(), "{good:?} refused");
-        }
-        assert!(
-            ISO_639_1.windows(2).all(|w| w[0] < w[1]),
-            "sorted, no duplicates"
-        );
-        let err = serde_json::from_str::<Language>("\"english\"").unwrap_err();
-        assert!(err.to_string().contains("invalid language code"));
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod event;
 pub mod files;
 pub mod job;
 pub mod job_manager;
+pub mod language;
+pub mod library;
 pub mod store;
 pub mod subtitle;
 pub mod time;
@@ -21,4 +23,5 @@ pub mod translator;
 
 pub use event::Event;
 pub use job::{EventSource, Job, JobId, JobStatus, Language, MediaItem, Priority};
+pub use library::{Libraries, Library};
 pub use store::{Store, StoreError};

@@ -20,22 +20,39 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok", "version": VERSION}))
 }
 
-/// `GET /health/sources`
+/// `GET /health/sources`: every registered source, the libraries and the job manager.
 pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let manager: StatusReport = state.manager.send(ManagerStatus).await?;
-    let jellyfin = if state.settings.jellyfin.is_some() {
-        "configured"
-    } else {
-        "disabled"
-    };
+    let sources: Vec<_> = state
+        .sources
+        .iter()
+        .map(|source| {
+            json!({
+                "name": source.name,
+                "state": if source.enabled { "running" } else { "disabled" },
+                "detail": source.description,
+            })
+        })
+        .collect();
+    let libraries = state.intake.libraries().clone();
+    let libraries = web::block(move || {
+        let unresolved = libraries.unresolved();
+        libraries
+            .iter()
+            .map(|library| {
+                let found = !unresolved.contains(&library.root);
+                json!({
+                    "path": library.root,
+                    "state": if found { "ok" } else { "missing" },
+                    "languages": library.languages,
+                })
+            })
+            .collect::<Vec<_>>()
+    })
+    .await?;
     Ok(HttpResponse::Ok().json(json!({
-        "sources": [
-            {"name": "api", "state": "running"},
-            {"name": "webhook", "state": "not_available", "detail": "webhook receivers are not built yet"},
-            {"name": "jellyfin_ws", "state": "not_available", "detail": format!("jellyfin is {jellyfin}; the WebSocket listener is not built yet")},
-            {"name": "watcher", "state": "not_available", "detail": "the file watcher is not built yet"},
-            {"name": "library_sync", "state": "not_available", "detail": "library sync is not built yet"},
-        ],
+        "sources": sources,
+        "libraries": libraries,
         "job_manager": manager,
     })))
 }

@@ -1,20 +1,18 @@
 //! `/subtitles` and `/jobs`: submit requests, list, inspect, retry and cancel jobs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
-use cuewarden_actors::files::library_of;
-use cuewarden_actors::job_manager::{
-    CancelJob, JobSummary, ManagerError, NewRequest, RequestSubtitles, RetryJob,
-};
+use cuewarden_actors::job_manager::{CancelJob, ManagerError, RetryJob};
 use cuewarden_actors::time::format_rfc3339;
-use cuewarden_actors::{Event, EventSource, Job, JobId, JobStatus, Language, MediaItem};
+use cuewarden_actors::{Event, EventSource, Job, JobId, JobStatus, Language};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::Authorized;
 use super::{ApiError, AppState};
+use crate::sources::{Detection, IntakeError, Target};
 
 /// Most jobs one page may hold.
 pub const MAX_PAGE: usize = 500;
@@ -106,81 +104,23 @@ fn parse_id(raw: &str) -> Result<JobId, ApiError> {
         .map_err(|_| ApiError::not_found(format!("no job with id {raw:?}")))
 }
 
-fn outside_library(path: &Path) -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "path_outside_library",
-        format!("{} is outside every configured library", path.display()),
-    )
-}
-
-/// What the file system says about a requested video.
-enum VideoCheck {
-    /// Its real path (symlinks resolved), which is what jobs are keyed by.
-    Inside(PathBuf),
-    Outside,
-    NotFound,
-    NotAFile,
-    Unreadable(std::io::Error),
-}
-
-/// Checks a requested video: an absolute path, inside a library (lexically, or through
-/// symlinks: a library may itself be a symlink), naming an existing file. A path outside
-/// every library is refused whether or not it exists. Returns the real path, so that two
-/// spellings of one file (through a symlink) are one video with one job per language.
-async fn check_library_path(state: &AppState, path: PathBuf) -> Result<PathBuf, ApiError> {
-    let unprocessable =
-        |code, message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message);
-    if !path.is_absolute() {
-        return Err(unprocessable(
-            "path_not_absolute",
-            format!("{} is not an absolute path", path.display()),
-        ));
-    }
-    // The lexical form only decides whether a path that does not exist was meant to be in a
-    // library; the file system is asked about the path as given (`link/../x` is resolved by
-    // the kernel, through the link).
-    let normalized = cuewarden_actors::files::normalize_lexically(&path);
-    let libraries = state.libraries.clone();
-    let candidate = path.clone();
-    let check = web::block(move || {
-        let lexically_inside = library_of(&normalized, &libraries).is_some();
-        match std::fs::metadata(&candidate) {
-            Err(_) if !lexically_inside => VideoCheck::Outside,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => VideoCheck::NotFound,
-            Err(err) => VideoCheck::Unreadable(err),
-            Ok(meta) => {
-                let real = candidate.canonicalize();
-                let inside = real.as_ref().is_ok_and(|real| {
-                    libraries
-                        .iter()
-                        .filter_map(|root| root.canonicalize().ok())
-                        .any(|root| real.starts_with(root))
-                });
-                match (real, inside, meta.is_file()) {
-                    (Ok(real), true, true) => VideoCheck::Inside(real),
-                    (_, true, false) => VideoCheck::NotAFile,
-                    _ => VideoCheck::Outside,
-                }
-            }
-        }
-    })
-    .await?;
-    match check {
-        VideoCheck::Inside(real) => Ok(real),
-        VideoCheck::Outside => Err(outside_library(&path)),
-        VideoCheck::NotFound => Err(unprocessable(
-            "video_not_found",
-            format!("{} does not exist", path.display()),
-        )),
-        VideoCheck::NotAFile => Err(unprocessable(
-            "not_a_file",
-            format!("{} is not a video file", path.display()),
-        )),
-        VideoCheck::Unreadable(err) => Err(unprocessable(
-            "video_unreadable",
-            format!("cannot read {}: {err}", path.display()),
-        )),
+/// How an intake refusal reads in the API.
+pub fn intake_error(err: IntakeError) -> ApiError {
+    match err {
+        IntakeError::Path(err) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            err.code(),
+            err.to_string(),
+        ),
+        IntakeError::JellyfinNotConfigured => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "jellyfin_not_configured",
+            err.to_string(),
+        ),
+        IntakeError::Jellyfin(err) => err.into(),
+        IntakeError::Manager(err) => manager_error(err),
+        IntakeError::Mailbox(err) => err.into(),
+        IntakeError::Blocking(message) => ApiError::internal(message),
     }
 }
 
@@ -192,7 +132,7 @@ pub async fn request_subtitles(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let languages = match body.languages {
-        None => state.settings.languages.wanted.clone(),
+        None => None,
         Some(codes) if codes.is_empty() => {
             return Err(ApiError::bad_request(
                 "languages: name at least one language",
@@ -207,25 +147,12 @@ pub async fn request_subtitles(
                     out.push(language);
                 }
             }
-            out
+            Some(out)
         }
     };
-    let auto_translate = body
-        .auto_translate
-        .unwrap_or(!state.settings.languages.translate_from.is_empty());
-    let (path, jellyfin_item_id) = match (body.path, body.jellyfin_item_id) {
-        (Some(path), None) if !path.trim().is_empty() => (PathBuf::from(path), None),
-        (None, Some(id)) if !id.trim().is_empty() => {
-            let Some(jellyfin) = &state.jellyfin else {
-                return Err(ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "jellyfin_not_configured",
-                    "jellyfin_item_id needs a [jellyfin] section in the configuration",
-                ));
-            };
-            let path = jellyfin.item_path(id.trim()).await?;
-            (state.settings.map_path(&path), Some(id.trim().to_owned()))
-        }
+    let target = match (body.path, body.jellyfin_item_id) {
+        (Some(path), None) if !path.trim().is_empty() => Target::Path(PathBuf::from(path)),
+        (None, Some(id)) if !id.trim().is_empty() => Target::JellyfinItem(id.trim().to_owned()),
         (Some(_), Some(_)) => {
             return Err(ApiError::bad_request(
                 "give either path or jellyfin_item_id, not both",
@@ -233,23 +160,11 @@ pub async fn request_subtitles(
         }
         _ => return Err(ApiError::bad_request("give path or jellyfin_item_id")),
     };
-    let path = check_library_path(&state, state.settings.map_path(&path)).await?;
-    let request = NewRequest {
-        media: MediaItem {
-            path,
-            jellyfin_item_id,
-        },
-        languages,
-        auto_translate,
-        source: EventSource::Api,
-        priority: EventSource::Api.default_priority(),
-    };
-    let jobs: Vec<JobSummary> = state
-        .manager
-        .send(RequestSubtitles(request))
-        .await?
-        .map_err(manager_error)?;
-    Ok(HttpResponse::Accepted().json(json!({ "jobs": jobs })))
+    let mut detection = Detection::new(target, EventSource::Api);
+    detection.languages = languages;
+    detection.auto_translate = body.auto_translate;
+    let submitted = state.intake.submit(detection).await.map_err(intake_error)?;
+    Ok(HttpResponse::Accepted().json(json!({ "path": submitted.path, "jobs": submitted.jobs })))
 }
 
 /// Query of `GET /jobs`.

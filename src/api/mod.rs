@@ -10,7 +10,6 @@ mod jobs;
 mod stream;
 
 use std::future::Ready;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix::Addr;
@@ -21,7 +20,6 @@ use cuewarden_actors::job_manager::JobManager;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::clients::jellyfin::JellyfinClient;
 use crate::config::{Secret, Settings};
 
 pub use auth::constant_time_eq;
@@ -37,12 +35,12 @@ pub struct AppState {
     pub api_key: Arc<Secret>,
     /// The validated configuration.
     pub settings: Arc<Settings>,
-    /// Jellyfin REST client, when configured.
-    pub jellyfin: Option<JellyfinClient>,
     /// Turns true when the daemon shuts down (ends SSE streams).
     pub shutdown: watch::Receiver<bool>,
-    /// The library roots.
-    pub libraries: Arc<Vec<PathBuf>>,
+    /// The shared intake (`POST /subtitles` is a source like the others).
+    pub intake: crate::sources::Intake,
+    /// The registered sources, for `/health/sources`.
+    pub sources: Arc<Vec<crate::sources::SourceInfo>>,
 }
 
 /// A JSON error answer.

@@ -22,6 +22,7 @@ use crate::clients::{
 use crate::files::{existing_sidecars, subtitle_path, write_atomically};
 use crate::job::{Job, Language};
 use crate::job_manager::Outcome;
+use crate::library::Libraries;
 use crate::store::{Change, Store};
 use crate::subtitle::{parse_srt, write_srt};
 use crate::time::now_ms;
@@ -53,8 +54,8 @@ pub struct WorkerContext {
     pub providers: Vec<Rc<dyn SubtitleProvider>>,
     /// The translation service, if configured.
     pub translator: Option<Rc<dyn TranslationService>>,
-    /// Library roots; nothing is written outside them.
-    pub libraries: Vec<PathBuf>,
+    /// The libraries; nothing is written outside them.
+    pub libraries: Libraries,
     /// Languages a translation may start from, in order of preference.
     pub translate_from: Vec<Language>,
     /// Lowest acceptable candidate score.
@@ -69,7 +70,7 @@ pub struct WorkerContext {
 
 impl WorkerContext {
     /// A context with no provider and no translator.
-    pub fn new(libraries: Vec<PathBuf>) -> Self {
+    pub fn new(libraries: Libraries) -> Self {
         Self {
             providers: Vec::new(),
             translator: None,
@@ -149,7 +150,7 @@ async fn write_subtitle(
     job: &Job,
     candidate: &Candidate,
     bytes: Vec<u8>,
-    libraries: Vec<PathBuf>,
+    libraries: Libraries,
 ) -> Result<PathBuf, String> {
     let cues = parse_srt(&bytes)
         .map_err(|e| format!("{} sent an unusable subtitle: {e}", candidate.provider))?;

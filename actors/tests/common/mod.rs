@@ -99,7 +99,9 @@ impl Sandbox {
 
     /// A worker context for this library: no provider, no translator.
     pub fn workers(&self, store: &Store) -> WorkerContext {
-        let mut context = WorkerContext::new(vec![self.library.clone()]);
+        let mut context = WorkerContext::new(cuewarden_actors::Libraries::from_roots([self
+            .library
+            .clone()]));
         context.store = Some(store.clone());
         context
     }

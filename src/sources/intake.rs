@@ -1,0 +1,221 @@
+//! The intake: the one place that turns a detection into the core's request.
+//!
+//! Every source calls [`Intake::submit`]. It resolves a Jellyfin item id to a path, applies
+//! `[[path_mappings]]`, checks the path with the core's [`Libraries`] rule (absolute, inside
+//! a library by its real path, an existing video file), picks the languages (the request's,
+//! else the library's `languages`, else `[languages] wanted`) and the `auto_translate`
+//! default, and sends [`RequestSubtitles`] to the JobManager, which answers once the jobs
+//! are durable. Errors are typed so each source can answer in its own terms (the API maps
+//! them to 422/502/503/507).
+
+use std::path::{Path, PathBuf};
+
+use actix::{Addr, MailboxError};
+use cuewarden_actors::job_manager::{
+    JobManager, JobSummary, ManagerError, NewRequest, RequestSubtitles,
+};
+use cuewarden_actors::library::PathError;
+use cuewarden_actors::{EventSource, Language, Libraries, MediaItem, Priority};
+
+use crate::clients::jellyfin::{JellyfinClient, JellyfinError};
+use crate::config::PathMapping;
+
+/// What a source detected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A video path, as the source names it (before `[[path_mappings]]`).
+    Path(PathBuf),
+    /// A Jellyfin item id, looked up through Jellyfin's REST API.
+    JellyfinItem(String),
+}
+
+/// A detection: a video, who saw it, and what it asks for.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// The video.
+    pub target: Target,
+    /// The source, recorded on the job and its first event.
+    pub origin: EventSource,
+    /// Languages asked for; `None` for the library's or `[languages] wanted`.
+    pub languages: Option<Vec<Language>>,
+    /// Whether translation may stand in; `None` for the default (on when `translate_from`
+    /// is set).
+    pub auto_translate: Option<bool>,
+    /// Queue priority; `None` for the origin's default.
+    pub priority: Option<Priority>,
+}
+
+impl Detection {
+    /// A detection of `target` by `origin` with every default.
+    pub fn new(target: Target, origin: EventSource) -> Self {
+        Self {
+            target,
+            origin,
+            languages: None,
+            auto_translate: None,
+            priority: None,
+        }
+    }
+}
+
+/// What the intake accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    /// The video's real path (the job key).
+    pub path: PathBuf,
+    /// One job per language: new, or the unfinished one already there.
+    pub jobs: Vec<JobSummary>,
+}
+
+/// Why a detection was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The path breaks the library rule (outside, missing, not a video…).
+    #[error(transparent)]
+    Path(#[from] PathError),
+    /// An item id arrived but `[jellyfin]` is not configured.
+    #[error("jellyfin_item_id needs a [jellyfin] section in the configuration")]
+    JellyfinNotConfigured,
+    /// Jellyfin could not resolve the item.
+    #[error(transparent)]
+    Jellyfin(#[from] JellyfinError),
+    /// The JobManager refused (shutting down, store full or failing).
+    #[error(transparent)]
+    Manager(#[from] ManagerError),
+    /// The JobManager did not answer.
+    #[error("the job manager is not answering: {0}")]
+    Mailbox(#[from] MailboxError),
+    /// The blocking path check could not run.
+    #[error("the path check did not run: {0}")]
+    Blocking(String),
+}
+
+/// Applies the longest `from` prefix that matches, once.
+pub fn map_path(mappings: &[PathMapping], path: &Path) -> PathBuf {
+    mappings
+        .iter()
+        .filter(|m| path.starts_with(&m.from))
+        .max_by_key(|m| m.from.components().count())
+        .and_then(|m| path.strip_prefix(&m.from).ok().map(|rest| m.to.join(rest)))
+        .unwrap_or_else(|| path.to_owned())
+}
+
+/// The shared intake (cheap to clone: every source holds one).
+#[derive(Clone)]
+pub struct Intake {
+    manager: Addr<JobManager>,
+    libraries: Libraries,
+    path_mappings: Vec<PathMapping>,
+    wanted: Vec<Language>,
+    translate_by_default: bool,
+    jellyfin: Option<JellyfinClient>,
+}
+
+impl Intake {
+    /// An intake submitting to `manager`.
+    pub fn new(
+        manager: Addr<JobManager>,
+        libraries: Libraries,
+        path_mappings: Vec<PathMapping>,
+        wanted: Vec<Language>,
+        translate_by_default: bool,
+        jellyfin: Option<JellyfinClient>,
+    ) -> Self {
+        Self {
+            manager,
+            libraries,
+            path_mappings,
+            wanted,
+            translate_by_default,
+            jellyfin,
+        }
+    }
+
+    /// The libraries this intake checks against.
+    pub fn libraries(&self) -> &Libraries {
+        &self.libraries
+    }
+
+    /// Resolves and checks a detection into the core's request, without submitting it.
+    pub async fn prepare(&self, detection: Detection) -> Result<NewRequest, IntakeError> {
+        let (path, jellyfin_item_id) = match detection.target {
+            Target::Path(path) => (path, None),
+            Target::JellyfinItem(id) => {
+                let jellyfin = self
+                    .jellyfin
+                    .as_ref()
+                    .ok_or(IntakeError::JellyfinNotConfigured)?;
+                (jellyfin.item_path(&id).await?, Some(id))
+            }
+        };
+        let mapped = map_path(&self.path_mappings, &path);
+        let libraries = self.libraries.clone();
+        let wanted = self.wanted.clone();
+        let languages = detection.languages;
+        let (real, languages) = tokio::task::spawn_blocking(move || {
+            let real = libraries.resolve_video(&mapped)?;
+            let languages = match languages {
+                Some(languages) => languages,
+                None => libraries.languages_for(&real, &wanted),
+            };
+            Ok::<_, PathError>((real, languages))
+        })
+        .await
+        .map_err(|err| IntakeError::Blocking(err.to_string()))??;
+        Ok(NewRequest {
+            media: MediaItem {
+                path: real,
+                jellyfin_item_id,
+            },
+            languages,
+            auto_translate: detection
+                .auto_translate
+                .unwrap_or(self.translate_by_default),
+            source: detection.origin,
+            priority: detection
+                .priority
+                .unwrap_or_else(|| detection.origin.default_priority()),
+        })
+    }
+
+    /// Checks a detection and submits it; answers once the new jobs are durable.
+    pub async fn submit(&self, detection: Detection) -> Result<Submitted, IntakeError> {
+        let request = self.prepare(detection).await?;
+        let path = request.media.path.clone();
+        let jobs = self.manager.send(RequestSubtitles(request)).await??;
+        Ok(Submitted { path, jobs })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_mapping_applies_once() {
+        let mappings = vec![
+            PathMapping {
+                from: "/data".into(),
+                to: "/volume1/media".into(),
+            },
+            PathMapping {
+                from: "/data/movies".into(),
+                to: "/volume1/films".into(),
+            },
+            PathMapping {
+                from: "/volume1".into(),
+                to: "/nowhere".into(),
+            },
+        ];
+        let map = |p: &str| map_path(&mappings, Path::new(p));
+        assert_eq!(
+            map("/data/movies/A/a.mkv"),
+            Path::new("/volume1/films/A/a.mkv")
+        );
+        assert_eq!(
+            map("/data/tv/S/e.mkv"),
+            Path::new("/volume1/media/tv/S/e.mkv")
+        );
+        assert_eq!(map("/database/x.mkv"), Path::new("/database/x.mkv"));
+    }
+}
