@@ -100,6 +100,17 @@ pub fn sd_notify(state: &str) {
     }
 }
 
+/// The configured libraries, their roots canonicalised (blocking).
+pub fn libraries_of(settings: &Settings) -> Libraries {
+    Libraries::new(
+        settings
+            .libraries
+            .iter()
+            .map(|root| Library::new(root.clone()))
+            .collect(),
+    )
+}
+
 /// The built parts of the daemon, made from the settings by [`Components::from_settings`]:
 /// what [`run`] wires together. Adding a provider, a translator, a source or a sink is one
 /// file in its folder plus one line here.
@@ -121,13 +132,7 @@ impl Components {
     /// roots). Must run inside the actix `System`, where the components live.
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let http = crate::clients::http_client().context("cannot build the HTTP client")?;
-        let libraries = Libraries::new(
-            settings
-                .libraries
-                .iter()
-                .map(|root| Library::new(root.clone()))
-                .collect(),
-        );
+        let libraries = libraries_of(settings);
         let jellyfin = settings
             .jellyfin
             .as_ref()
