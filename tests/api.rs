@@ -18,7 +18,7 @@ fn error_code(body: &Value) -> &str {
 fn submitted_request_becomes_durable_jobs_with_events() {
     let sandbox = Sandbox::new("");
     let video = sandbox.video("Movie (2019)/Movie (2019).mkv");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
 
     let (status, body) = daemon.post("/api/v1/subtitles", &json!({"path": video}));
     assert_eq!(status, 202, "{body}");
@@ -78,7 +78,7 @@ fn submitted_request_becomes_durable_jobs_with_events() {
 fn the_same_video_and_language_never_has_two_unfinished_jobs() {
     let sandbox = Sandbox::new("");
     let video = sandbox.video("a.mkv");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let request = json!({"path": video, "languages": ["fr"]});
     let (_, first) = daemon.post("/api/v1/subtitles", &request);
     let (status, second) = daemon.post("/api/v1/subtitles", &request);
@@ -97,7 +97,7 @@ fn the_same_video_and_language_never_has_two_unfinished_jobs() {
 #[test]
 fn job_list_pages_newest_first_with_a_cursor_and_filters_by_status() {
     let sandbox = Sandbox::new("");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let mut ids = Vec::new();
     for n in 0..5 {
         let video = sandbox.video(&format!("v{n}.mkv"));
@@ -145,7 +145,7 @@ fn job_list_pages_newest_first_with_a_cursor_and_filters_by_status() {
 #[test]
 fn every_route_but_health_needs_the_api_key() {
     let sandbox = Sandbox::new("");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let (client, runtime) = daemon.raw();
     let status_of = |request: reqwest::RequestBuilder| {
         runtime.block_on(async { request.send().await.unwrap().status().as_u16() })
@@ -233,7 +233,7 @@ fn every_route_but_health_needs_the_api_key() {
 #[test]
 fn a_wrong_method_is_405_with_the_allowed_ones_and_head_works() {
     let sandbox = Sandbox::new("");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let (client, runtime) = daemon.raw();
     let url = |path: &str| format!("{}{path}", daemon.base);
     for (request, allow) in [
@@ -417,7 +417,7 @@ fn retry_and_cancel_follow_the_life_cycle() {
     let sandbox =
         Sandbox::new("[jobs]\nretry_min_delay_secs = 3600\nretry_max_delay_secs = 7200\n");
     let video = sandbox.video("c.mkv");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let (_, body) = daemon.post(
         "/api/v1/subtitles",
         &json!({"path": video, "languages": ["fr"]}),
@@ -469,7 +469,7 @@ fn an_existing_subtitle_skips_the_job() {
         "1\n00:00:01,000 --> 00:00:02,000\nSalut\n",
     )
     .unwrap();
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let (_, body) = daemon.post(
         "/api/v1/subtitles",
         &json!({"path": video, "languages": ["fr"]}),
@@ -490,7 +490,7 @@ fn an_existing_subtitle_skips_the_job() {
 #[test]
 fn event_stream_replays_after_last_event_id_then_follows_live() {
     let sandbox = Sandbox::new("");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let first = sandbox.video("d.mkv");
     let (_, body) = daemon.post(
         "/api/v1/subtitles",
@@ -613,7 +613,7 @@ fn event_stream_replays_after_last_event_id_then_follows_live() {
 #[test]
 fn metrics_and_source_health_report_the_engine() {
     let sandbox = Sandbox::new("");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let video = sandbox.video("f.mkv");
     let (_, body) = daemon.post(
         "/api/v1/subtitles",
@@ -669,7 +669,7 @@ fn a_library_behind_a_symlink_accepts_both_spellings_of_a_video() {
         "[[libraries]]\npath = {:?}\n",
         link.display().to_string()
     ));
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let mut ids = Vec::new();
     for path in [
         real.join("Film (2020)/Film (2020).mkv"),
@@ -692,4 +692,102 @@ fn a_library_behind_a_symlink_accepts_both_spellings_of_a_video() {
             .to_str()
             .unwrap()
     );
+}
+
+// See: issue "Room for the capabilities" — what a first user tripped on.
+#[test]
+fn a_file_that_is_not_a_video_is_refused_with_not_a_video() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("Movie/Movie.mkv");
+    for name in ["Movie/Movie.nfo", "Movie/Movie.en.srt", "Movie/README"] {
+        std::fs::write(sandbox.library().join(name), b"x").unwrap();
+    }
+    let daemon = sandbox.serve();
+    for name in ["Movie/Movie.nfo", "Movie/Movie.en.srt", "Movie/README"] {
+        let path = sandbox.library().join(name);
+        let (status, body) = daemon.post("/api/v1/subtitles", &json!({"path": path}));
+        assert_eq!(
+            (status, error_code(&body)),
+            (422, "not_a_video"),
+            "{name}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("is not a video"),
+            "{body}"
+        );
+    }
+    let (_, all) = daemon.get("/api/v1/jobs");
+    assert_eq!(all["jobs"], json!([]), "nothing was parked on a non-video");
+    let (status, body) = daemon.post("/api/v1/subtitles", &json!({"path": video}));
+    assert_eq!(status, 202, "the daemon keeps serving: {body}");
+}
+
+#[test]
+fn the_answer_names_the_real_path_of_the_video() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("Movie/Movie.mkv");
+    let daemon = sandbox.serve();
+    let spelled = sandbox.library().join("Movie/../Movie/./Movie.mkv");
+    let (status, body) = daemon.post("/api/v1/subtitles", &json!({"path": spelled}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["path"], json!(video.canonicalize().unwrap()), "{body}");
+}
+
+#[test]
+fn regional_and_three_letter_languages_are_accepted_in_canonical_form() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("Film/Film.mkv");
+    std::fs::write(
+        sandbox.library().join("Film/Film.pt-BR.srt"),
+        "1\n00:00:01,000 --> 00:00:02,000\nOi\n",
+    )
+    .unwrap();
+    std::fs::write(
+        sandbox.library().join("Film/Film.fr-FR.srt"),
+        "1\n00:00:01,000 --> 00:00:02,000\nSalut\n",
+    )
+    .unwrap();
+    let daemon = sandbox.serve();
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["pt_br", "fre", "zh-Hant", "es-MX", "ger"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let languages: Vec<&str> = body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["language"].as_str().unwrap())
+        .collect();
+    assert_eq!(languages, ["pt-BR", "fr", "zh-TW", "es-419", "de"]);
+    let status_of = |language: &str| {
+        let id = body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["language"] == language)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        daemon.wait_for_job(&id, |j| {
+            j["status"] == "skipped" || j["status"] == "waiting"
+        })["status"]
+            .clone()
+    };
+    assert_eq!(status_of("pt-BR"), "skipped", "Film.pt-BR.srt is Brazilian");
+    assert_eq!(
+        status_of("fr"),
+        "skipped",
+        "Film.fr-FR.srt counts as French"
+    );
+    assert_eq!(status_of("zh-TW"), "waiting");
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["en-US-x"]}),
+    );
+    assert_eq!((status, error_code(&body)), (400, "bad_request"), "{body}");
 }

@@ -76,7 +76,7 @@ fn sandbox(jellyfin_url: &str) -> Sandbox {
 fn a_jellyfin_item_id_becomes_a_job_on_the_mapped_path() {
     let sandbox = sandbox(&fake_jellyfin());
     let video = sandbox.video("The Quiet Harbor (2021)/The Quiet Harbor (2021) Bluray-1080p.mkv");
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let (status, body) = daemon.post(
         "/api/v1/subtitles",
         &json!({"jellyfin_item_id": MOVIE_ID, "languages": ["fr"]}),
@@ -120,7 +120,7 @@ fn jellyfin_refusing_the_key_or_being_down_is_a_bad_gateway() {
         .local_addr()
         .unwrap();
     let sandbox = sandbox_at_closed_port(closed);
-    let daemon = sandbox.start();
+    let daemon = sandbox.serve();
     let (status, body) = daemon.post("/api/v1/subtitles", &json!({"jellyfin_item_id": MOVIE_ID}));
     assert_eq!(
         (status, body["error"]["code"].as_str()),

@@ -1,5 +1,9 @@
-//! A real `cuewarden` process for black-box tests: temp data dir and library, port 0
-//! (the daemon logs the address it got), an HTTP client, and crash/stop helpers.
+//! The daemon for black-box tests: temp data dir and library, port 0, an HTTP client.
+//!
+//! [`Sandbox::serve`] runs it in-process (mini-redis style: `app::run_with` on its own actix
+//! `System` thread, a listener bound here, a shutdown future we own): fast, for API
+//! behaviour. [`Sandbox::start`] runs the real binary (the daemon logs the address it got),
+//! for what only a process shows: signals, exit codes, `kill -9`, logs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
@@ -61,60 +65,22 @@ impl Sandbox {
     pub fn start(&self) -> Daemon {
         Daemon::start(&self.config(), &[])
     }
+
+    /// The daemon in this process, on port 0.
+    pub fn serve(&self) -> Served {
+        Served::start(&self.config())
+    }
 }
 
-/// A running daemon.
-pub struct Daemon {
-    pub child: Child,
+/// An HTTP client for a daemon at `base`, with blocking helpers.
+pub struct Api {
     pub base: String,
-    pub log: Arc<Mutex<Vec<String>>>,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
 }
 
-impl Daemon {
-    pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut command = Command::new(binary());
-        command
-            .args(["run", "--config"])
-            .arg(config)
-            .env("CUEWARDEN_LOG", "info")
-            .env_remove("CUEWARDEN_CONFIG")
-            .env_remove("NOTIFY_SOCKET")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("cannot start cuewarden");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (address_sender, address_receiver) = mpsc::channel();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line
-                    .split("address=")
-                    .nth(1)
-                    .filter(|_| line.contains("listening"))
-                {
-                    let _ = address_sender
-                        .send(rest.split_whitespace().next().unwrap_or("").to_owned());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let address = match address_receiver.recv_timeout(DEADLINE) {
-            Ok(address) => address,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "daemon did not start listening; log:\n{}",
-                    log.lock().unwrap().join("\n")
-                );
-            }
-        };
+impl Api {
+    fn new(base: String) -> Self {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -124,16 +90,10 @@ impl Daemon {
             .build()
             .unwrap();
         Self {
-            child,
-            base: format!("http://{address}"),
-            log,
+            base,
             client,
             runtime,
         }
-    }
-
-    pub fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
     }
 
     /// Sends a request; returns status and JSON body (Null when not JSON).
@@ -185,6 +145,152 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// The daemon running in this process; stopped (cleanly) when dropped.
+pub struct Served {
+    api: Api,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Served {
+    pub fn start(config: &Path) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let settings = cuewarden::config::load(Some(config)).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            actix_rt::System::new().block_on(async move {
+                let components = cuewarden::app::Components::from_settings(&settings)?;
+                cuewarden::app::run_with(settings, components, listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        let served = Self {
+            api: Api::new(format!("http://{address}")),
+            stop: Some(stop),
+            thread: Some(thread),
+        };
+        // The listener is bound already; wait until the daemon answers on it.
+        let start = Instant::now();
+        while served.try_health().is_none() {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "in-process daemon never answered"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        served
+    }
+
+    fn try_health(&self) -> Option<u16> {
+        let url = format!("{}/health", self.api.base);
+        self.api
+            .runtime
+            .block_on(async { self.api.client.get(url).send().await.ok() })
+            .map(|response| response.status().as_u16())
+    }
+
+    /// Stops the daemon the way SIGTERM would and returns how `run` ended.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(thread) => thread.join().expect("daemon thread panicked"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for Served {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    pub child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+    api: Api,
+}
+
+impl std::ops::Deref for Daemon {
+    type Target = Api;
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl Daemon {
+    pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut command = Command::new(binary());
+        command
+            .args(["run", "--config"])
+            .arg(config)
+            .env("CUEWARDEN_LOG", "info")
+            .env_remove("CUEWARDEN_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("cannot start cuewarden");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (address_sender, address_receiver) = mpsc::channel();
+        let lines = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line
+                    .split("address=")
+                    .nth(1)
+                    .filter(|_| line.contains("listening"))
+                {
+                    let _ = address_sender
+                        .send(rest.split_whitespace().next().unwrap_or("").to_owned());
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let address = match address_receiver.recv_timeout(DEADLINE) {
+            Ok(address) => address,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "daemon did not start listening; log:\n{}",
+                    log.lock().unwrap().join("\n")
+                );
+            }
+        };
+        Self {
+            child,
+            log,
+            api: Api::new(format!("http://{address}")),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 
     /// SIGTERM, then wait for the exit.
