@@ -157,11 +157,15 @@ pub fn print_jobs(jobs: &[Value], path: Option<&str>) {
     }
 }
 
-/// Prints events as a table.
+/// Prints events as a table under a header.
 pub fn print_events(events: &[Value]) {
+    println!(
+        "{:>6}  {:<24}  {:<28}  {:<12}  PAYLOAD",
+        "SEQ", "AT", "TYPE", "SOURCE"
+    );
     for event in events {
         println!(
-            "{:>6}  {}  {:<28}  {:<12}  {}",
+            "{:>6}  {:<24}  {:<28}  {:<12}  {}",
             event["seq"],
             event["at"].as_str().unwrap_or("?"),
             event["type"].as_str().unwrap_or("?"),

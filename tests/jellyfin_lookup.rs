@@ -1,5 +1,5 @@
 //! `POST /subtitles` with a `jellyfin_item_id`: resolved through a loopback server that
-//! speaks Jellyfin's `GET /Items?Ids=` (protocols/jellyfin-and-arr.md §3), then mapped
+//! speaks Jellyfin's `GET /Items?Ids=` as Jellyfin 10.9–12.0 do, then mapped
 //! with `[[path_mappings]]`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

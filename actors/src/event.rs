@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::job::{EventSource, JobId};
 
-/// Event types (DESIGN.md §2), dotted.
+/// Event types, dotted (README, "Jobs and events").
 pub mod kind {
     /// A job was accepted.
     pub const SUBTITLE_REQUESTED: &str = "subtitle.requested";

@@ -2,7 +2,7 @@
 //!
 //! A [`Job`] is the durable record; [`JobStatus`] is its life-cycle state, and
 //! [`JobStatus::transition`] is the single place that decides which moves are legal
-//! (DESIGN.md §2). Everything here is plain data: no clock, no I/O, no actix.
+//! (README, "Jobs and events"). Everything here is plain data: no clock, no I/O, no actix.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -44,7 +44,7 @@ impl FromStr for JobId {
 
 pub use crate::language::{InvalidLanguage, Language};
 
-/// How urgently a job runs; higher runs first (DESIGN.md §2).
+/// How urgently a job runs; higher runs first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -178,7 +178,7 @@ impl JobStatus {
         )
     }
 
-    /// Checks a move against the life cycle of DESIGN.md §2 and returns the new status.
+    /// Checks a move against the documented life cycle and returns the new status.
     pub fn transition(self, to: JobStatus) -> Result<JobStatus, IllegalTransition> {
         use JobStatus::*;
         let legal = match (self, to) {
@@ -248,7 +248,7 @@ pub enum EventSource {
 }
 
 impl EventSource {
-    /// The priority a job created by this source gets (DESIGN.md §2).
+    /// The priority a job created by this source gets (README, "Jobs and events").
     pub fn default_priority(self) -> Priority {
         match self {
             Self::Webhook => Priority::Critical,
@@ -327,7 +327,7 @@ mod tests {
     use super::JobStatus::*;
     use super::*;
 
-    /// The whole transition table of DESIGN.md §2, written out by hand.
+    /// The whole documented transition table, written out by hand.
     fn expected_legal(from: JobStatus, to: JobStatus) -> bool {
         let allowed: &[JobStatus] = match from {
             Pending => &[DownloadQueued, Skipped, Failed, Cancelled],

@@ -1,7 +1,7 @@
 //! Jellyfin REST: resolving an item id to the video's path.
 //!
 //! Authenticates with `Authorization: MediaBrowser Token="…"`, which every Jellyfin
-//! version from 10.9 to 12.0 accepts (protocols/jellyfin-and-arr.md §1). `GET /Items` with
+//! version from 10.9 to 12.0 accepts. `GET /Items` with
 //! `Ids=` works with an API key and no user id (§3).
 
 use std::path::PathBuf;
