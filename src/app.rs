@@ -17,14 +17,14 @@ use anyhow::Context as _;
 use cuewarden_actors::clients::{SubtitleProvider, TranslationService};
 use cuewarden_actors::downloader::WorkerContext;
 use cuewarden_actors::job_manager::{JobManager, Shutdown};
-use cuewarden_actors::{EventSource, Libraries, Library, Store};
+use cuewarden_actors::{Libraries, Library, Store};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::JellyfinClient;
 use crate::config::{Secret, Settings};
-use crate::sources::{Intake, SourceInfo};
+use crate::sources::{API_SOURCE, Intake, Source, SourceHandle, SourceInfo};
 
 /// File in `data_dir` holding the generated API key.
 pub const API_KEY_FILE: &str = "api_key";
@@ -123,8 +123,8 @@ pub struct Components {
     pub translator: Option<Rc<dyn TranslationService>>,
     /// Jellyfin's REST client, when `[jellyfin]` is configured.
     pub jellyfin: Option<JellyfinClient>,
-    /// The sources, as `/health/sources` lists them.
-    pub sources: Vec<SourceInfo>,
+    /// The sources to start (the API is always there).
+    pub sources: Vec<Box<dyn Source>>,
 }
 
 impl Components {
@@ -137,11 +137,9 @@ impl Components {
             .jellyfin
             .as_ref()
             .map(|j| JellyfinClient::new(http.clone(), j));
-        let sources = vec![SourceInfo {
-            name: EventSource::Api,
-            enabled: true,
-            description: "POST /api/v1/subtitles, the CLI and the web page",
-        }];
+        // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
+        // line here.
+        let sources: Vec<Box<dyn Source>> = Vec::new();
         Ok(Self {
             libraries,
             providers: Vec::new(),
@@ -214,6 +212,14 @@ pub async fn run_with(
         !settings.languages.translate_from.is_empty(),
         components.jellyfin,
     );
+    let mut listed: Vec<SourceInfo> = vec![API_SOURCE];
+    let mut running: Vec<(SourceInfo, SourceHandle)> = Vec::new();
+    for source in components.sources {
+        let info = source.info();
+        info!(source = ?info.name, "source started");
+        listed.push(info.clone());
+        running.push((info, source.start(intake.clone())));
+    }
 
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let max_body = settings.server.max_body_bytes;
@@ -223,7 +229,7 @@ pub async fn run_with(
         store: store.clone(),
         api_key: Arc::new(api_key),
         intake,
-        sources: Arc::new(components.sources),
+        sources: Arc::new(listed),
         settings: Arc::new(settings),
         shutdown: shutdown_receiver,
     };
@@ -251,6 +257,10 @@ pub async fn run_with(
     info!("shutting down");
     sd_notify("STOPPING=1");
     let _ = shutdown_sender.send(true);
+    for (info, handle) in running {
+        handle.stop().await;
+        info!(source = ?info.name, "source stopped");
+    }
     server_handle.stop(true).await;
     let _ = server_task.await;
     match manager.send(Shutdown { grace }).await {

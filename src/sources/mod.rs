@@ -11,7 +11,57 @@ pub mod intake;
 
 pub use intake::{Detection, Intake, IntakeError, Submitted, Target};
 
+use std::future::Future;
+use std::pin::Pin;
+
 use cuewarden_actors::EventSource;
+
+/// Something that detects videos: started once the JobManager runs, stopped first at
+/// shutdown. Implementations live one per file in this folder.
+pub trait Source {
+    /// Its name and description, as `/health/sources` lists it.
+    fn info(&self) -> SourceInfo;
+    /// Starts detecting, on the actix `System`; every detection goes to `intake`.
+    fn start(self: Box<Self>, intake: Intake) -> SourceHandle;
+}
+
+type StopFuture = Pin<Box<dyn Future<Output = ()>>>;
+
+/// How a started source is stopped.
+pub struct SourceHandle {
+    stop: Option<Box<dyn FnOnce() -> StopFuture>>,
+}
+
+impl SourceHandle {
+    /// A source stopped by running `stop` to its end.
+    pub fn new<F>(stop: impl FnOnce() -> F + 'static) -> Self
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        Self {
+            stop: Some(Box::new(move || Box::pin(stop()))),
+        }
+    }
+
+    /// A source with nothing to stop (it ends by itself).
+    pub fn finished() -> Self {
+        Self { stop: None }
+    }
+
+    /// Stops the source and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop().await;
+        }
+    }
+}
+
+/// What the API is, as a source: it is served by the HTTP server, not started here.
+pub const API_SOURCE: SourceInfo = SourceInfo {
+    name: EventSource::Api,
+    enabled: true,
+    description: "POST /api/v1/subtitles, the CLI and the web page",
+};
 
 /// A registered source, as `/health/sources` lists it.
 #[derive(Debug, Clone, serde::Serialize)]

@@ -157,6 +157,15 @@ pub struct Served {
 
 impl Served {
     pub fn start(config: &Path) -> Self {
+        Self::start_with(config, |_| {})
+    }
+
+    /// The daemon with the components its settings enable, changed by `edit` (run on the
+    /// daemon's thread, where the components live).
+    pub fn start_with(
+        config: &Path,
+        edit: impl FnOnce(&mut cuewarden::app::Components) + Send + 'static,
+    ) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = cuewarden::config::load(Some(config)).unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -164,7 +173,8 @@ impl Served {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
-                let components = cuewarden::app::Components::from_settings(&settings)?;
+                let mut components = cuewarden::app::Components::from_settings(&settings)?;
+                edit(&mut components);
                 cuewarden::app::run_with(settings, components, listener, async {
                     let _ = stopped.await;
                 })

@@ -1,0 +1,92 @@
+//! The wiring seam: a source registered in `Components` is started with the shared intake,
+//! listed by `/health/sources`, and its detections become jobs like the API's, with its own
+//! origin and priority.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+use common::{Sandbox, Served};
+use cuewarden::sources::{
+    Detection, Intake, IntakeError, Source, SourceHandle, SourceInfo, Submitted, Target,
+};
+use cuewarden_actors::EventSource;
+use serde_json::json;
+
+/// A source that detects the given paths once, at start, and reports what the intake said.
+struct OneShot {
+    paths: Vec<PathBuf>,
+    results: mpsc::Sender<Result<Submitted, String>>,
+}
+
+impl Source for OneShot {
+    fn info(&self) -> SourceInfo {
+        SourceInfo {
+            name: EventSource::Watcher,
+            enabled: true,
+            description: "test source",
+        }
+    }
+
+    fn start(self: Box<Self>, intake: Intake) -> SourceHandle {
+        let task = actix_rt::spawn(async move {
+            for path in self.paths {
+                let detection = Detection::new(Target::Path(path), EventSource::Watcher);
+                let result = intake
+                    .submit(detection)
+                    .await
+                    .map_err(|err: IntakeError| err.to_string());
+                let _ = self.results.send(result);
+            }
+        });
+        SourceHandle::new(move || async move {
+            let _ = task.await;
+        })
+    }
+}
+
+#[test]
+fn a_registered_source_hands_its_detections_to_the_shared_intake() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("Show/Season 01/Show S01E01.mkv");
+    let nfo = sandbox.library().join("Show/tvshow.nfo");
+    std::fs::write(&nfo, b"x").unwrap();
+    let (sender, results) = mpsc::channel();
+    let paths = vec![video.clone(), nfo, PathBuf::from("/etc/passwd")];
+    let daemon = Served::start_with(&sandbox.config(), move |components| {
+        components.sources.push(Box::new(OneShot {
+            paths,
+            results: sender,
+        }));
+    });
+
+    let accepted = results.recv_timeout(common::DEADLINE).unwrap().unwrap();
+    assert_eq!(accepted.path, video);
+    assert_eq!(accepted.jobs.len(), 2, "[languages] wanted applies");
+    let not_a_video = results.recv_timeout(common::DEADLINE).unwrap().unwrap_err();
+    assert!(not_a_video.contains("is not a video"), "{not_a_video}");
+    let outside = results.recv_timeout(common::DEADLINE).unwrap().unwrap_err();
+    assert!(
+        outside.contains("outside every configured library"),
+        "{outside}"
+    );
+
+    let id = accepted.jobs[0].id.to_string();
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    assert_eq!(job["origin"], "watcher");
+    assert_eq!(job["priority"], "normal");
+
+    let (status, health) = daemon.get("/api/v1/health/sources");
+    assert_eq!(status, 200, "{health}");
+    let names: Vec<_> = health["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("api"), json!("watcher")]);
+    assert_eq!(health["libraries"][0]["state"], "ok", "{health}");
+    daemon.stop().unwrap();
+}
