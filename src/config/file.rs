@@ -21,6 +21,7 @@ use super::providers::ProvidersSection;
 use super::schedule::ScheduleSection;
 use super::server::ServerSection;
 use super::storage::StorageSection;
+use super::suggest::{closest, suggestion, unknown_key};
 use super::translator::TranslatorSection;
 use super::watcher::WatcherSection;
 
@@ -83,7 +84,8 @@ macro_rules! sections {
             pub(crate) fn read(table: &toml::Table, problems: &mut Problems) -> Self {
                 for key in table.keys() {
                     if !SECTIONS.iter().any(|s| s.name == key) {
-                        problems.add(key.as_str(), "unknown key");
+                        let known = closest(key, SECTIONS.iter().map(|s| s.name));
+                        problems.add(key.as_str(), unknown_key(known));
                     }
                 }
                 Self {
@@ -258,7 +260,8 @@ pub(crate) fn lenient<T: DeserializeOwned>(
         dropped.push(join(key, &render(&prune)));
     };
     for path in unknown {
-        problems.add(join(key, &path), "unknown key");
+        let message = unknown_key(suggestion::<T>(&path));
+        problems.add(join(key, &path), message);
     }
     result
 }

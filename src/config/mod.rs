@@ -25,6 +25,7 @@ mod providers;
 mod schedule;
 mod server;
 mod storage;
+mod suggest;
 mod translator;
 mod values;
 mod watcher;

@@ -6,7 +6,7 @@ use url::Url;
 
 use super::Secret;
 use super::file::RawSection;
-use super::values::Check;
+use super::values::{Check, with_scheme};
 
 /// `[notify.jellyfin]`: ask Jellyfin (the `[jellyfin]` server) to refresh the item.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -390,6 +390,10 @@ impl NotifySettings {
             );
             let webhook_url = webhook_url?;
             // The URL carries the webhook's token: never print it.
+            if with_scheme(webhook_url.expose()).is_some() {
+                check.add(key, "is missing the scheme; use https://");
+                return None;
+            }
             match Url::parse(webhook_url.expose()) {
                 Ok(url) if matches!(url.scheme(), "http" | "https") => {
                     Some(DiscordNotify { webhook_url })

@@ -117,7 +117,9 @@ pub(crate) fn toml_error(origin: &str, text: &str, err: &toml::de::Error) -> Str
 }
 
 /// A serde message as the config's own messages read: `unknown variant `x`, expected one of
-/// `a`, `b`` becomes `"x" is not one of a, b`.
+/// `a`, `b`` becomes `"x" is not one of a, b`; `expected u32` becomes `expected a whole
+/// number` (with its range when the value is out of it), `expected a sequence` `expected a
+/// list of strings` (the only lists the file has), `expected struct …` `expected a table`.
 pub(crate) fn plain_serde_message(message: &str) -> String {
     if let Some((value, expected)) = message
         .strip_prefix("unknown variant `")
@@ -131,5 +133,29 @@ pub(crate) fn plain_serde_message(message: &str) -> String {
     {
         return format!("{value:?} is not {}", expected.replace('`', ""));
     }
-    message.to_owned()
+    // serde names the Rust type expected: say what to write instead.
+    let mut message = message.replace("expected a sequence", "expected a list of strings");
+    if let Some((before, expected)) = message.rsplit_once(", expected ") {
+        let whole = match expected {
+            "u8" => Some("a whole number from 0 to 255"),
+            "u16" => Some("a whole number from 0 to 65535"),
+            "u32" => Some("a whole number from 0 to 4294967295"),
+            "u64" | "usize" => Some("a whole number, 0 or more"),
+            "i8" => Some("a whole number from -128 to 127"),
+            "i16" | "i32" | "i64" | "isize" => Some("a whole number"),
+            _ => None,
+        };
+        if let Some(whole) = whole {
+            // A type error says "a whole number"; a value out of range gives the range.
+            let whole = if before.starts_with("invalid type") {
+                "a whole number"
+            } else {
+                whole
+            };
+            message = format!("{before}, expected {whole}");
+        } else if expected.starts_with("struct ") {
+            message = format!("{before}, expected a table");
+        }
+    }
+    message
 }

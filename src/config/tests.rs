@@ -71,7 +71,7 @@ fn every_unknown_key_is_reported_with_its_full_path() {
         &[],
     );
     for expected in [
-        "server.listne: unknown key",
+        "server.listne: unknown key; did you mean `listen`?",
         "jellyfin.user: unknown key",
         "bogus: unknown key",
     ] {
@@ -81,7 +81,9 @@ fn every_unknown_key_is_reported_with_its_full_path() {
         );
     }
     assert!(
-        found.iter().any(|p| p == "libraries[0].pth: unknown key"),
+        found
+            .iter()
+            .any(|p| p == "libraries[0].pth: unknown key; did you mean `path`?"),
         "{found:?}"
     );
 }
@@ -155,9 +157,8 @@ fn unknown_environment_overrides_are_errors() {
         &[("CUEWARDEN__SERVER__LISTN", "x"), ("CUEWARDEN__NOPE", "1")],
     );
     assert!(
-        found
-            .iter()
-            .any(|p| p == "server.listn (from CUEWARDEN__SERVER__LISTN): unknown key"),
+        found.iter().any(|p| p
+            == "server.listn (from CUEWARDEN__SERVER__LISTN): unknown key; did you mean `listen`?"),
         "{found:?}"
     );
     assert!(
@@ -263,7 +264,7 @@ fn every_array_entry_and_section_reports_every_problem() {
             "libraries[1].path: \"rel\" is not an absolute path",
             "libraries[1].foo: unknown key",
             "server.listen: \"x\" is not an address:port",
-            "server.shutdown_grace_secs: invalid type: string \"a\", expected u64",
+            "server.shutdown_grace_secs: invalid type: string \"a\", expected a whole number",
         ],
     );
 }
@@ -309,9 +310,9 @@ fn the_lenient_reader_reports_a_missing_required_field_once() {
     assert_eq!(
         found.into_lines(),
         [
-            "things[3].size: invalid type: string \"big\", expected u32",
+            "things[3].size: invalid type: string \"big\", expected a whole number",
             "things[3].name: missing",
-            "things[3].siz: unknown key",
+            "things[3].siz: unknown key; did you mean `size`?",
         ]
     );
     // A required key of the wrong type is not reported again as missing.
@@ -773,4 +774,62 @@ fn deepl_needs_a_key_other_translators_may_run_without() {
         &[],
     )
     .unwrap();
+}
+
+#[test]
+fn type_errors_say_what_to_write() {
+    assert_problems(
+        "[server]\nshutdown_grace_secs = \"ten\"\n[languages]\nmin_score = 1.5\ntranslate_from = \"en\"\n[watcher]\nenabled = \"yes\"\n[notify.email]\nhost = \"smtp\"\nport = 70000\nfrom = \"a@b\"\nto = [\"c@d\"]\n[jobs]\nmax_attempts = -1\n[notify.discord]\nwebhook_url = \"https://x\"\n[providers]\njellyfin = 1\n",
+        &[
+            "server.shutdown_grace_secs: invalid type: string \"ten\", expected a whole number",
+            "languages.min_score: invalid type: floating point `1.5`, expected a whole number",
+            "languages.translate_from: invalid type: string \"en\", expected a list of strings",
+            "watcher.enabled: invalid type: string \"yes\", expected a boolean",
+            "notify.email.port: invalid value: integer `70000`, expected a whole number from 0 to 65535",
+            "jobs.max_attempts: invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
+            "providers.jellyfin: invalid type: integer `1`, expected a table",
+        ],
+    );
+    for problem in problems(
+        "[server]\nmax_body_bytes = \"1\"\n[jobs]\nmax_attempts = \"x\"\n",
+        &[],
+    ) {
+        assert!(
+            !problem.contains("expected u") && !problem.contains("expected i"),
+            "{problem}"
+        );
+    }
+}
+
+#[test]
+fn a_url_without_its_scheme_is_named_so() {
+    assert_problems(
+        "[jellyfin]\nurl = \"localhost:8096\"\napi_key = \"k\"\n[notify.ntfy]\nurl = \"ntfy.example.org/x\"\ntopic = \"t\"\n[notify.gotify]\nurl = \"192.168.1.5:80\"\ntoken = \"t\"\n[notify.discord]\nwebhook_url = \"discord.com/api/webhooks/1/SECRETTOKEN\"\n",
+        &[
+            "jellyfin.url: \"localhost:8096\" is missing the scheme; use \"http://localhost:8096\"",
+            "notify.ntfy.url: \"ntfy.example.org/x\" is missing the scheme; use \"http://ntfy.example.org/x\"",
+            "notify.gotify.url: \"192.168.1.5:80\" is missing the scheme; use \"http://192.168.1.5:80\"",
+            "notify.discord.webhook_url: is missing the scheme; use https://",
+        ],
+    );
+    // A real scheme that is not http(s) keeps its message.
+    assert_problems(
+        "[jellyfin]\nurl = \"ftp://x:21\"\napi_key = \"k\"\n",
+        &["jellyfin.url: \"ftp://x:21\" has scheme \"ftp\"; use http or https"],
+    );
+}
+
+#[test]
+fn a_misspelt_key_gets_the_close_known_one() {
+    assert_problems(
+        "[languages]\nwnated = [\"fr\"]\ncolour = 1\n[sever]\n[providers.opensubtitles]\napi_key = \"k\"\napikey = \"k\"\n[notify.emial]\n",
+        &[
+            "languages.wnated: unknown key; did you mean `wanted`?",
+            "languages.colour: unknown key",
+            "sever: unknown key; did you mean `server`?",
+            "providers.opensubtitles.apikey: unknown key; did you mean `api_key`?",
+            "notify.emial: unknown key; did you mean `email`?",
+        ],
+    );
+    assert!(problems("[languages]\ncolour = 1\n", &[]) == ["languages.colour: unknown key"]);
 }

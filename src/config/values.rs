@@ -124,6 +124,13 @@ impl Check {
 
     /// An http(s) URL.
     pub(crate) fn http_url(&mut self, value: &str, key: &str) -> Option<Url> {
+        if let Some(suggested) = with_scheme(value) {
+            self.add(
+                key,
+                format!("{value:?} is missing the scheme; use {suggested:?}"),
+            );
+            return None;
+        }
         match Url::parse(value) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => Some(url),
             Ok(url) => {
@@ -152,4 +159,23 @@ impl Check {
         }
         out
     }
+}
+
+/// `http://` + `value` when `value` is a host with a dot or a port but no scheme
+/// (`localhost:8096` reads as a URL of scheme `localhost`, `jellyfin.lan` as no URL at all).
+pub(crate) fn with_scheme(value: &str) -> Option<String> {
+    if value.contains("://") || value.contains(char::is_whitespace) {
+        return None;
+    }
+    let host_port = value.split('/').next().unwrap_or_default();
+    let has_port = host_port
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if !has_port && !host_port.contains('.') {
+        return None;
+    }
+    let suggested = format!("http://{value}");
+    Url::parse(&suggested)
+        .is_ok_and(|url| url.host().is_some())
+        .then_some(suggested)
 }
