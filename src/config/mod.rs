@@ -152,7 +152,11 @@ pub fn load(path: Option<&Path>) -> Result<Settings, ConfigErrors> {
                 origin: origin.clone(),
                 problems: vec![format!("{origin}: cannot read: {err}")],
             })?;
-            let mut settings = parse(&text, &origin, &env)?;
+            let dir = std::path::absolute(path)
+                .ok()
+                .and_then(|path| path.parent().map(Path::to_owned))
+                .unwrap_or_else(working_dir);
+            let mut settings = parse_in(&text, &origin, &dir, &env)?;
             settings.origin = Some(path.to_owned());
             Ok(settings)
         }
@@ -160,8 +164,26 @@ pub fn load(path: Option<&Path>) -> Result<Settings, ConfigErrors> {
     }
 }
 
-/// Validates `text` with the overrides in `env`.
+/// Validates `text` with the overrides in `env`, relative paths starting at the working
+/// directory (the built-in defaults, or a text that comes from no file).
 pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Settings, ConfigErrors> {
+    parse_in(text, origin, &working_dir(), env)
+}
+
+/// The working directory, or `/` if it is gone.
+fn working_dir() -> PathBuf {
+    std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"))
+}
+
+/// Validates `text`, read from a file in `dir`, with the overrides in `env`. Relative paths
+/// (`storage.data_dir`, every `*_file`) are relative to `dir`, as other daemons read theirs,
+/// so the CLI finds the daemon's data from any working directory.
+pub fn parse_in(
+    text: &str,
+    origin: &str,
+    dir: &Path,
+    env: &[(String, String)],
+) -> Result<Settings, ConfigErrors> {
     let errors = |problems| ConfigErrors {
         origin: origin.to_owned(),
         problems,
@@ -174,7 +196,7 @@ pub fn parse(text: &str, origin: &str, env: &[(String, String)]) -> Result<Setti
     let file = ConfigFile::read(&table, &mut problems);
     let mut check = Check {
         problems,
-        base: std::env::current_dir().unwrap_or_default(),
+        base: dir.to_owned(),
         not_yet_active: Vec::new(),
     };
     let settings = validate(file, &mut check);

@@ -833,3 +833,54 @@ fn a_misspelt_key_gets_the_close_known_one() {
     );
     assert!(problems("[languages]\ncolour = 1\n", &[]) == ["languages.colour: unknown key"]);
 }
+
+/// Relative paths start at the config file's folder, not at the working directory.
+#[test]
+fn relative_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/jellyfin"), "from-the-folder\n").unwrap();
+    let config = dir.path().join("cuewarden.toml");
+    std::fs::write(
+        &config,
+        "[storage]\ndata_dir = \"state/../data\"\n[jellyfin]\napi_key_file = \"secrets/jellyfin\"\n",
+    )
+    .unwrap();
+    let settings = load(Some(&config)).unwrap();
+    assert_eq!(settings.data_dir, dir.path().join("data"));
+    assert_eq!(
+        settings.jellyfin.unwrap().api_key.expose(),
+        "from-the-folder"
+    );
+    assert_eq!(settings.origin.as_deref(), Some(config.as_path()));
+
+    // The same file read from elsewhere: the same paths.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let again = parse_in(&text, "t", dir.path(), &[]).unwrap();
+    assert_eq!(again.data_dir, settings.data_dir);
+    // A missing secret file is named as written, from the environment too.
+    let found = parse_in(
+        "",
+        "t",
+        dir.path(),
+        &[(
+            "CUEWARDEN__SERVER__API_KEY_FILE".to_owned(),
+            "nope".to_owned(),
+        )],
+    )
+    .unwrap_err()
+    .problems;
+    assert!(
+        found[0].starts_with(
+            "server.api_key_file (from CUEWARDEN__SERVER__API_KEY_FILE): cannot read \"nope\""
+        ),
+        "{found:?}"
+    );
+
+    // No file: the working directory.
+    let defaults = parse("", "built-in defaults", &[]).unwrap();
+    assert_eq!(
+        defaults.data_dir,
+        std::env::current_dir().unwrap().join("data")
+    );
+}

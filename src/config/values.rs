@@ -86,12 +86,20 @@ impl Check {
             if !value.is_empty() {
                 self.add(key, format!("set either {key} or {key}_file, not both"));
             }
-            return match std::fs::read_to_string(self.resolve(file)) {
+            let path = self.resolve(file);
+            return match std::fs::read_to_string(&path) {
                 Ok(text) => Some(Secret::from(text.trim().to_owned())).filter(|s| !s.is_empty()),
-                Err(err) => {
+                Err(err) if Path::new(file).is_absolute() => {
                     self.add(
                         format!("{key}_file"),
                         format!("cannot read {file:?}: {err}"),
+                    );
+                    None
+                }
+                Err(err) => {
+                    self.add(
+                        format!("{key}_file"),
+                        format!("cannot read {file:?} ({}): {err}", path.display()),
                     );
                     None
                 }
