@@ -112,7 +112,7 @@ pub async fn run(
             "configured, but this version does not use these yet; jobs wait with \"no subtitle provider enabled\""
         );
     }
-    for library in &settings.libraries {
+    for library in settings.library_roots() {
         if !library.is_dir() {
             warn!(path = %library.display(), "library folder does not exist (yet)");
         }
@@ -123,7 +123,7 @@ pub async fn run(
         .with_context(|| format!("while opening the store in {}", settings.data_dir.display()))?;
     info!(path = %store.path().display(), "store open");
 
-    let mut workers = WorkerContext::new(settings.libraries.clone());
+    let mut workers = WorkerContext::new(settings.library_roots());
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
@@ -151,7 +151,7 @@ pub async fn run(
         manager: manager.clone(),
         store: store.clone(),
         api_key: Arc::new(api_key),
-        libraries: Arc::new(settings.libraries.clone()),
+        libraries: Arc::new(settings.library_roots()),
         settings: Arc::new(settings),
         jellyfin,
         shutdown: shutdown_receiver,

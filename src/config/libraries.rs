@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cuewarden_actors::Language;
 use serde::{Deserialize, Serialize};
 
 use super::file::RawSection;
@@ -14,6 +15,8 @@ use super::values::Check;
 #[serde(default)]
 pub struct LibrarySection {
     pub path: Option<String>,
+    /// Overrides `[languages] wanted` for the videos under `path`.
+    pub languages: Option<Vec<String>>,
 }
 
 impl RawSection for LibrarySection {}
@@ -37,17 +40,65 @@ pub struct PathMapping {
     pub to: PathBuf,
 }
 
-/// Checks every `[[libraries]]` entry: the library roots, absolute and normalised.
-pub(crate) fn libraries_with_config(
-    libraries: Vec<(usize, LibrarySection)>,
-    check: &mut Check,
-) -> Vec<PathBuf> {
-    libraries
-        .into_iter()
-        .filter_map(|(i, library)| {
-            check.absolute(library.path.as_deref(), &format!("libraries[{i}].path"))
-        })
-        .collect()
+/// One `[[libraries]]` entry, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibrarySettings {
+    /// The root, absolute and normalised.
+    pub path: PathBuf,
+    /// The languages wanted for the videos under `path`; `None`: `[languages] wanted`.
+    pub languages: Option<Vec<Language>>,
+}
+
+impl LibrarySettings {
+    /// Checks every `[[libraries]]` entry, and that no root is another's or inside it.
+    pub(crate) fn with_config(
+        libraries: Vec<(usize, LibrarySection)>,
+        check: &mut Check,
+    ) -> Vec<Self> {
+        let mut out: Vec<(usize, Self)> = Vec::new();
+        for (i, library) in libraries {
+            let key = format!("libraries[{i}]");
+            let path = check.absolute(library.path.as_deref(), &format!("{key}.path"));
+            let languages = library.languages.map(|codes| {
+                let key = format!("{key}.languages");
+                if codes.is_empty() {
+                    check.add(
+                        &key,
+                        "name at least one language (or leave it out to use [languages] wanted)",
+                    );
+                }
+                check.languages_at(&codes, &key)
+            });
+            let Some(path) = path else { continue };
+            if let Some(problem) = overlap(&path, &out) {
+                check.add(format!("{key}.path"), problem);
+                continue;
+            }
+            out.push((i, Self { path, languages }));
+        }
+        out.into_iter().map(|(_, library)| library).collect()
+    }
+}
+
+/// Why `path` cannot be a root beside `roots` (the same folder, or one inside the other).
+fn overlap(path: &Path, roots: &[(usize, LibrarySettings)]) -> Option<String> {
+    roots.iter().find_map(|(j, other)| {
+        let shown = path.display();
+        let other_path = other.path.display();
+        if *path == other.path {
+            Some(format!("{shown:?} is already libraries[{j}].path"))
+        } else if path.starts_with(&other.path) {
+            Some(format!(
+                "{shown:?} is inside libraries[{j}].path ({other_path:?}); one root is enough"
+            ))
+        } else if other.path.starts_with(path) {
+            Some(format!(
+                "{shown:?} holds libraries[{j}].path ({other_path:?}); one root is enough"
+            ))
+        } else {
+            None
+        }
+    })
 }
 
 /// Checks every `[[path_mappings]]` entry.

@@ -38,7 +38,7 @@ use cuewarden_actors::job_manager::ManagerSettings;
 pub use jellyfin::{JellyfinSection, JellyfinSettings};
 pub use jobs::{JobsSection, RetentionSection};
 pub use languages::{LanguageSettings, LanguagesSection};
-pub use libraries::{LibrarySection, PathMapping, PathMappingSection};
+pub use libraries::{LibrarySection, LibrarySettings, PathMapping, PathMappingSection};
 pub use notify::{
     DiscordNotify, DiscordNotifySection, EmailNotify, EmailNotifySection, GotifyNotify,
     GotifyNotifySection, JellyfinNotify, JellyfinNotifySection, KodiNotify, KodiNotifySection,
@@ -105,8 +105,8 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `[languages]`.
     pub languages: LanguageSettings,
-    /// `[[libraries]]` paths, absolute and normalised.
-    pub libraries: Vec<PathBuf>,
+    /// `[[libraries]]`: roots, absolute and normalised, none inside another.
+    pub libraries: Vec<LibrarySettings>,
     /// `[[path_mappings]]`.
     pub path_mappings: Vec<PathMapping>,
     /// `[jellyfin]`, if configured.
@@ -121,6 +121,11 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The library roots.
+    pub fn library_roots(&self) -> Vec<PathBuf> {
+        self.libraries.iter().map(|l| l.path.clone()).collect()
+    }
+
     /// Translates a path as another service sees it into ours (longest prefix wins).
     pub fn map_path(&self, path: &Path) -> PathBuf {
         libraries::map_path(&self.path_mappings, path)
@@ -227,7 +232,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
     let server = ServerSettings::with_config(server, check);
     let data_dir = storage.data_dir(check);
     let languages = LanguageSettings::with_config(languages, check);
-    let libraries = libraries::libraries_with_config(libraries, check);
+    let libraries = LibrarySettings::with_config(libraries, check);
     let path_mappings = libraries::path_mappings_with_config(path_mappings, check);
     let jellyfin_present = jellyfin.is_some();
     let jellyfin = jellyfin.and_then(|j| JellyfinSettings::with_config(j, check));

@@ -20,12 +20,13 @@ fn shipped_reference_config_is_valid() {
     assert_eq!(settings.server.listen.to_string(), "127.0.0.1:6880");
     assert_eq!(settings.languages.wanted.len(), 2);
     assert_eq!(
-        settings.libraries,
+        settings.library_roots(),
         [
             PathBuf::from("/volume1/media/movies"),
             PathBuf::from("/volume1/media/tv")
         ]
     );
+    assert!(settings.libraries.iter().all(|l| l.languages.is_none()));
     assert!(settings.server.api_key.is_none());
     assert_eq!(settings.jobs.max_downloads, 4);
 }
@@ -882,5 +883,50 @@ fn relative_paths_are_relative_to_the_config_file() {
     assert_eq!(
         defaults.data_dir,
         std::env::current_dir().unwrap().join("data")
+    );
+}
+
+#[test]
+fn a_library_may_want_its_own_languages() {
+    let settings = parse(
+        "[[libraries]]\npath = \"/m/anime\"\nlanguages = [\"ja\", \"EN\", \"en\"]\n[[libraries]]\npath = \"/m/tv\"\n",
+        "t",
+        &[],
+    )
+    .unwrap();
+    let codes: Vec<Option<Vec<String>>> = settings
+        .libraries
+        .iter()
+        .map(|l| {
+            l.languages
+                .as_ref()
+                .map(|list| list.iter().map(ToString::to_string).collect())
+        })
+        .collect();
+    assert_eq!(codes, [Some(vec!["ja".to_owned(), "en".to_owned()]), None]);
+    assert_eq!(settings.libraries[1].path, PathBuf::from("/m/tv"));
+
+    assert_problems(
+        "[[libraries]]\npath = \"/a\"\n[[libraries]]\npath = \"/b\"\nlanguages = [\"fr\", \"xx1\"]\n[[libraries]]\npath = \"/c\"\nlanguages = []\n[[libraries]]\npath = \"/d\"\nlanguages = [\"fr\", 5]\n[[libraries]]\npath = \"/e\"\nlanguages = \"fr\"\nlangs = 1\n",
+        &[
+            "libraries[1].languages[1]: ",
+            "libraries[2].languages: name at least one language",
+            "libraries[3].languages[1]: invalid type: integer `5`, expected a string",
+            "libraries[4].languages: invalid type: string \"fr\", expected a list of strings",
+            "libraries[4].langs: unknown key",
+        ],
+    );
+}
+
+#[test]
+fn library_roots_are_neither_repeated_nor_nested() {
+    assert_problems(
+        "[[libraries]]\npath = \"/m/movies\"\n[[libraries]]\npath = \"/m/movies/\"\n[[libraries]]\npath = \"/m/movies/kids\"\n[[libraries]]\npath = \"/m\"\n[[libraries]]\npath = \"/m/movies2\"\n[[libraries]]\npath = \"/m/tv/../movies\"\n",
+        &[
+            "libraries[1].path: \"/m/movies\" is already libraries[0].path",
+            "libraries[2].path: \"/m/movies/kids\" is inside libraries[0].path (\"/m/movies\")",
+            "libraries[3].path: \"/m\" holds libraries[0].path (\"/m/movies\")",
+            "libraries[5].path: \"/m/movies\" is already libraries[0].path",
+        ],
     );
 }

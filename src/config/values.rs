@@ -155,6 +155,20 @@ impl Check {
         }
     }
 
+    /// Language codes, each parsed once (duplicates dropped), a bad one reported at its
+    /// index (`key[1]`).
+    pub(crate) fn languages_at(&mut self, codes: &[String], key: &str) -> Vec<Language> {
+        let mut out = Vec::new();
+        for (i, code) in codes.iter().enumerate() {
+            match Language::parse(code) {
+                Ok(language) if !out.contains(&language) => out.push(language),
+                Ok(_) => {}
+                Err(err) => self.add(format!("{key}[{i}]"), err),
+            }
+        }
+        out
+    }
+
     /// Language codes, each parsed once (duplicates dropped), a bad one reported at `key`.
     pub(crate) fn languages(&mut self, codes: &[String], key: &str) -> Vec<Language> {
         let mut out = Vec::new();
