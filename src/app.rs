@@ -106,7 +106,10 @@ pub fn libraries_of(settings: &Settings) -> Libraries {
         settings
             .libraries
             .iter()
-            .map(|root| Library::new(root.clone()))
+            .map(|library| Library {
+                root: library.path.clone(),
+                languages: library.languages.clone(),
+            })
             .collect(),
     )
 }

@@ -118,7 +118,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Scan { paths } => {
             let roots = if paths.is_empty() {
-                settings.libraries.clone()
+                settings.library_roots()
             } else {
                 paths
                     .iter()
@@ -129,8 +129,8 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("nothing to scan: no [[libraries]] in the config and no PATH given");
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
-            let report =
-                cuewarden::scan::run(&roots, &settings.libraries, &settings.languages.wanted);
+            let libraries = settings.library_roots();
+            let report = cuewarden::scan::run(&roots, &libraries, &settings.languages.wanted);
             if !report.is_complete() {
                 return Ok(ExitCode::FAILURE);
             }

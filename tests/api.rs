@@ -791,3 +791,34 @@ fn regional_and_three_letter_languages_are_accepted_in_canonical_form() {
     );
     assert_eq!((status, error_code(&body)), (400, "bad_request"), "{body}");
 }
+
+#[test]
+fn a_library_with_its_own_languages_overrides_the_wanted_ones() {
+    let anime = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(&format!(
+        "[[libraries]]\npath = {:?}\nlanguages = [\"ja\", \"pt-BR\"]\n",
+        anime.path().display().to_string()
+    ));
+    let movie = sandbox.video("Movie/Movie.mkv");
+    let episode = anime.path().join("Show/Show - 01.mkv");
+    std::fs::create_dir_all(episode.parent().unwrap()).unwrap();
+    std::fs::write(&episode, b"x").unwrap();
+    let daemon = sandbox.serve();
+    let languages = |path: &std::path::Path| {
+        let (status, body) = daemon.post("/api/v1/subtitles", &json!({"path": path}));
+        assert_eq!(status, 202, "{body}");
+        body["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["language"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(languages(&episode), ["ja", "pt-BR"]);
+    assert_eq!(languages(&movie), ["fr", "en"]);
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": episode, "languages": ["de"]}),
+    );
+    assert_eq!((status, body["jobs"][0]["language"].clone()), (202, json!("de")));
+}

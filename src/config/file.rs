@@ -1,470 +1,330 @@
-//! The raw configuration file, as serde reads it: one struct per TOML section, defaults
-//! defined once here (and equal to what the reference `config.toml` shows; a test checks it).
-//! Unknown keys are not rejected by serde here but collected, all of them, by `config::parse`
-//! (with `serde_ignored`), and a key of the wrong type is dropped and reported on its own, so
-//! one run reports every problem. Validation and typing happen in `config::Settings`.
+//! The raw configuration file, as serde reads it: [`SECTIONS`], the one table of the sections a
+//! file may have (each section's raw struct lives with its feature, next to the checks that
+//! type it), and the lenient reader.
+//!
+//! Unknown keys are not rejected by serde but collected, all of them (with `serde_ignored`),
+//! and a key of the wrong type is dropped and reported on its own, so one run reports every
+//! problem. Defaults are each raw struct's `Default`, equal to what the reference
+//! `config.toml` shows (a test checks it).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 
-/// `[server]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ServerSection {
-    pub listen: String,
-    pub api_key: String,
-    pub api_key_file: Option<String>,
-    pub max_body_bytes: usize,
-    pub shutdown_grace_secs: u64,
+use super::jellyfin::JellyfinSection;
+use super::jobs::{JobsSection, RetentionSection};
+use super::languages::LanguagesSection;
+use super::libraries::{LibrarySection, PathMappingSection};
+use super::notify::NotifySection;
+use super::problems::{Problems, plain_serde_message};
+use super::providers::ProvidersSection;
+use super::schedule::ScheduleSection;
+use super::server::ServerSection;
+use super::storage::StorageSection;
+use super::suggest::{closest, suggestion, unknown_key};
+use super::translator::TranslatorSection;
+use super::watcher::WatcherSection;
+
+/// A section's raw struct: serde reads it, `Default` is what an absent key takes.
+pub(crate) trait RawSection: DeserializeOwned + Serialize + Default {
+    /// The defaults as TOML, every optional sub-table present: the type each key has when
+    /// an environment variable overrides it.
+    fn defaults() -> Option<toml::Value> {
+        toml::Value::try_from(Self::default()).ok()
+    }
 }
 
-impl Default for ServerSection {
-    fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:6880".to_owned(),
-            api_key: String::new(),
-            api_key_file: None,
-            max_body_bytes: 256 * 1024,
-            shutdown_grace_secs: 10,
+/// How a section appears in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// `[name]`, defaulted when absent.
+    Table,
+    /// `[name]`, `None` when absent (its presence turns the feature on).
+    Optional,
+    /// `[[name]]`, any number of entries.
+    Array,
+}
+
+/// One row of [`SECTIONS`].
+#[derive(Debug)]
+pub(crate) struct SectionInfo {
+    /// The section's name in the file.
+    pub(crate) name: &'static str,
+    /// How it appears.
+    pub(crate) shape: Shape,
+    /// Its defaults (of one entry, for an array), as TOML.
+    pub(crate) defaults: fn() -> Option<toml::Value>,
+}
+
+/// Declares the sections once: [`ConfigFile`]'s fields, [`SECTIONS`] and the reader all
+/// come from this list.
+macro_rules! sections {
+    ($( $(#[doc = $doc:literal])* $name:ident : $shape:ident $ty:ty ),* $(,)?) => {
+        /// The whole file as read: every section, each defaulted when absent. `(index, entry)`
+        /// keeps the position an array entry had in the file, so later problems name it even
+        /// when an earlier entry was dropped.
+        #[derive(Debug, Clone, Default)]
+        pub struct ConfigFile {
+            $( $(#[doc = $doc])* pub $name: sections!(@type $shape $ty), )*
+        }
+
+        /// The sections a config file may have, in the order problems are reported;
+        /// anything else is an unknown key.
+        pub(crate) const SECTIONS: &[SectionInfo] = &[
+            $( SectionInfo {
+                name: stringify!($name),
+                shape: sections!(@shape $shape),
+                defaults: <$ty as RawSection>::defaults,
+            }, )*
+        ];
+
+        impl ConfigFile {
+            /// Reads every section leniently (see [`lenient`]): what is absent or unusable
+            /// takes its default.
+            pub(crate) fn read(table: &toml::Table, problems: &mut Problems) -> Self {
+                for key in table.keys() {
+                    if !SECTIONS.iter().any(|s| s.name == key) {
+                        let known = closest(key, SECTIONS.iter().map(|s| s.name));
+                        problems.add(key.as_str(), unknown_key(known));
+                    }
+                }
+                Self {
+                    $( $name: sections!(@read $shape $ty, table, stringify!($name), problems), )*
+                }
+            }
+        }
+    };
+    (@type table $ty:ty) => { $ty };
+    (@type optional $ty:ty) => { Option<$ty> };
+    (@type array $ty:ty) => { Vec<(usize, $ty)> };
+    (@shape table) => { Shape::Table };
+    (@shape optional) => { Shape::Optional };
+    (@shape array) => { Shape::Array };
+    (@read table $ty:ty, $table:expr, $name:expr, $problems:expr) => {
+        section::<$ty>($table, $name, $problems).unwrap_or_default()
+    };
+    (@read optional $ty:ty, $table:expr, $name:expr, $problems:expr) => {
+        section::<$ty>($table, $name, $problems)
+    };
+    (@read array $ty:ty, $table:expr, $name:expr, $problems:expr) => {
+        entries::<$ty>($table, $name, $problems)
+    };
+}
+
+sections! {
+    /// `[server]`
+    server: table ServerSection,
+    /// `[storage]`
+    storage: table StorageSection,
+    /// `[languages]`
+    languages: table LanguagesSection,
+    /// `[[libraries]]`
+    libraries: array LibrarySection,
+    /// `[[path_mappings]]`
+    path_mappings: array PathMappingSection,
+    /// `[jellyfin]`
+    jellyfin: optional JellyfinSection,
+    /// `[watcher]`
+    watcher: table WatcherSection,
+    /// `[providers.*]`
+    providers: table ProvidersSection,
+    /// `[translator]`
+    translator: optional TranslatorSection,
+    /// `[notify.*]`
+    notify: table NotifySection,
+    /// `[schedule]`
+    schedule: table ScheduleSection,
+    /// `[retention]`
+    retention: table RetentionSection,
+    /// `[jobs]`
+    jobs: table JobsSection,
+}
+
+/// The built-in defaults as a TOML tree, every optional section present: the type each
+/// overridable key has. Array sections have no entry to override.
+pub(crate) fn defaults_tree() -> toml::Table {
+    SECTIONS
+        .iter()
+        .filter(|s| s.shape != Shape::Array)
+        .filter_map(|s| Some((s.name.to_owned(), (s.defaults)()?)))
+        .collect()
+}
+
+/// `[name]`, if present and usable.
+fn section<T: DeserializeOwned>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    match table.get(name)? {
+        value @ toml::Value::Table(_) => lenient(value, name, problems),
+        other => {
+            problems.add(
+                name,
+                format!("expected a table ([{name}]), found {}", other.type_str()),
+            );
+            None
         }
     }
 }
 
-/// `[storage]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct StorageSection {
-    pub data_dir: String,
-}
-
-impl Default for StorageSection {
-    fn default() -> Self {
-        Self {
-            data_dir: "./data".to_owned(),
+/// `[[name]]`: each usable entry with its index in the file; each entry is checked on its own.
+fn entries<T: DeserializeOwned>(
+    table: &toml::Table,
+    name: &str,
+    problems: &mut Problems,
+) -> Vec<(usize, T)> {
+    match table.get(name) {
+        None => Vec::new(),
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let key = format!("{name}[{i}]");
+                match item {
+                    toml::Value::Table(_) => lenient(item, &key, problems).map(|entry| (i, entry)),
+                    other => {
+                        problems.add(key, format!("expected a table, found {}", other.type_str()));
+                        None
+                    }
+                }
+            })
+            .collect(),
+        Some(other) => {
+            problems.add(
+                name,
+                format!(
+                    "expected an array of tables ([[{name}]]), found {}",
+                    other.type_str()
+                ),
+            );
+            Vec::new()
         }
     }
 }
 
-/// `[languages]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct LanguagesSection {
-    pub wanted: Vec<String>,
-    pub translate_from: Vec<String>,
-    pub hearing_impaired: String,
-    pub min_score: i64,
+/// Deserializes `value` (found at `key`) as a `T`, reporting every key of the wrong type,
+/// every missing required key and every unknown key, each with its full path.
+///
+/// serde stops at the first error, so a key that fails is reported, dropped (it takes its
+/// default) and the rest deserialized again: one bad key hides neither the others nor the
+/// checks that run later on the good values. A table missing a serde-required key cannot be
+/// built: it is reported (`key.field: missing`, serde names the first such field) and dropped
+/// whole, which is why the sections declare their required keys as `Option`s and let
+/// validation report them. `None` when `value` cannot be a `T` at all.
+pub(crate) fn lenient<T: DeserializeOwned>(
+    value: &toml::Value,
+    key: &str,
+    problems: &mut Problems,
+) -> Option<T> {
+    let mut value = value.clone();
+    let mut unknown: Vec<String> = Vec::new();
+    let mut dropped: Vec<String> = Vec::new();
+    // Every round drops a key or ends, so this terminates.
+    let result = loop {
+        let mut collect = |path: serde_ignored::Path<'_>| {
+            let path = key_path(&path);
+            if !unknown.contains(&path) {
+                unknown.push(path);
+            }
+        };
+        let deserializer = serde_ignored::Deserializer::new(value.clone(), &mut collect);
+        let err = match serde_path_to_error::deserialize::<_, T>(deserializer) {
+            Ok(parsed) => break Some(parsed),
+            Err(err) => err,
+        };
+        let path: Vec<Segment> = err.path().iter().cloned().collect();
+        let message = err.inner().to_string();
+        let message = message.lines().next().unwrap_or_default().trim();
+        // What goes before the next round: the key of the wrong type, or the table missing
+        // a required key. Inside a list the whole list goes (its later items would shift).
+        let prune: Vec<Segment> = path
+            .iter()
+            .take_while(|s| matches!(s, Segment::Map { .. }))
+            .cloned()
+            .collect();
+        let missing = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'));
+        if let Some(field) = missing {
+            let at = join(&join(key, &render(&path)), field);
+            if !dropped.contains(&at) {
+                problems.add(at, "missing");
+            }
+        } else {
+            problems.add(join(key, &render(&path)), plain_serde_message(message));
+        }
+        if prune.is_empty() || !remove(&mut value, &prune) {
+            break None;
+        }
+        dropped.push(join(key, &render(&prune)));
+    };
+    for path in unknown {
+        let message = unknown_key(suggestion::<T>(&path));
+        problems.add(join(key, &path), message);
+    }
+    result
 }
 
-impl Default for LanguagesSection {
-    fn default() -> Self {
-        Self {
-            wanted: vec!["fr".to_owned(), "en".to_owned()],
-            translate_from: vec!["en".to_owned()],
-            hearing_impaired: "prefer_not".to_owned(),
-            min_score: 60,
+/// `key` and a path inside it: `a` + `b.c` → `a.b.c`, `a` + `[0]` → `a[0]`.
+fn join(key: &str, path: &str) -> String {
+    if path.is_empty() || path == "." {
+        key.to_owned()
+    } else if path.starts_with('[') {
+        format!("{key}{path}")
+    } else {
+        format!("{key}.{path}")
+    }
+}
+
+/// A serde path as the config spells it: `a.b`, `a[0]`.
+fn render(path: &[Segment]) -> String {
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push('?');
+            }
         }
     }
+    out
 }
 
-/// `[[libraries]]`; `path` is required (an `Option` so a missing one is reported by
-/// validation, next to the entry's other problems).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct LibrarySection {
-    pub path: Option<String>,
-}
-
-/// `[[path_mappings]]`; both keys are required (see [`LibrarySection`]).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct PathMappingSection {
-    pub from: Option<String>,
-    pub to: Option<String>,
-}
-
-/// `[jellyfin]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct JellyfinSection {
-    pub url: String,
-    pub api_key: String,
-    pub api_key_file: Option<String>,
-    pub username: String,
-    pub password: String,
-    pub password_file: Option<String>,
-    pub websocket: bool,
-    pub reconnect_delay_secs: u64,
-    pub max_reconnect_delay_secs: u64,
-    pub poll_interval_secs: u64,
-    pub fallback_sync_interval_hours: u64,
-}
-
-impl Default for JellyfinSection {
-    fn default() -> Self {
-        Self {
-            url: "http://127.0.0.1:8096".to_owned(),
-            api_key: String::new(),
-            api_key_file: None,
-            username: String::new(),
-            password: String::new(),
-            password_file: None,
-            websocket: true,
-            reconnect_delay_secs: 2,
-            max_reconnect_delay_secs: 300,
-            poll_interval_secs: 300,
-            fallback_sync_interval_hours: 24,
-        }
+/// Removes the key at `path` (map keys only); false if there is none.
+fn remove(value: &mut toml::Value, path: &[Segment]) -> bool {
+    match path {
+        [Segment::Map { key }] => value
+            .as_table_mut()
+            .and_then(|table| table.remove(key))
+            .is_some(),
+        [Segment::Map { key }, rest @ ..] => value.get_mut(key).is_some_and(|v| remove(v, rest)),
+        _ => false,
     }
 }
 
-/// `[watcher]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct WatcherSection {
-    pub enabled: bool,
-    pub stable_secs: u64,
-}
-
-impl Default for WatcherSection {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            stable_secs: 30,
-        }
+/// An ignored key's path as the config spells it: `a.b`, `libraries[0].pth` (serde_ignored's
+/// own rendering marks options with `?` and lists with `.0`).
+fn key_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", key_path(parent)),
+        Path::Map { parent, key } => match key_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => key_path(parent),
     }
 }
-
-/// `[providers.opensubtitles]`: a present section is enabled unless it says otherwise.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct OpenSubtitlesSection {
-    pub enabled: bool,
-    pub api_key: String,
-    pub api_key_file: Option<String>,
-    pub username: String,
-    pub password: String,
-    pub password_file: Option<String>,
-    pub base_url: String,
-}
-
-impl Default for OpenSubtitlesSection {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            api_key: String::new(),
-            api_key_file: None,
-            username: String::new(),
-            password: String::new(),
-            password_file: None,
-            base_url: "https://api.opensubtitles.com/api/v1".to_owned(),
-        }
-    }
-}
-
-/// `[providers.jellyfin]`: a present section is enabled unless it says otherwise.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct JellyfinProviderSection {
-    pub enabled: bool,
-}
-
-impl Default for JellyfinProviderSection {
-    fn default() -> Self {
-        Self { enabled: true }
-    }
-}
-
-/// `[providers]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ProvidersSection {
-    pub opensubtitles: Option<OpenSubtitlesSection>,
-    pub jellyfin: Option<JellyfinProviderSection>,
-}
-
-/// `[translator]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct TranslatorSection {
-    pub kind: String,
-    pub url: String,
-    pub api_key: String,
-    pub api_key_file: Option<String>,
-    pub model: String,
-}
-
-impl Default for TranslatorSection {
-    fn default() -> Self {
-        Self {
-            kind: "deepl".to_owned(),
-            url: "https://api-free.deepl.com".to_owned(),
-            api_key: String::new(),
-            api_key_file: None,
-            model: String::new(),
-        }
-    }
-}
-
-/// `[notify.jellyfin]`: ask Jellyfin (the `[jellyfin]` server) to refresh the item.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct JellyfinNotifySection {
-    pub refresh: bool,
-}
-
-impl Default for JellyfinNotifySection {
-    fn default() -> Self {
-        Self { refresh: true }
-    }
-}
-
-/// `[notify.plex]`: a partial scan of the section holding the video.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct PlexNotifySection {
-    pub url: String,
-    pub token: String,
-    pub token_file: Option<String>,
-}
-
-impl Default for PlexNotifySection {
-    fn default() -> Self {
-        Self {
-            url: "http://127.0.0.1:32400".to_owned(),
-            token: String::new(),
-            token_file: None,
-        }
-    }
-}
-
-/// `[notify.kodi]`: `VideoLibrary.Scan` over JSON-RPC.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct KodiNotifySection {
-    pub url: String,
-    pub username: String,
-    pub password: String,
-    pub password_file: Option<String>,
-}
-
-impl Default for KodiNotifySection {
-    fn default() -> Self {
-        Self {
-            url: "http://127.0.0.1:8080/jsonrpc".to_owned(),
-            username: String::new(),
-            password: String::new(),
-            password_file: None,
-        }
-    }
-}
-
-/// `[notify.discord]`: a webhook (its URL carries the webhook's token: a secret).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct DiscordNotifySection {
-    pub webhook_url: String,
-    pub webhook_url_file: Option<String>,
-}
-
-/// `[notify.pushover]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct PushoverNotifySection {
-    /// The application's API token.
-    pub token: String,
-    pub token_file: Option<String>,
-    /// The user or group key.
-    pub user: String,
-    /// Comma-separated device names; empty: all of the user's devices.
-    pub device: String,
-    /// -2 … 1 (2, emergency, needs acknowledgement and is not supported).
-    pub priority: i64,
-}
-
-/// `[notify.email]`: SMTP.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct EmailNotifySection {
-    pub host: String,
-    pub port: u16,
-    /// `starttls` | `tls` | `none`
-    pub security: String,
-    pub username: String,
-    pub password: String,
-    pub password_file: Option<String>,
-    pub from: String,
-    pub to: Vec<String>,
-}
-
-impl Default for EmailNotifySection {
-    fn default() -> Self {
-        Self {
-            host: String::new(),
-            port: 587,
-            security: "starttls".to_owned(),
-            username: String::new(),
-            password: String::new(),
-            password_file: None,
-            from: String::new(),
-            to: Vec::new(),
-        }
-    }
-}
-
-/// `[notify.ntfy]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct NtfyNotifySection {
-    pub url: String,
-    pub topic: String,
-    pub token: String,
-    pub token_file: Option<String>,
-    /// 1 (min) … 5 (max).
-    pub priority: i64,
-}
-
-impl Default for NtfyNotifySection {
-    fn default() -> Self {
-        Self {
-            url: "https://ntfy.sh".to_owned(),
-            topic: String::new(),
-            token: String::new(),
-            token_file: None,
-            priority: 3,
-        }
-    }
-}
-
-/// `[notify.gotify]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct GotifyNotifySection {
-    pub url: String,
-    /// The application token.
-    pub token: String,
-    pub token_file: Option<String>,
-    /// 0 … 10.
-    pub priority: i64,
-}
-
-impl Default for GotifyNotifySection {
-    fn default() -> Self {
-        Self {
-            url: String::new(),
-            token: String::new(),
-            token_file: None,
-            priority: 5,
-        }
-    }
-}
-
-/// `[notify]`: one table per target; a present table is a target.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default)]
-pub struct NotifySection {
-    pub jellyfin: Option<JellyfinNotifySection>,
-    pub plex: Option<PlexNotifySection>,
-    pub kodi: Option<KodiNotifySection>,
-    pub discord: Option<DiscordNotifySection>,
-    pub pushover: Option<PushoverNotifySection>,
-    pub email: Option<EmailNotifySection>,
-    pub ntfy: Option<NtfyNotifySection>,
-    pub gotify: Option<GotifyNotifySection>,
-}
-
-/// `[schedule]` (cron expressions)
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct ScheduleSection {
-    pub library_sync: String,
-    pub cleanup: String,
-    pub wanted_retry: String,
-}
-
-impl Default for ScheduleSection {
-    fn default() -> Self {
-        Self {
-            library_sync: "0 3 * * *".to_owned(),
-            cleanup: "30 4 * * *".to_owned(),
-            wanted_retry: "0 */6 * * *".to_owned(),
-        }
-    }
-}
-
-/// `[retention]`
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct RetentionSection {
-    pub completed_days: u32,
-    pub failed_days: u32,
-}
-
-impl Default for RetentionSection {
-    fn default() -> Self {
-        Self {
-            completed_days: 30,
-            failed_days: 90,
-        }
-    }
-}
-
-/// `[jobs]`: the job engine's limits and retry policy.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default)]
-pub struct JobsSection {
-    pub max_concurrent_downloads: u32,
-    pub max_concurrent_translations: u32,
-    pub max_attempts: u32,
-    pub retry_min_delay_secs: u64,
-    pub retry_max_delay_secs: u64,
-    pub worker_timeout_secs: u64,
-}
-
-impl Default for JobsSection {
-    fn default() -> Self {
-        Self {
-            max_concurrent_downloads: 4,
-            max_concurrent_translations: 2,
-            max_attempts: 8,
-            retry_min_delay_secs: 60,
-            retry_max_delay_secs: 6 * 3600,
-            worker_timeout_secs: 600,
-        }
-    }
-}
-
-/// The whole file as read: every section, each defaulted when absent. `(index, entry)` keeps
-/// the position an array entry had in the file, so later problems name it even when an
-/// earlier entry was dropped.
-#[derive(Debug, Clone, Default)]
-pub struct ConfigFile {
-    pub server: ServerSection,
-    pub storage: StorageSection,
-    pub languages: LanguagesSection,
-    pub libraries: Vec<(usize, LibrarySection)>,
-    pub path_mappings: Vec<(usize, PathMappingSection)>,
-    pub jellyfin: Option<JellyfinSection>,
-    pub watcher: WatcherSection,
-    pub providers: ProvidersSection,
-    pub translator: Option<TranslatorSection>,
-    pub notify: NotifySection,
-    pub schedule: ScheduleSection,
-    pub retention: RetentionSection,
-    pub jobs: JobsSection,
-}
-
-/// The sections a config file may have; anything else is an unknown key.
-pub const SECTIONS: &[&str] = &[
-    "server",
-    "storage",
-    "languages",
-    "libraries",
-    "path_mappings",
-    "jellyfin",
-    "watcher",
-    "providers",
-    "translator",
-    "notify",
-    "schedule",
-    "retention",
-    "jobs",
-];

@@ -1,6 +1,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use super::file::lenient;
 use super::*;
+use cuewarden_actors::Language;
 
 fn problems(text: &str, env: &[(&str, &str)]) -> Vec<String> {
     let env: Vec<(String, String)> = env
@@ -18,12 +20,13 @@ fn shipped_reference_config_is_valid() {
     assert_eq!(settings.server.listen.to_string(), "127.0.0.1:6880");
     assert_eq!(settings.languages.wanted.len(), 2);
     assert_eq!(
-        settings.libraries,
+        settings.library_roots(),
         [
             PathBuf::from("/volume1/media/movies"),
             PathBuf::from("/volume1/media/tv")
         ]
     );
+    assert!(settings.libraries.iter().all(|l| l.languages.is_none()));
     assert!(settings.server.api_key.is_none());
     assert_eq!(settings.jobs.max_downloads, 4);
 }
@@ -69,7 +72,7 @@ fn every_unknown_key_is_reported_with_its_full_path() {
         &[],
     );
     for expected in [
-        "server.listne: unknown key",
+        "server.listne: unknown key; did you mean `listen`?",
         "jellyfin.user: unknown key",
         "bogus: unknown key",
     ] {
@@ -79,7 +82,9 @@ fn every_unknown_key_is_reported_with_its_full_path() {
         );
     }
     assert!(
-        found.iter().any(|p| p == "libraries[0].pth: unknown key"),
+        found
+            .iter()
+            .any(|p| p == "libraries[0].pth: unknown key; did you mean `path`?"),
         "{found:?}"
     );
 }
@@ -153,9 +158,8 @@ fn unknown_environment_overrides_are_errors() {
         &[("CUEWARDEN__SERVER__LISTN", "x"), ("CUEWARDEN__NOPE", "1")],
     );
     assert!(
-        found
-            .iter()
-            .any(|p| p == "server.listn (from CUEWARDEN__SERVER__LISTN): unknown key"),
+        found.iter().any(|p| p
+            == "server.listn (from CUEWARDEN__SERVER__LISTN): unknown key; did you mean `listen`?"),
         "{found:?}"
     );
     assert!(
@@ -261,7 +265,7 @@ fn every_array_entry_and_section_reports_every_problem() {
             "libraries[1].path: \"rel\" is not an absolute path",
             "libraries[1].foo: unknown key",
             "server.listen: \"x\" is not an address:port",
-            "server.shutdown_grace_secs: invalid type: string \"a\", expected u64",
+            "server.shutdown_grace_secs: invalid type: string \"a\", expected a whole number",
         ],
     );
 }
@@ -307,9 +311,9 @@ fn the_lenient_reader_reports_a_missing_required_field_once() {
     assert_eq!(
         found.into_lines(),
         [
-            "things[3].size: invalid type: string \"big\", expected u32",
+            "things[3].size: invalid type: string \"big\", expected a whole number",
             "things[3].name: missing",
-            "things[3].siz: unknown key",
+            "things[3].siz: unknown key; did you mean `size`?",
         ]
     );
     // A required key of the wrong type is not reported again as missing.
@@ -440,7 +444,7 @@ fn without_libraries(mut settings: Settings) -> String {
 fn raw(text: &str) -> ConfigFile {
     let table: toml::Table = text.parse().unwrap();
     let mut problems = Problems::default();
-    let file = read_file(&table, &mut problems);
+    let file = ConfigFile::read(&table, &mut problems);
     assert!(problems.is_empty(), "{problems:?}");
     file
 }
@@ -658,8 +662,16 @@ const SECRET_FILES: &[(&str, &str)] = &[
 
 #[test]
 fn every_unreadable_secret_file_is_reported() {
-    let declared = include_str!("file.rs")
-        .lines()
+    let sources = [
+        include_str!("server.rs"),
+        include_str!("jellyfin.rs"),
+        include_str!("providers.rs"),
+        include_str!("translator.rs"),
+        include_str!("notify.rs"),
+    ];
+    let declared = sources
+        .iter()
+        .flat_map(|source| source.lines())
         .filter(|line| {
             line.trim_start().starts_with("pub ") && line.contains("_file: Option<String>")
         })
@@ -763,4 +775,158 @@ fn deepl_needs_a_key_other_translators_may_run_without() {
         &[],
     )
     .unwrap();
+}
+
+#[test]
+fn type_errors_say_what_to_write() {
+    assert_problems(
+        "[server]\nshutdown_grace_secs = \"ten\"\n[languages]\nmin_score = 1.5\ntranslate_from = \"en\"\n[watcher]\nenabled = \"yes\"\n[notify.email]\nhost = \"smtp\"\nport = 70000\nfrom = \"a@b\"\nto = [\"c@d\"]\n[jobs]\nmax_attempts = -1\n[notify.discord]\nwebhook_url = \"https://x\"\n[providers]\njellyfin = 1\n",
+        &[
+            "server.shutdown_grace_secs: invalid type: string \"ten\", expected a whole number",
+            "languages.min_score: invalid type: floating point `1.5`, expected a whole number",
+            "languages.translate_from: invalid type: string \"en\", expected a list of strings",
+            "watcher.enabled: invalid type: string \"yes\", expected a boolean",
+            "notify.email.port: invalid value: integer `70000`, expected a whole number from 0 to 65535",
+            "jobs.max_attempts: invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
+            "providers.jellyfin: invalid type: integer `1`, expected a table",
+        ],
+    );
+    for problem in problems(
+        "[server]\nmax_body_bytes = \"1\"\n[jobs]\nmax_attempts = \"x\"\n",
+        &[],
+    ) {
+        assert!(
+            !problem.contains("expected u") && !problem.contains("expected i"),
+            "{problem}"
+        );
+    }
+}
+
+#[test]
+fn a_url_without_its_scheme_is_named_so() {
+    assert_problems(
+        "[jellyfin]\nurl = \"localhost:8096\"\napi_key = \"k\"\n[notify.ntfy]\nurl = \"ntfy.example.org/x\"\ntopic = \"t\"\n[notify.gotify]\nurl = \"192.168.1.5:80\"\ntoken = \"t\"\n[notify.discord]\nwebhook_url = \"discord.com/api/webhooks/1/SECRETTOKEN\"\n",
+        &[
+            "jellyfin.url: \"localhost:8096\" is missing the scheme; use \"http://localhost:8096\"",
+            "notify.ntfy.url: \"ntfy.example.org/x\" is missing the scheme; use \"http://ntfy.example.org/x\"",
+            "notify.gotify.url: \"192.168.1.5:80\" is missing the scheme; use \"http://192.168.1.5:80\"",
+            "notify.discord.webhook_url: is missing the scheme; use https://",
+        ],
+    );
+    // A real scheme that is not http(s) keeps its message.
+    assert_problems(
+        "[jellyfin]\nurl = \"ftp://x:21\"\napi_key = \"k\"\n",
+        &["jellyfin.url: \"ftp://x:21\" has scheme \"ftp\"; use http or https"],
+    );
+}
+
+#[test]
+fn a_misspelt_key_gets_the_close_known_one() {
+    assert_problems(
+        "[languages]\nwnated = [\"fr\"]\ncolour = 1\n[sever]\n[providers.opensubtitles]\napi_key = \"k\"\napikey = \"k\"\n[notify.emial]\n",
+        &[
+            "languages.wnated: unknown key; did you mean `wanted`?",
+            "languages.colour: unknown key",
+            "sever: unknown key; did you mean `server`?",
+            "providers.opensubtitles.apikey: unknown key; did you mean `api_key`?",
+            "notify.emial: unknown key; did you mean `email`?",
+        ],
+    );
+    assert!(problems("[languages]\ncolour = 1\n", &[]) == ["languages.colour: unknown key"]);
+}
+
+/// Relative paths start at the config file's folder, not at the working directory.
+#[test]
+fn relative_paths_are_relative_to_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("secrets")).unwrap();
+    std::fs::write(dir.path().join("secrets/jellyfin"), "from-the-folder\n").unwrap();
+    let config = dir.path().join("cuewarden.toml");
+    std::fs::write(
+        &config,
+        "[storage]\ndata_dir = \"state/../data\"\n[jellyfin]\napi_key_file = \"secrets/jellyfin\"\n",
+    )
+    .unwrap();
+    let settings = load(Some(&config)).unwrap();
+    assert_eq!(settings.data_dir, dir.path().join("data"));
+    assert_eq!(
+        settings.jellyfin.unwrap().api_key.expose(),
+        "from-the-folder"
+    );
+    assert_eq!(settings.origin.as_deref(), Some(config.as_path()));
+
+    // The same file read from elsewhere: the same paths.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let again = parse_in(&text, "t", dir.path(), &[]).unwrap();
+    assert_eq!(again.data_dir, settings.data_dir);
+    // A missing secret file is named as written, from the environment too.
+    let found = parse_in(
+        "",
+        "t",
+        dir.path(),
+        &[(
+            "CUEWARDEN__SERVER__API_KEY_FILE".to_owned(),
+            "nope".to_owned(),
+        )],
+    )
+    .unwrap_err()
+    .problems;
+    assert!(
+        found[0].starts_with(
+            "server.api_key_file (from CUEWARDEN__SERVER__API_KEY_FILE): cannot read \"nope\""
+        ),
+        "{found:?}"
+    );
+
+    // No file: the working directory.
+    let defaults = parse("", "built-in defaults", &[]).unwrap();
+    assert_eq!(
+        defaults.data_dir,
+        std::env::current_dir().unwrap().join("data")
+    );
+}
+
+#[test]
+fn a_library_may_want_its_own_languages() {
+    let settings = parse(
+        "[[libraries]]\npath = \"/m/anime\"\nlanguages = [\"ja\", \"EN\", \"en\"]\n[[libraries]]\npath = \"/m/tv\"\n",
+        "t",
+        &[],
+    )
+    .unwrap();
+    let codes: Vec<Option<Vec<String>>> = settings
+        .libraries
+        .iter()
+        .map(|l| {
+            l.languages
+                .as_ref()
+                .map(|list| list.iter().map(ToString::to_string).collect())
+        })
+        .collect();
+    assert_eq!(codes, [Some(vec!["ja".to_owned(), "en".to_owned()]), None]);
+    assert_eq!(settings.libraries[1].path, PathBuf::from("/m/tv"));
+
+    assert_problems(
+        "[[libraries]]\npath = \"/a\"\n[[libraries]]\npath = \"/b\"\nlanguages = [\"fr\", \"xx1\"]\n[[libraries]]\npath = \"/c\"\nlanguages = []\n[[libraries]]\npath = \"/d\"\nlanguages = [\"fr\", 5]\n[[libraries]]\npath = \"/e\"\nlanguages = \"fr\"\nlangs = 1\n",
+        &[
+            "libraries[1].languages[1]: ",
+            "libraries[2].languages: name at least one language",
+            "libraries[3].languages[1]: invalid type: integer `5`, expected a string",
+            "libraries[4].languages: invalid type: string \"fr\", expected a list of strings",
+            "libraries[4].langs: unknown key",
+        ],
+    );
+}
+
+#[test]
+fn library_roots_are_neither_repeated_nor_nested() {
+    assert_problems(
+        "[[libraries]]\npath = \"/m/movies\"\n[[libraries]]\npath = \"/m/movies/\"\n[[libraries]]\npath = \"/m/movies/kids\"\n[[libraries]]\npath = \"/m\"\n[[libraries]]\npath = \"/m/movies2\"\n[[libraries]]\npath = \"/m/tv/../movies\"\n",
+        &[
+            "libraries[1].path: \"/m/movies\" is already libraries[0].path",
+            "libraries[2].path: \"/m/movies/kids\" is inside libraries[0].path (\"/m/movies\")",
+            "libraries[3].path: \"/m\" holds libraries[0].path (\"/m/movies\")",
+            "libraries[5].path: \"/m/movies\" is already libraries[0].path",
+        ],
+    );
 }

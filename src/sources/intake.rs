@@ -8,7 +8,7 @@
 //! are durable. Errors are typed so each source can answer in its own terms (the API maps
 //! them to 422/502/503/507).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use actix::{Addr, MailboxError};
 use cuewarden_actors::job_manager::{
@@ -18,7 +18,7 @@ use cuewarden_actors::library::PathError;
 use cuewarden_actors::{EventSource, Language, Libraries, MediaItem, Priority};
 
 use crate::clients::jellyfin::{JellyfinClient, JellyfinError};
-use crate::config::PathMapping;
+use crate::config::{PathMapping, map_path};
 
 /// What a source detected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,16 +88,6 @@ pub enum IntakeError {
     /// The blocking path check could not run.
     #[error("the path check did not run: {0}")]
     Blocking(String),
-}
-
-/// Applies the longest `from` prefix that matches, once.
-pub fn map_path(mappings: &[PathMapping], path: &Path) -> PathBuf {
-    mappings
-        .iter()
-        .filter(|m| path.starts_with(&m.from))
-        .max_by_key(|m| m.from.components().count())
-        .and_then(|m| path.strip_prefix(&m.from).ok().map(|rest| m.to.join(rest)))
-        .unwrap_or_else(|| path.to_owned())
 }
 
 /// The shared intake (cheap to clone: every source holds one).
@@ -184,38 +174,5 @@ impl Intake {
         let path = request.media.path.clone();
         let jobs = self.manager.send(RequestSubtitles(request)).await??;
         Ok(Submitted { path, jobs })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_longest_mapping_applies_once() {
-        let mappings = vec![
-            PathMapping {
-                from: "/data".into(),
-                to: "/volume1/media".into(),
-            },
-            PathMapping {
-                from: "/data/movies".into(),
-                to: "/volume1/films".into(),
-            },
-            PathMapping {
-                from: "/volume1".into(),
-                to: "/nowhere".into(),
-            },
-        ];
-        let map = |p: &str| map_path(&mappings, Path::new(p));
-        assert_eq!(
-            map("/data/movies/A/a.mkv"),
-            Path::new("/volume1/films/A/a.mkv")
-        );
-        assert_eq!(
-            map("/data/tv/S/e.mkv"),
-            Path::new("/volume1/media/tv/S/e.mkv")
-        );
-        assert_eq!(map("/database/x.mkv"), Path::new("/database/x.mkv"));
     }
 }
