@@ -187,7 +187,7 @@ fn check_config_exits_0_for_the_shipped_config_and_2_listing_every_bad_key() {
     for key in [
         "server.listen:",
         "server.port: unknown key",
-        "languages.wanted:",
+        "languages.wanted[0]:",
         "jellyfin.url:",
         "jellyfin.api_key:",
     ] {

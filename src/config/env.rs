@@ -3,7 +3,7 @@
 //! remembered with its variable, so a problem with it names the variable.
 
 use super::ENV_PREFIX;
-use super::file::defaults_tree;
+use super::file::{SECTIONS, Shape, defaults_tree};
 use super::problems::Problems;
 
 /// Applies `CUEWARDEN__SECTION__KEY` overrides, remembering which variable set which key.
@@ -22,6 +22,19 @@ pub(crate) fn apply_env(
             problems.add(name.as_str(), format!("expected {ENV_PREFIX}SECTION__KEY"));
             continue;
         }
+        if let Some(array) = SECTIONS
+            .iter()
+            .find(|s| s.shape == Shape::Array && s.name == path[0])
+        {
+            problems.add(
+                name.as_str(),
+                format!(
+                    "[[{}]] entries cannot be set from the environment; set them in the config file",
+                    array.name
+                ),
+            );
+            continue;
+        }
         let mut default = Some(&defaults);
         let mut expected = None;
         for (i, part) in path.iter().enumerate() {
@@ -34,31 +47,47 @@ pub(crate) fn apply_env(
         }
         let is_file = path.last().is_some_and(|key| key.ends_with("_file"));
         let value = typed_env_value(raw, expected, is_file);
-        match insert_path(table, &path, value) {
-            Ok(()) => problems.set_from_env(path.join("."), name.clone()),
+        let mut created = Vec::new();
+        match insert_path(table, &path, value, &mut created) {
+            Ok(()) => {
+                problems.set_from_env(path.join("."), name.clone());
+                for table in created {
+                    problems.created_from_env(table, name.clone());
+                }
+            }
             Err(message) => problems.add(name.as_str(), message),
         }
     }
 }
 
-/// Sets `path` in `table` to `value`, creating intermediate tables.
-fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
-    match path {
-        [] => Ok(()),
-        [last] => {
-            table.insert(last.clone(), value);
-            Ok(())
-        }
-        [first, rest @ ..] => match table
-            .entry(first.clone())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-        {
-            toml::Value::Table(next) => insert_path(next, rest, value),
-            _ => Err(format!(
-                "{first} is not a table and cannot be overridden key by key"
-            )),
-        },
+/// Sets `path` in `table` to `value`, creating intermediate tables (each one created is
+/// pushed on `created`, as a key: `notify.slack`).
+fn insert_path(
+    table: &mut toml::Table,
+    path: &[String],
+    value: toml::Value,
+    created: &mut Vec<String>,
+) -> Result<(), String> {
+    let Some((last, parents)) = path.split_last() else {
+        return Ok(());
+    };
+    let mut table = table;
+    for (depth, part) in parents.iter().enumerate() {
+        let entry = table.entry(part.clone()).or_insert_with(|| {
+            created.push(path[..=depth].join("."));
+            toml::Value::Table(toml::Table::new())
+        });
+        table = match entry {
+            toml::Value::Table(next) => next,
+            _ => {
+                return Err(format!(
+                    "{part} is not a table and cannot be overridden key by key"
+                ));
+            }
+        };
     }
+    table.insert(last.clone(), value);
+    Ok(())
 }
 
 /// Reads an environment value as the type its key has by default (a `*_file` is a path);

@@ -47,11 +47,12 @@ pub struct LanguageSettings {
 impl LanguageSettings {
     /// Checks `[languages]`.
     pub(crate) fn with_config(languages: LanguagesSection, check: &mut Check) -> Self {
-        let wanted = check.languages(&languages.wanted, "languages.wanted");
+        let wanted = check.languages_at(&languages.wanted, "languages.wanted");
         if languages.wanted.is_empty() && !check.has("languages.wanted") {
             check.add("languages.wanted", "name at least one language");
         }
-        let translate_from = check.languages(&languages.translate_from, "languages.translate_from");
+        let translate_from =
+            check.languages_at(&languages.translate_from, "languages.translate_from");
         let min_score = check.in_range(languages.min_score, 0, 100, "languages.min_score");
         Self {
             wanted,

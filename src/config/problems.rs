@@ -32,8 +32,10 @@ impl std::error::Error for ConfigErrors {}
 pub(crate) struct Problems {
     /// `(key, message)`, in the order found.
     found: Vec<(String, String)>,
-    /// `(key, variable)` for every key set (or table created) from the environment.
+    /// `(key, variable)` for every key set from the environment.
     from_env: Vec<(String, String)>,
+    /// `(table, variable)` for every table an environment variable created.
+    created_from_env: Vec<(String, String)>,
 }
 
 impl Problems {
@@ -42,9 +44,19 @@ impl Problems {
         self.found.push((key.into(), message.to_string()));
     }
 
-    /// Remembers that `variable` set `key` (or created the table `key`).
+    /// Remembers that `variable` set `key`.
     pub(crate) fn set_from_env(&mut self, key: impl Into<String>, variable: impl Into<String>) {
         self.from_env.push((key.into(), variable.into()));
+    }
+
+    /// Remembers that `variable` created the table `table` (a problem about that very table,
+    /// such as an unknown section, names the variable).
+    pub(crate) fn created_from_env(
+        &mut self,
+        table: impl Into<String>,
+        variable: impl Into<String>,
+    ) {
+        self.created_from_env.push((table.into(), variable.into()));
     }
 
     /// Whether a problem was already reported for `key` or a key inside it.
@@ -77,6 +89,7 @@ impl Problems {
                     .iter()
                     .filter(|(set, _)| within(key, set))
                     .max_by_key(|(set, _)| set.len())
+                    .or_else(|| self.created_from_env.iter().find(|(table, _)| table == key))
                     .map(|(_, variable)| variable);
                 match variable {
                     Some(variable) => one_line(&format!("{key} (from {variable}): {message}")),

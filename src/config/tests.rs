@@ -97,7 +97,7 @@ fn bad_values_are_all_reported_at_once() {
     );
     for key in [
         "server.listen:",
-        "languages.wanted:",
+        "languages.wanted[0]:",
         "languages.hearing_impaired:",
         "languages.min_score:",
         "libraries[0].path:",
@@ -730,7 +730,7 @@ fn problems_from_the_environment_name_the_variable() {
         "server.max_body_bytes (from CUEWARDEN__SERVER__MAX_BODY_BYTES): invalid type: string \"lots\"",
         "server.api_key_file (from CUEWARDEN__SERVER__API_KEY_FILE): cannot read \"/nonexistent/42\"",
         "notify.discord.webhook_url (from CUEWARDEN__NOTIFY__DISCORD__WEBHOOK_URL): is not a URL",
-        "languages.wanted (from CUEWARDEN__LANGUAGES__WANTED): ",
+        "languages.wanted[1] (from CUEWARDEN__LANGUAGES__WANTED): ",
         // Set in the file: no variable named.
         "jobs.max_attempts: must be at least 1",
     ] {
@@ -928,5 +928,44 @@ fn library_roots_are_neither_repeated_nor_nested() {
             "libraries[3].path: \"/m\" holds libraries[0].path (\"/m/movies\")",
             "libraries[5].path: \"/m/movies\" is already libraries[0].path",
         ],
+    );
+}
+
+#[test]
+fn language_codes_are_reported_at_their_index() {
+    assert_problems(
+        "[languages]\nwanted = [\"fr\", \"xx1\"]\ntranslate_from = [\"zz9\"]\n",
+        &["languages.wanted[1]: ", "languages.translate_from[0]: "],
+    );
+}
+
+#[test]
+fn every_environment_problem_names_its_variable() {
+    let found = problems(
+        "",
+        &[
+            ("CUEWARDEN__BOGUS__X", "1"),
+            ("CUEWARDEN__LIBRARIES__0__PATH", "/m"),
+            ("CUEWARDEN__NOTIFY__SLACK__URL", "https://x"),
+            ("CUEWARDEN__NOTIFY__JELLYFIN__REFRESH", "true"),
+        ],
+    );
+    for expected in [
+        "bogus (from CUEWARDEN__BOGUS__X): unknown key",
+        "CUEWARDEN__LIBRARIES__0__PATH: [[libraries]] entries cannot be set from the environment",
+        "notify.slack (from CUEWARDEN__NOTIFY__SLACK__URL): unknown key",
+        "notify.jellyfin (from CUEWARDEN__NOTIFY__JELLYFIN__REFRESH): needs a [jellyfin] section",
+    ] {
+        assert!(
+            found.iter().any(|p| p.starts_with(expected)),
+            "no {expected:?} in {found:#?}"
+        );
+    }
+    assert_eq!(found.len(), 4, "{found:#?}");
+    // A table the file has is not the variable's: its problems name no variable.
+    let found = problems("[jellyfin]\n", &[("CUEWARDEN__JELLYFIN__URL", "http://j")]);
+    assert_eq!(
+        found,
+        ["jellyfin.api_key: required when [jellyfin] is present (Dashboard → API Keys)"]
     );
 }

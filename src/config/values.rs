@@ -168,19 +168,6 @@ impl Check {
         }
         out
     }
-
-    /// Language codes, each parsed once (duplicates dropped), a bad one reported at `key`.
-    pub(crate) fn languages(&mut self, codes: &[String], key: &str) -> Vec<Language> {
-        let mut out = Vec::new();
-        for code in codes {
-            match Language::parse(code) {
-                Ok(language) if !out.contains(&language) => out.push(language),
-                Ok(_) => {}
-                Err(err) => self.add(key, err),
-            }
-        }
-        out
-    }
 }
 
 /// `http://` + `value` when `value` is a host with a dot or a port but no scheme
