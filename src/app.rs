@@ -24,7 +24,7 @@ use tracing::{info, warn};
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::JellyfinClient;
 use crate::config::{Secret, Settings};
-use crate::sources::{API_SOURCE, Intake, Source, SourceHandle, SourceInfo};
+use crate::sources::{API_SOURCE, Intake, IntakeRules, Source, SourceHandle, SourceInfo};
 
 /// File in `data_dir` holding the generated API key.
 pub const API_KEY_FILE: &str = "api_key";
@@ -207,14 +207,13 @@ pub async fn run_with(
         }
     }
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers).start();
-    let intake = Intake::new(
-        manager.clone(),
-        components.libraries,
-        settings.path_mappings.clone(),
-        settings.languages.wanted.clone(),
-        !settings.languages.translate_from.is_empty(),
-        components.jellyfin,
-    );
+    let rules = IntakeRules {
+        libraries: components.libraries,
+        path_mappings: settings.path_mappings.clone(),
+        wanted: settings.languages.wanted.clone(),
+        translate_by_default: !settings.languages.translate_from.is_empty(),
+    };
+    let intake = Intake::new(manager.clone(), rules, components.jellyfin);
     let mut listed: Vec<SourceInfo> = vec![API_SOURCE];
     let mut running: Vec<(SourceInfo, SourceHandle)> = Vec::new();
     for source in components.sources {

@@ -820,5 +820,8 @@ fn a_library_with_its_own_languages_overrides_the_wanted_ones() {
         "/api/v1/subtitles",
         &json!({"path": episode, "languages": ["de"]}),
     );
-    assert_eq!((status, body["jobs"][0]["language"].clone()), (202, json!("de")));
+    assert_eq!(
+        (status, body["jobs"][0]["language"].clone()),
+        (202, json!("de"))
+    );
 }

@@ -90,40 +90,44 @@ pub enum IntakeError {
     Blocking(String),
 }
 
+/// The rules every detection goes through, from the settings.
+#[derive(Debug, Clone)]
+pub struct IntakeRules {
+    /// The libraries and their languages.
+    pub libraries: Libraries,
+    /// How other services name our folders.
+    pub path_mappings: Vec<PathMapping>,
+    /// `[languages] wanted`: the languages of a video whose library names none.
+    pub wanted: Vec<Language>,
+    /// Whether translation may stand in by default (`translate_from` is set).
+    pub translate_by_default: bool,
+}
+
 /// The shared intake (cheap to clone: every source holds one).
 #[derive(Clone)]
 pub struct Intake {
     manager: Addr<JobManager>,
-    libraries: Libraries,
-    path_mappings: Vec<PathMapping>,
-    wanted: Vec<Language>,
-    translate_by_default: bool,
+    rules: IntakeRules,
     jellyfin: Option<JellyfinClient>,
 }
 
 impl Intake {
-    /// An intake submitting to `manager`.
+    /// An intake submitting to `manager`; item ids are looked up through `jellyfin`.
     pub fn new(
         manager: Addr<JobManager>,
-        libraries: Libraries,
-        path_mappings: Vec<PathMapping>,
-        wanted: Vec<Language>,
-        translate_by_default: bool,
+        rules: IntakeRules,
         jellyfin: Option<JellyfinClient>,
     ) -> Self {
         Self {
             manager,
-            libraries,
-            path_mappings,
-            wanted,
-            translate_by_default,
+            rules,
             jellyfin,
         }
     }
 
     /// The libraries this intake checks against.
     pub fn libraries(&self) -> &Libraries {
-        &self.libraries
+        &self.rules.libraries
     }
 
     /// Resolves and checks a detection into the core's request, without submitting it.
@@ -138,9 +142,9 @@ impl Intake {
                 (jellyfin.item_path(&id).await?, Some(id))
             }
         };
-        let mapped = map_path(&self.path_mappings, &path);
-        let libraries = self.libraries.clone();
-        let wanted = self.wanted.clone();
+        let mapped = map_path(&self.rules.path_mappings, &path);
+        let libraries = self.rules.libraries.clone();
+        let wanted = self.rules.wanted.clone();
         let languages = detection.languages;
         let (real, languages) = tokio::task::spawn_blocking(move || {
             let real = libraries.resolve_video(&mapped)?;
@@ -160,7 +164,7 @@ impl Intake {
             languages,
             auto_translate: detection
                 .auto_translate
-                .unwrap_or(self.translate_by_default),
+                .unwrap_or(self.rules.translate_by_default),
             source: detection.origin,
             priority: detection
                 .priority

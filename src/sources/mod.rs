@@ -9,7 +9,7 @@
 
 pub mod intake;
 
-pub use intake::{Detection, Intake, IntakeError, Submitted, Target};
+pub use intake::{Detection, Intake, IntakeError, IntakeRules, Submitted, Target};
 
 use std::future::Future;
 use std::pin::Pin;
