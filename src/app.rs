@@ -14,8 +14,8 @@ use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use cuewarden_actors::Store;
-use cuewarden_actors::downloader::WorkerContext;
 use cuewarden_actors::job_manager::{JobManager, Shutdown};
+use cuewarden_actors::worker::WorkerContext;
 use tokio::sync::watch;
 use tracing::{info, warn};
 

@@ -3,10 +3,6 @@
 //! next to the video. When nothing exists in the wanted language but a subtitle in a
 //! `translate_from` language sits next to the video, hand over to translation.
 
-mod actor;
-
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,17 +10,12 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::{info, warn};
 
-pub use actor::Downloader;
-
-use crate::clients::{
-    Candidate, ProviderError, SubtitleProvider, SubtitleQuery, TranslationService,
-};
+use crate::clients::{Candidate, LocalBoxFuture, ProviderError, SubtitleQuery};
 use crate::files::{existing_sidecars, subtitle_path, write_atomically};
 use crate::job::{Job, Language};
-use crate::job_manager::Outcome;
-use crate::store::{Change, Store};
 use crate::subtitle::{parse_srt, write_srt};
 use crate::time::now_ms;
+use crate::worker::{Outcome, Work, WorkerContext};
 
 /// The reason a job waits when no provider is configured.
 pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
@@ -33,6 +24,17 @@ pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
 pub const DEFAULT_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
 /// Cooldown after an exhausted quota with no reset time.
 pub const DEFAULT_QUOTA_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
+
+/// Searches providers and writes the subtitle of one job (a [`Work`] run by the
+/// [`Worker`](crate::worker::Worker) shell).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Downloader;
+
+impl Work for Downloader {
+    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<Outcome> {
+        Box::pin(download(job, context))
+    }
+}
 
 /// How hearing-impaired subtitles are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -45,71 +47,6 @@ pub enum HearingImpaired {
     PreferNot,
     /// Take nothing else.
     Only,
-}
-
-/// What every worker shares: providers, translator, policy, cooldowns.
-pub struct WorkerContext {
-    /// Enabled subtitle providers.
-    pub providers: Vec<Rc<dyn SubtitleProvider>>,
-    /// The translation service, if configured.
-    pub translator: Option<Rc<dyn TranslationService>>,
-    /// Library roots; nothing is written outside them.
-    pub libraries: Vec<PathBuf>,
-    /// Languages a translation may start from, in order of preference.
-    pub translate_from: Vec<Language>,
-    /// Lowest acceptable candidate score.
-    pub min_score: u32,
-    /// Hearing-impaired preference.
-    pub hearing_impaired: HearingImpaired,
-    /// Provider name → end of its cooldown (ms since epoch). Shared by all workers.
-    pub cooldowns: RefCell<HashMap<String, i64>>,
-    /// Where cooldowns are persisted.
-    pub store: Option<Store>,
-}
-
-impl WorkerContext {
-    /// A context with no provider and no translator.
-    pub fn new(libraries: Vec<PathBuf>) -> Self {
-        Self {
-            providers: Vec::new(),
-            translator: None,
-            libraries,
-            translate_from: Vec::new(),
-            min_score: 60,
-            hearing_impaired: HearingImpaired::default(),
-            cooldowns: RefCell::new(HashMap::new()),
-            store: None,
-        }
-    }
-
-    fn cool_down(&self, provider: &str, duration: Duration, reason: &str) {
-        let until =
-            now_ms().saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
-        warn!(
-            provider,
-            seconds = duration.as_secs(),
-            reason,
-            "provider cooling down"
-        );
-        self.cooldowns
-            .borrow_mut()
-            .insert(provider.to_owned(), until);
-        if let Some(store) = &self.store {
-            // Fire and forget: losing a cooldown on a crash only costs one extra request.
-            drop(store.submit(vec![Change::PutProviderState {
-                provider: provider.to_owned(),
-                state: json!({"cooldown_until_ms": until, "reason": reason}),
-            }]));
-        }
-    }
-
-    fn cooling_until(&self, provider: &str, now: i64) -> Option<i64> {
-        self.cooldowns
-            .borrow()
-            .get(provider)
-            .copied()
-            .filter(|until| *until > now)
-    }
 }
 
 fn rank(candidate: &Candidate, preference: HearingImpaired) -> i64 {

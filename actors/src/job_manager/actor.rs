@@ -17,11 +17,10 @@ use super::{
     Accepted, Action, JobSummary, ManagerCore, ManagerError, ManagerSettings, NewRequest, Outcome,
     Step, WorkKind,
 };
-use crate::downloader::{Downloader, WorkerContext};
 use crate::job::{Job, JobId, JobStatus};
 use crate::store::Store;
 use crate::time::now_ms;
-use crate::translator::Translator;
+use crate::worker::{StartedWorker, StopWork, WorkerContext};
 
 /// How often waiting jobs are checked for their wake time.
 pub const WAKE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -67,16 +66,6 @@ pub struct StatusReport {
     /// Unfinished jobs per status.
     pub unfinished: HashMap<String, usize>,
 }
-
-/// Stops a worker (its job was cancelled).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopWork;
-
-/// Runs a worker's job to its end.
-#[derive(Message)]
-#[rtype(result = "Outcome")]
-pub struct RunJob;
 
 struct RunningWorker {
     handle: SpawnHandle,
@@ -170,23 +159,7 @@ impl JobManager {
         let id = job.id;
         debug!(job_id = %id, ?kind, "starting worker");
         let timeout = self.core.settings().worker_timeout;
-        type Run = std::pin::Pin<Box<dyn Future<Output = Result<Outcome, MailboxError>>>>;
-        let (run, stop): (Run, Recipient<StopWork>) = match kind {
-            WorkKind::Download => {
-                let addr = Downloader::new(job, self.workers.clone()).start();
-                (
-                    Box::pin(addr.send(RunJob).timeout(timeout)),
-                    addr.recipient(),
-                )
-            }
-            WorkKind::Translate => {
-                let addr = Translator::new(job, self.workers.clone()).start();
-                (
-                    Box::pin(addr.send(RunJob).timeout(timeout)),
-                    addr.recipient(),
-                )
-            }
-        };
+        let StartedWorker { run, stop } = kind.start(job, self.workers.clone(), timeout);
         let handle = ctx.spawn(run.into_actor(self).map(move |result, act, ctx| {
             let outcome = result.unwrap_or_else(|err| {
                 warn!(job_id = %id, error = %err, "worker ended without an answer");

@@ -1,6 +1,6 @@
 //! ManagerCore tests: the JobManager's decisions without actix, a clock or a store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 

@@ -17,11 +17,11 @@ use cuewarden_actors::clients::{
     Candidate, LocalBoxFuture, ProviderError, SubtitleProvider, SubtitleQuery, TranslateError,
     TranslationService,
 };
-use cuewarden_actors::downloader::WorkerContext;
 use cuewarden_actors::files::subtitle_path;
 use cuewarden_actors::job_manager::{
     JobManager, JobSummary, ManagerSettings, NewRequest, RequestSubtitles,
 };
+use cuewarden_actors::worker::WorkerContext;
 use cuewarden_actors::{Event, EventSource, Job, JobId, JobStatus, Language, MediaItem, Priority};
 use cuewarden_actors::{Store, job_manager::ManagerStatus};
 
