@@ -127,16 +127,6 @@ pub async fn run(
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
-    workers.store = Some(store.clone());
-    let reader = store.clone();
-    for (provider, state) in tokio::task::spawn_blocking(move || reader.provider_states()).await?? {
-        if let Some(until) = state
-            .get("cooldown_until_ms")
-            .and_then(serde_json::Value::as_i64)
-        {
-            workers.cooldowns.borrow_mut().insert(provider, until);
-        }
-    }
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers).start();
 
     let http = crate::clients::http_client().context("cannot build the HTTP client")?;

@@ -1,6 +1,11 @@
-//! What every per-job worker shares: the [`WorkerContext`] it runs with, the [`Outcome`]
-//! it answers, the [`RunJob`]/[`StopWork`] messages the JobManager sends it, and the one
-//! actor shell ([`Worker`]) that runs any [`Work`].
+//! What every per-job worker shares: the [`WorkerContext`] it runs with, the [`WorkReport`]
+//! it answers (an [`Outcome`] plus what it learnt about providers), the
+//! [`RunJob`]/[`StopWork`] messages the JobManager sends it, and the one actor shell
+//! ([`Worker`]) that runs any [`Work`].
+//!
+//! Provider state (cooldowns, quotas) has one owner, the JobManager: a worker that hits a
+//! rate limit reports a [`ProviderState`] with its outcome; the manager persists it with the
+//! job's transition and puts it in the [`ProviderRegistry`] every worker reads.
 //!
 //! A kind of work (`Downloader`, `Translator`) is plain logic: an `impl Work` with no actix
 //! in it. [`WorkKind`] names the kinds the JobManager schedules and answers everything that
@@ -16,15 +21,12 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::json;
-use tracing::warn;
 
 use crate::clients::{LocalBoxFuture, SubtitleProvider, TranslationService};
 use crate::downloader::{Downloader, HearingImpaired};
 use crate::event::kind;
 use crate::job::{EventSource, Job, JobStatus, Language};
-use crate::store::{Change, Store};
-use crate::time::now_ms;
+use crate::store::ProviderState;
 use crate::translator::Translator;
 
 /// What every worker shares: providers, translator, policy, cooldowns.
@@ -41,10 +43,8 @@ pub struct WorkerContext {
     pub min_score: u32,
     /// Hearing-impaired preference.
     pub hearing_impaired: HearingImpaired,
-    /// Provider name → end of its cooldown (ms since epoch). Shared by all workers.
-    pub cooldowns: RefCell<HashMap<String, i64>>,
-    /// Where cooldowns are persisted.
-    pub store: Option<Store>,
+    /// What is known of each provider; written by the JobManager only.
+    pub(crate) provider_states: ProviderRegistry,
 }
 
 impl WorkerContext {
@@ -57,38 +57,38 @@ impl WorkerContext {
             translate_from: Vec::new(),
             min_score: 60,
             hearing_impaired: HearingImpaired::default(),
-            cooldowns: RefCell::new(HashMap::new()),
-            store: None,
+            provider_states: ProviderRegistry::default(),
         }
     }
 
-    pub(crate) fn cool_down(&self, provider: &str, duration: Duration, reason: &str) {
-        let until =
-            now_ms().saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
-        warn!(
-            provider,
-            seconds = duration.as_secs(),
-            reason,
-            "provider cooling down"
-        );
-        self.cooldowns
-            .borrow_mut()
-            .insert(provider.to_owned(), until);
-        if let Some(store) = &self.store {
-            // Fire and forget: losing a cooldown on a crash only costs one extra request.
-            drop(store.submit(vec![Change::PutProviderState {
-                provider: provider.to_owned(),
-                state: json!({"cooldown_until_ms": until, "reason": reason}),
-            }]));
-        }
+    /// What is known of `provider` (its cooldown, its quota).
+    pub fn provider_state(&self, provider: &str) -> Option<ProviderState> {
+        self.provider_states.get(provider)
+    }
+}
+
+/// The provider states every worker reads, shared on the actix thread. Only the JobManager
+/// writes it (`ManagerCore::finish` and start-up), so a cooldown has one owner.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderRegistry(Rc<RefCell<HashMap<String, ProviderState>>>);
+
+impl ProviderRegistry {
+    /// What is known of `provider`.
+    pub fn get(&self, provider: &str) -> Option<ProviderState> {
+        self.0.borrow().get(provider).cloned()
     }
 
-    pub(crate) fn cooling_until(&self, provider: &str, now: i64) -> Option<i64> {
-        self.cooldowns
+    /// The end of `provider`'s cooldown, if it is still in force at `now_ms`.
+    pub fn cooling_until(&self, provider: &str, now_ms: i64) -> Option<i64> {
+        self.0
             .borrow()
             .get(provider)
-            .copied()
-            .filter(|until| *until > now)
+            .and_then(|state| state.cooling_until(now_ms))
+    }
+
+    /// Replaces what is known of `state.provider`.
+    pub(crate) fn set(&self, state: ProviderState) {
+        self.0.borrow_mut().insert(state.provider.clone(), state);
     }
 }
 
@@ -132,9 +132,29 @@ pub enum Outcome {
     },
 }
 
+/// What a worker answers: how its job ended, and what it learnt about providers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkReport {
+    /// How the attempt ended.
+    pub outcome: Outcome,
+    /// New provider states (a rate limit, an exhausted quota), for the JobManager to
+    /// persist and share.
+    pub provider_updates: Vec<ProviderState>,
+}
+
+impl From<Outcome> for WorkReport {
+    /// A report with nothing new about providers.
+    fn from(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            provider_updates: Vec::new(),
+        }
+    }
+}
+
 /// Runs a worker's job to its end. Sent once, by the JobManager, with a timeout.
 #[derive(Message)]
-#[rtype(result = "Outcome")]
+#[rtype(result = "WorkReport")]
 pub struct RunJob;
 
 /// Stops a worker (its job was cancelled, or it missed its deadline).
@@ -144,13 +164,13 @@ pub struct StopWork;
 
 /// One kind of per-job work: the logic, without the actor around it.
 pub trait Work: Unpin + 'static {
-    /// Runs one attempt of `job`. The future always ends with an [`Outcome`]; errors are
+    /// Runs one attempt of `job`. The future always ends with a report; errors are
     /// outcomes too (`Failed { retryable }`), so the JobManager decides what follows.
-    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<Outcome>;
+    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<WorkReport>;
 }
 
 /// The actor shell around one [`Work`]: one per running job, never supervised. It answers
-/// its [`RunJob`] with the work's [`Outcome`] and stops; [`StopWork`] stops it earlier,
+/// its [`RunJob`] with the work's [`WorkReport`] and stops; [`StopWork`] stops it earlier,
 /// dropping the work's future.
 pub struct Worker<W: Work> {
     job: Job,
@@ -174,18 +194,14 @@ impl<W: Work> Actor for Worker<W> {
 }
 
 impl<W: Work> Handler<RunJob> for Worker<W> {
-    type Result = ResponseActFuture<Self, Outcome>;
+    type Result = ResponseActFuture<Self, WorkReport>;
 
     fn handle(&mut self, _: RunJob, _: &mut Self::Context) -> Self::Result {
         let (job, context) = (self.job.clone(), self.context.clone());
-        Box::pin(
-            W::run(job, context)
-                .into_actor(self)
-                .map(|outcome, _, ctx| {
-                    ctx.stop();
-                    outcome
-                }),
-        )
+        Box::pin(W::run(job, context).into_actor(self).map(|report, _, ctx| {
+            ctx.stop();
+            report
+        }))
     }
 }
 
@@ -199,8 +215,8 @@ impl<W: Work> Handler<StopWork> for Worker<W> {
 
 /// A started worker, as the JobManager holds it.
 pub struct StartedWorker {
-    /// Resolves with the outcome, or a `MailboxError` if the worker vanished or timed out.
-    pub run: LocalBoxFuture<Result<Outcome, MailboxError>>,
+    /// Resolves with the report, or a `MailboxError` if the worker vanished or timed out.
+    pub run: LocalBoxFuture<Result<WorkReport, MailboxError>>,
     /// Stops the worker.
     pub stop: Recipient<StopWork>,
 }

@@ -89,7 +89,7 @@ async fn a_provided_subtitle_is_written_next_to_the_video_and_the_job_is_done() 
 async fn without_a_provider_the_job_waits_with_the_reason_and_never_finishes() {
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
-    let manager = start_manager(&store, sandbox.workers(&store), settings());
+    let manager = start_manager(&store, sandbox.workers(), settings());
 
     let id = request(&manager, sandbox.request(&["fr"], true)).await[0].id;
     // Let it wake up and look again at least once.
@@ -213,7 +213,7 @@ async fn a_batch_that_comes_back_short_is_sent_again() {
     sandbox.add_sidecar("Movie (2019).en.srt", ENGLISH_SRT);
     let store = sandbox.open_store();
     let translator = FakeTranslator::new(10, [Translate::DropOne]);
-    let mut workers = sandbox.workers(&store);
+    let mut workers = sandbox.workers();
     workers.translator = Some(translator.as_service());
     workers.translate_from = vec![lang("en")];
     let manager = start_manager(&store, workers, settings());
@@ -303,7 +303,7 @@ async fn one_request_for_two_languages_runs_two_jobs() {
 async fn after_shutdown_no_new_work_is_accepted() {
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
-    let manager = start_manager(&store, sandbox.workers(&store), settings());
+    let manager = start_manager(&store, sandbox.workers(), settings());
 
     let unfinished = manager
         .send(Shutdown {
@@ -326,7 +326,7 @@ async fn after_shutdown_no_new_work_is_accepted() {
 async fn a_request_the_store_cannot_persist_is_refused_and_not_kept() {
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
-    let manager = start_manager(&store, sandbox.workers(&store), settings());
+    let manager = start_manager(&store, sandbox.workers(), settings());
     // Let the manager finish its start-up read before the store goes away.
     manager_status(&manager).await;
     store.close();

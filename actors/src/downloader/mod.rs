@@ -13,9 +13,10 @@ use tracing::{info, warn};
 use crate::clients::{Candidate, LocalBoxFuture, ProviderError, SubtitleQuery};
 use crate::files::{existing_sidecars, subtitle_path, write_atomically};
 use crate::job::{Job, Language};
+use crate::store::ProviderState;
 use crate::subtitle::{parse_srt, write_srt};
 use crate::time::now_ms;
-use crate::worker::{Outcome, Work, WorkerContext};
+use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
 /// The reason a job waits when no provider is configured.
 pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
@@ -31,7 +32,7 @@ pub const DEFAULT_QUOTA_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
 pub struct Downloader;
 
 impl Work for Downloader {
-    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<Outcome> {
+    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<WorkReport> {
         Box::pin(download(job, context))
     }
 }
@@ -105,8 +106,21 @@ async fn write_subtitle(
     Ok(target)
 }
 
-/// Runs one download attempt for `job`.
-pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
+/// Runs one download attempt for `job`, reporting the cooldowns it ran into.
+pub async fn download(job: Job, context: Rc<WorkerContext>) -> WorkReport {
+    let mut provider_updates = Vec::new();
+    let outcome = attempt(&job, &context, &mut provider_updates).await;
+    WorkReport {
+        outcome,
+        provider_updates,
+    }
+}
+
+async fn attempt(
+    job: &Job,
+    context: &WorkerContext,
+    provider_updates: &mut Vec<ProviderState>,
+) -> Outcome {
     let (video, wanted) = (job.path.clone(), job.language.clone());
     let sources = if job.auto_translate {
         context.translate_from.clone()
@@ -161,7 +175,7 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
     let mut searched = Vec::new();
     for provider in &context.providers {
         let name = provider.name().to_owned();
-        if let Some(until) = context.cooling_until(&name, now) {
+        if let Some(until) = context.provider_states.cooling_until(&name, now) {
             earliest_cooldown_end = Some(earliest_cooldown_end.map_or(until, |e| e.min(until)));
             continue;
         }
@@ -169,7 +183,7 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
         match provider.search(&query).await {
             Ok(found) => candidates.extend(found.into_iter().map(|c| (provider.clone(), c))),
             Err(err) => {
-                note_provider_error(&context, &name, &err);
+                provider_updates.extend(provider_update(&name, &err, now));
                 errors.push((name, err));
             }
         }
@@ -182,7 +196,7 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
     for (provider, candidate) in &candidates {
         match provider.download(candidate).await {
             Ok(bytes) => {
-                match write_subtitle(&job, candidate, bytes, context.libraries.clone()).await {
+                match write_subtitle(job, candidate, bytes, context.libraries.clone()).await {
                     Ok(path) => {
                         info!(job_id = %job.id, provider = %candidate.provider, path = %path.display(), "subtitle written");
                         return Outcome::Written {
@@ -197,7 +211,7 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
                 }
             }
             Err(err) => {
-                note_provider_error(&context, &candidate.provider, &err);
+                provider_updates.extend(provider_update(&candidate.provider, &err, now_ms()));
                 errors.push((candidate.provider.clone(), err));
             }
         }
@@ -242,24 +256,33 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
     }
 }
 
-fn note_provider_error(context: &WorkerContext, provider: &str, err: &ProviderError) {
-    match err {
-        ProviderError::RateLimited { retry_after } => {
-            context.cool_down(
-                provider,
-                retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN),
-                "rate limited",
-            );
-        }
-        ProviderError::QuotaExhausted { resets_in } => {
-            context.cool_down(
-                provider,
-                resets_in.unwrap_or(DEFAULT_QUOTA_COOLDOWN),
-                "quota exhausted",
-            );
-        }
+/// What a provider error says about the provider: a cooldown, for the JobManager to record.
+fn provider_update(provider: &str, err: &ProviderError, now: i64) -> Option<ProviderState> {
+    let (wait, reason) = match err {
+        ProviderError::RateLimited { retry_after } => (
+            retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN),
+            "rate limited",
+        ),
+        ProviderError::QuotaExhausted { resets_in } => (
+            resets_in.unwrap_or(DEFAULT_QUOTA_COOLDOWN),
+            "quota exhausted",
+        ),
         ProviderError::Unavailable(_) | ProviderError::Permanent(_) => {
             warn!(provider, error = %err, "provider call failed");
+            return None;
         }
+    };
+    warn!(
+        provider,
+        seconds = wait.as_secs(),
+        reason,
+        "provider cooling down"
+    );
+    let until = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+    let mut state = ProviderState::cooling_down(provider, until, reason);
+    if matches!(err, ProviderError::QuotaExhausted { .. }) {
+        state.quota_remaining = Some(0);
+        state.quota_resets_at_ms = Some(until);
     }
+    Some(state)
 }

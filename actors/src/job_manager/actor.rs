@@ -83,9 +83,11 @@ pub struct JobManager {
 
 impl JobManager {
     /// A manager over `store`, starting workers with `workers`.
-    pub fn new(settings: ManagerSettings, store: Store, workers: WorkerContext) -> Self {
+    pub fn new(settings: ManagerSettings, store: Store, mut workers: WorkerContext) -> Self {
+        let core = ManagerCore::new(settings);
+        workers.provider_states = core.provider_registry();
         Self {
-            core: ManagerCore::new(settings),
+            core,
             store,
             workers: Rc::new(workers),
             running: HashMap::new(),
@@ -161,7 +163,7 @@ impl JobManager {
         let timeout = self.core.settings().worker_timeout;
         let StartedWorker { run, stop } = kind.start(job, self.workers.clone(), timeout);
         let handle = ctx.spawn(run.into_actor(self).map(move |result, act, ctx| {
-            let outcome = result.unwrap_or_else(|err| {
+            let report = result.unwrap_or_else(|err| {
                 warn!(job_id = %id, error = %err, "worker ended without an answer");
                 if let Some(worker) = act.running.get(&id) {
                     worker.stop.do_send(StopWork);
@@ -175,9 +177,10 @@ impl JobManager {
                     },
                     retryable: true,
                 }
+                .into()
             });
             act.running.remove(&id);
-            let step = act.core.finish(id, kind, outcome, now_ms());
+            let step = act.core.finish(id, kind, report, now_ms());
             act.persist_and_run(step, ctx);
             act.notify_if_drained();
         }));
@@ -197,21 +200,35 @@ impl Actor for JobManager {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Load unfinished jobs before any message is handled, so deduplication sees them.
+        // Load provider states and unfinished jobs before any message is handled, so
+        // deduplication sees the jobs and the first workers see the cooldowns.
         let store = self.store.clone();
+        let load = move || (store.provider_states(), store.unfinished_jobs());
         ctx.wait(
-            async move { tokio::task::spawn_blocking(move || store.unfinished_jobs()).await }
+            async move { tokio::task::spawn_blocking(load).await }
                 .into_actor(self)
-                .map(|result, act, ctx| match result {
-                    Ok(Ok(jobs)) => {
-                        if !jobs.is_empty() {
-                            info!(count = jobs.len(), "resuming unfinished jobs");
+                .map(|result, act, ctx| {
+                    let (providers, jobs) = match result {
+                        Ok(loaded) => loaded,
+                        Err(err) => {
+                            error!(error = %err, "cannot load unfinished jobs");
+                            return;
                         }
-                        let step = act.core.resume(jobs, now_ms());
-                        act.persist_and_run(step, ctx);
+                    };
+                    match providers {
+                        Ok(states) => act.core.restore_providers(states),
+                        Err(err) => error!(error = %err, "cannot load provider states"),
                     }
-                    Ok(Err(err)) => error!(error = %err, "cannot load unfinished jobs"),
-                    Err(err) => error!(error = %err, "cannot load unfinished jobs"),
+                    match jobs {
+                        Ok(jobs) => {
+                            if !jobs.is_empty() {
+                                info!(count = jobs.len(), "resuming unfinished jobs");
+                            }
+                            let step = act.core.resume(jobs, now_ms());
+                            act.persist_and_run(step, ctx);
+                        }
+                        Err(err) => error!(error = %err, "cannot load unfinished jobs"),
+                    }
                 }),
         );
         ctx.run_interval(WAKE_CHECK_INTERVAL, |act, ctx| {

@@ -19,8 +19,8 @@ use crate::event::{Event, kind};
 use crate::job::{
     EventSource, IllegalTransition, Job, JobId, JobStatus, Language, MediaItem, Priority, dedup_key,
 };
-use crate::store::Change;
-use crate::worker::{Outcome, WorkKind};
+use crate::store::{Change, ProviderState};
+use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
 
 pub use actor::{
     CancelJob, JobManager, ManagerStatus, RequestSubtitles, RetryJob, Shutdown, StatusReport,
@@ -190,6 +190,7 @@ pub struct ManagerCore {
     wakes: BTreeSet<(i64, JobId)>,
     order: u64,
     is_accepting: bool,
+    providers: ProviderRegistry,
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -209,12 +210,25 @@ impl ManagerCore {
             wakes: BTreeSet::new(),
             order: 0,
             is_accepting: true,
+            providers: ProviderRegistry::default(),
         }
     }
 
     /// The settings.
     pub fn settings(&self) -> &ManagerSettings {
         &self.settings
+    }
+
+    /// The provider states this manager owns; workers get a reading handle to it.
+    pub fn provider_registry(&self) -> ProviderRegistry {
+        self.providers.clone()
+    }
+
+    /// Takes over the provider states found in the store at start-up.
+    pub fn restore_providers(&mut self, states: Vec<ProviderState>) {
+        for state in states {
+            self.providers.set(state);
+        }
     }
 
     /// An unfinished job.
@@ -485,10 +499,26 @@ impl ManagerCore {
         step
     }
 
-    /// Applies a worker's outcome. Outcomes of workers that no longer own their job
-    /// (cancelled meanwhile) are ignored.
-    pub fn finish(&mut self, id: JobId, kind: WorkKind, outcome: Outcome, now: i64) -> Step {
+    /// Applies a worker's report: its provider updates are recorded (and persisted in this
+    /// step) in any case; its outcome is ignored when the worker no longer owns its job
+    /// (cancelled meanwhile).
+    pub fn finish(
+        &mut self,
+        id: JobId,
+        kind: WorkKind,
+        report: impl Into<WorkReport>,
+        now: i64,
+    ) -> Step {
+        let WorkReport {
+            outcome,
+            provider_updates,
+        } = report.into();
         let mut step = Step::default();
+        for state in provider_updates {
+            // Workers see a cooldown at once; it is durable once this step commits.
+            self.providers.set(state.clone());
+            step.changes.push(Change::PutProviderState(state));
+        }
         if self.running.get(&id) != Some(&kind) {
             return step;
         }

@@ -930,3 +930,61 @@ fn status_counts_cover_unfinished_jobs_only() {
     assert_eq!(counts.get(&JobStatus::Done), None);
     assert_eq!(counts.values().sum::<usize>(), 3);
 }
+
+#[test]
+fn provider_updates_of_a_report_are_persisted_with_the_transition_and_shared() {
+    let mut core = ManagerCore::new(settings());
+    let registry = core.provider_registry();
+    let id = running_download(&mut core, "RateLimited");
+    let cooldown = ProviderState::cooling_down("fake", NOW + 60_000, "rate limited");
+    let report = WorkReport {
+        outcome: Outcome::NothingFound {
+            reason: "every subtitle provider is cooling down".to_owned(),
+            retry_after: Some(Duration::from_secs(60)),
+        },
+        provider_updates: vec![cooldown.clone()],
+    };
+    let step = core.finish(id, WorkKind::Download, report.clone(), NOW);
+    assert!(
+        step.changes
+            .iter()
+            .any(|c| matches!(c, Change::PutProviderState(s) if *s == cooldown))
+    );
+    assert!(
+        step.changes
+            .iter()
+            .any(|c| matches!(c, Change::PutJob { job, .. } if job.status == JobStatus::Waiting)),
+        "the cooldown commits with the job's transition"
+    );
+    assert_eq!(registry.cooling_until("fake", NOW), Some(NOW + 60_000));
+    assert_eq!(registry.cooling_until("fake", NOW + 60_000), None);
+
+    // A late report (its job is no longer running) still tells about the provider.
+    let later = ProviderState::cooling_down("fake", NOW + 120_000, "quota exhausted");
+    let step = core.finish(
+        id,
+        WorkKind::Download,
+        WorkReport {
+            outcome: written("/media/movies/RateLimited.fr.srt"),
+            provider_updates: vec![later.clone()],
+        },
+        NOW,
+    );
+    assert_eq!(step.changes.len(), 1);
+    assert!(matches!(&step.changes[0], Change::PutProviderState(s) if *s == later));
+    assert_eq!(registry.get("fake"), Some(later));
+}
+
+#[test]
+fn provider_states_restored_at_start_are_shared_with_workers() {
+    let mut core = ManagerCore::new(settings());
+    core.restore_providers(vec![ProviderState::cooling_down(
+        "fake",
+        NOW + 1_000,
+        "rate limited",
+    )]);
+    assert_eq!(
+        core.provider_registry().cooling_until("fake", NOW),
+        Some(NOW + 1_000)
+    );
+}

@@ -17,6 +17,7 @@
 //! then drops the handle and reopens the file (readers get [`StoreError::Unavailable`] for
 //! that moment). Nothing committed is lost; a batch that failed is refused, not retried.
 
+mod records;
 pub mod schema;
 
 use std::ops::Bound;
@@ -35,6 +36,7 @@ use tracing::{debug, error};
 
 use crate::event::Event;
 use crate::job::{ALL_STATUSES, Job, JobId, JobStatus};
+pub use records::ProviderState;
 use schema::*;
 
 /// Most changes one commit takes; the rest wait for the next commit.
@@ -169,13 +171,8 @@ pub enum Change {
         /// The record.
         record: serde_json::Value,
     },
-    /// Record a provider's cooldown or quota.
-    PutProviderState {
-        /// Provider name.
-        provider: String,
-        /// Its state.
-        state: serde_json::Value,
-    },
+    /// Record a provider's cooldown or quota (replaces what was known of it).
+    PutProviderState(ProviderState),
     /// Queue work for an external sink.
     EnqueueOutbox(serde_json::Value),
     /// Remove a delivered outbox entry.
@@ -658,14 +655,16 @@ impl Store {
         }
     }
 
-    /// Every provider's stored state.
-    pub fn provider_states(&self) -> Result<Vec<(String, serde_json::Value)>, StoreError> {
+    /// Every provider's stored state, by name.
+    pub fn provider_states(&self) -> Result<Vec<ProviderState>, StoreError> {
         let txn = self.read()?;
         let table = txn.open_table(PROVIDER_STATE)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (k, v) = entry?;
-            out.push((k.value().to_owned(), decode("provider_state", v.value())?));
+            let mut state: ProviderState = decode("provider_state", v.value())?;
+            k.value().clone_into(&mut state.provider);
+            out.push(state);
         }
         Ok(out)
     }
@@ -946,8 +945,8 @@ impl Writer {
                         Change::PutMedia { path, record } => {
                             media.insert(path.as_str(), encode(record).as_slice())?;
                         }
-                        Change::PutProviderState { provider, state } => {
-                            providers.insert(provider.as_str(), encode(state).as_slice())?;
+                        Change::PutProviderState(state) => {
+                            providers.insert(state.provider.as_str(), encode(state).as_slice())?;
                         }
                         Change::EnqueueOutbox(entry) => {
                             outbox.insert(self.next_outbox_seq, encode(entry).as_slice())?;

@@ -60,6 +60,15 @@ fn count_of(store: &Store, status: JobStatus) -> u64 {
         .unwrap()
 }
 
+fn quota(provider: &str, remaining: u32) -> ProviderState {
+    ProviderState {
+        provider: provider.to_owned(),
+        quota_remaining: Some(remaining),
+        quota_resets_at_ms: Some(86_400_000),
+        ..ProviderState::default()
+    }
+}
+
 /// Writes raw bytes as the record of `id` in the jobs table, bypassing the writer.
 fn write_raw_job(store: &Store, id: JobId, bytes: &[u8]) {
     let txn = store.database().begin_write().unwrap();
@@ -370,10 +379,11 @@ fn everything_is_still_there_after_close_and_reopen_and_sequences_continue() {
                     path: "/media/movies/A.mkv".to_owned(),
                     record: json!({"languages": ["fr"]}),
                 },
-                Change::PutProviderState {
-                    provider: "opensubtitles".to_owned(),
-                    state: json!({"cooldown_until_ms": 42}),
-                },
+                Change::PutProviderState(ProviderState::cooling_down(
+                    "opensubtitles",
+                    42,
+                    "rate limited",
+                )),
                 Change::EnqueueOutbox(json!({"n": 1})),
                 Change::EnqueueOutbox(json!({"n": 2})),
                 Change::PutMeta {
@@ -398,7 +408,11 @@ fn everything_is_still_there_after_close_and_reopen_and_sequences_continue() {
     );
     assert_eq!(
         store.provider_states().unwrap(),
-        vec![("opensubtitles".to_owned(), json!({"cooldown_until_ms": 42}))]
+        vec![ProviderState::cooling_down(
+            "opensubtitles",
+            42,
+            "rate limited"
+        )]
     );
     assert_eq!(store.outbox(10).unwrap(), vec![(1, json!({"n": 1}))]);
     assert_eq!(
@@ -568,14 +582,8 @@ fn media_records_and_provider_state_are_replaced_by_key() {
                 path: path.to_owned(),
                 record: json!({"languages": ["fr"], "jellyfin_item_id": null}),
             },
-            Change::PutProviderState {
-                provider: "subdl".to_owned(),
-                state: json!({"cooldown_until_ms": 1}),
-            },
-            Change::PutProviderState {
-                provider: "opensubtitles".to_owned(),
-                state: json!({"quota": 5}),
-            },
+            Change::PutProviderState(ProviderState::cooling_down("subdl", 1, "rate limited")),
+            Change::PutProviderState(quota("opensubtitles", 5)),
         ])
         .unwrap();
     store
@@ -584,10 +592,7 @@ fn media_records_and_provider_state_are_replaced_by_key() {
                 path: path.to_owned(),
                 record: json!({"languages": ["fr", "en"], "jellyfin_item_id": "abc"}),
             },
-            Change::PutProviderState {
-                provider: "subdl".to_owned(),
-                state: json!({"cooldown_until_ms": 2}),
-            },
+            Change::PutProviderState(ProviderState::cooling_down("subdl", 2, "rate limited")),
         ])
         .unwrap();
     assert_eq!(
@@ -598,8 +603,8 @@ fn media_records_and_provider_state_are_replaced_by_key() {
     assert_eq!(
         store.provider_states().unwrap(),
         vec![
-            ("opensubtitles".to_owned(), json!({"quota": 5})),
-            ("subdl".to_owned(), json!({"cooldown_until_ms": 2})),
+            quota("opensubtitles", 5),
+            ProviderState::cooling_down("subdl", 2, "rate limited"),
         ]
     );
 }
@@ -697,4 +702,47 @@ fn close_commits_what_was_queued_and_later_writes_fail_with_closed() {
         .into_iter()
         .collect();
     assert_eq!(stored, ids(&jobs).into_iter().collect());
+}
+
+#[test]
+fn provider_state_round_trips_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = ProviderState {
+        provider: "opensubtitles".to_owned(),
+        cooldown_until_ms: Some(1_700_000_000_000),
+        reason: Some("quota exhausted".to_owned()),
+        quota_remaining: Some(0),
+        quota_resets_at_ms: Some(1_700_000_000_000),
+    };
+    {
+        let store = open(&dir);
+        store
+            .submit_blocking(vec![Change::PutProviderState(state.clone())])
+            .unwrap();
+        store.close();
+    }
+    assert_eq!(open(&dir).provider_states().unwrap(), vec![state]);
+}
+
+#[test]
+fn provider_state_written_by_an_older_build_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // What builds before typed provider state wrote: version byte, then this JSON.
+    let mut old = vec![RECORD_VERSION];
+    old.extend_from_slice(br#"{"cooldown_until_ms":1700000000000,"reason":"rate limited"}"#);
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut table = txn.open_table(PROVIDER_STATE).unwrap();
+        table.insert("subdl", old.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    assert_eq!(
+        store.provider_states().unwrap(),
+        vec![ProviderState::cooling_down(
+            "subdl",
+            1_700_000_000_000,
+            "rate limited"
+        )]
+    );
 }

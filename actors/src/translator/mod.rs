@@ -11,7 +11,7 @@ use crate::clients::{LocalBoxFuture, TranslateError};
 use crate::files::{subtitle_path, write_atomically};
 use crate::job::Job;
 use crate::subtitle::{parse_srt, write_srt};
-use crate::worker::{Outcome, Work, WorkerContext};
+use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
 /// Attempts per batch when the service answers a different number of texts.
 pub const BATCH_ATTEMPTS: usize = 3;
@@ -22,8 +22,8 @@ pub const BATCH_ATTEMPTS: usize = 3;
 pub struct Translator;
 
 impl Work for Translator {
-    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<Outcome> {
-        Box::pin(translate(job, context))
+    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<WorkReport> {
+        Box::pin(async move { translate(job, context).await.into() })
     }
 }
 

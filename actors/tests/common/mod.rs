@@ -98,10 +98,8 @@ impl Sandbox {
     }
 
     /// A worker context for this library: no provider, no translator.
-    pub fn workers(&self, store: &Store) -> WorkerContext {
-        let mut context = WorkerContext::new(vec![self.library.clone()]);
-        context.store = Some(store.clone());
-        context
+    pub fn workers(&self) -> WorkerContext {
+        WorkerContext::new(vec![self.library.clone()])
     }
 
     /// Starts a JobManager with the default test settings and `provider` as the only provider.
@@ -110,7 +108,7 @@ impl Sandbox {
         store: &Store,
         provider: &Rc<FakeProvider>,
     ) -> Addr<JobManager> {
-        let mut workers = self.workers(store);
+        let mut workers = self.workers();
         workers.providers = vec![provider.as_provider()];
         start_manager(store, workers, settings())
     }
@@ -122,7 +120,7 @@ impl Sandbox {
         provider: &Rc<FakeProvider>,
         translator: &Rc<FakeTranslator>,
     ) -> Addr<JobManager> {
-        let mut workers = self.workers(store);
+        let mut workers = self.workers();
         workers.providers = vec![provider.as_provider()];
         workers.translator = Some(translator.as_service());
         workers.translate_from = vec![lang("en")];
