@@ -8,6 +8,7 @@ use cuewarden_actors::files::library_of;
 use cuewarden_actors::job_manager::{
     CancelJob, JobSummary, ManagerError, NewRequest, RequestSubtitles, RetryJob,
 };
+use cuewarden_actors::store::error_chain;
 use cuewarden_actors::time::format_rfc3339;
 use cuewarden_actors::{Event, EventSource, Job, JobId, JobStatus, Language, MediaItem};
 use serde::{Deserialize, Serialize};
@@ -92,11 +93,11 @@ fn manager_error(err: ManagerError) -> ApiError {
         ManagerError::Conflict { .. } => {
             ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
         }
-        ManagerError::Store(message) => ApiError::internal(message),
+        ManagerError::Store(source) => ApiError::internal(error_chain(&source)),
         ManagerError::StorageFull(_) => ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "insufficient_storage",
-            err.to_string(),
+            error_chain(&err),
         ),
     }
 }

@@ -18,7 +18,7 @@ use super::{
     Step, WorkKind,
 };
 use crate::job::{Job, JobId, JobStatus};
-use crate::store::Store;
+use crate::store::{Store, error_chain};
 use crate::time::now_ms;
 use crate::worker::{StartedWorker, StopWork, WorkerContext};
 
@@ -118,7 +118,7 @@ impl JobManager {
                         }
                     }
                     Err(err) => {
-                        error!(error = %err, "cannot persist job changes; workers not started");
+                        error!(error = %error_chain(&err), "cannot persist job changes; workers not started");
                         // A job whose start was not persisted must not hold its slot: record
                         // a retryable failure (parks it in `waiting` with a backoff).
                         for action in actions {
@@ -127,7 +127,7 @@ impl JobManager {
                                     job.id,
                                     kind,
                                     Outcome::Failed {
-                                        error: format!("store write failed: {err}"),
+                                        error: format!("store write failed: {}", error_chain(&err)),
                                         retryable: true,
                                     },
                                     now_ms(),
@@ -217,7 +217,9 @@ impl Actor for JobManager {
                     };
                     match providers {
                         Ok(states) => act.core.restore_providers(states),
-                        Err(err) => error!(error = %err, "cannot load provider states"),
+                        Err(err) => {
+                            error!(error = %error_chain(&err), "cannot load provider states");
+                        }
                     }
                     match jobs {
                         Ok(jobs) => {
@@ -227,7 +229,9 @@ impl Actor for JobManager {
                             let step = act.core.resume(jobs, now_ms());
                             act.persist_and_run(step, ctx);
                         }
-                        Err(err) => error!(error = %err, "cannot load unfinished jobs"),
+                        Err(err) => {
+                            error!(error = %error_chain(&err), "cannot load unfinished jobs");
+                        }
                     }
                 }),
         );

@@ -19,7 +19,7 @@ use crate::event::{Event, kind};
 use crate::job::{
     EventSource, IllegalTransition, Job, JobId, JobStatus, Language, MediaItem, Priority, dedup_key,
 };
-use crate::store::{Change, ProviderState};
+use crate::store::{Change, MediaRecord, OutboxEntry, ProviderState, StoreError};
 use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
 
 pub use actor::{
@@ -131,7 +131,7 @@ impl Step {
 }
 
 /// Why the manager refused a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
     /// The daemon is shutting down.
     #[error("the daemon is shutting down")]
@@ -147,19 +147,19 @@ pub enum ManagerError {
         reason: &'static str,
     },
     /// The store could not persist the change.
-    #[error("cannot persist the job: {0}")]
-    Store(String),
+    #[error("cannot persist the job")]
+    Store(#[source] StoreError),
     /// The store could not persist the change because the disk is full.
-    #[error("cannot persist the job, the disk holding the store is full: {0}")]
-    StorageFull(String),
+    #[error("cannot persist the job, the disk holding the store is full")]
+    StorageFull(#[source] StoreError),
 }
 
-impl From<crate::store::StoreError> for ManagerError {
-    fn from(err: crate::store::StoreError) -> Self {
+impl From<StoreError> for ManagerError {
+    fn from(err: StoreError) -> Self {
         if err.is_storage_full() {
-            Self::StorageFull(err.to_string())
+            Self::StorageFull(err)
         } else {
-            Self::Store(err.to_string())
+            Self::Store(err)
         }
     }
 }
@@ -340,16 +340,13 @@ impl ManagerCore {
         }
         let mut summaries = Vec::new();
         // The media index remembers every video asked about, and by whom.
-        let mut changes = vec![Change::PutMedia {
-            path: request.media.path.display().to_string(),
-            record: json!({
-                "path": request.media.path,
-                "jellyfin_item_id": request.media.jellyfin_item_id,
-                "languages": request.languages,
-                "last_requested_at_ms": now,
-                "last_source": request.source,
-            }),
-        }];
+        let mut changes = vec![Change::PutMedia(MediaRecord {
+            path: request.media.path.clone(),
+            jellyfin_item_id: request.media.jellyfin_item_id.clone(),
+            languages: request.languages.clone(),
+            last_requested_at_ms: now,
+            last_source: request.source,
+        })];
         let mut new_ids = Vec::new();
         for language in &request.languages {
             let key = dedup_key(&request.media.path, language);
@@ -550,11 +547,11 @@ impl ManagerCore {
                     },
                 )
                 .inspect(|_| {
-                    step.changes.push(Change::EnqueueOutbox(json!({
-                        "kind": "job.done",
-                        "job_id": id,
-                        "path": path,
-                    })));
+                    step.changes
+                        .push(Change::EnqueueOutbox(OutboxEntry::JobDone {
+                            job_id: id,
+                            path,
+                        }));
                 })
             }
             Outcome::AlreadyExists { path } => self.transition(

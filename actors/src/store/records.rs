@@ -1,10 +1,33 @@
-//! The typed records the store keeps besides jobs and events.
+//! The typed records the store keeps besides jobs and events: the media index, provider
+//! state and outbox entries.
 //!
-//! Each is written as JSON after the record version byte (see `encode` and `decode`). Their JSON is
+//! Each is written as JSON after the record version byte (see `codec.rs`). Their JSON is
 //! the one earlier builds wrote, and fields added since have serde defaults, so records
 //! already on disk stay readable without a migration.
 
+use std::path::PathBuf;
+
 use serde::{Deserialize, Serialize};
+
+use crate::job::{EventSource, JobId, Language};
+
+/// What the media index knows of a video: who asked for it last, and for what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    /// The video (its real path; also the record's key).
+    pub path: PathBuf,
+    /// Jellyfin's item id, when known.
+    #[serde(default)]
+    pub jellyfin_item_id: Option<String>,
+    /// The languages last asked for.
+    #[serde(default)]
+    pub languages: Vec<Language>,
+    /// When it was last asked for (ms since epoch).
+    #[serde(default)]
+    pub last_requested_at_ms: i64,
+    /// Who asked last.
+    pub last_source: EventSource,
+}
 
 /// What is known of one subtitle provider: a cooldown (rate limit, exhausted quota) and
 /// its quota. The JobManager is its only writer; workers read it before calling.
@@ -45,4 +68,19 @@ impl ProviderState {
     pub fn cooling_until(&self, now_ms: i64) -> Option<i64> {
         self.cooldown_until_ms.filter(|until| *until > now_ms)
     }
+}
+
+/// Work for an external sink (notifier, bridge), queued in the same commit as the job
+/// change that caused it, kept until the sink acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum OutboxEntry {
+    /// A job wrote its subtitle.
+    #[serde(rename = "job.done")]
+    JobDone {
+        /// The job.
+        job_id: JobId,
+        /// The subtitle written.
+        path: PathBuf,
+    },
 }
