@@ -15,8 +15,8 @@ use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use cuewarden_actors::clients::{SubtitleProvider, TranslationService};
-use cuewarden_actors::downloader::WorkerContext;
 use cuewarden_actors::job_manager::{JobManager, Shutdown};
+use cuewarden_actors::worker::WorkerContext;
 use cuewarden_actors::{Libraries, Library, Store};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -196,16 +196,6 @@ pub async fn run_with(
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
-    workers.store = Some(store.clone());
-    let reader = store.clone();
-    for (provider, state) in tokio::task::spawn_blocking(move || reader.provider_states()).await?? {
-        if let Some(until) = state
-            .get("cooldown_until_ms")
-            .and_then(serde_json::Value::as_i64)
-        {
-            workers.cooldowns.borrow_mut().insert(provider, until);
-        }
-    }
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers).start();
     let rules = IntakeRules {
         libraries: components.libraries,

@@ -3,7 +3,8 @@
 //! Sources (in the root crate) turn what they see into [`job_manager::RequestSubtitles`]
 //! messages. The [`job_manager::JobManager`] actor owns every job: it deduplicates, queues
 //! by priority, persists each transition in the [`store::Store`] before acting on it, and
-//! runs one [`downloader::Downloader`] or [`translator::Translator`] actor per running job.
+//! runs one [`worker::Worker`] actor per running job: a [`downloader::Downloader`] or a
+//! [`translator::Translator`].
 //! Remote services sit behind the small traits of [`clients`]. This crate knows nothing of
 //! HTTP servers, file watching or the command line.
 #![warn(missing_docs)]
@@ -20,6 +21,7 @@ pub mod store;
 pub mod subtitle;
 pub mod time;
 pub mod translator;
+pub mod worker;
 
 pub use event::Event;
 pub use job::{EventSource, Job, JobId, JobStatus, Language, MediaItem, Priority};

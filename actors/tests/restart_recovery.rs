@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use common::*;
 use cuewarden_actors::JobStatus;
+use cuewarden_actors::clients::ProviderError;
 use cuewarden_actors::event::{Event, kind};
 use cuewarden_actors::job_manager::Shutdown;
 use cuewarden_actors::store::Change;
@@ -179,5 +180,68 @@ fn every_unfinished_stage_recorded_in_the_store_resumes_and_terminal_jobs_stay_p
         assert_eq!(store.job_count().unwrap(), all.len() as u64);
         let status = manager_status(&manager).await;
         assert!(status.unfinished.is_empty(), "{:?}", status.unfinished);
+    });
+}
+
+#[test]
+fn a_cooldown_a_worker_reports_is_persisted_and_still_in_force_after_restart() {
+    let sandbox = Sandbox::new();
+    let hour = Duration::from_secs(3600);
+
+    // First run: the provider rate-limits the first search for an hour.
+    let id = actix_rt::System::new().block_on(async {
+        let store = sandbox.open_store();
+        let provider = FakeProvider::new(
+            [Search::Fail(ProviderError::RateLimited {
+                retry_after: Some(hour),
+            })],
+            Search::Offer,
+        );
+        let manager = sandbox.start_with_provider(&store, &provider);
+        let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
+        // The retry (after a short backoff) finds the provider cooling down: the manager
+        // shared the worker's report with the next worker, which did not call it.
+        let job = job_where(&store, id, "waiting for the cooldown", |j| {
+            j.status == JobStatus::Waiting
+                && j.error.as_deref() == Some("every subtitle provider is cooling down")
+        })
+        .await;
+        assert_eq!(provider.searches.get(), 1);
+        assert!(job.wake_at_ms.unwrap() > now_ms() + 3_500_000);
+        let states = store.provider_states().unwrap();
+        assert_eq!(states.len(), 1, "{states:?}");
+        assert_eq!(states[0].provider, "fake");
+        assert_eq!(states[0].reason.as_deref(), Some("rate limited"));
+        assert!(states[0].cooling_until(now_ms()).unwrap() > now_ms() + 3_500_000);
+        manager
+            .send(Shutdown {
+                grace: Duration::from_secs(1),
+            })
+            .await
+            .unwrap();
+        store.close();
+        id
+    });
+
+    // Second run over the same file: a new job does not call the cooling provider either.
+    actix_rt::System::new().block_on(async {
+        let store = sandbox.open_store();
+        let provider = FakeProvider::new([], Search::Offer);
+        let manager = sandbox.start_with_provider(&store, &provider);
+        let new = request(&manager, sandbox.request(&["de"], false)).await[0].id;
+        let job = job_where(&store, new, "waiting for the cooldown", |j| {
+            j.status == JobStatus::Waiting
+        })
+        .await;
+        assert_eq!(
+            job.error.as_deref(),
+            Some("every subtitle provider is cooling down")
+        );
+        assert_eq!(provider.searches.get(), 0, "the cooldown was forgotten");
+        assert_eq!(
+            store.job(id).unwrap().unwrap().status,
+            JobStatus::Waiting,
+            "the first job still waits for the cooldown to end"
+        );
     });
 }

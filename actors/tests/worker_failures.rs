@@ -71,7 +71,7 @@ async fn transient_failures_give_up_after_the_last_attempt() {
         [],
         Search::Fail(ProviderError::Unavailable("HTTP 502".to_owned())),
     );
-    let mut workers = sandbox.workers(&store);
+    let mut workers = sandbox.workers();
     workers.providers = vec![provider.as_provider()];
     let settings = ManagerSettings {
         max_attempts: 2,
@@ -174,7 +174,7 @@ async fn a_hanging_provider_times_out_and_the_job_is_retried() {
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
     let provider = FakeProvider::new([Search::Hang], Search::Offer);
-    let mut workers = sandbox.workers(&store);
+    let mut workers = sandbox.workers();
     workers.providers = vec![provider.as_provider()];
     let settings = ManagerSettings {
         worker_timeout: Duration::from_millis(300),
@@ -205,7 +205,7 @@ async fn a_translator_error_is_retried_like_a_provider_error() {
             "HTTP 500".to_owned(),
         ))],
     );
-    let mut workers = sandbox.workers(&store);
+    let mut workers = sandbox.workers();
     workers.translator = Some(translator.as_service());
     workers.translate_from = vec![lang("en")];
     let manager = start_manager(&store, workers, settings());

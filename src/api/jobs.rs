@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use cuewarden_actors::job_manager::{CancelJob, ManagerError, RetryJob};
+use cuewarden_actors::store::error_chain;
 use cuewarden_actors::time::format_rfc3339;
 use cuewarden_actors::{Event, EventSource, Job, JobId, JobStatus, Language};
 use serde::{Deserialize, Serialize};
@@ -90,11 +91,11 @@ fn manager_error(err: ManagerError) -> ApiError {
         ManagerError::Conflict { .. } => {
             ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
         }
-        ManagerError::Store(message) => ApiError::internal(message),
+        ManagerError::Store(source) => ApiError::internal(error_chain(&source)),
         ManagerError::StorageFull(_) => ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,
             "insufficient_storage",
-            err.to_string(),
+            error_chain(&err),
         ),
     }
 }

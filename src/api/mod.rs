@@ -108,16 +108,18 @@ impl ResponseError for ApiError {
 impl From<cuewarden_actors::StoreError> for ApiError {
     fn from(err: cuewarden_actors::StoreError) -> Self {
         use cuewarden_actors::StoreError;
+        use cuewarden_actors::store::error_chain;
+        let message = error_chain(&err);
         if err.is_storage_full() {
             Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "insufficient_storage",
-                err.to_string(),
+                message,
             )
         } else if matches!(err, StoreError::Unavailable { .. }) {
-            Self::unavailable(err.to_string())
+            Self::unavailable(message)
         } else {
-            Self::internal(err.to_string())
+            Self::internal(message)
         }
     }
 }

@@ -3,10 +3,6 @@
 //! next to the video. When nothing exists in the wanted language but a subtitle in a
 //! `translate_from` language sits next to the video, hand over to translation.
 
-mod actor;
-
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,18 +10,14 @@ use std::time::Duration;
 use serde_json::json;
 use tracing::{info, warn};
 
-pub use actor::Downloader;
-
-use crate::clients::{
-    Candidate, ProviderError, SubtitleProvider, SubtitleQuery, TranslationService,
-};
+use crate::clients::{Candidate, LocalBoxFuture, ProviderError, SubtitleQuery};
 use crate::files::{existing_sidecars, subtitle_path, write_atomically};
 use crate::job::{Job, Language};
-use crate::job_manager::Outcome;
 use crate::library::Libraries;
-use crate::store::{Change, Store};
+use crate::store::ProviderState;
 use crate::subtitle::{parse_srt, write_srt};
 use crate::time::now_ms;
+use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
 /// The reason a job waits when no provider is configured.
 pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
@@ -34,6 +26,17 @@ pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
 pub const DEFAULT_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
 /// Cooldown after an exhausted quota with no reset time.
 pub const DEFAULT_QUOTA_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
+
+/// Searches providers and writes the subtitle of one job (a [`Work`] run by the
+/// [`Worker`](crate::worker::Worker) shell).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Downloader;
+
+impl Work for Downloader {
+    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<WorkReport> {
+        Box::pin(download(job, context))
+    }
+}
 
 /// How hearing-impaired subtitles are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -46,71 +49,6 @@ pub enum HearingImpaired {
     PreferNot,
     /// Take nothing else.
     Only,
-}
-
-/// What every worker shares: providers, translator, policy, cooldowns.
-pub struct WorkerContext {
-    /// Enabled subtitle providers.
-    pub providers: Vec<Rc<dyn SubtitleProvider>>,
-    /// The translation service, if configured.
-    pub translator: Option<Rc<dyn TranslationService>>,
-    /// The libraries; nothing is written outside them.
-    pub libraries: Libraries,
-    /// Languages a translation may start from, in order of preference.
-    pub translate_from: Vec<Language>,
-    /// Lowest acceptable candidate score.
-    pub min_score: u32,
-    /// Hearing-impaired preference.
-    pub hearing_impaired: HearingImpaired,
-    /// Provider name → end of its cooldown (ms since epoch). Shared by all workers.
-    pub cooldowns: RefCell<HashMap<String, i64>>,
-    /// Where cooldowns are persisted.
-    pub store: Option<Store>,
-}
-
-impl WorkerContext {
-    /// A context with no provider and no translator.
-    pub fn new(libraries: Libraries) -> Self {
-        Self {
-            providers: Vec::new(),
-            translator: None,
-            libraries,
-            translate_from: Vec::new(),
-            min_score: 60,
-            hearing_impaired: HearingImpaired::default(),
-            cooldowns: RefCell::new(HashMap::new()),
-            store: None,
-        }
-    }
-
-    fn cool_down(&self, provider: &str, duration: Duration, reason: &str) {
-        let until =
-            now_ms().saturating_add(i64::try_from(duration.as_millis()).unwrap_or(i64::MAX));
-        warn!(
-            provider,
-            seconds = duration.as_secs(),
-            reason,
-            "provider cooling down"
-        );
-        self.cooldowns
-            .borrow_mut()
-            .insert(provider.to_owned(), until);
-        if let Some(store) = &self.store {
-            // Fire and forget: losing a cooldown on a crash only costs one extra request.
-            drop(store.submit(vec![Change::PutProviderState {
-                provider: provider.to_owned(),
-                state: json!({"cooldown_until_ms": until, "reason": reason}),
-            }]));
-        }
-    }
-
-    fn cooling_until(&self, provider: &str, now: i64) -> Option<i64> {
-        self.cooldowns
-            .borrow()
-            .get(provider)
-            .copied()
-            .filter(|until| *until > now)
-    }
 }
 
 fn rank(candidate: &Candidate, preference: HearingImpaired) -> i64 {
@@ -169,8 +107,21 @@ async fn write_subtitle(
     Ok(target)
 }
 
-/// Runs one download attempt for `job`.
-pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
+/// Runs one download attempt for `job`, reporting the cooldowns it ran into.
+pub async fn download(job: Job, context: Rc<WorkerContext>) -> WorkReport {
+    let mut provider_updates = Vec::new();
+    let outcome = attempt(&job, &context, &mut provider_updates).await;
+    WorkReport {
+        outcome,
+        provider_updates,
+    }
+}
+
+async fn attempt(
+    job: &Job,
+    context: &WorkerContext,
+    provider_updates: &mut Vec<ProviderState>,
+) -> Outcome {
     let (video, wanted) = (job.path.clone(), job.language.clone());
     let sources = if job.auto_translate {
         context.translate_from.clone()
@@ -225,7 +176,7 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
     let mut searched = Vec::new();
     for provider in &context.providers {
         let name = provider.name().to_owned();
-        if let Some(until) = context.cooling_until(&name, now) {
+        if let Some(until) = context.provider_states.cooling_until(&name, now) {
             earliest_cooldown_end = Some(earliest_cooldown_end.map_or(until, |e| e.min(until)));
             continue;
         }
@@ -233,7 +184,7 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
         match provider.search(&query).await {
             Ok(found) => candidates.extend(found.into_iter().map(|c| (provider.clone(), c))),
             Err(err) => {
-                note_provider_error(&context, &name, &err);
+                provider_updates.extend(provider_update(&name, &err, now));
                 errors.push((name, err));
             }
         }
@@ -246,7 +197,7 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
     for (provider, candidate) in &candidates {
         match provider.download(candidate).await {
             Ok(bytes) => {
-                match write_subtitle(&job, candidate, bytes, context.libraries.clone()).await {
+                match write_subtitle(job, candidate, bytes, context.libraries.clone()).await {
                     Ok(path) => {
                         info!(job_id = %job.id, provider = %candidate.provider, path = %path.display(), "subtitle written");
                         return Outcome::Written {
@@ -261,7 +212,7 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
                 }
             }
             Err(err) => {
-                note_provider_error(&context, &candidate.provider, &err);
+                provider_updates.extend(provider_update(&candidate.provider, &err, now_ms()));
                 errors.push((candidate.provider.clone(), err));
             }
         }
@@ -306,24 +257,33 @@ pub async fn download(job: Job, context: Rc<WorkerContext>) -> Outcome {
     }
 }
 
-fn note_provider_error(context: &WorkerContext, provider: &str, err: &ProviderError) {
-    match err {
-        ProviderError::RateLimited { retry_after } => {
-            context.cool_down(
-                provider,
-                retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN),
-                "rate limited",
-            );
-        }
-        ProviderError::QuotaExhausted { resets_in } => {
-            context.cool_down(
-                provider,
-                resets_in.unwrap_or(DEFAULT_QUOTA_COOLDOWN),
-                "quota exhausted",
-            );
-        }
+/// What a provider error says about the provider: a cooldown, for the JobManager to record.
+fn provider_update(provider: &str, err: &ProviderError, now: i64) -> Option<ProviderState> {
+    let (wait, reason) = match err {
+        ProviderError::RateLimited { retry_after } => (
+            retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN),
+            "rate limited",
+        ),
+        ProviderError::QuotaExhausted { resets_in } => (
+            resets_in.unwrap_or(DEFAULT_QUOTA_COOLDOWN),
+            "quota exhausted",
+        ),
         ProviderError::Unavailable(_) | ProviderError::Permanent(_) => {
             warn!(provider, error = %err, "provider call failed");
+            return None;
         }
+    };
+    warn!(
+        provider,
+        seconds = wait.as_secs(),
+        reason,
+        "provider cooling down"
+    );
+    let until = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+    let mut state = ProviderState::cooling_down(provider, until, reason);
+    if matches!(err, ProviderError::QuotaExhausted { .. }) {
+        state.quota_remaining = Some(0);
+        state.quota_resets_at_ms = Some(until);
     }
+    Some(state)
 }

@@ -17,11 +17,10 @@ use super::{
     Accepted, Action, JobSummary, ManagerCore, ManagerError, ManagerSettings, NewRequest, Outcome,
     Step, WorkKind,
 };
-use crate::downloader::{Downloader, WorkerContext};
 use crate::job::{Job, JobId, JobStatus};
-use crate::store::Store;
+use crate::store::{Store, error_chain};
 use crate::time::now_ms;
-use crate::translator::Translator;
+use crate::worker::{StartedWorker, StopWork, WorkerContext};
 
 /// How often waiting jobs are checked for their wake time.
 pub const WAKE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
@@ -68,16 +67,6 @@ pub struct StatusReport {
     pub unfinished: HashMap<String, usize>,
 }
 
-/// Stops a worker (its job was cancelled).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StopWork;
-
-/// Runs a worker's job to its end.
-#[derive(Message)]
-#[rtype(result = "Outcome")]
-pub struct RunJob;
-
 struct RunningWorker {
     handle: SpawnHandle,
     stop: Recipient<StopWork>,
@@ -94,9 +83,11 @@ pub struct JobManager {
 
 impl JobManager {
     /// A manager over `store`, starting workers with `workers`.
-    pub fn new(settings: ManagerSettings, store: Store, workers: WorkerContext) -> Self {
+    pub fn new(settings: ManagerSettings, store: Store, mut workers: WorkerContext) -> Self {
+        let core = ManagerCore::new(settings);
+        workers.provider_states = core.provider_registry();
         Self {
-            core: ManagerCore::new(settings),
+            core,
             store,
             workers: Rc::new(workers),
             running: HashMap::new(),
@@ -127,7 +118,7 @@ impl JobManager {
                         }
                     }
                     Err(err) => {
-                        error!(error = %err, "cannot persist job changes; workers not started");
+                        error!(error = %error_chain(&err), "cannot persist job changes; workers not started");
                         // A job whose start was not persisted must not hold its slot: record
                         // a retryable failure (parks it in `waiting` with a backoff).
                         for action in actions {
@@ -136,7 +127,7 @@ impl JobManager {
                                     job.id,
                                     kind,
                                     Outcome::Failed {
-                                        error: format!("store write failed: {err}"),
+                                        error: format!("store write failed: {}", error_chain(&err)),
                                         retryable: true,
                                     },
                                     now_ms(),
@@ -170,25 +161,9 @@ impl JobManager {
         let id = job.id;
         debug!(job_id = %id, ?kind, "starting worker");
         let timeout = self.core.settings().worker_timeout;
-        type Run = std::pin::Pin<Box<dyn Future<Output = Result<Outcome, MailboxError>>>>;
-        let (run, stop): (Run, Recipient<StopWork>) = match kind {
-            WorkKind::Download => {
-                let addr = Downloader::new(job, self.workers.clone()).start();
-                (
-                    Box::pin(addr.send(RunJob).timeout(timeout)),
-                    addr.recipient(),
-                )
-            }
-            WorkKind::Translate => {
-                let addr = Translator::new(job, self.workers.clone()).start();
-                (
-                    Box::pin(addr.send(RunJob).timeout(timeout)),
-                    addr.recipient(),
-                )
-            }
-        };
+        let StartedWorker { run, stop } = kind.start(job, self.workers.clone(), timeout);
         let handle = ctx.spawn(run.into_actor(self).map(move |result, act, ctx| {
-            let outcome = result.unwrap_or_else(|err| {
+            let report = result.unwrap_or_else(|err| {
                 warn!(job_id = %id, error = %err, "worker ended without an answer");
                 if let Some(worker) = act.running.get(&id) {
                     worker.stop.do_send(StopWork);
@@ -202,9 +177,10 @@ impl JobManager {
                     },
                     retryable: true,
                 }
+                .into()
             });
             act.running.remove(&id);
-            let step = act.core.finish(id, kind, outcome, now_ms());
+            let step = act.core.finish(id, kind, report, now_ms());
             act.persist_and_run(step, ctx);
             act.notify_if_drained();
         }));
@@ -224,21 +200,39 @@ impl Actor for JobManager {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        // Load unfinished jobs before any message is handled, so deduplication sees them.
+        // Load provider states and unfinished jobs before any message is handled, so
+        // deduplication sees the jobs and the first workers see the cooldowns.
         let store = self.store.clone();
+        let load = move || (store.provider_states(), store.unfinished_jobs());
         ctx.wait(
-            async move { tokio::task::spawn_blocking(move || store.unfinished_jobs()).await }
+            async move { tokio::task::spawn_blocking(load).await }
                 .into_actor(self)
-                .map(|result, act, ctx| match result {
-                    Ok(Ok(jobs)) => {
-                        if !jobs.is_empty() {
-                            info!(count = jobs.len(), "resuming unfinished jobs");
+                .map(|result, act, ctx| {
+                    let (providers, jobs) = match result {
+                        Ok(loaded) => loaded,
+                        Err(err) => {
+                            error!(error = %err, "cannot load unfinished jobs");
+                            return;
                         }
-                        let step = act.core.resume(jobs, now_ms());
-                        act.persist_and_run(step, ctx);
+                    };
+                    match providers {
+                        Ok(states) => act.core.restore_providers(states),
+                        Err(err) => {
+                            error!(error = %error_chain(&err), "cannot load provider states");
+                        }
                     }
-                    Ok(Err(err)) => error!(error = %err, "cannot load unfinished jobs"),
-                    Err(err) => error!(error = %err, "cannot load unfinished jobs"),
+                    match jobs {
+                        Ok(jobs) => {
+                            if !jobs.is_empty() {
+                                info!(count = jobs.len(), "resuming unfinished jobs");
+                            }
+                            let step = act.core.resume(jobs, now_ms());
+                            act.persist_and_run(step, ctx);
+                        }
+                        Err(err) => {
+                            error!(error = %error_chain(&err), "cannot load unfinished jobs");
+                        }
+                    }
                 }),
         );
         ctx.run_interval(WAKE_CHECK_INTERVAL, |act, ctx| {

@@ -9,7 +9,6 @@ pub mod actor;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -20,7 +19,8 @@ use crate::event::{Event, kind};
 use crate::job::{
     EventSource, IllegalTransition, Job, JobId, JobStatus, Language, MediaItem, Priority, dedup_key,
 };
-use crate::store::Change;
+use crate::store::{Change, MediaRecord, OutboxEntry, ProviderState, StoreError};
+use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
 
 pub use actor::{
     CancelJob, JobManager, ManagerStatus, RequestSubtitles, RetryJob, Shutdown, StatusReport,
@@ -43,6 +43,16 @@ pub struct ManagerSettings {
     pub worker_timeout: Duration,
 }
 
+impl ManagerSettings {
+    /// How many workers of `kind` may run at once.
+    pub fn max_running(&self, kind: WorkKind) -> usize {
+        match kind {
+            WorkKind::Download => self.max_downloads,
+            WorkKind::Translate => self.max_translations,
+        }
+    }
+}
+
 impl Default for ManagerSettings {
     fn default() -> Self {
         Self {
@@ -54,15 +64,6 @@ impl Default for ManagerSettings {
             worker_timeout: Duration::from_secs(600),
         }
     }
-}
-
-/// Which kind of worker a job needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WorkKind {
-    /// A Downloader.
-    Download,
-    /// A Translator.
-    Translate,
 }
 
 /// A request for subtitles for one video.
@@ -89,46 +90,6 @@ pub struct JobSummary {
     pub language: Language,
     /// Its status.
     pub status: JobStatus,
-}
-
-/// How a worker ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// A subtitle was written next to the video.
-    Written {
-        /// The file.
-        path: PathBuf,
-        /// Provider or translation service that produced it.
-        producer: String,
-        /// Details for the event log (score, release, source subtitle).
-        detail: serde_json::Value,
-    },
-    /// The language already exists next to the video.
-    AlreadyExists {
-        /// The existing file.
-        path: PathBuf,
-    },
-    /// Nothing in the wanted language, but a source to translate from.
-    NeedsTranslation {
-        /// The source subtitle file.
-        source: PathBuf,
-        /// Its language.
-        from: Language,
-    },
-    /// Nothing found (yet); wait.
-    NothingFound {
-        /// Why, for the user.
-        reason: String,
-        /// When to look again, if a cooldown decides it.
-        retry_after: Option<Duration>,
-    },
-    /// The attempt failed.
-    Failed {
-        /// Why.
-        error: String,
-        /// Whether trying again may help.
-        retryable: bool,
-    },
 }
 
 /// What [`ManagerCore::request`] accepted.
@@ -170,7 +131,7 @@ impl Step {
 }
 
 /// Why the manager refused a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ManagerError {
     /// The daemon is shutting down.
     #[error("the daemon is shutting down")]
@@ -186,19 +147,19 @@ pub enum ManagerError {
         reason: &'static str,
     },
     /// The store could not persist the change.
-    #[error("cannot persist the job: {0}")]
-    Store(String),
+    #[error("cannot persist the job")]
+    Store(#[source] StoreError),
     /// The store could not persist the change because the disk is full.
-    #[error("cannot persist the job, the disk holding the store is full: {0}")]
-    StorageFull(String),
+    #[error("cannot persist the job, the disk holding the store is full")]
+    StorageFull(#[source] StoreError),
 }
 
-impl From<crate::store::StoreError> for ManagerError {
-    fn from(err: crate::store::StoreError) -> Self {
+impl From<StoreError> for ManagerError {
+    fn from(err: StoreError) -> Self {
         if err.is_storage_full() {
-            Self::StorageFull(err.to_string())
+            Self::StorageFull(err)
         } else {
-            Self::Store(err.to_string())
+            Self::Store(err)
         }
     }
 }
@@ -229,6 +190,7 @@ pub struct ManagerCore {
     wakes: BTreeSet<(i64, JobId)>,
     order: u64,
     is_accepting: bool,
+    providers: ProviderRegistry,
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -248,12 +210,25 @@ impl ManagerCore {
             wakes: BTreeSet::new(),
             order: 0,
             is_accepting: true,
+            providers: ProviderRegistry::default(),
         }
     }
 
     /// The settings.
     pub fn settings(&self) -> &ManagerSettings {
         &self.settings
+    }
+
+    /// The provider states this manager owns; workers get a reading handle to it.
+    pub fn provider_registry(&self) -> ProviderRegistry {
+        self.providers.clone()
+    }
+
+    /// Takes over the provider states found in the store at start-up.
+    pub fn restore_providers(&mut self, states: Vec<ProviderState>) {
+        for state in states {
+            self.providers.set(state);
+        }
     }
 
     /// An unfinished job.
@@ -365,16 +340,13 @@ impl ManagerCore {
         }
         let mut summaries = Vec::new();
         // The media index remembers every video asked about, and by whom.
-        let mut changes = vec![Change::PutMedia {
-            path: request.media.path.display().to_string(),
-            record: json!({
-                "path": request.media.path,
-                "jellyfin_item_id": request.media.jellyfin_item_id,
-                "languages": request.languages,
-                "last_requested_at_ms": now,
-                "last_source": request.source,
-            }),
-        }];
+        let mut changes = vec![Change::PutMedia(MediaRecord {
+            path: request.media.path.clone(),
+            jellyfin_item_id: request.media.jellyfin_item_id.clone(),
+            languages: request.languages.clone(),
+            last_requested_at_ms: now,
+            last_source: request.source,
+        })];
         let mut new_ids = Vec::new();
         for language in &request.languages {
             let key = dedup_key(&request.media.path, language);
@@ -469,9 +441,14 @@ impl ManagerCore {
         let Some(priority) = self.jobs.get(&id).map(|j| j.priority) else {
             return;
         };
+        self.queue(kind).push(priority, order, id);
+    }
+
+    /// The queue of jobs waiting for a worker of `kind`.
+    fn queue(&mut self, kind: WorkKind) -> &mut Queue {
         match kind {
-            WorkKind::Download => self.downloads.push(priority, order, id),
-            WorkKind::Translate => self.translations.push(priority, order, id),
+            WorkKind::Download => &mut self.downloads,
+            WorkKind::Translate => &mut self.translations,
         }
     }
 
@@ -481,44 +458,27 @@ impl ManagerCore {
         if !self.is_accepting {
             return step;
         }
-        for kind in [WorkKind::Download, WorkKind::Translate] {
-            let (limit, queued, running_status) = match kind {
-                WorkKind::Download => (
-                    self.settings.max_downloads,
-                    JobStatus::DownloadQueued,
-                    JobStatus::DownloadInProgress,
-                ),
-                WorkKind::Translate => (
-                    self.settings.max_translations,
-                    JobStatus::TranslateQueued,
-                    JobStatus::TranslateInProgress,
-                ),
-            };
+        for kind in WorkKind::ALL {
+            let (limit, queued) = (self.settings.max_running(kind), kind.queued_status());
             while self.running(kind) < limit {
-                let next = match kind {
-                    WorkKind::Download => self.downloads.pop(),
-                    WorkKind::Translate => self.translations.pop(),
+                let Some(id) = self.queue(kind).pop() else {
+                    break;
                 };
-                let Some(id) = next else { break };
                 // Entries of cancelled or re-queued jobs are stale; skip them.
                 if self.jobs.get(&id).is_none_or(|j| j.status != queued)
                     || self.running.contains_key(&id)
                 {
                     continue;
                 }
-                let event = match kind {
-                    WorkKind::Download => kind::DOWNLOAD_STARTED,
-                    WorkKind::Translate => kind::TRANSLATE_STARTED,
-                };
-                let source = match kind {
-                    WorkKind::Download => EventSource::Downloader,
-                    WorkKind::Translate => EventSource::Translator,
-                };
                 if let Ok(change) = self.transition(
                     id,
-                    running_status,
+                    kind.running_status(),
                     now,
-                    vec![(event, source, json!({"started": true}))],
+                    vec![(
+                        kind.started_event(),
+                        kind.event_source(),
+                        json!({"started": true}),
+                    )],
                     |job| {
                         job.attempts += 1;
                         job.wake_at_ms = None;
@@ -536,18 +496,31 @@ impl ManagerCore {
         step
     }
 
-    /// Applies a worker's outcome. Outcomes of workers that no longer own their job
-    /// (cancelled meanwhile) are ignored.
-    pub fn finish(&mut self, id: JobId, kind: WorkKind, outcome: Outcome, now: i64) -> Step {
+    /// Applies a worker's report: its provider updates are recorded (and persisted in this
+    /// step) in any case; its outcome is ignored when the worker no longer owns its job
+    /// (cancelled meanwhile).
+    pub fn finish(
+        &mut self,
+        id: JobId,
+        kind: WorkKind,
+        report: impl Into<WorkReport>,
+        now: i64,
+    ) -> Step {
+        let WorkReport {
+            outcome,
+            provider_updates,
+        } = report.into();
         let mut step = Step::default();
+        for state in provider_updates {
+            // Workers see a cooldown at once; it is durable once this step commits.
+            self.providers.set(state.clone());
+            step.changes.push(Change::PutProviderState(state));
+        }
         if self.running.get(&id) != Some(&kind) {
             return step;
         }
         self.running.remove(&id);
-        let source = match kind {
-            WorkKind::Download => EventSource::Downloader,
-            WorkKind::Translate => EventSource::Translator,
-        };
+        let source = kind.event_source();
         let attempts = self.jobs.get(&id).map_or(0, |j| j.attempts);
         let result = match outcome {
             Outcome::Written {
@@ -555,10 +528,6 @@ impl ManagerCore {
                 producer,
                 detail,
             } => {
-                let produced = match kind {
-                    WorkKind::Download => kind::READY,
-                    WorkKind::Translate => kind::TRANSLATED,
-                };
                 let written_path = path.clone();
                 self.transition(
                     id,
@@ -566,7 +535,7 @@ impl ManagerCore {
                     now,
                     vec![
                         (
-                            produced,
+                            kind.produced_event(),
                             source,
                             json!({"producer": producer, "detail": detail}),
                         ),
@@ -578,11 +547,11 @@ impl ManagerCore {
                     },
                 )
                 .inspect(|_| {
-                    step.changes.push(Change::EnqueueOutbox(json!({
-                        "kind": "job.done",
-                        "job_id": id,
-                        "path": path,
-                    })));
+                    step.changes
+                        .push(Change::EnqueueOutbox(OutboxEntry::JobDone {
+                            job_id: id,
+                            path,
+                        }));
                 })
             }
             Outcome::AlreadyExists { path } => self.transition(
@@ -832,24 +801,6 @@ impl ManagerCore {
                     self.push_queue(id, WorkKind::Download);
                     change
                 }
-                JobStatus::DownloadQueued => {
-                    self.push_queue(id, WorkKind::Download);
-                    None
-                }
-                JobStatus::DownloadInProgress => {
-                    let change = requeue(self, JobStatus::DownloadQueued, kind::RESUMED);
-                    self.push_queue(id, WorkKind::Download);
-                    change
-                }
-                JobStatus::TranslateQueued => {
-                    self.push_queue(id, WorkKind::Translate);
-                    None
-                }
-                JobStatus::TranslateInProgress => {
-                    let change = requeue(self, JobStatus::TranslateQueued, kind::RESUMED);
-                    self.push_queue(id, WorkKind::Translate);
-                    change
-                }
                 JobStatus::Waiting => {
                     let at = self.jobs.get(&id).and_then(|j| j.wake_at_ms).unwrap_or(now);
                     if let Some(job) = self.jobs.get_mut(&id) {
@@ -858,10 +809,22 @@ impl ManagerCore {
                     self.wakes.insert((at, id));
                     None
                 }
-                _ => {
-                    self.forget(id);
-                    None
-                }
+                status => match WorkKind::of_status(status) {
+                    // Interrupted mid-work: back to its queue, saying so.
+                    Some(work) if status == work.running_status() => {
+                        let change = requeue(self, work.queued_status(), kind::RESUMED);
+                        self.push_queue(id, work);
+                        change
+                    }
+                    Some(work) => {
+                        self.push_queue(id, work);
+                        None
+                    }
+                    None => {
+                        self.forget(id);
+                        None
+                    }
+                },
             };
             step.changes.extend(change);
         }

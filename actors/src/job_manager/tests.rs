@@ -1,6 +1,6 @@
 //! ManagerCore tests: the JobManager's decisions without actix, a clock or a store.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::*;
 
@@ -155,11 +155,11 @@ fn a_request_makes_one_pending_job_per_language_after_recording_the_media() {
     let accepted = core.request(&request, NOW).unwrap();
 
     assert!(
-        matches!(&accepted.changes[0], Change::PutMedia { path, record }
-            if Path::new(path) == video("Movie")
-                && record["languages"] == json!(["fr", "en"])
-                && record["jellyfin_item_id"] == json!("item-Movie")
-                && record["last_requested_at_ms"] == json!(NOW)),
+        matches!(&accepted.changes[0], Change::PutMedia(record)
+            if record.path == video("Movie")
+                && record.languages == [lang("fr"), lang("en")]
+                && record.jellyfin_item_id.as_deref() == Some("item-Movie")
+                && record.last_requested_at_ms == NOW),
         "{:?}",
         accepted.changes[0]
     );
@@ -388,7 +388,8 @@ fn a_written_subtitle_finishes_the_job_with_its_events_and_an_outbox_entry() {
     assert_eq!(events[0].payload["status"], json!("done"));
     assert_eq!(events[1].payload["path"], json!("/m/Movie.fr.srt"));
     assert!(step.changes.iter().any(|c| matches!(c,
-        Change::EnqueueOutbox(entry) if entry["kind"] == json!("job.done") && entry["job_id"] == json!(id))));
+        Change::EnqueueOutbox(OutboxEntry::JobDone { job_id, path })
+            if *job_id == id && path == Path::new("/m/Movie.fr.srt"))));
     assert!(has_dispatch(&step));
     assert!(core.job(id).is_none(), "a terminal job stays in memory");
     assert_eq!(core.running(WorkKind::Download), 0);
@@ -641,11 +642,10 @@ fn nothing_wakes_or_starts_once_the_manager_stops_accepting() {
     assert!(!core.is_accepting());
     assert!(core.wake_due(i64::MAX).is_empty());
     assert!(core.dispatch(NOW).is_empty());
-    assert_eq!(
-        core.request(&new_request("New", &["fr"], Priority::High), NOW)
-            .unwrap_err(),
-        ManagerError::ShuttingDown
-    );
+    assert!(matches!(
+        core.request(&new_request("New", &["fr"], Priority::High), NOW),
+        Err(ManagerError::ShuttingDown)
+    ));
     assert!(matches!(
         core.retry(failed_job, NOW),
         Err(ManagerError::ShuttingDown)
@@ -929,4 +929,62 @@ fn status_counts_cover_unfinished_jobs_only() {
     assert_eq!(counts.get(&JobStatus::DownloadQueued), Some(&2));
     assert_eq!(counts.get(&JobStatus::Done), None);
     assert_eq!(counts.values().sum::<usize>(), 3);
+}
+
+#[test]
+fn provider_updates_of_a_report_are_persisted_with_the_transition_and_shared() {
+    let mut core = ManagerCore::new(settings());
+    let registry = core.provider_registry();
+    let id = running_download(&mut core, "RateLimited");
+    let cooldown = ProviderState::cooling_down("fake", NOW + 60_000, "rate limited");
+    let report = WorkReport {
+        outcome: Outcome::NothingFound {
+            reason: "every subtitle provider is cooling down".to_owned(),
+            retry_after: Some(Duration::from_secs(60)),
+        },
+        provider_updates: vec![cooldown.clone()],
+    };
+    let step = core.finish(id, WorkKind::Download, report.clone(), NOW);
+    assert!(
+        step.changes
+            .iter()
+            .any(|c| matches!(c, Change::PutProviderState(s) if *s == cooldown))
+    );
+    assert!(
+        step.changes
+            .iter()
+            .any(|c| matches!(c, Change::PutJob { job, .. } if job.status == JobStatus::Waiting)),
+        "the cooldown commits with the job's transition"
+    );
+    assert_eq!(registry.cooling_until("fake", NOW), Some(NOW + 60_000));
+    assert_eq!(registry.cooling_until("fake", NOW + 60_000), None);
+
+    // A late report (its job is no longer running) still tells about the provider.
+    let later = ProviderState::cooling_down("fake", NOW + 120_000, "quota exhausted");
+    let step = core.finish(
+        id,
+        WorkKind::Download,
+        WorkReport {
+            outcome: written("/media/movies/RateLimited.fr.srt"),
+            provider_updates: vec![later.clone()],
+        },
+        NOW,
+    );
+    assert_eq!(step.changes.len(), 1);
+    assert!(matches!(&step.changes[0], Change::PutProviderState(s) if *s == later));
+    assert_eq!(registry.get("fake"), Some(later));
+}
+
+#[test]
+fn provider_states_restored_at_start_are_shared_with_workers() {
+    let mut core = ManagerCore::new(settings());
+    core.restore_providers(vec![ProviderState::cooling_down(
+        "fake",
+        NOW + 1_000,
+        "rate limited",
+    )]);
+    assert_eq!(
+        core.provider_registry().cooling_until("fake", NOW),
+        Some(NOW + 1_000)
+    );
 }

@@ -6,9 +6,15 @@ use std::sync::Barrier;
 
 use serde_json::json;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::codec::read_u64;
+use super::writer::block_on;
 use super::*;
 use crate::event::kind;
-use crate::job::{EventSource, Language, Priority};
+use crate::job::{ALL_STATUSES, EventSource, JobStatus, Language, Priority};
 
 fn job(name: &str, language: &str, status: JobStatus) -> Job {
     Job {
@@ -58,6 +64,36 @@ fn count_of(store: &Store, status: JobStatus) -> u64 {
         .find(|(s, _)| *s == status)
         .map(|(_, n)| n)
         .unwrap()
+}
+
+/// Outbox entry number `n`.
+fn entry(n: u64) -> OutboxEntry {
+    OutboxEntry::JobDone {
+        job_id: JobId(uuid::Uuid::from_u128(u128::from(n))),
+        path: PathBuf::from(format!("/media/movies/M{n}.fr.srt")),
+    }
+}
+
+fn media(path: &str, languages: &[&str], jellyfin_item_id: Option<&str>) -> MediaRecord {
+    MediaRecord {
+        path: PathBuf::from(path),
+        jellyfin_item_id: jellyfin_item_id.map(str::to_owned),
+        languages: languages
+            .iter()
+            .map(|l| Language::parse(l).unwrap())
+            .collect(),
+        last_requested_at_ms: 1_000,
+        last_source: EventSource::Api,
+    }
+}
+
+fn quota(provider: &str, remaining: u32) -> ProviderState {
+    ProviderState {
+        provider: provider.to_owned(),
+        quota_remaining: Some(remaining),
+        quota_resets_at_ms: Some(86_400_000),
+        ..ProviderState::default()
+    }
 }
 
 /// Writes raw bytes as the record of `id` in the jobs table, bypassing the writer.
@@ -304,7 +340,7 @@ fn concurrent_submitters_share_commits_and_leave_no_sequence_gaps() {
                 queued.wait();
                 let seqs: Vec<u64> = pending
                     .into_iter()
-                    .map(|f| futures_lite_block_on(f).unwrap().events[0].seq)
+                    .map(|f| block_on(f).unwrap().events[0].seq)
                     .collect();
                 (id, seqs)
             })
@@ -366,16 +402,14 @@ fn everything_is_still_there_after_close_and_reopen_and_sequences_continue() {
             .submit_blocking(vec![
                 put(&a, &[kind::SUBTITLE_REQUESTED, kind::WAITING]),
                 put(&done, &[kind::WRITTEN]),
-                Change::PutMedia {
-                    path: "/media/movies/A.mkv".to_owned(),
-                    record: json!({"languages": ["fr"]}),
-                },
-                Change::PutProviderState {
-                    provider: "opensubtitles".to_owned(),
-                    state: json!({"cooldown_until_ms": 42}),
-                },
-                Change::EnqueueOutbox(json!({"n": 1})),
-                Change::EnqueueOutbox(json!({"n": 2})),
+                Change::PutMedia(media("/media/movies/A.mkv", &["fr"], None)),
+                Change::PutProviderState(ProviderState::cooling_down(
+                    "opensubtitles",
+                    42,
+                    "rate limited",
+                )),
+                Change::EnqueueOutbox(entry(1)),
+                Change::EnqueueOutbox(entry(2)),
                 Change::PutMeta {
                     key: "api_key".to_owned(),
                     value: b"secret".to_vec(),
@@ -394,13 +428,17 @@ fn everything_is_still_there_after_close_and_reopen_and_sequences_continue() {
     assert_eq!(store.last_event_seq().unwrap(), 3);
     assert_eq!(
         store.media("/media/movies/A.mkv").unwrap(),
-        Some(json!({"languages": ["fr"]}))
+        Some(media("/media/movies/A.mkv", &["fr"], None))
     );
     assert_eq!(
         store.provider_states().unwrap(),
-        vec![("opensubtitles".to_owned(), json!({"cooldown_until_ms": 42}))]
+        vec![ProviderState::cooling_down(
+            "opensubtitles",
+            42,
+            "rate limited"
+        )]
     );
-    assert_eq!(store.outbox(10).unwrap(), vec![(1, json!({"n": 1}))]);
+    assert_eq!(store.outbox(10).unwrap(), vec![(1, entry(1))]);
     assert_eq!(
         store.meta("api_key").unwrap().as_deref(),
         Some(&b"secret"[..])
@@ -410,13 +448,13 @@ fn everything_is_still_there_after_close_and_reopen_and_sequences_continue() {
     let committed = store
         .submit_blocking(vec![
             Change::AppendEvents(vec![event(a.id, kind::RETRY_SCHEDULED)]),
-            Change::EnqueueOutbox(json!({"n": 3})),
+            Change::EnqueueOutbox(entry(3)),
         ])
         .unwrap();
     assert_eq!(committed.events[0].seq, 4);
     assert_eq!(
         store.outbox(10).unwrap(),
-        vec![(1, json!({"n": 1})), (3, json!({"n": 3}))]
+        vec![(1, entry(1)), (3, entry(3))]
     );
 }
 
@@ -487,7 +525,7 @@ fn committed_events_are_broadcast_with_their_sequence_numbers() {
     assert!(subscriber.try_recv().is_err(), "more events than committed");
     // Changes without events publish nothing.
     store
-        .submit_blocking(vec![Change::EnqueueOutbox(json!({}))])
+        .submit_blocking(vec![Change::EnqueueOutbox(entry(0))])
         .unwrap();
     assert!(subscriber.try_recv().is_err());
 }
@@ -503,11 +541,17 @@ fn a_record_with_an_unknown_version_is_a_decode_error_not_a_panic() {
 
     let err = store.job(future.id).unwrap_err();
     assert!(
-        matches!(&err, StoreError::Decode { table: "jobs", reason }
-            if reason.contains(&format!("unknown record version {}", RECORD_VERSION + 1))),
+        matches!(&err, StoreError::Decode { table: "jobs", source: DecodeError::UnknownVersion(v) }
+            if *v == RECORD_VERSION + 1),
         "{err:?}"
     );
-    assert!(err.to_string().contains("table jobs"), "{err}");
+    assert_eq!(
+        error_chain(&err),
+        format!(
+            "cannot decode a record of table jobs: unknown record version {}",
+            RECORD_VERSION + 1
+        )
+    );
     // Listing reports it too instead of skipping the job silently.
     assert!(matches!(
         store.list_jobs(None, 10, None),
@@ -516,12 +560,22 @@ fn a_record_with_an_unknown_version_is_a_decode_error_not_a_panic() {
 
     let empty = JobId::new();
     write_raw_job(&store, empty, &[]);
-    assert!(
-        matches!(store.job(empty), Err(StoreError::Decode { reason, .. }) if reason == "empty record")
-    );
+    assert!(matches!(
+        store.job(empty),
+        Err(StoreError::Decode {
+            source: DecodeError::Empty,
+            ..
+        })
+    ));
     let garbled = JobId::new();
     write_raw_job(&store, garbled, &[RECORD_VERSION, b'{']);
-    assert!(matches!(store.job(garbled), Err(StoreError::Decode { .. })));
+    assert!(matches!(
+        store.job(garbled),
+        Err(StoreError::Decode {
+            source: DecodeError::Json(_),
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -539,10 +593,17 @@ fn a_failed_commit_is_reported_and_consumes_no_sequence_numbers() {
         .submit_blocking(vec![
             Change::AppendEvents(vec![event(a.id, kind::WAITING)]),
             put(&broken, &[kind::WAITING]),
-            Change::EnqueueOutbox(json!({"lost": true})),
+            Change::EnqueueOutbox(entry(666)),
         ])
         .unwrap_err();
-    assert!(err.to_string().contains("unknown record version"), "{err}");
+    assert!(
+        matches!(&err, StoreError::Write(cause) if matches!(**cause, StoreError::Decode { .. })),
+        "{err:?}"
+    );
+    assert!(
+        error_chain(&err).contains("unknown record version"),
+        "{err}"
+    );
     assert_eq!(store.last_event_seq().unwrap(), 1);
     assert!(store.outbox(10).unwrap().is_empty());
 
@@ -550,11 +611,11 @@ fn a_failed_commit_is_reported_and_consumes_no_sequence_numbers() {
     let committed = store
         .submit_blocking(vec![
             Change::AppendEvents(vec![event(a.id, kind::WAITING)]),
-            Change::EnqueueOutbox(json!({"kept": true})),
+            Change::EnqueueOutbox(entry(7)),
         ])
         .unwrap();
     assert_eq!(committed.events[0].seq, 2);
-    assert_eq!(store.outbox(10).unwrap(), vec![(1, json!({"kept": true}))]);
+    assert_eq!(store.outbox(10).unwrap(), vec![(1, entry(7))]);
 }
 
 #[test]
@@ -564,42 +625,27 @@ fn media_records_and_provider_state_are_replaced_by_key() {
     let path = "/media/movies/Movie (2019).mkv";
     store
         .submit_blocking(vec![
-            Change::PutMedia {
-                path: path.to_owned(),
-                record: json!({"languages": ["fr"], "jellyfin_item_id": null}),
-            },
-            Change::PutProviderState {
-                provider: "subdl".to_owned(),
-                state: json!({"cooldown_until_ms": 1}),
-            },
-            Change::PutProviderState {
-                provider: "opensubtitles".to_owned(),
-                state: json!({"quota": 5}),
-            },
+            Change::PutMedia(media(path, &["fr"], None)),
+            Change::PutProviderState(ProviderState::cooling_down("subdl", 1, "rate limited")),
+            Change::PutProviderState(quota("opensubtitles", 5)),
         ])
         .unwrap();
     store
         .submit_blocking(vec![
-            Change::PutMedia {
-                path: path.to_owned(),
-                record: json!({"languages": ["fr", "en"], "jellyfin_item_id": "abc"}),
-            },
-            Change::PutProviderState {
-                provider: "subdl".to_owned(),
-                state: json!({"cooldown_until_ms": 2}),
-            },
+            Change::PutMedia(media(path, &["fr", "en"], Some("abc"))),
+            Change::PutProviderState(ProviderState::cooling_down("subdl", 2, "rate limited")),
         ])
         .unwrap();
     assert_eq!(
         store.media(path).unwrap(),
-        Some(json!({"languages": ["fr", "en"], "jellyfin_item_id": "abc"}))
+        Some(media(path, &["fr", "en"], Some("abc")))
     );
     assert_eq!(store.media("/media/movies/Other.mkv").unwrap(), None);
     assert_eq!(
         store.provider_states().unwrap(),
         vec![
-            ("opensubtitles".to_owned(), json!({"quota": 5})),
-            ("subdl".to_owned(), json!({"cooldown_until_ms": 2})),
+            quota("opensubtitles", 5),
+            ProviderState::cooling_down("subdl", 2, "rate limited"),
         ]
     );
 }
@@ -609,16 +655,12 @@ fn outbox_entries_are_numbered_in_order_and_removed_when_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
     store
-        .submit_blocking(
-            (1..=4)
-                .map(|n| Change::EnqueueOutbox(json!({"n": n})))
-                .collect(),
-        )
+        .submit_blocking((1..=4).map(|n| Change::EnqueueOutbox(entry(n))).collect())
         .unwrap();
     let entries = store.outbox(10).unwrap();
     assert_eq!(
         entries,
-        (1..=4u64).map(|n| (n, json!({"n": n}))).collect::<Vec<_>>()
+        (1..=4u64).map(|n| (n, entry(n))).collect::<Vec<_>>()
     );
     assert_eq!(store.outbox(2).unwrap().len(), 2);
     assert!(
@@ -634,7 +676,7 @@ fn outbox_entries_are_numbered_in_order_and_removed_when_acknowledged() {
         .unwrap();
     assert_eq!(
         store.outbox(10).unwrap(),
-        vec![(2, json!({"n": 2})), (4, json!({"n": 4}))]
+        vec![(2, entry(2)), (4, entry(4))]
     );
 }
 
@@ -684,7 +726,7 @@ fn close_commits_what_was_queued_and_later_writes_fail_with_closed() {
         .collect();
     store.close();
     for future in pending {
-        futures_lite_block_on(future).unwrap();
+        block_on(future).unwrap();
     }
     let err = store.submit_blocking(vec![put(&jobs[0], &[])]).unwrap_err();
     assert!(matches!(err, StoreError::Closed), "{err:?}");
@@ -697,4 +739,94 @@ fn close_commits_what_was_queued_and_later_writes_fail_with_closed() {
         .into_iter()
         .collect();
     assert_eq!(stored, ids(&jobs).into_iter().collect());
+}
+
+#[test]
+fn provider_state_round_trips_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = ProviderState {
+        provider: "opensubtitles".to_owned(),
+        cooldown_until_ms: Some(1_700_000_000_000),
+        reason: Some("quota exhausted".to_owned()),
+        quota_remaining: Some(0),
+        quota_resets_at_ms: Some(1_700_000_000_000),
+    };
+    {
+        let store = open(&dir);
+        store
+            .submit_blocking(vec![Change::PutProviderState(state.clone())])
+            .unwrap();
+        store.close();
+    }
+    assert_eq!(open(&dir).provider_states().unwrap(), vec![state]);
+}
+
+#[test]
+fn provider_state_written_by_an_older_build_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    // What builds before typed provider state wrote: version byte, then this JSON.
+    let mut old = vec![RECORD_VERSION];
+    old.extend_from_slice(br#"{"cooldown_until_ms":1700000000000,"reason":"rate limited"}"#);
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut table = txn.open_table(PROVIDER_STATE).unwrap();
+        table.insert("subdl", old.as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    assert_eq!(
+        store.provider_states().unwrap(),
+        vec![ProviderState::cooling_down(
+            "subdl",
+            1_700_000_000_000,
+            "rate limited"
+        )]
+    );
+}
+
+#[test]
+fn media_and_outbox_records_keep_the_json_earlier_builds_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let path = "/media/movies/Old.mkv";
+    let id = JobId::new();
+    // What the manager wrote with `json!` before these records were typed.
+    let old_media = json!({
+        "path": path,
+        "jellyfin_item_id": null,
+        "languages": ["fr"],
+        "last_requested_at_ms": 1_000,
+        "last_source": "api",
+    });
+    let old_entry = json!({"kind": "job.done", "job_id": id, "path": "/media/movies/Old.fr.srt"});
+    let record = |value: &serde_json::Value| {
+        let mut bytes = vec![RECORD_VERSION];
+        bytes.extend(serde_json::to_vec(value).unwrap());
+        bytes
+    };
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut media_table = txn.open_table(MEDIA).unwrap();
+        media_table
+            .insert(path, record(&old_media).as_slice())
+            .unwrap();
+        let mut outbox = txn.open_table(OUTBOX).unwrap();
+        outbox.insert(1, record(&old_entry).as_slice()).unwrap();
+    }
+    txn.commit().unwrap();
+    let read = store.media(path).unwrap().unwrap();
+    assert_eq!(read, media(path, &["fr"], None));
+    assert_eq!(serde_json::to_value(&read).unwrap(), old_media);
+    let entries = store.outbox(10).unwrap();
+    assert_eq!(
+        entries,
+        vec![(
+            1,
+            OutboxEntry::JobDone {
+                job_id: id,
+                path: PathBuf::from("/media/movies/Old.fr.srt"),
+            }
+        )]
+    );
+    assert_eq!(serde_json::to_value(&entries[0].1).unwrap(), old_entry);
 }

@@ -2,24 +2,30 @@
 //! batches sized to the service's limit, check every batch comes back whole (retrying a
 //! batch that does not), keep index and timing, write the result next to the video.
 
-mod actor;
-
 use std::rc::Rc;
 
 use serde_json::json;
 use tracing::warn;
 
-pub use actor::Translator;
-
-use crate::clients::TranslateError;
-use crate::downloader::WorkerContext;
+use crate::clients::{LocalBoxFuture, TranslateError};
 use crate::files::{subtitle_path, write_atomically};
 use crate::job::Job;
-use crate::job_manager::Outcome;
 use crate::subtitle::{parse_srt, write_srt};
+use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
 /// Attempts per batch when the service answers a different number of texts.
 pub const BATCH_ATTEMPTS: usize = 3;
+
+/// Translates the source subtitle of one job (a [`Work`] run by the
+/// [`Worker`](crate::worker::Worker) shell).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Translator;
+
+impl Work for Translator {
+    fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<WorkReport> {
+        Box::pin(async move { translate(job, context).await.into() })
+    }
+}
 
 /// Runs one translation attempt for `job`.
 pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {

@@ -17,11 +17,11 @@ use cuewarden_actors::clients::{
     Candidate, LocalBoxFuture, ProviderError, SubtitleProvider, SubtitleQuery, TranslateError,
     TranslationService,
 };
-use cuewarden_actors::downloader::WorkerContext;
 use cuewarden_actors::files::subtitle_path;
 use cuewarden_actors::job_manager::{
     JobManager, JobSummary, ManagerSettings, NewRequest, RequestSubtitles,
 };
+use cuewarden_actors::worker::WorkerContext;
 use cuewarden_actors::{Event, EventSource, Job, JobId, JobStatus, Language, MediaItem, Priority};
 use cuewarden_actors::{Store, job_manager::ManagerStatus};
 
@@ -98,12 +98,10 @@ impl Sandbox {
     }
 
     /// A worker context for this library: no provider, no translator.
-    pub fn workers(&self, store: &Store) -> WorkerContext {
-        let mut context = WorkerContext::new(cuewarden_actors::Libraries::from_roots([self
+    pub fn workers(&self) -> WorkerContext {
+        WorkerContext::new(cuewarden_actors::Libraries::from_roots([self
             .library
-            .clone()]));
-        context.store = Some(store.clone());
-        context
+            .clone()]))
     }
 
     /// Starts a JobManager with the default test settings and `provider` as the only provider.
@@ -112,7 +110,7 @@ impl Sandbox {
         store: &Store,
         provider: &Rc<FakeProvider>,
     ) -> Addr<JobManager> {
-        let mut workers = self.workers(store);
+        let mut workers = self.workers();
         workers.providers = vec![provider.as_provider()];
         start_manager(store, workers, settings())
     }
@@ -124,7 +122,7 @@ impl Sandbox {
         provider: &Rc<FakeProvider>,
         translator: &Rc<FakeTranslator>,
     ) -> Addr<JobManager> {
-        let mut workers = self.workers(store);
+        let mut workers = self.workers();
         workers.providers = vec![provider.as_provider()];
         workers.translator = Some(translator.as_service());
         workers.translate_from = vec![lang("en")];

@@ -1,0 +1,130 @@
+//! What can go wrong in the store, as one error type that keeps its cause.
+//!
+//! Each variant says what the store was doing; the redb or I/O error that made it fail is
+//! its `source`, so the edge that prints one line uses [`error_chain`] and an `anyhow`
+//! report shows every level once. [`StoreError::is_storage_full`] looks through the chain
+//! for a full disk, which the API answers with 507.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open store {path}")]
+    Open {
+        /// The redb file.
+        path: PathBuf,
+        /// What redb said.
+        #[source]
+        source: redb::DatabaseError,
+    },
+    /// A redb operation failed (I/O error, full disk, corruption).
+    #[error("store operation failed")]
+    Redb(#[source] redb::Error),
+    /// A record could not be decoded.
+    #[error("cannot decode a record of table {table}")]
+    Decode {
+        /// The table it came from.
+        table: &'static str,
+        /// Why.
+        #[source]
+        source: DecodeError,
+    },
+    /// The file was written by a newer cuewarden.
+    #[error("store schema version {found} is newer than this build supports ({supported})")]
+    NewerSchema {
+        /// Version in the file.
+        found: u32,
+        /// Version this build writes.
+        supported: u32,
+    },
+    /// The store was closed; nothing more is accepted.
+    #[error("the store is closed")]
+    Closed,
+    /// A commit failed: the error of the batch it was part of, shared by every caller of
+    /// that batch (and by later batches while the handle is poisoned).
+    #[error(transparent)]
+    Write(Arc<StoreError>),
+    /// The store is being reopened after an I/O error.
+    #[error("the store is unavailable after an I/O error; retrying")]
+    Unavailable {
+        /// Why the file could not be opened again, if an attempt failed; `None` while the
+        /// writer is reopening it.
+        #[source]
+        cause: Option<Arc<StoreError>>,
+    },
+}
+
+/// Why a stored record could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The record has no bytes at all.
+    #[error("empty record")]
+    Empty,
+    /// The version byte is not one this build reads.
+    #[error("unknown record version {0}")]
+    UnknownVersion(u8),
+    /// The JSON after the version byte does not fit the record type.
+    #[error("invalid record")]
+    Json(#[source] serde_json::Error),
+}
+
+impl StoreError {
+    /// Whether the file system is out of space (or quota): the user can fix that.
+    pub fn is_storage_full(&self) -> bool {
+        let io = match self {
+            Self::Write(cause) => return cause.is_storage_full(),
+            Self::Unavailable { cause } => {
+                return cause.as_ref().is_some_and(|c| c.is_storage_full());
+            }
+            Self::Redb(redb::Error::Io(err)) => err,
+            Self::Open {
+                source: redb::DatabaseError::Storage(redb::StorageError::Io(err)),
+                ..
+            } => err,
+            _ => return false,
+        };
+        // ENOSPC, EDQUOT
+        io.kind() == std::io::ErrorKind::StorageFull || matches!(io.raw_os_error(), Some(28 | 122))
+    }
+
+    /// Whether redb's handle is unusable after this error and the file must be reopened.
+    pub(super) fn poisons_handle(&self) -> bool {
+        matches!(
+            self,
+            Self::Redb(redb::Error::Io(_) | redb::Error::PreviousIo | redb::Error::DatabaseClosed)
+        )
+    }
+}
+
+macro_rules! redb_errors {
+    ($($ty:ty),*) => {$(
+        impl From<$ty> for StoreError {
+            fn from(err: $ty) -> Self {
+                Self::Redb(err.into())
+            }
+        }
+    )*};
+}
+redb_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// An error and its causes on one line, `outer: inner: innermost`: for API answers, job
+/// errors and log fields, where an error has to be one string.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(err) = cause {
+        line.push_str(": ");
+        line.push_str(&err.to_string());
+        cause = err.source();
+    }
+    line
+}

@@ -1,0 +1,224 @@
+//! The read verbs of the [`Store`]: short MVCC read transactions, synchronous, called from
+//! `spawn_blocking`/`web::block` by async code. They read the handle the writer shares and
+//! answer [`StoreError::Unavailable`] while it reopens the file after an I/O error.
+
+use std::ops::Bound;
+
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+
+use super::codec::decode;
+use super::schema::*;
+use super::{Down, MediaRecord, OutboxEntry, ProviderState, Store, StoreError};
+use crate::event::Event;
+use crate::job::{ALL_STATUSES, Job, JobId, JobStatus};
+
+/// A page of jobs, newest first.
+#[derive(Debug, Clone)]
+pub struct JobPage {
+    /// The jobs.
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` to get the next page; `None` at the end.
+    pub next_cursor: Option<JobId>,
+}
+
+impl Store {
+    pub(super) fn read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        let db = match self.inner.db.read() {
+            Ok(slot) => slot.clone(),
+            // Only a panic in the writer poisons the lock; answer as while it reopens.
+            Err(_) => Err(Down(None)),
+        };
+        match db {
+            Ok(db) => Ok(db.begin_read()?),
+            Err(down) => Err(down.error()),
+        }
+    }
+
+    /// One job by id.
+    pub fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(JOBS)?;
+        match table.get(id.0.as_u128())? {
+            Some(bytes) => Ok(Some(decode("jobs", bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Jobs newest first, optionally with one status, starting after `cursor`.
+    pub fn list_jobs(
+        &self,
+        status: Option<JobStatus>,
+        limit: usize,
+        cursor: Option<JobId>,
+    ) -> Result<JobPage, StoreError> {
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let upper = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(c.0.as_u128()));
+        let mut ids = Vec::with_capacity(limit + 1);
+        match status {
+            None => {
+                for entry in jobs.range::<u128>((Bound::Unbounded, upper))?.rev() {
+                    let (key, _) = entry?;
+                    ids.push(key.value());
+                    if ids.len() > limit {
+                        break;
+                    }
+                }
+            }
+            Some(status) => {
+                let index = txn.open_table(JOBS_BY_STATUS)?;
+                let code = status.code();
+                let upper = match upper {
+                    Bound::Excluded(c) => Bound::Excluded((code, c)),
+                    _ => Bound::Included((code, u128::MAX)),
+                };
+                for entry in index.range((Bound::Included((code, 0u128)), upper))?.rev() {
+                    let (key, _) = entry?;
+                    ids.push(key.value().1);
+                    if ids.len() > limit {
+                        break;
+                    }
+                }
+            }
+        }
+        let has_more = ids.len() > limit;
+        ids.truncate(limit);
+        let mut page = Vec::with_capacity(ids.len());
+        for id in &ids {
+            if let Some(bytes) = jobs.get(*id)? {
+                page.push(decode("jobs", bytes.value())?);
+            }
+        }
+        let next_cursor = if has_more {
+            ids.last().map(|id| JobId(uuid::Uuid::from_u128(*id)))
+        } else {
+            None
+        };
+        Ok(JobPage {
+            jobs: page,
+            next_cursor,
+        })
+    }
+
+    /// Every job that is not in a terminal status, oldest first.
+    pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let index = txn.open_table(JOBS_BY_STATUS)?;
+        let mut out = Vec::new();
+        for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
+            let code = status.code();
+            for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
+                let (key, _) = entry?;
+                if let Some(bytes) = jobs.get(key.value().1)? {
+                    out.push(decode::<Job>("jobs", bytes.value())?);
+                }
+            }
+        }
+        out.sort_by_key(|job| job.id);
+        Ok(out)
+    }
+
+    /// Number of jobs by status.
+    pub fn job_counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(JOBS_BY_STATUS)?;
+        let mut counts = Vec::with_capacity(ALL_STATUSES.len());
+        for status in ALL_STATUSES {
+            let code = status.code();
+            let n = index.range((code, 0u128)..=(code, u128::MAX))?.count() as u64;
+            counts.push((status, n));
+        }
+        Ok(counts)
+    }
+
+    /// The events of one job, newest first.
+    pub fn job_events(&self, id: JobId) -> Result<Vec<Event>, StoreError> {
+        let txn = self.read()?;
+        let index = txn.open_table(JOB_EVENTS)?;
+        let events = txn.open_table(EVENTS)?;
+        let key = id.0.as_u128();
+        let mut out = Vec::new();
+        for entry in index.range((key, 0u64)..=(key, u64::MAX))?.rev() {
+            let (k, _) = entry?;
+            if let Some(bytes) = events.get(k.value().1)? {
+                out.push(decode("events", bytes.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` events with a sequence number above `after`, oldest first.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let txn = self.read()?;
+        let events = txn.open_table(EVENTS)?;
+        let mut out = Vec::new();
+        for entry in events.range((Bound::Excluded(after), Bound::Unbounded))? {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, bytes) = entry?;
+            out.push(decode("events", bytes.value())?);
+        }
+        Ok(out)
+    }
+
+    /// The highest committed event sequence number (0 when the log is empty).
+    pub fn last_event_seq(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let events = txn.open_table(EVENTS)?;
+        Ok(events.last()?.map_or(0, |(k, _)| k.value()))
+    }
+
+    /// Total number of jobs.
+    pub fn job_count(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        Ok(txn.open_table(JOBS)?.len()?)
+    }
+
+    /// A metadata value.
+    pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        Ok(meta.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// What is known about a video.
+    pub fn media(&self, path: &str) -> Result<Option<MediaRecord>, StoreError> {
+        let txn = self.read()?;
+        let media = txn.open_table(MEDIA)?;
+        match media.get(path)? {
+            Some(bytes) => Ok(Some(decode("media", bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every provider's stored state, by name.
+    pub fn provider_states(&self) -> Result<Vec<ProviderState>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(PROVIDER_STATE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let mut state: ProviderState = decode("provider_state", v.value())?;
+            k.value().clone_into(&mut state.provider);
+            out.push(state);
+        }
+        Ok(out)
+    }
+
+    /// Outbox entries not yet acknowledged, oldest first.
+    pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(OUTBOX)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = entry?;
+            out.push((k.value(), decode("outbox", v.value())?));
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,86 @@
+//! The typed records the store keeps besides jobs and events: the media index, provider
+//! state and outbox entries.
+//!
+//! Each is written as JSON after the record version byte (see `codec.rs`). Their JSON is
+//! the one earlier builds wrote, and fields added since have serde defaults, so records
+//! already on disk stay readable without a migration.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{EventSource, JobId, Language};
+
+/// What the media index knows of a video: who asked for it last, and for what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaRecord {
+    /// The video (its real path; also the record's key).
+    pub path: PathBuf,
+    /// Jellyfin's item id, when known.
+    #[serde(default)]
+    pub jellyfin_item_id: Option<String>,
+    /// The languages last asked for.
+    #[serde(default)]
+    pub languages: Vec<Language>,
+    /// When it was last asked for (ms since epoch).
+    #[serde(default)]
+    pub last_requested_at_ms: i64,
+    /// Who asked last.
+    pub last_source: EventSource,
+}
+
+/// What is known of one subtitle provider: a cooldown (rate limit, exhausted quota) and
+/// its quota. The JobManager is its only writer; workers read it before calling.
+///
+/// Records written before quotas were tracked are `{"cooldown_until_ms", "reason"}`;
+/// every field has a default so they read as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ProviderState {
+    /// The provider's name (`opensubtitles`). The record's key, so not in its JSON.
+    #[serde(skip)]
+    pub provider: String,
+    /// No call to the provider before this instant (ms since epoch).
+    #[serde(default)]
+    pub cooldown_until_ms: Option<i64>,
+    /// Why it cools down (`rate limited`, `quota exhausted`).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Downloads left in the current quota period, when the provider says.
+    #[serde(default)]
+    pub quota_remaining: Option<u32>,
+    /// When the quota period starts again (ms since epoch), when the provider says.
+    #[serde(default)]
+    pub quota_resets_at_ms: Option<i64>,
+}
+
+impl ProviderState {
+    /// A provider cooling down until `until_ms` for `reason`.
+    pub fn cooling_down(provider: &str, until_ms: i64, reason: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            cooldown_until_ms: Some(until_ms),
+            reason: Some(reason.to_owned()),
+            ..Self::default()
+        }
+    }
+
+    /// The end of the cooldown, if it is still in force at `now_ms`.
+    pub fn cooling_until(&self, now_ms: i64) -> Option<i64> {
+        self.cooldown_until_ms.filter(|until| *until > now_ms)
+    }
+}
+
+/// Work for an external sink (notifier, bridge), queued in the same commit as the job
+/// change that caused it, kept until the sink acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind")]
+pub enum OutboxEntry {
+    /// A job wrote its subtitle.
+    #[serde(rename = "job.done")]
+    JobDone {
+        /// The job.
+        job_id: JobId,
+        /// The subtitle written.
+        path: PathBuf,
+    },
+}
