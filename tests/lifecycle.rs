@@ -501,3 +501,73 @@ fn the_generated_api_key_is_kept_and_an_empty_key_file_is_replaced() {
     assert!(!log.contains("generated an API key"), "kept: {log}");
     assert_eq!(std::fs::read_to_string(data.join("api_key")).unwrap(), key);
 }
+
+// See: issue "Room for the capabilities": SIGINT during a burst logged
+// "cannot persist job changes; workers not started error=the store is closed".
+#[test]
+fn sigint_during_a_burst_stops_cleanly_and_keeps_every_accepted_job() {
+    let sandbox = Sandbox::new("");
+    const REQUESTS: usize = 300;
+    let videos: Vec<_> = (0..REQUESTS)
+        .map(|n| sandbox.video(&format!("m{n}/m{n}.mkv")))
+        .collect();
+    let daemon = sandbox.start();
+    let (client, runtime) = daemon.raw();
+    let accepted: Vec<String> = runtime.block_on(async {
+        let (answered, mut first) = tokio::sync::mpsc::unbounded_channel();
+        let mut tasks = Vec::new();
+        for video in &videos {
+            let request = client
+                .post(format!("{}/api/v1/subtitles", daemon.base))
+                .header("X-Api-Key", KEY)
+                .json(&json!({"path": video, "languages": ["fr", "en", "de"]}))
+                .send();
+            let answered = answered.clone();
+            tasks.push(tokio::spawn(async move {
+                let response = request.await.ok()?;
+                let _ = answered.send(());
+                if response.status() != 202 {
+                    return None;
+                }
+                let body: serde_json::Value = response.json().await.ok()?;
+                let ids: Vec<String> = body["jobs"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|j| j["id"].as_str().map(str::to_owned))
+                    .collect();
+                Some(ids)
+            }));
+        }
+        // Interrupt while the burst is in flight, with workers starting and finishing.
+        for _ in 0..REQUESTS / 3 {
+            first.recv().await;
+        }
+        daemon.signal("-INT");
+        let mut ids = Vec::new();
+        for task in tasks {
+            ids.extend(task.await.unwrap().unwrap_or_default());
+        }
+        ids
+    });
+    let (status, log) = daemon.wait();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("SIGINT received"), "{log}");
+    let alarming: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+        .collect();
+    assert!(
+        alarming.is_empty(),
+        "a clean shutdown logs nothing alarming: {alarming:#?}"
+    );
+    assert!(
+        !accepted.is_empty(),
+        "some requests were accepted before the signal"
+    );
+
+    let daemon = sandbox.start();
+    for id in &accepted {
+        let (status, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+        assert_eq!(status, 200, "accepted job {id} is in the store: {job}");
+    }
+}

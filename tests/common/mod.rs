@@ -304,15 +304,35 @@ impl Daemon {
     }
 
     /// SIGTERM, then wait for the exit.
-    pub fn terminate(mut self) -> (ExitStatus, String) {
+    pub fn terminate(self) -> (ExitStatus, String) {
+        self.stop_with("-TERM")
+    }
+
+    /// SIGINT (Ctrl-C), then wait for the exit.
+    pub fn interrupt(self) -> (ExitStatus, String) {
+        self.stop_with("-INT")
+    }
+
+    /// Sends `signal` to the process now, without waiting.
+    pub fn signal(&self, signal: &str) {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
-                .args(["-TERM", &pid])
+                .args([signal, &pid])
                 .status()
                 .unwrap()
                 .success()
         );
+    }
+
+    /// Sends `signal` (`-TERM`), then waits for the exit.
+    pub fn stop_with(self, signal: &str) -> (ExitStatus, String) {
+        self.signal(signal);
+        self.wait()
+    }
+
+    /// Waits for the process to exit (after a signal sent with [`signal`](Self::signal)).
+    pub fn wait(mut self) -> (ExitStatus, String) {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

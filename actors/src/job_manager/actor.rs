@@ -40,8 +40,9 @@ pub struct CancelJob(pub JobId);
 #[rtype(result = "Result<JobSummary, ManagerError>")]
 pub struct RetryJob(pub Job);
 
-/// Stops accepting work and waits up to `grace` for running workers to finish.
-/// Answers the jobs whose workers were still running.
+/// Stops accepting work and waits up to `grace` for running workers and in-flight commits
+/// to finish; after the answer the manager submits nothing more, so the store can be
+/// closed. Answers the jobs whose workers were still running.
 #[derive(Message)]
 #[rtype(result = "Vec<JobId>")]
 pub struct Shutdown {
@@ -79,6 +80,12 @@ pub struct JobManager {
     workers: Rc<WorkerContext>,
     running: HashMap<JobId, RunningWorker>,
     drained: Vec<oneshot::Sender<()>>,
+    /// Commits submitted whose answer the actor has not handled yet. Shutdown waits for
+    /// them too, so nothing is submitted once the store is closed.
+    in_flight: usize,
+    /// The shutdown is over: the store may be closed; nothing more is submitted (what is
+    /// left resumes on the next start).
+    is_stopped: bool,
 }
 
 impl JobManager {
@@ -92,12 +99,38 @@ impl JobManager {
             workers: Rc::new(workers),
             running: HashMap::new(),
             drained: Vec::new(),
+            in_flight: 0,
+            is_stopped: false,
         }
+    }
+
+    /// Submits changes, counting the commit as in flight until [`settle`](Self::settle).
+    fn submit(
+        &mut self,
+        changes: Vec<crate::store::Change>,
+    ) -> impl Future<Output = Result<crate::store::Committed, crate::store::StoreError>> + 'static
+    {
+        self.in_flight += 1;
+        self.store.submit(changes)
+    }
+
+    /// A submitted commit was answered.
+    fn settle(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.notify_if_drained();
     }
 
     /// Commits the step's changes, then performs its actions.
     fn persist_and_run(&mut self, step: Step, ctx: &mut Context<Self>) {
         if step.is_empty() {
+            return;
+        }
+        if self.is_stopped {
+            // A worker that outlived the grace period: its job resumes on the next start.
+            debug!(
+                changes = step.changes.len(),
+                "stopped: changes left for the next start"
+            );
             return;
         }
         if step.changes.is_empty() {
@@ -106,7 +139,7 @@ impl JobManager {
             }
             return;
         }
-        let commit = self.store.submit(step.changes);
+        let commit = self.submit(step.changes);
         let actions = step.actions;
         ctx.spawn(
             commit
@@ -116,6 +149,7 @@ impl JobManager {
                         for action in actions {
                             act.perform(action, ctx);
                         }
+                        act.settle();
                     }
                     Err(err) => {
                         error!(error = %error_chain(&err), "cannot persist job changes; workers not started");
@@ -135,6 +169,7 @@ impl JobManager {
                                 act.persist_and_run(step, ctx);
                             }
                         }
+                        act.settle();
                     }
                 }),
         );
@@ -188,7 +223,7 @@ impl JobManager {
     }
 
     fn notify_if_drained(&mut self) {
-        if self.running.is_empty() {
+        if self.running.is_empty() && self.in_flight == 0 {
             for waiter in self.drained.drain(..) {
                 let _ = waiter.send(());
             }
@@ -257,17 +292,20 @@ impl Handler<RequestSubtitles> for JobManager {
         if changes.is_empty() {
             return Box::pin(fut::ready(Ok(summaries)));
         }
-        let commit = self.store.submit(changes);
+        let commit = self.submit(changes);
         Box::pin(
             commit
                 .into_actor(self)
                 .map(move |result, act, ctx| match result {
                     Ok(_) => {
+                        // Queue before settling, so a shutdown waits for that commit too.
                         let step = act.core.queue_new(&new_ids, now_ms());
                         act.persist_and_run(step, ctx);
+                        act.settle();
                         Ok(summaries)
                     }
                     Err(err) => {
+                        act.settle();
                         for id in new_ids {
                             act.core.forget(id);
                         }
@@ -288,9 +326,10 @@ impl Handler<CancelJob> for JobManager {
         let Some(step) = self.core.cancel(msg.0, now_ms()) else {
             return Box::pin(fut::ready(Ok(None)));
         };
-        let commit = self.store.submit(step.changes);
+        let commit = self.submit(step.changes);
         let actions = step.actions;
         Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
+            act.settle();
             for action in actions {
                 act.perform(action, ctx);
             }
@@ -320,9 +359,10 @@ impl Handler<RetryJob> for JobManager {
             Ok(step) => step,
             Err(err) => return Box::pin(fut::ready(Err(err))),
         };
-        let commit = self.store.submit(step.changes);
+        let commit = self.submit(step.changes);
         let actions = step.actions;
         Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
+            act.settle();
             result.map_err(ManagerError::from)?;
             for action in actions {
                 act.perform(action, ctx);
@@ -345,7 +385,10 @@ impl Handler<Shutdown> for JobManager {
                 let _ = tokio::time::timeout(msg.grace, receiver).await;
             }
             .into_actor(self)
-            .map(|(), act, _| act.running.keys().copied().collect()),
+            .map(|(), act, _| {
+                act.is_stopped = true;
+                act.running.keys().copied().collect()
+            }),
         )
     }
 }
