@@ -166,7 +166,9 @@ pub fn print_events(events: &[Value]) {
     for event in events {
         println!(
             "{:>6}  {:<24}  {:<28}  {:<12}  {}",
-            event["seq"],
+            event["seq"]
+                .as_u64()
+                .map_or("?".to_owned(), |seq| seq.to_string()),
             event["at"].as_str().unwrap_or("?"),
             event["type"].as_str().unwrap_or("?"),
             event["source"].as_str().unwrap_or("?"),

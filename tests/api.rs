@@ -825,3 +825,49 @@ fn a_library_with_its_own_languages_overrides_the_wanted_ones() {
         (202, json!("de"))
     );
 }
+
+#[test]
+fn a_job_is_found_by_a_unique_abbreviation_of_its_id() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("a.mkv");
+    let daemon = sandbox.serve();
+    let (_, body) = daemon.post("/api/v1/subtitles", &json!({"path": video}));
+    let ids: Vec<String> = body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap().to_owned())
+        .collect();
+    let id = &ids[0];
+    let tail = &id[id.len() - 8..];
+    let (status, job) = daemon.get(&format!("/api/v1/jobs/{tail}"));
+    assert_eq!(
+        (status, job["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{job}"
+    );
+    let (status, events) = daemon.get(&format!("/api/v1/jobs/{}/events", tail.to_uppercase()));
+    assert_eq!(
+        (status, events["job_id"].as_str()),
+        (200, Some(id.as_str()))
+    );
+    // Jobs created together share their timestamp prefix: too short a prefix is ambiguous.
+    let shared: String = ids[0]
+        .chars()
+        .zip(ids[1].chars())
+        .take_while(|(a, b)| a == b)
+        .map(|(a, _)| a)
+        .collect();
+    if shared.chars().filter(char::is_ascii_hexdigit).count() >= 4 {
+        let (status, body) = daemon.get(&format!("/api/v1/jobs/{shared}"));
+        assert_eq!((status, error_code(&body)), (400, "ambiguous_id"), "{body}");
+    }
+    for unknown in ["ffffffff", "abc", "not-a-job"] {
+        let (status, body) = daemon.get(&format!("/api/v1/jobs/{unknown}"));
+        assert_eq!(
+            (status, error_code(&body)),
+            (404, "not_found"),
+            "{unknown}: {body}"
+        );
+    }
+}

@@ -278,6 +278,23 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
         events.contains("subtitle.requested") && events.contains("subtitle.waiting"),
         "{events}"
     );
+    let header: Vec<&str> = events.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["SEQ", "AT", "TYPE", "SOURCE", "PAYLOAD"],
+        "{events}"
+    );
+    let column = events.lines().next().unwrap().find("TYPE").unwrap();
+    assert!(
+        events
+            .lines()
+            .skip(1)
+            .all(|l| l[column..].starts_with("subtitle.") || l[column..].starts_with("job.")),
+        "types aligned under their header:\n{events}"
+    );
+    // The random tail the web page shows is enough to name the job.
+    let short = cli(&["events", &id[id.len() - 8..]]);
+    assert_eq!(short, events, "an abbreviated id names the same job");
 
     // Usage errors are caught before any request: exit 2.
     for args in [

@@ -100,9 +100,32 @@ fn manager_error(err: ManagerError) -> ApiError {
     }
 }
 
-fn parse_id(raw: &str) -> Result<JobId, ApiError> {
-    raw.parse()
-        .map_err(|_| ApiError::not_found(format!("no job with id {raw:?}")))
+/// Fewest hex digits an abbreviated id may have.
+pub const MIN_ID_ABBREVIATION: usize = 4;
+
+/// The job a path segment names: a whole id, or a unique abbreviation of one (its start or
+/// its end, at least [`MIN_ID_ABBREVIATION`] hex digits; the web page shows the last 8).
+async fn resolve_id(state: &AppState, raw: &str) -> Result<JobId, ApiError> {
+    if let Ok(id) = raw.parse::<JobId>() {
+        return Ok(id);
+    }
+    let digits = raw.chars().filter(|c| *c != '-').count();
+    let not_found = || ApiError::not_found(format!("no job with id {raw:?}"));
+    if digits < MIN_ID_ABBREVIATION || !raw.chars().all(|c| c == '-' || c.is_ascii_hexdigit()) {
+        return Err(not_found());
+    }
+    let store = state.store.clone();
+    let fragment = raw.to_owned();
+    let found = web::block(move || store.jobs_matching(&fragment, 2)).await??;
+    match found.as_slice() {
+        [id] => Ok(*id),
+        [] => Err(not_found()),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "ambiguous_id",
+            format!("{raw:?} is the start or end of more than one job id; give more of it"),
+        )),
+    }
 }
 
 /// How an intake refusal reads in the API.
@@ -224,7 +247,7 @@ pub async fn get_job(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = load_job(&state, parse_id(&id)?).await?;
+    let job = load_job(&state, resolve_id(&state, &id).await?).await?;
     Ok(HttpResponse::Ok().json(JobView::from(job)))
 }
 
@@ -234,7 +257,7 @@ pub async fn job_events(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = resolve_id(&state, &id).await?;
     load_job(&state, id).await?;
     let store = state.store.clone();
     let events = web::block(move || store.job_events(id)).await??;
@@ -252,7 +275,7 @@ pub async fn retry_job(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let job = load_job(&state, parse_id(&id)?).await?;
+    let job = load_job(&state, resolve_id(&state, &id).await?).await?;
     let summary = state
         .manager
         .send(RetryJob(job))
@@ -267,7 +290,7 @@ pub async fn cancel_job(
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
+    let id = resolve_id(&state, &id).await?;
     if let Some(summary) = state
         .manager
         .send(CancelJob(id))

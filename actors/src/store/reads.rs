@@ -44,6 +44,54 @@ impl Store {
         }
     }
 
+    /// Jobs whose id starts or ends with `fragment` (hex digits, dashes ignored, any case),
+    /// at most `limit` of them, oldest first: how a person's abbreviation of an id is
+    /// resolved. A UUIDv7 starts with its millisecond timestamp, so jobs created together
+    /// share a prefix and are told apart by their random tail. A prefix is a range scan; a
+    /// suffix walks the keys (no record is decoded).
+    pub fn jobs_matching(&self, fragment: &str, limit: usize) -> Result<Vec<JobId>, StoreError> {
+        let digits: String = fragment
+            .chars()
+            .filter(|c| *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
+        if digits.is_empty() || digits.len() > 32 || !digits.chars().all(|c| c.is_ascii_hexdigit())
+        {
+            return Ok(Vec::new());
+        }
+        let Ok(value) = u128::from_str_radix(&digits, 16) else {
+            return Ok(Vec::new());
+        };
+        let free_bits = 4 * (32 - digits.len() as u32);
+        let low = value.checked_shl(free_bits).unwrap_or(0);
+        let high = low | u128::MAX.checked_shr(128 - free_bits).unwrap_or(0);
+        let suffix_mask = u128::MAX.checked_shr(free_bits).unwrap_or(0);
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let mut found = Vec::new();
+        for entry in jobs.range(low..=high)? {
+            found.push(entry?.0.value());
+            if found.len() >= limit {
+                break;
+            }
+        }
+        if found.len() < limit && free_bits > 0 {
+            for entry in jobs.iter()? {
+                let key = entry?.0.value();
+                if key & suffix_mask == value && !found.contains(&key) {
+                    found.push(key);
+                    if found.len() >= limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|id| JobId(uuid::Uuid::from_u128(id)))
+            .collect())
+    }
+
     /// Jobs newest first, optionally with one status, starting after `cursor`.
     pub fn list_jobs(
         &self,

@@ -830,3 +830,33 @@ fn media_and_outbox_records_keep_the_json_earlier_builds_wrote() {
     );
     assert_eq!(serde_json::to_value(&entries[0].1).unwrap(), old_entry);
 }
+
+#[test]
+fn an_id_is_found_by_a_unique_prefix_or_suffix() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let mut a = job("a", "fr", JobStatus::Pending);
+    let mut b = job("b", "fr", JobStatus::Pending);
+    a.id = JobId(uuid::Uuid::from_u128(
+        0x0193_0000_0000_7000_8000_0000_1234_abcd,
+    ));
+    b.id = JobId(uuid::Uuid::from_u128(
+        0x0193_0000_0000_7000_8000_0000_9876_5432,
+    ));
+    store
+        .submit_blocking(vec![put(&a, &[]), put(&b, &[])])
+        .unwrap();
+    let find = |fragment: &str| store.jobs_matching(fragment, 2).unwrap();
+    assert_eq!(find("1234abcd"), [a.id], "by the random tail");
+    assert_eq!(find("0000-1234-ABCD"), [a.id], "dashes and case ignored");
+    assert_eq!(find("98765432"), [b.id]);
+    assert_eq!(
+        find("01930000"),
+        [a.id, b.id],
+        "a shared timestamp prefix is ambiguous"
+    );
+    assert_eq!(find(&a.id.to_string()), [a.id], "the whole id");
+    assert!(find("ffff").is_empty());
+    assert!(find("xyz").is_empty());
+    assert!(find("").is_empty());
+}
