@@ -11,7 +11,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use crate::clients::{Candidate, LocalBoxFuture, ProviderError, SubtitleQuery};
-use crate::files::{existing_sidecars, subtitle_path, write_atomically};
+use crate::files::{Listing, subtitle_path, write_atomically};
 use crate::job::{Job, Language};
 use crate::library::Libraries;
 use crate::store::ProviderState;
@@ -69,11 +69,23 @@ fn look_next_to_video(
     if !video.is_file() {
         return Err(format!("video file not found: {}", video.display()));
     }
-    let existing = existing_sidecars(&video, &wanted)
-        .map_err(|e| format!("cannot list {}: {e}", video.display()))?;
+    // One listing of the folder answers for every language.
+    let (Some(dir), Some(name)) = (video.parent(), video.file_name().and_then(|n| n.to_str()))
+    else {
+        return Ok((Vec::new(), None));
+    };
+    let listing = Listing::read(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let sidecars = |language: &Language| {
+        let mut found: Vec<PathBuf> = listing
+            .sidecars_in(name, language)
+            .map(|sidecar| dir.join(sidecar))
+            .collect();
+        found.sort();
+        found
+    };
+    let existing = sidecars(&wanted);
     for language in sources.into_iter().filter(|l| *l != wanted) {
-        let found = existing_sidecars(&video, &language).map_err(|e| e.to_string())?;
-        if let Some(path) = found
+        if let Some(path) = sidecars(&language)
             .into_iter()
             .find(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("srt")))
         {
