@@ -20,6 +20,7 @@ pub mod store;
 pub mod subtitle;
 pub mod time;
 pub mod translator;
+pub mod walk;
 
 pub use event::Event;
 pub use job::{EventSource, Job, JobId, JobStatus, Language, MediaItem, Priority};
