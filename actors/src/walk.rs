@@ -477,8 +477,14 @@ struct Busy<'a>(&'a Shared);
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        lock(&self.0.queue).busy -= 1;
-        self.0.changed.notify_all();
+        let mut queue = lock(&self.0.queue);
+        queue.busy -= 1;
+        // Waiting workers wait for more folders (`push` wakes them) or for the end: the
+        // last busy worker going idle with nothing queued.
+        if queue.busy == 0 {
+            drop(queue);
+            self.0.changed.notify_all();
+        }
     }
 }
 
