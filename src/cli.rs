@@ -24,10 +24,14 @@ pub enum Command {
     /// Validate the configuration: exit 0, or exit 2 naming every bad key.
     CheckConfig,
     /// Walk the libraries (or the given folders) once and list every video missing a wanted
-    /// language; read-only, without the daemon.
+    /// language, sorted by path; read-only, without the daemon.
     Scan {
         /// Folders or videos to scan (default: every `[[libraries]]` path).
         paths: Vec<PathBuf>,
+        /// Print one JSON report on stdout instead of lines: `videos`, per-language
+        /// `missing` counts, `items`, `unreadable`, `outside`.
+        #[arg(long)]
+        json: bool,
     },
     /// Ask the running daemon for subtitles.
     Request {

@@ -116,22 +116,25 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("more: cuewarden jobs --limit {limit}{status} --cursor {next}");
             }
         }
-        Command::Scan { paths } => {
-            let roots = if paths.is_empty() {
-                settings.library_roots()
-            } else {
-                paths
-                    .iter()
-                    .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
-                    .collect()
-            };
-            if roots.is_empty() {
+        Command::Scan { paths, json } => {
+            let libraries = cuewarden::app::libraries_of(&settings);
+            if paths.is_empty() && libraries.is_empty() {
                 eprintln!("nothing to scan: no [[libraries]] in the config and no PATH given");
                 return Ok(ExitCode::from(EXIT_CONFIG));
             }
-            let libraries = settings.library_roots();
-            let report = cuewarden::scan::run(&roots, &libraries, &settings.languages.wanted);
-            if !report.is_complete() {
+            let starts: Vec<_> = paths
+                .iter()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+                .collect();
+            let format = if json {
+                cuewarden::scan::Format::Json
+            } else {
+                cuewarden::scan::Format::Text
+            };
+            let is_complete =
+                cuewarden::scan::run(&starts, libraries, &settings.languages.wanted, format)
+                    .context("cannot print the scan report")?;
+            if !is_complete {
                 return Ok(ExitCode::FAILURE);
             }
         }

@@ -1,190 +1,240 @@
-//! `cuewarden scan [PATH…]`: a one-shot, read-only walk of the libraries (or of the given
-//! folders) that reports every video missing a wanted subtitle language, the same way the
-//! daemon decides (sidecar files in any naming Jellyfin recognises). It does not need the
-//! daemon and changes nothing.
+//! `cuewarden scan [--json] [PATH…]`: a one-shot, read-only walk of the libraries (or of the
+//! given folders and videos) that reports every video missing a wanted subtitle language,
+//! the way the daemon decides. The walk is the core's [`Walker`]; this module only prints
+//! its report. It does not need the daemon and changes nothing.
+//!
+//! The walk runs on every core, so videos are found in no fixed order; the list is printed
+//! sorted by path once the walk is done, and a terminal sees a progress count meanwhile.
 
-use std::io::{IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use cuewarden_actors::Language;
-use cuewarden_actors::files::{existing_sidecars, is_video};
+use cuewarden_actors::walk::{Video, WalkReport, Walker};
+use cuewarden_actors::{Language, Libraries};
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
-/// One video and the wanted languages it lacks.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Missing {
-    /// The video.
-    pub video: PathBuf,
-    /// Wanted languages without a subtitle next to it.
-    pub languages: Vec<Language>,
+use crate::control::printable;
+
+/// How the report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One line per video lacking a language, then a summary line.
+    Text,
+    /// One JSON object (see [`JsonReport`]).
+    Json,
 }
 
-/// What a scan found.
-#[derive(Debug, Default)]
-pub struct Report {
-    /// Videos looked at.
-    pub videos: usize,
-    /// Videos lacking at least one language, in walk order.
-    pub missing: Vec<Missing>,
-    /// Folders or files that could not be read, with why.
-    pub unreadable: Vec<(PathBuf, std::io::Error)>,
-    /// Paths (given, or reached through a symlink) whose real place is outside every
-    /// library: the daemon would refuse them, so they are not scanned.
-    pub outside: Vec<PathBuf>,
-}
+/// A progress line every this many videos (on a terminal only).
+const PROGRESS_EVERY: usize = 500;
 
-impl Report {
-    /// Whether everything asked for could be scanned.
-    pub fn is_complete(&self) -> bool {
-        self.unreadable.is_empty() && self.outside.is_empty()
-    }
-}
-
-/// Folders a NAS or a media server keeps next to the media (thumbnails, metadata, trash).
-fn skipped_folder(name: &str) -> bool {
-    name.starts_with('.')
-        || name.starts_with('@')
-        || matches!(name, "#recycle" | "$RECYCLE.BIN" | "lost+found")
-}
-
-/// Walks `roots` (depth first, names sorted) and reports the videos missing any of
-/// `wanted`, calling `found` for each as it goes and `progress` after each video.
-///
-/// The daemon's rules apply: a video counts only when its real path (through symlinks) lies
-/// inside one of `libraries`; a folder reached twice (a symlink loop) is walked once.
-pub fn scan(
-    roots: &[PathBuf],
-    libraries: &[PathBuf],
+/// Runs the `scan` command over `starts` (every library root when empty) and prints the
+/// report on stdout, problems on stderr. Returns whether the scan was complete: false when
+/// something could not be read or a start path lies outside every library (exit 1). A
+/// symlink leading out of the libraries is skipped by design and is not a failure.
+pub fn run(
+    starts: &[PathBuf],
+    libraries: Libraries,
     wanted: &[Language],
-    mut found: impl FnMut(&Missing),
-    mut progress: impl FnMut(usize),
-) -> Report {
-    let mut report = Report::default();
-    let libraries: Vec<PathBuf> = libraries
-        .iter()
-        .filter_map(|root| root.canonicalize().ok())
-        .collect();
-    let inside = |real: &Path| libraries.iter().any(|root| real.starts_with(root));
-    let mut visited = std::collections::HashSet::new();
-    let mut pending: Vec<PathBuf> = roots.iter().rev().cloned().collect();
-    while let Some(path) = pending.pop() {
-        let real = match path.canonicalize() {
-            Ok(real) => real,
-            Err(err) => {
-                report.unreadable.push((path, err));
-                continue;
-            }
-        };
-        if !inside(&real) {
-            report.outside.push(path);
-            continue;
-        }
-        if real.is_file() {
-            if is_video(&path) {
-                if let Some(missing) = check_video(&path, wanted, &mut report) {
-                    found(&missing);
-                    report.missing.push(missing);
-                }
-                progress(report.videos);
-            }
-            continue;
-        }
-        if !visited.insert(real) {
-            continue;
-        }
-        let entries = match std::fs::read_dir(&path) {
-            Ok(entries) => entries,
-            Err(err) => {
-                report.unreadable.push((path, err));
-                continue;
-            }
-        };
-        let mut children: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .filter(|entry| !skipped_folder(&entry.file_name().to_string_lossy()))
-            .map(|entry| entry.path())
-            .collect();
-        children.sort();
-        pending.extend(children.into_iter().rev());
-    }
-    report
-}
-
-fn check_video(video: &Path, wanted: &[Language], report: &mut Report) -> Option<Missing> {
-    report.videos += 1;
-    let mut languages = Vec::new();
-    for language in wanted {
-        match existing_sidecars(video, language) {
-            Ok(found) if found.is_empty() => languages.push(language.clone()),
-            Ok(_) => {}
-            Err(err) => {
-                report.unreadable.push((video.to_owned(), err));
-                return None;
-            }
-        }
-    }
-    (!languages.is_empty()).then(|| Missing {
-        video: video.to_owned(),
-        languages,
-    })
-}
-
-/// Runs the `scan` command: prints one line per video that lacks a language as it is
-/// found, then a summary; a progress count on stderr when it is a terminal. Returns the
-/// report; the caller exits 1 when something could not be read or lies outside the
-/// libraries.
-pub fn run(roots: &[PathBuf], libraries: &[PathBuf], wanted: &[Language]) -> Report {
-    let interactive = std::io::stderr().is_terminal();
-    let clear_progress = || {
-        if interactive {
-            eprint!("\r\x1b[K");
+    format: Format,
+) -> io::Result<bool> {
+    let interactive = io::stderr().is_terminal();
+    let walker = Walker::new(libraries, wanted.to_vec());
+    let seen = AtomicUsize::new(0);
+    let progress = |_: &Video| {
+        let videos = seen.fetch_add(1, Ordering::Relaxed) + 1;
+        if interactive && videos.is_multiple_of(PROGRESS_EVERY) {
+            eprint!("\rscanning… {}", plural(videos, "video", "videos"));
         }
     };
-    let report = scan(
-        roots,
-        libraries,
-        wanted,
-        |missing| {
-            clear_progress();
-            let languages: Vec<&str> = missing.languages.iter().map(Language::as_str).collect();
-            println!(
-                "{}  missing: {}",
-                crate::control::printable(&missing.video.to_string_lossy()),
-                languages.join(", ")
+    let report = if starts.is_empty() {
+        walker.walk_libraries(&progress)
+    } else {
+        walker.walk(starts, &progress)
+    };
+    if interactive && report.videos >= PROGRESS_EVERY {
+        eprint!("\r\x1b[K");
+    }
+    print_problems(&report);
+    let printed = match format {
+        Format::Text => print_text(&report, &mut io::stdout().lock()),
+        Format::Json => print_json(&report, &mut io::stdout().lock()),
+    };
+    match printed {
+        // `cuewarden scan | head`: the reader has seen enough.
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => {}
+        other => other?,
+    }
+    Ok(report.unreadable.is_empty() && !report.has_start_outside())
+}
+
+/// `1 video`, `2 videos`, `0 videos`.
+fn plural(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+fn shown(path: &Path) -> String {
+    printable(&path.to_string_lossy()).into_owned()
+}
+
+fn print_problems(report: &WalkReport) {
+    for unreadable in &report.unreadable {
+        eprintln!(
+            "cannot read {}: {}",
+            shown(&unreadable.path),
+            unreadable.error
+        );
+    }
+    for outside in &report.outside {
+        if outside.is_start {
+            eprintln!(
+                "cannot scan {}: it is outside every [[libraries]] folder",
+                shown(&outside.path)
             );
-        },
-        |videos| {
-            if interactive && videos % 50 == 0 {
-                eprint!("\rscanning… {videos} videos");
-                let _ = std::io::stderr().flush();
-            }
-        },
-    );
-    clear_progress();
-    for (path, err) in &report.unreadable {
-        eprintln!(
-            "cannot read {}: {err}",
-            crate::control::printable(&path.to_string_lossy())
-        );
+        } else {
+            eprintln!(
+                "skipped {}: a link to {}, outside every [[libraries]] folder",
+                shown(&outside.path),
+                shown(&outside.target)
+            );
+        }
     }
-    for path in &report.outside {
-        eprintln!(
-            "skipped {}: outside every [[libraries]] folder",
-            crate::control::printable(&path.to_string_lossy())
-        );
+}
+
+/// The list, then `2 videos scanned; 1 lacks 2 subtitles (fr 1, en 1)`.
+fn print_text(report: &WalkReport, out: &mut impl Write) -> io::Result<()> {
+    let mut out = io::BufWriter::new(out);
+    for video in &report.missing {
+        let languages: Vec<&str> = video.missing.iter().map(Language::as_str).collect();
+        writeln!(
+            out,
+            "{}  missing: {}",
+            shown(&video.path),
+            languages.join(", ")
+        )?;
     }
-    let subtitles: usize = report.missing.iter().map(|m| m.languages.len()).sum();
-    println!(
-        "{} videos scanned; {} lack {} subtitle(s) in {}",
-        report.videos,
-        report.missing.len(),
-        subtitles,
-        wanted
+    let scanned = plural(report.videos, "video", "videos");
+    let subtitles = report.missing_subtitles();
+    if subtitles == 0 {
+        writeln!(out, "{scanned} scanned; none lacks a wanted subtitle")?;
+    } else {
+        let lacking = report.missing.len();
+        let verb = if lacking == 1 { "lacks" } else { "lack" };
+        let by_language: Vec<String> = report
+            .missing_by_language()
             .iter()
-            .map(Language::as_str)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    report
+            .map(|(language, count)| format!("{language} {count}"))
+            .collect();
+        writeln!(
+            out,
+            "{scanned} scanned; {lacking} {verb} {} ({})",
+            plural(subtitles, "subtitle", "subtitles"),
+            by_language.join(", ")
+        )?;
+    }
+    out.flush()
+}
+
+/// What `scan --json` prints: one object, keys in this order.
+#[derive(Debug, Serialize)]
+pub struct JsonReport<'a> {
+    /// Videos looked at.
+    pub videos: usize,
+    /// Per wanted language, how many videos lack it (every wanted language, zero included).
+    pub missing: MissingCounts,
+    /// The videos lacking at least one language, sorted by path.
+    pub items: Vec<JsonItem<'a>>,
+    /// What could not be read.
+    pub unreadable: Vec<JsonUnreadable>,
+    /// Start paths and symlinks that lead outside every library.
+    pub outside: Vec<JsonOutside>,
+}
+
+/// A video and the languages it lacks.
+#[derive(Debug, Serialize)]
+pub struct JsonItem<'a> {
+    /// Its real path.
+    pub path: String,
+    /// The wanted languages it has no subtitle in.
+    pub missing: Vec<&'a str>,
+}
+
+/// A path that could not be read.
+#[derive(Debug, Serialize)]
+pub struct JsonUnreadable {
+    /// The path.
+    pub path: String,
+    /// Why.
+    pub error: String,
+}
+
+/// A path outside every library.
+#[derive(Debug, Serialize)]
+pub struct JsonOutside {
+    /// The start path or symlink.
+    pub path: String,
+    /// Where it leads.
+    pub target: String,
+    /// `symlink` (skipped by design) or `argument` (a PATH given on the command line).
+    pub kind: &'static str,
+}
+
+/// Language → count, serialised as a JSON object in the report's language order.
+#[derive(Debug)]
+pub struct MissingCounts(Vec<(Language, usize)>);
+
+impl Serialize for MissingCounts {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (language, count) in &self.0 {
+            map.serialize_entry(language.as_str(), count)?;
+        }
+        map.end()
+    }
+}
+
+impl<'a> JsonReport<'a> {
+    /// The JSON form of a walk's report.
+    pub fn new(report: &'a WalkReport) -> Self {
+        let lossy = |path: &Path| path.to_string_lossy().into_owned();
+        Self {
+            videos: report.videos,
+            missing: MissingCounts(report.missing_by_language()),
+            items: report
+                .missing
+                .iter()
+                .map(|video| JsonItem {
+                    path: lossy(&video.path),
+                    missing: video.missing.iter().map(Language::as_str).collect(),
+                })
+                .collect(),
+            unreadable: report
+                .unreadable
+                .iter()
+                .map(|u| JsonUnreadable {
+                    path: lossy(&u.path),
+                    error: u.error.to_string(),
+                })
+                .collect(),
+            outside: report
+                .outside
+                .iter()
+                .map(|o| JsonOutside {
+                    path: lossy(&o.path),
+                    target: lossy(&o.target),
+                    kind: if o.is_start { "argument" } else { "symlink" },
+                })
+                .collect(),
+        }
+    }
+}
+
+fn print_json(report: &WalkReport, out: &mut impl Write) -> io::Result<()> {
+    let mut out = io::BufWriter::new(out);
+    serde_json::to_writer(&mut out, &JsonReport::new(report))?;
+    writeln!(out)?;
+    out.flush()
 }
 
 #[cfg(test)]
@@ -193,105 +243,26 @@ mod tests {
 
     use super::*;
 
-    fn lang(code: &str) -> Language {
-        Language::parse(code).unwrap()
+    #[test]
+    fn counts_read_in_the_singular_and_the_plural() {
+        assert_eq!(plural(0, "video", "videos"), "0 videos");
+        assert_eq!(plural(1, "video", "videos"), "1 video");
+        assert_eq!(plural(2, "video", "videos"), "2 videos");
     }
 
     #[test]
-    fn reports_each_video_missing_a_wanted_language() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let write = |relative: &str| {
-            let path = root.join(relative);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(path, b"x").unwrap();
-        };
-        write("Alpha (2019)/Alpha (2019).mkv");
-        write("Alpha (2019)/Alpha (2019).en.srt");
-        write("Alpha (2019)/Alpha (2019).fre.srt");
-        write("Beta (2020)/Beta (2020).mp4");
-        write("Beta (2020)/Beta (2020).en.srt");
-        write("Show/Season 01/Show S01E01.mkv");
-        write("Show/Season 01/notes.txt");
-        write("@eaDir/Alpha (2019).mkv/SYNOPHOTO_THUMB.mkv");
-        write(".trash/Old.mkv");
-
-        let mut seen = Vec::new();
-        let mut streamed = Vec::new();
-        let report = scan(
-            &[root.to_owned()],
-            &[root.to_owned()],
-            &[lang("fr"), lang("en")],
-            |m| streamed.push(m.clone()),
-            |n| seen.push(n),
-        );
-        assert_eq!(streamed, report.missing);
-        assert_eq!(report.videos, 3);
-        assert_eq!(seen, [1, 2, 3]);
-        assert!(report.unreadable.is_empty());
+    fn an_empty_report_says_nothing_is_missing() {
+        let mut out = Vec::new();
+        print_text(&WalkReport::default(), &mut out).unwrap();
         assert_eq!(
-            report.missing,
-            [
-                Missing {
-                    video: root.join("Beta (2020)/Beta (2020).mp4"),
-                    languages: vec![lang("fr")],
-                },
-                Missing {
-                    video: root.join("Show/Season 01/Show S01E01.mkv"),
-                    languages: vec![lang("fr"), lang("en")],
-                },
-            ]
+            String::from_utf8(out).unwrap(),
+            "0 videos scanned; none lacks a wanted subtitle\n"
         );
-    }
-
-    #[test]
-    fn a_missing_root_is_reported_not_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("a.mkv"), b"x").unwrap();
-        let report = scan(
-            &[dir.path().join("nope"), dir.path().join("a.mkv")],
-            &[dir.path().to_owned()],
-            &[lang("fr")],
-            |_| {},
-            |_| {},
+        let mut out = Vec::new();
+        print_json(&WalkReport::default(), &mut out).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"videos\":0,\"missing\":{},\"items\":[],\"unreadable\":[],\"outside\":[]}\n"
         );
-        assert!(!report.is_complete());
-        assert_eq!(report.videos, 1);
-        assert_eq!(report.unreadable.len(), 1);
-        assert_eq!(report.unreadable[0].0, dir.path().join("nope"));
-    }
-
-    #[test]
-    fn symlink_loops_are_walked_once_and_links_out_of_the_library_are_skipped() {
-        let dir = tempfile::tempdir().unwrap();
-        let library = dir.path().join("lib");
-        let outside = dir.path().join("outside");
-        std::fs::create_dir_all(library.join("sub")).unwrap();
-        std::fs::create_dir_all(&outside).unwrap();
-        std::fs::write(library.join("sub/a.mkv"), b"x").unwrap();
-        std::fs::write(outside.join("secret.mkv"), b"x").unwrap();
-        std::os::unix::fs::symlink(&library, library.join("sub/loop")).unwrap();
-        std::os::unix::fs::symlink(&outside, library.join("out")).unwrap();
-
-        let report = scan(
-            std::slice::from_ref(&library),
-            std::slice::from_ref(&library),
-            &[lang("fr")],
-            |_| {},
-            |_| {},
-        );
-        assert_eq!(report.videos, 1, "{:?}", report.missing);
-        assert_eq!(report.missing[0].video, library.join("sub/a.mkv"));
-        assert_eq!(report.outside, [library.join("out")]);
-        assert!(report.unreadable.is_empty());
-
-        let report = scan(
-            std::slice::from_ref(&outside),
-            &[library],
-            &[lang("fr")],
-            |_| {},
-            |_| {},
-        );
-        assert_eq!((report.videos, report.outside.len()), (0, 1));
     }
 }

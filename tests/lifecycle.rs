@@ -314,6 +314,17 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("404"));
 }
 
+/// Runs `cuewarden scan ARGS… --config <sandbox>`.
+fn scan(sandbox: &Sandbox, args: &[&std::path::Path]) -> std::process::Output {
+    Command::new(binary())
+        .arg("scan")
+        .args(args)
+        .arg("--config")
+        .arg(sandbox.config())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn scan_lists_the_videos_missing_a_wanted_language_without_the_daemon() {
     let sandbox = Sandbox::new("");
@@ -331,50 +342,124 @@ fn scan_lists_the_videos_missing_a_wanted_language_without_the_daemon() {
     )
     .unwrap();
     sandbox.video("Beta (2020)/Beta (2020).mp4");
-    let output = Command::new(binary())
-        .args(["scan", "--config"])
-        .arg(sandbox.config())
-        .output()
-        .unwrap();
+    let output = scan(&sandbox, &[]);
     assert!(output.status.success(), "{output:?}");
     let out = String::from_utf8(output.stdout).unwrap();
-    let beta = sandbox.library().join("Beta (2020)/Beta (2020).mp4");
+    let beta = sandbox
+        .library()
+        .canonicalize()
+        .unwrap()
+        .join("Beta (2020)/Beta (2020).mp4");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
         [
             format!("{}  missing: fr, en", beta.display()).as_str(),
-            "2 videos scanned; 1 lack 2 subtitle(s) in fr, en",
+            "2 videos scanned; 1 lacks 2 subtitles (fr 1, en 1)",
         ],
         "{out}"
     );
     // Nothing was written, and no daemon was needed.
     assert!(!sandbox.dir.path().join("data").exists());
 
-    let output = Command::new(binary())
-        .args([
-            "scan",
-            sandbox.library().join("Alpha (2019)").to_str().unwrap(),
-        ])
-        .arg("--config")
-        .arg(sandbox.config())
-        .output()
-        .unwrap();
+    // See: issue 6 ("1 videos").
+    let output = scan(&sandbox, &[&sandbox.library().join("Alpha (2019)")]);
     let out = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(
-        out.trim(),
-        "1 videos scanned; 0 lack 0 subtitle(s) in fr, en"
-    );
+    assert_eq!(out.trim(), "1 video scanned; none lacks a wanted subtitle");
     assert!(output.status.success());
 
     // What cannot be scanned is an error (exit 1), named on stderr.
+    let output = scan(&sandbox, &[&sandbox.library().join("Gone")]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Gone"));
+}
+
+/// See: issue 6 (`scan` exits 1 for a symlink out of the libraries, lists folders under the
+/// symlink's path).
+#[test]
+fn scan_skips_links_out_of_the_libraries_and_lists_real_paths() {
+    let sandbox = Sandbox::new("");
+    let library = sandbox.library().canonicalize().unwrap();
+    let outside = sandbox.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("Secret.mkv"), b"x").unwrap();
+    sandbox.video("Store/Movie (2001)/Movie (2001).mkv");
+    std::fs::create_dir_all(library.join("Links")).unwrap();
+    std::os::unix::fs::symlink(
+        library.join("Store/Movie (2001)"),
+        library.join("Links/Movie"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(&outside, library.join("Links/Out")).unwrap();
+
+    let output = scan(&sandbox, &[&library.join("Links")]);
+    assert!(output.status.success(), "skipped by design: {output:?}");
+    let out = String::from_utf8(output.stdout).unwrap();
+    let movie = library.join("Store/Movie (2001)/Movie (2001).mkv");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            format!("{}  missing: fr, en", movie.display()).as_str(),
+            "1 video scanned; 1 lacks 2 subtitles (fr 1, en 1)",
+        ],
+        "{out}"
+    );
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        err.contains(&format!("skipped {}", library.join("Links/Out").display()))
+            && err.contains("outside every [[libraries]] folder"),
+        "{err}"
+    );
+
+    // A PATH given outside every library is still an error.
+    let output = scan(&sandbox, &[&outside]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let err = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        err.contains("elsewhere") && err.contains("outside"),
+        "{err}"
+    );
+}
+
+#[test]
+fn scan_json_prints_one_machine_readable_report() {
+    let sandbox = Sandbox::new("");
+    let library = sandbox.library().canonicalize().unwrap();
+    sandbox.video("A (2001)/A (2001).mkv");
+    std::fs::write(library.join("A (2001)/A (2001).fr-FR.srt"), "x").unwrap();
+    sandbox.video("B (2002)/B (2002).mkv");
+    sandbox.video("C (2003)/C (2003).mkv");
+    std::fs::write(library.join("C (2003)/C (2003).en.srt"), "x").unwrap();
+    std::fs::write(library.join("C (2003)/C (2003).fr.srt"), "x").unwrap();
+    std::os::unix::fs::symlink(sandbox.dir.path(), library.join("Up")).unwrap();
+
     let output = Command::new(binary())
-        .args(["scan", sandbox.library().join("Gone").to_str().unwrap()])
-        .arg("--config")
+        .args(["scan", "--json", "--config"])
         .arg(sandbox.config())
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    assert!(String::from_utf8_lossy(&output.stderr).contains("Gone"));
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|err| panic!("{err}: {}", String::from_utf8_lossy(&output.stdout)));
+    let path = |relative: &str| library.join(relative).display().to_string();
+    assert_eq!(
+        report,
+        json!({
+            "videos": 3,
+            "missing": {"fr": 1, "en": 2},
+            "items": [
+                {"path": path("A (2001)/A (2001).mkv"), "missing": ["en"]},
+                {"path": path("B (2002)/B (2002).mkv"), "missing": ["fr", "en"]},
+            ],
+            "unreadable": [],
+            "outside": [{
+                "path": path("Up"),
+                "target": sandbox.dir.path().canonicalize().unwrap().display().to_string(),
+                "kind": "symlink",
+            }],
+        })
+    );
+    // Nothing but the report on stdout: one line.
+    assert_eq!(output.stdout.iter().filter(|b| **b == b'\n').count(), 1);
 }
 
 /// Unmounts a tmpfs when the test ends, even on failure.

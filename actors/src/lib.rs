@@ -21,6 +21,7 @@ pub mod store;
 pub mod subtitle;
 pub mod time;
 pub mod translator;
+pub mod walk;
 pub mod worker;
 
 pub use event::Event;
