@@ -462,6 +462,42 @@ fn scan_json_prints_one_machine_readable_report() {
     assert_eq!(output.stdout.iter().filter(|b| **b == b'\n').count(), 1);
 }
 
+#[test]
+fn scan_applies_each_library_s_own_languages() {
+    let anime = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(&format!(
+        "[[libraries]]\npath = {:?}\nlanguages = [\"ja\", \"pt-BR\"]\n",
+        anime.path().display().to_string()
+    ));
+    sandbox.video("Movie/Movie.mkv");
+    let show = anime.path().canonicalize().unwrap().join("Show");
+    std::fs::create_dir_all(&show).unwrap();
+    std::fs::write(show.join("Show - 01.mkv"), "x").unwrap();
+    std::fs::write(show.join("Show - 01.pt-BR.srt"), "x").unwrap();
+    let output = Command::new(binary())
+        .args(["scan", "--json", "--config"])
+        .arg(sandbox.config())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let missing_of = |name: &str| {
+        report["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"].as_str().unwrap().ends_with(name))
+            .map(|i| i["missing"].clone())
+    };
+    assert_eq!(missing_of("Show - 01.mkv"), Some(json!(["ja"])), "{report}");
+    assert_eq!(
+        missing_of("Movie.mkv"),
+        Some(json!(["fr", "en"])),
+        "{report}"
+    );
+    assert_eq!(report["videos"], 2);
+}
+
 /// Unmounts a tmpfs when the test ends, even on failure.
 struct Tmpfs(std::path::PathBuf);
 
