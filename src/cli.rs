@@ -37,7 +37,9 @@ pub enum Command {
     Request {
         /// The video, as this daemon sees it.
         path: PathBuf,
-        /// Languages (ISO 639-1: `--lang fr de` or `--lang fr,de`); default: `[languages] wanted`.
+        /// Languages: ISO 639-1 or 639-2 codes, with a region where it matters (`--lang fr de`,
+        /// `--lang fr,pt-BR`, `--lang fre`); default: the video's library's `languages`, else
+        /// `[languages] wanted`.
         #[arg(long = "lang", num_args = 1.., value_delimiter = ',', value_parser = language)]
         languages: Vec<String>,
         /// Do not machine-translate when no subtitle exists.
@@ -58,12 +60,13 @@ pub enum Command {
     },
     /// Show a job's events, newest first.
     Events {
-        /// The job id.
+        /// The job id, or at least 4 characters of its start or its end (the last 8, as the
+        /// web page shows them, tell jobs apart).
         job_id: String,
     },
 }
 
-/// An ISO 639-1 code, as the API will accept it.
+/// A language code, as the API will accept it, in its canonical form.
 fn language(raw: &str) -> Result<String, String> {
     cuewarden_actors::Language::parse(raw)
         .map(|l| l.as_str().to_owned())

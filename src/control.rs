@@ -141,14 +141,14 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
 
 /// Prints jobs as a table; `path` fills the column for answers that do not carry one.
 pub fn print_jobs(jobs: &[Value], path: Option<&str>) {
-    println!("{:<36}  {:<21}  {:<4}  PATH", "ID", "STATUS", "LANG");
+    println!("{:<36}  {:<21}  {:<6}  PATH", "ID", "STATUS", "LANG");
     for job in jobs {
         let detail = job["error"]
             .as_str()
             .map(|e| format!("  ({})", printable(e)))
             .unwrap_or_default();
         println!(
-            "{:<36}  {:<21}  {:<4}  {}{detail}",
+            "{:<36}  {:<21}  {:<6}  {}{detail}",
             job["id"].as_str().unwrap_or("?"),
             job["status"].as_str().unwrap_or("?"),
             job["language"].as_str().unwrap_or("?"),

@@ -67,6 +67,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
+    let cli_config = cli.config.clone();
     match cli.command {
         Command::CheckConfig => {
             let origin = settings
@@ -94,9 +95,13 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 &languages,
                 no_translate.then_some(false),
             ))?;
+            // The answer names the video by its real path, the jobs' key.
+            let real = answer["path"]
+                .as_str()
+                .map_or_else(|| path.to_string_lossy().into_owned(), str::to_owned);
             control::print_jobs(
                 answer["jobs"].as_array().map_or(&[], Vec::as_slice),
-                Some(&path.to_string_lossy()),
+                Some(&real),
             );
         }
         Command::Jobs {
@@ -113,7 +118,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             control::print_jobs(answer["jobs"].as_array().map_or(&[], Vec::as_slice), None);
             if let Some(next) = answer["next_cursor"].as_str() {
                 let status = status.map(|s| format!(" --status {s}")).unwrap_or_default();
-                eprintln!("more: cuewarden jobs --limit {limit}{status} --cursor {next}");
+                let config = cli_config
+                    .as_deref()
+                    .map(|p| format!(" --config {}", shell_quoted(&p.to_string_lossy())))
+                    .unwrap_or_default();
+                eprintln!("more: cuewarden jobs --limit {limit}{status} --cursor {next}{config}");
             }
         }
         Command::Scan { paths, json } => {
@@ -145,6 +154,18 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `text` as one shell word: bare when it is plain, single-quoted otherwise.
+fn shell_quoted(text: &str) -> String {
+    let plain = text
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c));
+    if plain && !text.is_empty() {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
 }
 
 fn main() -> ExitCode {

@@ -48,6 +48,11 @@ pub fn run(
             eprint!("\rscanning… {}", plural(videos, "video", "videos"));
         }
     };
+    for start in starts {
+        if start.is_file() && !cuewarden_actors::files::is_video(start) {
+            eprintln!("skipped {}: not a video (by its extension)", shown(start));
+        }
+    }
     let report = if starts.is_empty() {
         walker.walk_libraries(&progress)
     } else {
@@ -124,6 +129,7 @@ fn print_text(report: &WalkReport, out: &mut impl Write) -> io::Result<()> {
         let by_language: Vec<String> = report
             .missing_by_language()
             .iter()
+            .filter(|(_, count)| *count > 0)
             .map(|(language, count)| format!("{language} {count}"))
             .collect();
         writeln!(

@@ -269,6 +269,9 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
         .lines()
         .find_map(|l| l.strip_prefix("more: cuewarden jobs --limit 1 --cursor "))
         .unwrap_or_else(|| panic!("no cursor hint in {hint:?}"));
+    // The hint repeats the config it was given, so it can be pasted from any folder.
+    let (cursor, config) = cursor.split_once(" --config ").unwrap();
+    assert_eq!(config, cli_config.display().to_string());
     let first = String::from_utf8(output.stdout).unwrap();
     let second = cli(&["jobs", "--limit", "1", "--cursor", cursor]);
     assert_eq!((first.lines().count(), second.lines().count()), (2, 2));
@@ -305,6 +308,19 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
         let output = run(args);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {output:?}");
     }
+    // Jobs are keyed by the real path, and the table shows it.
+    std::os::unix::fs::symlink(sandbox.library(), sandbox.library().join("alias")).unwrap();
+    let aliased = sandbox.library().join("alias/h.mkv");
+    let out = cli(&["request", aliased.to_str().unwrap(), "--lang", "pt-BR"]);
+    let real = video.canonicalize().unwrap();
+    assert!(
+        out.lines()
+            .nth(1)
+            .unwrap()
+            .ends_with(&*real.to_string_lossy()),
+        "the real path, not the alias:\n{out}"
+    );
+    assert!(out.lines().nth(1).unwrap().contains(" pt-BR "), "{out}");
     // `--lang fr,de` is two languages, as in the environment overrides.
     let out = cli(&["request", video.to_str().unwrap(), "--lang", "fr,it"]);
     assert_eq!(out.lines().count(), 3, "{out}");

@@ -225,6 +225,10 @@ impl Libraries {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 return Err(PathError::NotFound(path.to_owned()));
             }
+            // `video.mkv/`: a folder was asked for where a file is.
+            Err(err) if err.kind() == io::ErrorKind::NotADirectory => {
+                return Err(PathError::NotAFile(path.to_owned()));
+            }
             Err(source) => {
                 return Err(PathError::Unreadable {
                     path: path.to_owned(),
@@ -242,10 +246,7 @@ impl Libraries {
                 });
             }
         };
-        if self
-            .library_of_real(&real)
-            .is_none_or(|_| self.is_a_root(&real))
-        {
+        if self.library_of_real(&real).is_none() {
             return Err(PathError::OutsideLibrary(path.to_owned()));
         }
         if !meta.is_file() {
@@ -255,10 +256,6 @@ impl Libraries {
             return Err(PathError::NotAVideo(path.to_owned()));
         }
         Ok(real)
-    }
-
-    fn is_a_root(&self, real: &Path) -> bool {
-        self.real_roots().iter().flatten().any(|root| root == real)
     }
 
     /// Whether a folder's real path lies inside a library (the root itself included): where
@@ -302,7 +299,8 @@ mod tests {
         assert_eq!(code(&root.join("escape/b.mkv")), "path_outside_library");
         assert_eq!(code(&outside.join("b.mkv")), "path_outside_library");
         assert_eq!(code(&outside.join("nothing.mkv")), "path_outside_library");
-        assert_eq!(code(&root), "path_outside_library");
+        assert_eq!(code(&root), "not_a_file", "the library itself is a folder");
+        assert_eq!(code(&root.join("A/a.mkv/")), "not_a_file");
         let message = libraries
             .resolve_video(&root.join("A/a.nfo"))
             .unwrap_err()

@@ -111,8 +111,14 @@ async fn resolve_id(state: &AppState, raw: &str) -> Result<JobId, ApiError> {
     }
     let digits = raw.chars().filter(|c| *c != '-').count();
     let not_found = || ApiError::not_found(format!("no job with id {raw:?}"));
-    if digits < MIN_ID_ABBREVIATION || !raw.chars().all(|c| c == '-' || c.is_ascii_hexdigit()) {
+    if !raw.chars().all(|c| c == '-' || c.is_ascii_hexdigit()) {
         return Err(not_found());
+    }
+    if digits < MIN_ID_ABBREVIATION {
+        return Err(ApiError::not_found(format!(
+            "no job with id {raw:?}: give the whole id, or at least {MIN_ID_ABBREVIATION} \
+             characters of its start or its end"
+        )));
     }
     let store = state.store.clone();
     let fragment = raw.to_owned();

@@ -70,7 +70,7 @@ impl LibrarySettings {
                 check.languages_at(&codes, &key)
             });
             let Some(path) = path else { continue };
-            if let Some(problem) = overlap(&path, &out) {
+            if let Some(problem) = overlap(&path, languages.is_some(), &out) {
                 check.add(format!("{key}.path"), problem);
                 continue;
             }
@@ -80,20 +80,25 @@ impl LibrarySettings {
     }
 }
 
-/// Why `path` cannot be a root beside `roots` (the same folder, or one inside the other).
-fn overlap(path: &Path, roots: &[(usize, LibrarySettings)]) -> Option<String> {
+/// Why `path` cannot be a root beside `roots`: the same folder, or one inside the other
+/// when the inner one has no `languages` of its own. A folder inside a library may be a
+/// library itself only to give its videos other languages (a "Kids" or "Anime" folder); the
+/// deepest root decides.
+fn overlap(path: &Path, has_languages: bool, roots: &[(usize, LibrarySettings)]) -> Option<String> {
     roots.iter().find_map(|(j, other)| {
         let shown = path.display();
         let other_path = other.path.display();
         if *path == other.path {
             Some(format!("{shown:?} is already libraries[{j}].path"))
-        } else if path.starts_with(&other.path) {
+        } else if path.starts_with(&other.path) && !has_languages {
             Some(format!(
-                "{shown:?} is inside libraries[{j}].path ({other_path:?}); one root is enough"
+                "{shown:?} is inside libraries[{j}].path ({other_path:?}); one root is enough, \
+                 unless this one sets its own `languages`"
             ))
-        } else if other.path.starts_with(path) {
+        } else if other.path.starts_with(path) && other.languages.is_none() {
             Some(format!(
-                "{shown:?} holds libraries[{j}].path ({other_path:?}); one root is enough"
+                "{shown:?} holds libraries[{j}].path ({other_path:?}); one root is enough, \
+                 unless the inner one sets its own `languages`"
             ))
         } else {
             None

@@ -919,7 +919,7 @@ fn a_library_may_want_its_own_languages() {
 }
 
 #[test]
-fn library_roots_are_neither_repeated_nor_nested() {
+fn library_roots_are_neither_repeated_nor_nested_without_their_own_languages() {
     assert_problems(
         "[[libraries]]\npath = \"/m/movies\"\n[[libraries]]\npath = \"/m/movies/\"\n[[libraries]]\npath = \"/m/movies/kids\"\n[[libraries]]\npath = \"/m\"\n[[libraries]]\npath = \"/m/movies2\"\n[[libraries]]\npath = \"/m/tv/../movies\"\n",
         &[
@@ -929,6 +929,14 @@ fn library_roots_are_neither_repeated_nor_nested() {
             "libraries[5].path: \"/m/movies\" is already libraries[0].path",
         ],
     );
+    // A folder inside a library may be one to give its videos other languages.
+    let settings = parse(
+        "[[libraries]]\npath = \"/m/movies\"\n[[libraries]]\npath = \"/m/movies/kids\"\nlanguages = [\"fr\"]\n",
+        "test",
+        &[],
+    )
+    .unwrap();
+    assert_eq!(settings.libraries.len(), 2);
 }
 
 #[test]

@@ -60,7 +60,7 @@ impl SourceHandle {
 pub const API_SOURCE: SourceInfo = SourceInfo {
     name: EventSource::Api,
     enabled: true,
-    description: "POST /api/v1/subtitles, the CLI and the web page",
+    description: "POST /api/v1/subtitles (cuewarden request uses it)",
 };
 
 /// A registered source, as `/health/sources` lists it.
