@@ -1,4 +1,4 @@
-//! The raw configuration file, as serde reads it: [`SECTIONS`], the one table of the sections a
+//! The raw configuration file, as serde reads it: `SECTIONS`, the one table of the sections a
 //! file may have (each section's raw struct lives with its feature, next to the checks that
 //! type it), and the lenient reader.
 //!

@@ -1,7 +1,7 @@
 //! Configuration: raw file → environment overrides → validated, typed [`Settings`].
 //!
-//! - [`file`]: the raw file as serde reads it, and `SECTIONS`, the one table of its sections;
-//! - [`env`]: `CUEWARDEN__SECTION__KEY=value` overrides `[section] key`, the value read as
+//! - [`mod@file`]: the raw file as serde reads it, and `SECTIONS`, the one table of its sections;
+//! - `env`: `CUEWARDEN__SECTION__KEY=value` overrides `[section] key`, the value read as
 //!   the type the key has (string, number, bool, list);
 //! - `problems`: every problem is collected and reported at once, one line each, naming the
 //!   full key (`jellyfin.url: …`, `libraries[1].path: …`) and, when an environment variable
