@@ -155,8 +155,8 @@ struct Snapshots {
 }
 
 impl Snapshots {
-    /// Starts the thread; the first snapshot is taken at once with `now`, else when the
-    /// newest one is [`SNAPSHOT_INTERVAL`] old.
+    /// Starts the thread; the first snapshot is taken once the newest one is
+    /// [`SNAPSHOT_INTERVAL`] old, or at once if there is none and `now`.
     fn start(slot: DbSlot, data_dir: PathBuf, now: bool) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (wake, woken) = mpsc::channel::<()>();
@@ -164,11 +164,8 @@ impl Snapshots {
         let handle = std::thread::Builder::new()
             .name("store-snapshots".to_owned())
             .spawn(move || {
-                let mut wait = if now {
-                    Duration::ZERO
-                } else {
-                    Self::next_due(&data_dir)
-                };
+                let none = if now { Duration::ZERO } else { SNAPSHOT_INTERVAL };
+                let mut wait = Self::next_due(&data_dir, none);
                 while let Err(mpsc::RecvTimeoutError::Timeout) = woken.recv_timeout(wait) {
                     let db = slot.read().ok().and_then(|slot| slot.as_ref().ok().cloned());
                     let Some(db) = db else {
@@ -188,16 +185,14 @@ impl Snapshots {
         Ok(Self { stop, wake, handle })
     }
 
-    /// How long until the newest snapshot is [`SNAPSHOT_INTERVAL`] old.
-    fn next_due(data_dir: &Path) -> Duration {
+    /// How long until the newest snapshot is [`SNAPSHOT_INTERVAL`] old (`none` without one).
+    fn next_due(data_dir: &Path, none: Duration) -> Duration {
         let newest = list_snapshots(data_dir).pop();
         let age = newest.and_then(|s| {
             let age = jiff::Timestamp::now().duration_since(s.taken_at);
             Duration::try_from(age).ok()
         });
-        age.map_or(SNAPSHOT_INTERVAL, |age| {
-            SNAPSHOT_INTERVAL.saturating_sub(age)
-        })
+        age.map_or(none, |age| SNAPSHOT_INTERVAL.saturating_sub(age))
     }
 
     /// Stops a snapshot in progress (its temp file is removed) and waits for the thread.
@@ -314,7 +309,9 @@ impl Store {
             stats,
             start_state,
         };
-        // A restored store is its snapshot already; a new one holds nothing yet.
+        // A store that checked good gets a snapshot at start if none is a day old, so that
+        // restarts neither rotate the older ones out nor pay for a copy each time; a restored
+        // store is its snapshot already; a new one holds nothing yet.
         let now = inner.start_state == StartState::Good;
         match Snapshots::start(slot, data_dir.to_owned(), now) {
             Ok(snapshots) => {

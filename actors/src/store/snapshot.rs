@@ -4,7 +4,7 @@
 //! written from one MVCC read transaction: consistent as of its start, while the writer keeps
 //! committing (a read transaction blocks no writer; the pages it pins are reused once it ends).
 //! It is written to a hidden temp file, synced, then renamed, so a snapshot that exists is
-//! whole. The daemon takes one once the store checked good at start, then every
+//! whole. The daemon takes one once the store checked good at start (if none is a day old), then every
 //! [`SNAPSHOT_INTERVAL`], and before a schema upgrade; the newest [`SNAPSHOTS_KEPT`] stay.
 //!
 //! At start ([`prepare_store_file`]), a store file that fails the check is renamed to
