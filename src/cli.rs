@@ -64,6 +64,32 @@ pub enum Command {
         /// web page shows them, tell jobs apart).
         job_id: String,
     },
+    /// Check, back up or restore the store (`data_dir/cuewarden.redb`).
+    Store {
+        /// What to do with it.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+}
+
+/// `cuewarden store …`: the store file, without the daemon.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Check the store without writing to it: exit 0 if it is sound, 1 saying what is wrong.
+    /// Works with the daemon stopped (a running daemon holds the file locked).
+    Check,
+    /// Write a consistent, checked copy of the store to PATH (which must not exist). Stop the
+    /// daemon first; while it runs, `data_dir/snapshots/` holds its recent snapshots.
+    Backup {
+        /// Where to write the copy.
+        path: PathBuf,
+    },
+    /// Replace the store by the backup at PATH, once it checks sound; the replaced file is
+    /// kept as `cuewarden.redb.replaced-<time>`. Stop the daemon first.
+    Restore {
+        /// The backup (or snapshot) to restore.
+        path: PathBuf,
+    },
 }
 
 /// A language code, as the API will accept it, in its canonical form.

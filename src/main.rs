@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use cuewarden::cli::{Cli, Command};
+use cuewarden::cli::{Cli, Command, StoreCommand};
 use cuewarden::config::{self, ConfigErrors};
 use cuewarden::control::{self, Control};
 use tracing_subscriber::EnvFilter;
@@ -147,6 +147,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Store { command } => return store_command(&settings, command),
         Command::Events { job_id } => {
             let control = Control::new(&settings)?;
             let answer = client_runtime()?.block_on(control.events(&job_id))?;
@@ -165,6 +166,78 @@ fn shell_quoted(text: &str) -> String {
         text.to_owned()
     } else {
         format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// `cuewarden store check|backup|restore`: exit 0 done, 1 refused or failed (the reason on
+/// stderr: damaged, in use by the daemon, …).
+fn store_command(settings: &config::Settings, command: StoreCommand) -> anyhow::Result<ExitCode> {
+    use cuewarden_actors::store::{self, StoreError};
+    let data_dir = &settings.data_dir;
+    let path = data_dir.join(store::STORE_FILE_NAME);
+    let describe = |report: &store::CheckReport| {
+        format!(
+            "{} jobs ({} unfinished), {} events, schema {}, {:.1} MiB",
+            report.jobs,
+            report.unfinished_jobs,
+            report.events,
+            report
+                .schema_version
+                .map_or_else(|| "none".to_owned(), |v| v.to_string()),
+            report.bytes as f64 / 1_048_576.0
+        )
+    };
+    let newest_snapshot = || {
+        store::list_snapshots(data_dir).pop().map_or_else(
+            || "there is no snapshot yet".to_owned(),
+            |s| format!("the newest is {} (taken {})", s.path.display(), s.taken_at),
+        )
+    };
+    let result = match &command {
+        StoreCommand::Check => store::check_file(&path).map(|report| {
+            println!("{}: ok: {}", path.display(), describe(&report));
+        }),
+        StoreCommand::Backup { path: dest } => {
+            let dest = std::path::absolute(dest).unwrap_or_else(|_| dest.clone());
+            store::backup(data_dir, &dest).map(|report| {
+                println!(
+                    "{}: backup of {}: {}",
+                    dest.display(),
+                    path.display(),
+                    describe(&report)
+                );
+            })
+        }
+        StoreCommand::Restore { path: from } => store::restore(data_dir, from).map(|restored| {
+            if let Some(replaced) = &restored.replaced {
+                println!("{}: the replaced store is kept", replaced.display());
+            }
+            println!(
+                "{}: restored from {}: {}",
+                path.display(),
+                from.display(),
+                describe(&restored.report)
+            );
+        }),
+    };
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) => {
+            eprintln!("error: {}", store::error_chain(&err));
+            match (&err, &command) {
+                (StoreError::Locked { .. }, StoreCommand::Backup { .. }) => eprintln!(
+                    "while the daemon runs, data_dir/snapshots/ holds consistent copies: {}",
+                    newest_snapshot()
+                ),
+                (StoreError::Damaged { .. }, StoreCommand::Check) => eprintln!(
+                    "the daemon restores the newest good snapshot at start ({}); or use \
+                     `cuewarden store restore PATH`",
+                    newest_snapshot()
+                ),
+                _ => {}
+            }
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

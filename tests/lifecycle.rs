@@ -595,6 +595,17 @@ fn a_full_disk_is_a_507_and_the_daemon_recovers_when_space_returns() {
     for id in &accepted {
         assert_eq!(daemon.get(&format!("/api/v1/jobs/{id}")).0, 200);
     }
+    // `/health` stays a 200 liveness answer, and says the store refuses writes.
+    let (status, health) = daemon.get("/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["reason"]
+            .as_str()
+            .unwrap()
+            .contains("No space left on device"),
+        "{health}"
+    );
 
     tmpfs.resize("8m");
     let video = &videos[199];
@@ -614,6 +625,7 @@ fn a_full_disk_is_a_507_and_the_daemon_recovers_when_space_returns() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    assert_eq!(daemon.get("/health").1["status"], "ok");
     let (status, log) = daemon.terminate();
     assert!(status.success(), "{log}");
     assert!(log.contains("store reopened"), "{log}");

@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use actix_web::{HttpResponse, web};
 use cuewarden_actors::job_manager::{ManagerStatus, StatusReport};
+use cuewarden_actors::store::StoreHealth;
 use serde_json::json;
 
 use super::auth::Authorized;
@@ -15,9 +16,18 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 const UI_PAGE: &str = include_str!("ui.html");
 
-/// `GET /health` (no auth).
-pub async fn health() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok", "version": VERSION}))
+/// `GET /health` (no auth). Always 200, so it stays a liveness probe; `status` is
+/// `"degraded"`, with a `reason`, while the store was restored from a snapshot at start or
+/// refuses writes (a full disk).
+pub async fn health(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.health() {
+        StoreHealth::Ok => HttpResponse::Ok().json(json!({"status": "ok", "version": VERSION})),
+        StoreHealth::Degraded(reason) => HttpResponse::Ok().json(json!({
+            "status": "degraded",
+            "version": VERSION,
+            "reason": reason,
+        })),
+    }
 }
 
 /// `GET /health/sources`: every registered source, the libraries and the job manager.

@@ -37,6 +37,27 @@ pub(super) fn decode<T: DeserializeOwned>(
     Err(StoreError::Decode { table, source })
 }
 
+/// The record in `bytes` (key `key` of `table`), or `None` after logging why it cannot be
+/// decoded: list reads skip a bad record rather than fail (or panic) for every caller.
+pub(super) fn decode_or_skip<T: DeserializeOwned>(
+    table: &'static str,
+    key: impl std::fmt::Display,
+    bytes: &[u8],
+) -> Option<T> {
+    match decode(table, bytes) {
+        Ok(value) => Some(value),
+        Err(err) => {
+            error!(
+                table,
+                key = %key,
+                error = %super::error_chain(&err),
+                "skipping a stored record that cannot be decoded"
+            );
+            None
+        }
+    }
+}
+
 /// A little-endian counter from `meta`; shorter values are zero-extended.
 pub(super) fn read_u64(bytes: &[u8]) -> u64 {
     let mut buf = [0u8; 8];

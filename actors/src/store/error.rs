@@ -40,6 +40,26 @@ pub enum StoreError {
         /// Version this build writes.
         supported: u32,
     },
+    /// The file is not a sound store (found by [`check_file`](super::check_file)).
+    #[error("store {path} is damaged: {reason}")]
+    Damaged {
+        /// The redb file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A running daemon holds the file (redb allows one process at a time).
+    #[error("store {path} is in use by a running cuewarden: stop the daemon first")]
+    Locked {
+        /// The redb file.
+        path: PathBuf,
+    },
+    /// There is no file to check.
+    #[error("no store at {path}")]
+    Missing {
+        /// Where it was looked for.
+        path: PathBuf,
+    },
     /// The store was closed; nothing more is accepted.
     #[error("the store is closed")]
     Closed,
@@ -113,7 +133,8 @@ redb_errors!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 /// An error and its causes on one line, `outer: inner: innermost`: for API answers, job

@@ -16,36 +16,51 @@
 //! the next batch, or every few seconds, it checks that the disk takes a small probe file,
 //! then drops the handle and reopens the file (readers get [`StoreError::Unavailable`] for
 //! that moment). Nothing committed is lost; a batch that failed is refused, not retried.
-
 //!
-//! The parts: [`Store`] and [`Change`] here (open, submit, close); `reads.rs` the read
-//! verbs; `writer.rs` the writer thread (group commit, recovery); `codec.rs` the record
+//! A file damaged outside redb (a bad sector, garbage written into it, an emptied file) is
+//! found before anything opens it: [`Store::open`] first checks it without writing
+//! (`check.rs`), and on damage moves it aside and restores the newest good snapshot
+//! (`snapshot.rs`); [`Store::health`] then says so until the next start. A snapshot thread
+//! keeps rotating snapshots (at start, daily, before a schema upgrade).
+//!
+//! The parts: [`Store`] and [`Change`] here (open, submit, close, health); `reads.rs` the
+//! read verbs; `writer.rs` the writer thread (group commit, recovery); `codec.rs` the record
 //! encoding; `records.rs` the typed records; `error.rs` [`StoreError`]; `schema.rs` the
-//! tables.
+//! tables; `check.rs` the write-free integrity check; `snapshot.rs` snapshots, the restore at
+//! start, backup and restore.
 
+mod check;
 mod codec;
 mod error;
 mod reads;
 mod records;
 pub mod schema;
+mod snapshot;
 mod writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use redb::{Database, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, TableError};
 use tokio::sync::{broadcast, oneshot};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::event::Event;
 use crate::job::{Job, JobId};
+pub use check::{CheckReport, check_file};
 use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
 pub use records::{MediaRecord, OutboxEntry, ProviderState};
 use schema::*;
+pub use snapshot::{
+    RestoreReport, SNAPSHOT_DIR, SNAPSHOT_INTERVAL, SNAPSHOTS_KEPT, Snapshot, StartState, backup,
+    list_snapshots, restore,
+};
 pub use writer::{MAX_BATCH, REOPEN_INTERVAL, WriteStats};
 use writer::{WriteRequest, Writer, block_on};
 
@@ -122,17 +137,96 @@ fn open_database(path: &Path) -> Result<Database, StoreError> {
         })
 }
 
+/// Whether the store is sound, for `/health`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    /// Nothing to report.
+    Ok,
+    /// Something the owner should know, in one sentence: the store was restored from a
+    /// snapshot at start, or it refuses writes (a full disk) or is being reopened.
+    Degraded(String),
+}
+
+/// The snapshot thread: takes a snapshot when due, until told to stop.
+struct Snapshots {
+    stop: Arc<AtomicBool>,
+    wake: mpsc::Sender<()>,
+    handle: JoinHandle<()>,
+}
+
+impl Snapshots {
+    /// Starts the thread; the first snapshot is taken once the newest one is
+    /// [`SNAPSHOT_INTERVAL`] old, or at once if there is none and `now`.
+    fn start(slot: DbSlot, data_dir: PathBuf, now: bool) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (wake, woken) = mpsc::channel::<()>();
+        let stopping = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("store-snapshots".to_owned())
+            .spawn(move || {
+                let none = if now { Duration::ZERO } else { SNAPSHOT_INTERVAL };
+                let mut wait = Self::next_due(&data_dir, none);
+                while let Err(mpsc::RecvTimeoutError::Timeout) = woken.recv_timeout(wait) {
+                    let db = slot.read().ok().and_then(|slot| slot.as_ref().ok().cloned());
+                    let Some(db) = db else {
+                        wait = snapshot::SNAPSHOT_RETRY;
+                        continue;
+                    };
+                    wait = match snapshot::take_snapshot(&*db, &data_dir, "daily", &stopping) {
+                        Ok(_) => SNAPSHOT_INTERVAL,
+                        Err(StoreError::Closed) => break,
+                        Err(err) => {
+                            warn!(error = %error_chain(&err), "cannot take a store snapshot; trying again later");
+                            snapshot::SNAPSHOT_RETRY
+                        }
+                    };
+                }
+            })?;
+        Ok(Self { stop, wake, handle })
+    }
+
+    /// How long until the newest snapshot is [`SNAPSHOT_INTERVAL`] old (`none` without one).
+    fn next_due(data_dir: &Path, none: Duration) -> Duration {
+        let newest = list_snapshots(data_dir).pop();
+        let age = newest.and_then(|s| {
+            let age = jiff::Timestamp::now().duration_since(s.taken_at);
+            Duration::try_from(age).ok()
+        });
+        age.map_or(none, |age| SNAPSHOT_INTERVAL.saturating_sub(age))
+    }
+
+    /// Stops a snapshot in progress (its temp file is removed) and waits for the thread.
+    fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        drop(self.wake);
+        if self.handle.join().is_err() {
+            error!("store snapshot thread panicked");
+        }
+    }
+}
+
 struct Inner {
     db: DbSlot,
     path: PathBuf,
     sender: Mutex<Option<mpsc::Sender<WriteRequest>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    snapshots: Mutex<Option<Snapshots>>,
     events: broadcast::Sender<Arc<Event>>,
     stats: Arc<WriteStats>,
+    /// How the file was found at start.
+    start_state: StartState,
 }
 
 impl Inner {
+    fn stop_snapshots(&self) {
+        let snapshots = self.snapshots.lock().ok().and_then(|mut s| s.take());
+        if let Some(snapshots) = snapshots {
+            snapshots.stop();
+        }
+    }
+
     fn stop_writer(&self) {
+        self.stop_snapshots();
         if let Ok(mut sender) = self.sender.lock() {
             sender.take();
         }
@@ -169,10 +263,24 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the store file `data_dir/cuewarden.redb`, creates every table,
-    /// checks the schema version and starts the writer thread.
+    /// checks the schema version and starts the writer and snapshot threads.
+    ///
+    /// The file is checked first, without writing to it (redb's integrity check, then a
+    /// decode of every record the start needs); a damaged one is moved aside and the newest
+    /// good snapshot restored (or an empty store started), logged at ERROR and reported by
+    /// [`health`](Self::health). A file in use by another process is [`StoreError::Locked`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join(STORE_FILE_NAME);
+        let start_state = snapshot::prepare_store_file(data_dir)?;
         let db = open_database(&path)?;
+        if Self::stored_schema_version(&db)?.is_some_and(|v| v < SCHEMA_VERSION) {
+            snapshot::take_snapshot(
+                &db,
+                data_dir,
+                "before the schema upgrade",
+                &AtomicBool::new(false),
+            )?;
+        }
         let (next_event_seq, next_outbox_seq) = Self::prepare(&db)?;
         let db = Arc::new(db);
         let slot: DbSlot = Arc::new(RwLock::new(Ok(db.clone())));
@@ -191,16 +299,71 @@ impl Store {
             .name("store-writer".to_owned())
             .spawn(move || writer.run(receiver))
             .map_err(|err| StoreError::Redb(redb::Error::Io(err)))?;
+        let inner = Inner {
+            db: slot.clone(),
+            path,
+            sender: Mutex::new(Some(sender)),
+            writer: Mutex::new(Some(handle)),
+            snapshots: Mutex::new(None),
+            events,
+            stats,
+            start_state,
+        };
+        // A store that checked good gets a snapshot at start if none is a day old, so that
+        // restarts neither rotate the older ones out nor pay for a copy each time; a restored
+        // store is its snapshot already; a new one holds nothing yet.
+        let now = inner.start_state == StartState::Good;
+        match Snapshots::start(slot, data_dir.to_owned(), now) {
+            Ok(snapshots) => {
+                if let Ok(mut slot) = inner.snapshots.lock() {
+                    *slot = Some(snapshots);
+                }
+            }
+            Err(err) => warn!(error = %err, "cannot start the snapshot thread; no snapshots"),
+        }
         Ok(Self {
-            inner: Arc::new(Inner {
-                db: slot,
-                path,
-                sender: Mutex::new(Some(sender)),
-                writer: Mutex::new(Some(handle)),
-                events,
-                stats,
-            }),
+            inner: Arc::new(inner),
         })
+    }
+
+    /// The schema version in `meta`, if the file has one.
+    fn stored_schema_version(db: &Database) -> Result<Option<u32>, StoreError> {
+        let txn = db.begin_read()?;
+        let meta = match txn.open_table(META) {
+            Ok(meta) => meta,
+            Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        Ok(meta
+            .get(META_SCHEMA_VERSION)?
+            .map(|v| read_u64(v.value()) as u32))
+    }
+
+    /// How the store file was found at start.
+    pub fn start_state(&self) -> &StartState {
+        &self.inner.start_state
+    }
+
+    /// Whether the store is sound: degraded while it was restored from a snapshot (until the
+    /// next start), refuses writes after an I/O error (a full disk) or is being reopened.
+    pub fn health(&self) -> StoreHealth {
+        if let Some(cause) = self.inner.stats.refusing_writes() {
+            return StoreHealth::Degraded(format!(
+                "the store refuses writes ({cause}); retrying every {} s",
+                REOPEN_INTERVAL.as_secs()
+            ));
+        }
+        if let Ok(slot) = self.inner.db.read()
+            && let Err(down) = &*slot
+        {
+            return StoreHealth::Degraded(error_chain(&down.error()));
+        }
+        match &self.inner.start_state {
+            StartState::Restored(reason) | StartState::Fresh(reason) => {
+                StoreHealth::Degraded(reason.clone())
+            }
+            StartState::Good | StartState::New => StoreHealth::Ok,
+        }
     }
 
     /// Creates the tables and runs migrations; returns the next event and outbox sequences.
@@ -310,3 +473,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod damage_tests;

@@ -6,7 +6,7 @@ use std::ops::Bound;
 
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
-use super::codec::decode;
+use super::codec::{decode, decode_or_skip};
 use super::schema::*;
 use super::{Down, MediaRecord, OutboxEntry, ProviderState, Store, StoreError};
 use crate::event::Event;
@@ -133,8 +133,11 @@ impl Store {
         ids.truncate(limit);
         let mut page = Vec::with_capacity(ids.len());
         for id in &ids {
-            if let Some(bytes) = jobs.get(*id)? {
-                page.push(decode("jobs", bytes.value())?);
+            if let Some(bytes) = jobs.get(*id)?
+                && let Some(job) =
+                    decode_or_skip("jobs", JobId(uuid::Uuid::from_u128(*id)), bytes.value())
+            {
+                page.push(job);
             }
         }
         let next_cursor = if has_more {
@@ -158,8 +161,15 @@ impl Store {
             let code = status.code();
             for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
                 let (key, _) = entry?;
-                if let Some(bytes) = jobs.get(key.value().1)? {
-                    out.push(decode::<Job>("jobs", bytes.value())?);
+                let id = key.value().1;
+                if let Some(bytes) = jobs.get(id)?
+                    && let Some(job) = decode_or_skip::<Job>(
+                        "jobs",
+                        JobId(uuid::Uuid::from_u128(id)),
+                        bytes.value(),
+                    )
+                {
+                    out.push(job);
                 }
             }
         }
@@ -189,8 +199,11 @@ impl Store {
         let mut out = Vec::new();
         for entry in index.range((key, 0u64)..=(key, u64::MAX))?.rev() {
             let (k, _) = entry?;
-            if let Some(bytes) = events.get(k.value().1)? {
-                out.push(decode("events", bytes.value())?);
+            let seq = k.value().1;
+            if let Some(bytes) = events.get(seq)?
+                && let Some(event) = decode_or_skip("events", seq, bytes.value())
+            {
+                out.push(event);
             }
         }
         Ok(out)
@@ -205,8 +218,10 @@ impl Store {
             if out.len() >= limit {
                 break;
             }
-            let (_, bytes) = entry?;
-            out.push(decode("events", bytes.value())?);
+            let (seq, bytes) = entry?;
+            if let Some(event) = decode_or_skip("events", seq.value(), bytes.value()) {
+                out.push(event);
+            }
         }
         Ok(out)
     }
@@ -248,7 +263,11 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (k, v) = entry?;
-            let mut state: ProviderState = decode("provider_state", v.value())?;
+            let Some(mut state) =
+                decode_or_skip::<ProviderState>("provider_state", k.value(), v.value())
+            else {
+                continue;
+            };
             k.value().clone_into(&mut state.provider);
             out.push(state);
         }
@@ -265,7 +284,9 @@ impl Store {
                 break;
             }
             let (k, v) = entry?;
-            out.push((k.value(), decode("outbox", v.value())?));
+            if let Some(entry) = decode_or_skip("outbox", k.value(), v.value()) {
+                out.push((k.value(), entry));
+            }
         }
         Ok(out)
     }

@@ -43,9 +43,22 @@ pub struct WriteStats {
     pub max_batch: AtomicU64,
     /// Commits by batch size: 1, 2–3, 4–7, … 2048+ (powers of two).
     pub batch_buckets: [AtomicU64; 12],
+    /// While the writer refuses batches after an I/O error: that error, on one line.
+    refusing: std::sync::Mutex<Option<String>>,
 }
 
 impl WriteStats {
+    /// The error the writer refuses batches with, while it does (a full disk).
+    pub fn refusing_writes(&self) -> Option<String> {
+        self.refusing.lock().ok().and_then(|r| r.clone())
+    }
+
+    fn set_refusing(&self, cause: Option<String>) {
+        if let Ok(mut refusing) = self.refusing.lock() {
+            *refusing = cause;
+        }
+    }
+
     fn record(&self, batch: usize) {
         self.commits.fetch_add(1, Ordering::Relaxed);
         self.changes.fetch_add(batch as u64, Ordering::Relaxed);
@@ -184,6 +197,7 @@ impl Writer {
                     };
                     if poisons && self.poisoned.is_none() {
                         self.poisoned = Some(cause.clone());
+                        self.stats.set_refusing(Some(error_chain(cause.as_ref())));
                     }
                     for request in batch {
                         let _ = request.reply.send(Err(StoreError::Write(cause.clone())));
@@ -243,6 +257,7 @@ impl Writer {
                     }
                     self.db = Ok(db);
                     self.poisoned = None;
+                    self.stats.set_refusing(None);
                     tracing::info!(path = %self.path.display(), "store reopened");
                     return;
                 }

@@ -1,0 +1,435 @@
+//! Checking a store file without writing a byte to it: at start, before the daemon trusts the
+//! file, and for `cuewarden store check`, `backup` and `restore`.
+//!
+//! redb's integrity check ([`redb::Builder::set_check_integrity_on_open`]) verifies the
+//! checksum of every page of the committed trees and reports a file altered outside redb as
+//! `Corrupted` where a plain open may panic. It also repairs and commits, so it runs here on
+//! a [`ScratchBackend`]: reads come from the file, writes stay in memory and vanish with the
+//! check. The file is opened in redb's exclusive mode with its usual locks, so a running
+//! daemon is reported as [`StoreError::Locked`], never mistaken for damage.
+//!
+//! Once the pages verify, every record the start needs is decoded (meta, unfinished jobs,
+//! provider state). The whole check runs under `catch_unwind`, so a redb panic the check did
+//! not foresee is damage too; with `panic = "abort"` (release) that net is gone, which is why
+//! the check relies on redb's verified open and never reads a tree before it.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::ops::Bound;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
+use std::sync::Mutex;
+
+use redb::backends::FileBackend;
+use redb::{
+    BackendError, Database, DatabaseError, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    StorageBackend, StorageError, TableError,
+};
+
+use super::codec::{decode, read_u64};
+use super::schema::*;
+use super::{ProviderState, StoreError};
+use crate::job::{ALL_STATUSES, Job};
+
+/// redb's page size; the unit the scratch backend keeps writes in.
+const BLOCK: u64 = 4096;
+
+/// Page cache of a check: it reads every page once, caching buys nothing.
+const CHECK_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// What a good store holds, as the check found it.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// The file's size in bytes.
+    pub bytes: u64,
+    /// The schema version in `meta` (`None` for a file no cuewarden has prepared yet).
+    pub schema_version: Option<u32>,
+    /// Jobs in the store.
+    pub jobs: u64,
+    /// Unfinished jobs (every one decoded).
+    pub unfinished_jobs: u64,
+    /// Events in the log.
+    pub events: u64,
+    /// Provider states (every one decoded).
+    pub provider_states: u64,
+}
+
+/// A redb backend over a file that never writes to it: writes, length changes and syncs go
+/// to memory, in 4 KiB blocks, and reads see them over the file's bytes.
+#[derive(Debug)]
+struct ScratchBackend {
+    /// The file, for reads and for redb's locks.
+    file: FileBackend,
+    state: Mutex<Scratch>,
+}
+
+#[derive(Debug)]
+struct Scratch {
+    /// The length redb believes the storage has.
+    len: u64,
+    /// How much of the file is still visible (shrinks if redb truncates).
+    file_len: u64,
+    /// Blocks written, by block number.
+    blocks: HashMap<u64, Box<[u8]>>,
+}
+
+fn poisoned() -> io::Error {
+    io::Error::other("scratch backend lock poisoned")
+}
+
+impl ScratchBackend {
+    fn new(file: File) -> io::Result<Self> {
+        let len = file.metadata()?.len();
+        let file = FileBackend::new(file).map_err(io::Error::other)?;
+        Ok(Self {
+            file,
+            state: Mutex::new(Scratch {
+                len,
+                file_len: len,
+                blocks: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Fills `out` with the bytes at `offset` as the file has them (zeros past its end).
+    fn read_file(&self, scratch: &Scratch, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let from_file = scratch
+            .file_len
+            .saturating_sub(offset)
+            .min(out.len() as u64) as usize;
+        if from_file > 0 {
+            self.file.read(offset, &mut out[..from_file])?;
+        }
+        out[from_file..].fill(0);
+        Ok(())
+    }
+}
+
+impl StorageBackend for ScratchBackend {
+    fn len(&self) -> Result<u64, io::Error> {
+        Ok(self.state.lock().map_err(|_| poisoned())?.len)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        let scratch = self.state.lock().map_err(|_| poisoned())?;
+        let end = offset + out.len() as u64;
+        if end > scratch.len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "read of {offset}..{end} past the end of the file ({})",
+                    scratch.len
+                ),
+            ));
+        }
+        self.read_file(&scratch, offset, out)?;
+        if out.is_empty() {
+            return Ok(());
+        }
+        for number in offset / BLOCK..=(end - 1) / BLOCK {
+            if let Some(block) = scratch.blocks.get(&number) {
+                let start = number * BLOCK;
+                let from = offset.max(start);
+                let to = end.min(start + BLOCK);
+                out[(from - offset) as usize..(to - offset) as usize]
+                    .copy_from_slice(&block[(from - start) as usize..(to - start) as usize]);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        let mut scratch = self.state.lock().map_err(|_| poisoned())?;
+        if len < scratch.len {
+            scratch.file_len = scratch.file_len.min(len);
+            scratch.blocks.retain(|number, _| number * BLOCK < len);
+            if let Some(block) = scratch.blocks.get_mut(&(len / BLOCK)) {
+                block[(len % BLOCK) as usize..].fill(0);
+            }
+        }
+        scratch.len = len;
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<(), io::Error> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        let mut scratch = self.state.lock().map_err(|_| poisoned())?;
+        let end = offset + data.len() as u64;
+        if data.is_empty() {
+            return Ok(());
+        }
+        for number in offset / BLOCK..=(end - 1) / BLOCK {
+            let start = number * BLOCK;
+            if !scratch.blocks.contains_key(&number) {
+                let mut block = vec![0u8; BLOCK as usize].into_boxed_slice();
+                self.read_file(&scratch, start, &mut block)?;
+                scratch.blocks.insert(number, block);
+            }
+            if let Some(block) = scratch.blocks.get_mut(&number) {
+                let from = offset.max(start);
+                let to = end.min(start + BLOCK);
+                block[(from - start) as usize..(to - start) as usize]
+                    .copy_from_slice(&data[(from - offset) as usize..(to - offset) as usize]);
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<(), io::Error> {
+        self.file.close()
+    }
+
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.file.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_range(start, end)
+    }
+
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.file.unlock_range(start, end)
+    }
+
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.file.query_lock_range(start, end)
+    }
+}
+
+/// Why an attempt to check failed, before it is sorted into damage or not.
+enum Failure {
+    /// The file is not a sound store: the reason.
+    Damaged(String),
+    /// Not the file's fault (locked, unreadable).
+    Error(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Self {
+        Self::Damaged(super::error_chain(&err))
+    }
+}
+
+impl From<StorageError> for Failure {
+    fn from(err: StorageError) -> Self {
+        StoreError::from(err).into()
+    }
+}
+
+/// An I/O error that says the bytes are bad, rather than that we may not read them.
+fn is_damage(err: &io::Error) -> bool {
+    !matches!(
+        err.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::Interrupted
+    )
+}
+
+fn sort_open_error(path: &Path, err: DatabaseError) -> Failure {
+    match err {
+        DatabaseError::DatabaseAlreadyOpen => Failure::Error(StoreError::Locked {
+            path: path.to_owned(),
+        }),
+        DatabaseError::Storage(StorageError::Io(io)) if !is_damage(&io) => {
+            Failure::Error(StoreError::Open {
+                path: path.to_owned(),
+                source: DatabaseError::Storage(StorageError::Io(io)),
+            })
+        }
+        other => Failure::Damaged(super::error_chain(&other)),
+    }
+}
+
+/// Opens `path` through the scratch backend with redb's integrity check: a database whose
+/// pages all verified, over a file that is never written.
+fn open_verified(path: &Path) -> Result<Database, Failure> {
+    let file = File::options()
+        .read(true)
+        // redb's exclusive locks need a file opened for writing; nothing is written.
+        .write(true)
+        .open(path)
+        .map_err(|source| {
+            Failure::Error(StoreError::Open {
+                path: path.to_owned(),
+                source: DatabaseError::Storage(StorageError::Io(source)),
+            })
+        })?;
+    let backend = ScratchBackend::new(file).map_err(|source| {
+        Failure::Error(StoreError::Open {
+            path: path.to_owned(),
+            source: DatabaseError::Storage(StorageError::Io(source)),
+        })
+    })?;
+    Database::builder()
+        .set_cache_size(CHECK_CACHE_BYTES)
+        .set_check_integrity_on_open(true)
+        .create_with_backend(backend)
+        .map_err(|err| sort_open_error(path, err))
+}
+
+/// Opens a table that may not exist yet (a file no cuewarden has prepared).
+fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    definition: redb::TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, Failure> {
+    match txn.open_table(definition) {
+        Ok(table) => Ok(Some(table)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(err) => Err(StoreError::from(err).into()),
+    }
+}
+
+/// Decodes every record the start reads: meta, the unfinished jobs, provider state.
+fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failure> {
+    let txn = db.begin_read().map_err(StoreError::from)?;
+    let mut report = CheckReport {
+        bytes,
+        ..CheckReport::default()
+    };
+    if let Some(meta) = table(&txn, META)? {
+        report.schema_version = meta
+            .get(META_SCHEMA_VERSION)?
+            .map(|v| read_u64(v.value()) as u32);
+        for key in [META_NEXT_EVENT_SEQ, META_NEXT_OUTBOX_SEQ] {
+            if let Some(value) = meta.get(key)?
+                && value.value().len() != 8
+            {
+                return Err(Failure::Damaged(format!(
+                    "meta {key} is {} bytes, not 8",
+                    value.value().len()
+                )));
+            }
+        }
+    }
+    if let (Some(jobs), Some(index)) = (table(&txn, JOBS)?, table(&txn, JOBS_BY_STATUS)?) {
+        report.jobs = jobs.len()?;
+        for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
+            let code = status.code();
+            for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
+                let id = entry?.0.value().1;
+                if let Some(bytes) = jobs.get(id)? {
+                    let job: Job = decode("jobs", bytes.value()).map_err(|err| {
+                        Failure::Damaged(format!(
+                            "job {}: {}",
+                            uuid::Uuid::from_u128(id),
+                            super::error_chain(&err)
+                        ))
+                    })?;
+                    if job.status != *status {
+                        return Err(Failure::Damaged(format!(
+                            "job {} is indexed as {status} but is {}",
+                            job.id, job.status
+                        )));
+                    }
+                    report.unfinished_jobs += 1;
+                }
+            }
+        }
+    }
+    if let Some(events) = table(&txn, EVENTS)? {
+        report.events = events.len()?;
+    }
+    if let Some(providers) = table(&txn, PROVIDER_STATE)? {
+        for entry in providers.iter()? {
+            let (name, value) = entry?;
+            decode::<ProviderState>("provider_state", value.value()).map_err(|err| {
+                Failure::Damaged(format!(
+                    "provider state {:?}: {}",
+                    name.value(),
+                    super::error_chain(&err)
+                ))
+            })?;
+            report.provider_states += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// What a panic carried, as text.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// Runs `check` over the verified database of `path`, turning a panic into damage.
+fn with_verified<T>(
+    path: &Path,
+    check: impl FnOnce(&Database, u64) -> Result<T, Failure>,
+) -> Result<T, StoreError> {
+    let damaged = |reason: String| StoreError::Damaged {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = match std::fs::metadata(path) {
+        Ok(meta) => meta.len(),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            return Err(StoreError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(StoreError::Open {
+                path: path.to_owned(),
+                source: DatabaseError::Storage(StorageError::Io(source)),
+            });
+        }
+    };
+    // redb would initialise an empty file as a new database: for a store that existed, an
+    // emptied file is the loss of everything, not a fresh start.
+    if bytes == 0 {
+        return Err(damaged("the file is empty (0 bytes)".to_owned()));
+    }
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let db = open_verified(path)?;
+        check(&db, bytes)
+    }));
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(Failure::Damaged(reason))) => Err(damaged(reason)),
+        Ok(Err(Failure::Error(err))) => Err(err),
+        Err(payload) => Err(damaged(format!(
+            "redb panicked reading it: {}",
+            panic_message(payload.as_ref())
+        ))),
+    }
+}
+
+/// Checks the store file at `path` without writing to it: redb's integrity check of every
+/// page, then a decode of every record the daemon's start needs.
+///
+/// A damaged file is [`StoreError::Damaged`] (an empty file included), one in use by a running
+/// daemon [`StoreError::Locked`], a missing one [`StoreError::Missing`].
+pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
+    with_verified(path, decode_start_records)
+}
+
+/// Checks `path` as [`check_file`] does, then runs `then` on the verified database (a
+/// read-only use: its writes would stay in memory).
+pub(super) fn with_checked_file<T>(
+    path: &Path,
+    then: impl FnOnce(&Database, &CheckReport) -> Result<T, StoreError>,
+) -> Result<(CheckReport, T), StoreError> {
+    with_verified(path, |db, bytes| {
+        let report = decode_start_records(db, bytes)?;
+        let value = then(db, &report).map_err(Failure::Error)?;
+        Ok((report, value))
+    })
+}
