@@ -34,6 +34,28 @@ impl Default for ServerSection {
 
 impl RawSection for ServerSection {}
 
+/// Fewest characters an API key may have.
+pub const MIN_API_KEY_CHARS: usize = 16;
+
+/// Why `key` is no API key for a daemon whose page is reachable from a browser: too short
+/// to resist guessing, or with whitespace (a paste that took a space or a line with it).
+/// The key itself is never part of the message.
+fn weak_key_problem(key: &str) -> Option<String> {
+    let count = key.chars().count();
+    let chars = format!("{count} character{}", if count == 1 { "" } else { "s" });
+    if key.chars().any(char::is_whitespace) {
+        Some(format!(
+            "the key ({chars}) contains whitespace; use at least {MIN_API_KEY_CHARS} characters without spaces, or leave it empty to have one generated"
+        ))
+    } else if count < MIN_API_KEY_CHARS {
+        Some(format!(
+            "the key has {chars}; use at least {MIN_API_KEY_CHARS}, or leave it empty to have one generated"
+        ))
+    } else {
+        None
+    }
+}
+
 /// `[server]`, validated.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
@@ -65,6 +87,16 @@ impl ServerSettings {
             server.api_key_file.as_deref(),
             "server.api_key",
         );
+        if let Some(key) = &api_key {
+            let name = if server.api_key_file.is_some() {
+                "server.api_key_file"
+            } else {
+                "server.api_key"
+            };
+            if let Some(problem) = weak_key_problem(key.expose()) {
+                check.add(name, problem);
+            }
+        }
         if server.max_body_bytes < 1024 {
             check.add(
                 "server.max_body_bytes",
