@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use crate::config::{Secret, Settings};
 
 pub use auth::constant_time_eq;
+pub use stream::StreamSlots;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -41,6 +42,8 @@ pub struct AppState {
     pub intake: crate::sources::Intake,
     /// The registered sources, for `/health/sources`.
     pub sources: Arc<Vec<crate::sources::SourceInfo>>,
+    /// The open event streams, at most `server.max_event_streams`.
+    pub streams: StreamSlots,
 }
 
 /// A JSON error answer.

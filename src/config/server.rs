@@ -18,6 +18,7 @@ pub struct ServerSection {
     pub api_key_file: Option<String>,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
+    pub max_event_streams: usize,
 }
 
 impl Default for ServerSection {
@@ -28,6 +29,7 @@ impl Default for ServerSection {
             api_key_file: None,
             max_body_bytes: 256 * 1024,
             shutdown_grace_secs: 10,
+            max_event_streams: 64,
         }
     }
 }
@@ -67,6 +69,8 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long in-flight jobs may take to checkpoint on shutdown.
     pub shutdown_grace: Duration,
+    /// Most `/events/stream` clients at once.
+    pub max_event_streams: usize,
 }
 
 impl ServerSettings {
@@ -103,11 +107,16 @@ impl ServerSettings {
                 format!("{} is too small (at least 1024)", server.max_body_bytes),
             );
         }
+        check.at_least_one(
+            u64::try_from(server.max_event_streams).unwrap_or(u64::MAX),
+            "server.max_event_streams",
+        );
         Some(Self {
             listen: listen?,
             api_key,
             max_body_bytes: server.max_body_bytes,
             shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+            max_event_streams: server.max_event_streams,
         })
     }
 }
