@@ -229,6 +229,7 @@ pub async fn run_with(
     let address = listener.local_addr()?;
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(api::guard))
             .app_data(web::Data::new(state.clone()))
             .configure(api::configure(max_body))
     })

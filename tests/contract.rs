@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 
 use common::{KEY, Sandbox, binary};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("")
@@ -101,4 +101,111 @@ fn the_query_key_has_one_spelling() {
             "{spelling}: {body}"
         );
     }
+}
+
+// See: issue 7 ("Cross-site requests: ... a page on another origin can POST `text/plain` to
+// `/api/v1/subtitles` and get 202").
+#[test]
+fn cross_site_and_non_json_posts_are_refused() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.serve();
+    let video = sandbox.video("a.mkv");
+    let body = json!({"path": video, "languages": ["fr"]}).to_string();
+    let (client, runtime) = daemon.raw();
+    let url = format!("{}/api/v1/subtitles", daemon.base);
+    let post = || {
+        client
+            .post(&url)
+            .basic_auth("me", Some(KEY))
+            .body(body.clone())
+    };
+    let status_policy_body = |request: reqwest::RequestBuilder| {
+        runtime.block_on(async {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let policy = response
+                .headers()
+                .get("referrer-policy")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, policy, body)
+        })
+    };
+
+    // What the probe did: a form-like text/plain POST, the browser's cached login along.
+    let (status, _, answer) =
+        status_policy_body(post().header("Content-Type", "text/plain;charset=UTF-8"));
+    assert_eq!(
+        (status, error_code(&answer)),
+        (415, "unsupported_media_type"),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("text/plain"),
+        "{answer}"
+    );
+    let (status, _, answer) = status_policy_body(post());
+    assert_eq!(
+        (status, error_code(&answer)),
+        (415, "unsupported_media_type")
+    );
+
+    let json_post = || post().header("Content-Type", "application/json");
+    for (header, value) in [
+        ("Origin", "https://evil.example"),
+        ("Origin", "null"),
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Sec-Fetch-Site", "same-site"),
+    ] {
+        let (status, policy, answer) = status_policy_body(json_post().header(header, value));
+        assert_eq!(
+            (status, error_code(&answer)),
+            (403, "cross_site_request"),
+            "{header}: {value}: {answer}"
+        );
+        assert_eq!(policy.as_deref(), Some("no-referrer"));
+    }
+    let (status, _, answer) = status_policy_body(
+        client
+            .post(format!("{}/api/v1/jobs/0000/cancel", daemon.base))
+            .header("X-Api-Key", KEY)
+            .header("Sec-Fetch-Site", "cross-site"),
+    );
+    assert_eq!((status, error_code(&answer)), (403, "cross_site_request"));
+
+    // The web page itself (same origin), and non-browser senders, are served.
+    let own = daemon.base.clone();
+    let (status, policy, answer) = status_policy_body(
+        json_post()
+            .header("Origin", own)
+            .header("Sec-Fetch-Site", "same-origin"),
+    );
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(policy.as_deref(), Some("no-referrer"));
+    let (status, _, answer) = status_policy_body(
+        client
+            .get(format!("{}/api/v1/jobs", daemon.base))
+            .header("X-Api-Key", KEY)
+            .header("Sec-Fetch-Site", "cross-site"),
+    );
+    assert_eq!(status, 200, "reads are not refused: {answer}");
+    let (status, policy, _) = status_policy_body(client.get(format!("{}/health", daemon.base)));
+    assert_eq!((status, policy.as_deref()), (200, Some("no-referrer")));
+    let (status, policy, _) = status_policy_body(client.get(format!("{}/nope", daemon.base)));
+    assert_eq!((status, policy.as_deref()), (404, Some("no-referrer")));
+}
+
+// See: issue 7 ("the page drops `?apikey=` from its URL once it has read it").
+#[test]
+fn the_web_page_drops_the_key_from_its_address() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.serve();
+    let (status, page) = daemon.call(daemon.raw().0.get(format!("{}/?apikey={KEY}", daemon.base)));
+    assert_eq!(status, 200);
+    let page = page.as_str().unwrap();
+    assert!(page.contains("params.delete(\"apikey\")"), "{page}");
+    assert!(page.contains("history.replaceState("), "{page}");
 }

@@ -211,3 +211,52 @@ fn a_stream_whose_client_stops_reading_is_dropped_and_frees_its_slot() {
     );
     drop(silent);
 }
+
+// See: issue 7 ("An authenticated request whose body trickles at 1 byte/s stays open over
+// 130 s").
+#[test]
+fn a_body_that_trickles_is_cut_off_with_a_json_408() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.serve();
+    let address = daemon.base.trim_start_matches("http://").to_owned();
+    let mut slow = TcpStream::connect(&address).unwrap();
+    slow.set_read_timeout(Some(Duration::from_millis(900)))
+        .unwrap();
+    write!(
+        slow,
+        "POST /api/v1/subtitles HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{"
+    )
+    .unwrap();
+    let start = Instant::now();
+    let mut answer = Vec::new();
+    loop {
+        // One byte a second, for as long as the daemon listens.
+        let _ = slow.write_all(b" ");
+        let mut buffer = [0u8; 4096];
+        match slow.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(err) if err.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        if answer.windows(4).any(|w| w == b"\r\n\r\n") && answer.ends_with(b"}") {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "still open after {:?}: {}",
+            start.elapsed(),
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let elapsed = start.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"code\":\"request_timeout\""), "{text}");
+    assert!(
+        elapsed >= Duration::from_secs(8) && elapsed < Duration::from_secs(15),
+        "{elapsed:?}"
+    );
+}
