@@ -209,3 +209,53 @@ fn the_web_page_drops_the_key_from_its_address() {
     assert!(page.contains("params.delete(\"apikey\")"), "{page}");
     assert!(page.contains("history.replaceState("), "{page}");
 }
+
+// See: issue 7 ("A mode-000 video (daemon not root) is accepted with 202 and waits
+// forever"). Tests run as root here, which opens anything: the daemon runs without the
+// capabilities that let root ignore file modes, like the packaged `cuewarden` user.
+#[test]
+fn a_video_the_daemon_cannot_read_is_a_422_video_unreadable() {
+    let setpriv = [
+        "setpriv",
+        "--bounding-set",
+        "-dac_override,-dac_read_search",
+        "--",
+    ];
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let wrapper: &[&str] = if root {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            eprintln!("skipped: running as root and setpriv is not installed");
+            return;
+        }
+        &setpriv
+    } else {
+        &[]
+    };
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("Locked (2020)/Locked (2020).mkv");
+    std::fs::set_permissions(&video, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let daemon = common::Daemon::start_under(wrapper, &sandbox.config(), &[]);
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    assert_eq!(
+        (status, error_code(&body)),
+        (422, "video_unreadable"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Locked (2020).mkv"),
+        "{body}"
+    );
+    std::fs::set_permissions(&video, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+}
