@@ -8,9 +8,15 @@
 //!    latency, and the commit batch sizes the daemon reports in `/metrics`.
 //! 3. Start-up: a store with 100,000 jobs; time from launch to `/health` 200, and the
 //!    resident memory once idle.
+//! 4. SSE replay: a store with a large log, 500 clients asking `/events/stream` for all of
+//!    it at once (`Last-Event-ID: 0`), each reading to the end; resident memory before,
+//!    during and after, and `/health` latency meanwhile; with the default
+//!    `max_event_streams` and with room for every client, under glibc's default arenas and
+//!    `MALLOC_ARENA_MAX=2` (as the systemd unit sets it).
 //!
 //! Knobs (environment): `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (64),
-//! `BENCH_STARTUP_JOBS` (100000), `BENCH_ONLY` (`store`, `api` or `start`: one part).
+//! `BENCH_STARTUP_JOBS` (100000), `BENCH_SSE_JOBS` (50000, two events each),
+//! `BENCH_SSE_CLIENTS` (500), `BENCH_ONLY` (`store`, `api`, `start` or `sse`: one part).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -167,10 +173,16 @@ fn free_port() -> u16 {
 
 /// Launches the daemon and returns it with the time until `/health` answered 200.
 fn launch(config: &Path, port: u16) -> (Daemon, Duration) {
+    launch_with(config, port, &[])
+}
+
+/// [`launch`] with extra environment variables.
+fn launch_with(config: &Path, port: u16, env: &[(&str, &str)]) -> (Daemon, Duration) {
     let start = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_cuewarden"))
         .args(["run", "--config"])
         .arg(config)
+        .envs(env.iter().copied())
         .env("CUEWARDEN_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -326,7 +338,8 @@ fn bench_api(dir: &Path, seconds: usize, clients: usize) {
     );
 }
 
-fn bench_startup(dir: &Path, jobs: usize) {
+/// A store in `dir/data` with `jobs` finished jobs, two events each.
+fn finished_jobs_store(dir: &Path, jobs: usize) {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let store = Store::open(&data).unwrap();
@@ -363,7 +376,11 @@ fn bench_startup(dir: &Path, jobs: usize) {
         store.submit_blocking(changes).unwrap();
     }
     store.close();
-    drop(store);
+}
+
+fn bench_startup(dir: &Path, jobs: usize) {
+    finished_jobs_store(dir, jobs);
+    let data = dir.join("data");
     let size = std::fs::metadata(data.join("cuewarden.redb"))
         .map(|m| m.len())
         .unwrap_or(0);
@@ -400,6 +417,141 @@ fn bench_startup(dir: &Path, jobs: usize) {
     daemon.terminate();
 }
 
+/// One raw `/health` request on a new connection; its latency.
+fn health_latency(port: u16) -> Duration {
+    use std::io::{Read, Write};
+    let start = Instant::now();
+    if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+        let _ = stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+    }
+    start.elapsed()
+}
+
+/// One replaying client: asks for the whole log, reads until the frame of `last`; its
+/// status code and the bytes read.
+fn replay(port: u16, last: u64) -> (u16, usize) {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, 0);
+    };
+    let request = format!(
+        "GET /api/v1/events/stream HTTP/1.1\r\nHost: x\r\nX-Api-Key: {KEY}\r\nLast-Event-ID: 0\r\n\r\n"
+    );
+    if stream.write_all(request.as_bytes()).is_err() {
+        return (0, 0);
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(120)));
+    let needle = format!("id: {last}\n");
+    let mut tail: Vec<u8> = Vec::new();
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    let mut status = 0;
+    loop {
+        let n = match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if total == 0 {
+            status = std::str::from_utf8(&buffer[9..12.min(n)])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+        }
+        total += n;
+        tail.extend_from_slice(&buffer[..n]);
+        if status != 200 || tail.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            break;
+        }
+        let keep = tail.len().saturating_sub(needle.len());
+        tail.drain(..keep);
+    }
+    (status, total)
+}
+
+fn bench_sse(dir: &Path, jobs: usize, clients: usize) {
+    finished_jobs_store(dir, jobs);
+    let last = (jobs * 2) as u64;
+    let size = std::fs::metadata(dir.join("data/cuewarden.redb"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    for (max_streams, arenas) in [
+        (64, None),
+        (64, Some("2")),
+        (clients, None),
+        (clients, Some("2")),
+    ] {
+        let port = free_port();
+        let config = write_config(dir, port);
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(
+            &config,
+            text.replace(
+                "[server]\n",
+                &format!("[server]\nmax_event_streams = {max_streams}\n"),
+            ),
+        )
+        .unwrap();
+        let env: Vec<(&str, &str)> = arenas
+            .map(|a| ("MALLOC_ARENA_MAX", a))
+            .into_iter()
+            .collect();
+        let (mut daemon, _) = launch_with(&config, port, &env);
+        std::thread::sleep(Duration::from_secs(2));
+        let pid = daemon.child.id();
+        let idle = rss_kib(pid);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sampler = {
+            let done = done.clone();
+            std::thread::spawn(move || {
+                let (mut peak, mut health) = (0, Vec::new());
+                while !done.load(Ordering::Relaxed) {
+                    peak = peak.max(rss_kib(pid));
+                    health.push(health_latency(port));
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                health.sort();
+                (peak, health)
+            })
+        };
+        let start = Instant::now();
+        let threads: Vec<_> = (0..clients)
+            .map(|_| {
+                std::thread::Builder::new()
+                    .stack_size(256 * 1024)
+                    .spawn(move || replay(port, last))
+                    .unwrap()
+            })
+            .collect();
+        let results: Vec<(u16, usize)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let elapsed = start.elapsed();
+        done.store(true, Ordering::Relaxed);
+        let (peak, health) = sampler.join().unwrap();
+        let served = results.iter().filter(|(s, _)| *s == 200).count();
+        let refused = results.iter().filter(|(s, _)| *s == 503).count();
+        let bytes: usize = results.iter().map(|(_, b)| b).sum();
+        let mut after = Vec::new();
+        let closed = Instant::now();
+        for at in [1, 10, 30, 60] {
+            std::thread::sleep(Duration::from_secs(at).saturating_sub(closed.elapsed()));
+            after.push(format!("{at} s: {} KiB", rss_kib(pid)));
+        }
+        println!(
+            "sse    {clients} clients replaying {last} events ({:.1} MiB store), max_event_streams = {max_streams}, MALLOC_ARENA_MAX = {}: {served} served to the end, {refused} refused (503), {:.0} MiB sent in {:.1} s; RSS idle {idle} KiB, peak {peak} KiB, after the clients left {}; /health p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            size as f64 / 1048576.0,
+            arenas.unwrap_or("(glibc default)"),
+            bytes as f64 / 1048576.0,
+            elapsed.as_secs_f64(),
+            after.join(", "),
+            percentile(&health, 0.5).as_secs_f64() * 1e3,
+            percentile(&health, 0.99).as_secs_f64() * 1e3,
+            health.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        );
+        daemon.terminate();
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run only
     // when asked to benchmark.
@@ -427,6 +579,11 @@ fn main() {
     }
     if wanted("start") {
         bench_startup(&dir.path().join("startup"), startup_jobs);
+    }
+    if wanted("sse") {
+        let jobs = env_number("BENCH_SSE_JOBS", 50_000);
+        let clients = env_number("BENCH_SSE_CLIENTS", 500);
+        bench_sse(&dir.path().join("sse"), jobs, clients);
     }
     let _ = std::fs::remove_dir_all(dir.path());
 }

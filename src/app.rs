@@ -222,12 +222,14 @@ pub async fn run_with(
         api_key: Arc::new(api_key),
         intake,
         sources: Arc::new(listed),
+        streams: api::StreamSlots::new(settings.server.max_event_streams),
         settings: Arc::new(settings),
         shutdown: shutdown_receiver,
     };
     let address = listener.local_addr()?;
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(api::guard))
             .app_data(web::Data::new(state.clone()))
             .configure(api::configure(max_body))
     })
@@ -235,6 +237,9 @@ pub async fn run_with(
     // Store reads run on blocking threads; a few per worker are plenty, and every extra
     // thread costs memory (malloc arenas) long after a burst.
     .worker_max_blocking_threads(HTTP_BLOCKING_THREADS)
+    // A client that closes its side is gone: its event stream (and its slot under
+    // `server.max_event_streams`) ends now, not at the next keep-alive write.
+    .h1_allow_half_closed(false)
     .disable_signals()
     .shutdown_timeout(HTTP_SHUTDOWN_TIMEOUT_SECS)
     .listen(listener)

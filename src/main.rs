@@ -74,6 +74,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 .origin
                 .as_ref()
                 .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
+            for warning in settings.warnings() {
+                eprintln!("warning: {warning}");
+            }
             println!("{origin}: ok");
         }
         Command::Run => {

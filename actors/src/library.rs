@@ -209,7 +209,7 @@ impl Libraries {
 
     /// Checks a video path the way every source must: absolute, inside a library (lexically,
     /// or through symlinks: a library may itself be a symlink), an existing file with a video
-    /// extension, its real path inside a library. A path outside every library is refused
+    /// extension that this process can open, its real path inside a library. A path outside every library is refused
     /// whether or not it exists. Returns the real path: jobs are keyed by it, so two spellings
     /// of one file are one video.
     pub fn resolve_video(&self, path: &Path) -> Result<PathBuf, PathError> {
@@ -254,6 +254,14 @@ impl Libraries {
         }
         if !is_video(&real) && !is_video(path) {
             return Err(PathError::NotAVideo(path.to_owned()));
+        }
+        // Readable as the daemon's user, by trying: mode bits, ACLs and capabilities all
+        // have a say, and a job for a video nobody can read would wait forever.
+        if let Err(source) = std::fs::File::open(&real) {
+            return Err(PathError::Unreadable {
+                path: path.to_owned(),
+                source,
+            });
         }
         Ok(real)
     }
@@ -309,6 +317,25 @@ mod tests {
             message.ends_with(".nfo is not a video file extension"),
             "{message}"
         );
+    }
+
+    // See: issue 7 ("A mode-000 video (daemon not root) is accepted with 202").
+    #[test]
+    fn a_video_this_process_cannot_open_is_unreadable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let video = dir.path().join("locked.mkv");
+        std::fs::write(&video, b"x").unwrap();
+        std::fs::set_permissions(&video, std::fs::Permissions::from_mode(0o000)).unwrap();
+        if std::fs::File::open(&video).is_ok() {
+            // Root (CAP_DAC_OVERRIDE) opens anything; tests/contract.rs drops the capability
+            // for the daemon and checks the same through the API.
+            eprintln!("skipped: this process can open a mode-000 file (root)");
+            return;
+        }
+        let libraries = Libraries::from_roots([dir.path().to_owned()]);
+        let err = libraries.resolve_video(&video).unwrap_err();
+        assert_eq!(err.code(), "video_unreadable", "{err}");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! API key authentication: `X-Api-Key`, `?apikey=`, or HTTP basic auth whose password is
 //! the key. Compared in constant time.
+//!
+//! The query parameter has one spelling, [`QUERY_KEY`] (case-sensitive): routes with a typed
+//! query know that name and no other, so a second spelling would authenticate and then be
+//! refused as an unknown field.
 
 use std::future::{Ready, ready};
 
@@ -9,6 +13,9 @@ use actix_web::{FromRequest, HttpRequest, web};
 use base64::Engine;
 
 use super::{ApiError, AppState};
+
+/// The query parameter that carries the key.
+pub const QUERY_KEY: &str = "apikey";
 
 /// Proof that a request carried the API key; take it as a handler argument.
 pub struct Authorized;
@@ -44,7 +51,7 @@ fn presented_key(request: &HttpRequest) -> Option<String> {
     web::Query::<Vec<(String, String)>>::from_query(request.query_string())
         .ok()?
         .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("apikey"))
+        .find(|(k, _)| k == QUERY_KEY)
         .map(|(_, v)| v.clone())
 }
 

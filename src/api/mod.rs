@@ -5,6 +5,7 @@
 //! JSON `{ "error": { "code", "message" } }` with the matching status.
 
 mod auth;
+mod guard;
 mod health;
 mod jobs;
 mod stream;
@@ -23,6 +24,8 @@ use tokio::sync::watch;
 use crate::config::{Secret, Settings};
 
 pub use auth::constant_time_eq;
+pub use guard::guard;
+pub use stream::StreamSlots;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -41,6 +44,8 @@ pub struct AppState {
     pub intake: crate::sources::Intake,
     /// The registered sources, for `/health/sources`.
     pub sources: Arc<Vec<crate::sources::SourceInfo>>,
+    /// The open event streams, at most `server.max_event_streams`.
+    pub streams: StreamSlots,
 }
 
 /// A JSON error answer.
@@ -136,9 +141,26 @@ impl From<actix::MailboxError> for ApiError {
     }
 }
 
-fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+fn json_error(err: actix_web::error::JsonPayloadError, request: &HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError;
     let api = match &err {
+        JsonPayloadError::ContentType => {
+            let given = request
+                .headers()
+                .get(actix_web::http::header::CONTENT_TYPE)
+                .map_or_else(
+                    || "none".to_owned(),
+                    |v| format!("{:?}", String::from_utf8_lossy(v.as_bytes())),
+                );
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                format!("the body must be sent as Content-Type: application/json (given: {given})"),
+            )
+        }
+        JsonPayloadError::Payload(payload) if guard::is_body_timeout(payload) => {
+            guard::body_timeout_error()
+        }
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -216,7 +238,9 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
         cfg.app_data(
             web::JsonConfig::default()
                 .limit(max_body_bytes)
-                .content_type_required(false)
+                // JSON routes take JSON only: a cross-site form can send text/plain
+                // without a CORS preflight (see `guard`).
+                .content_type_required(true)
                 .error_handler(json_error),
         )
         .app_data(web::PayloadConfig::new(max_body_bytes))

@@ -80,6 +80,28 @@ impl LibrarySettings {
     }
 }
 
+/// What `check-config` warns about the libraries without refusing them: a root that does
+/// not exist, or is not a folder (blocking). Not an error, since a NAS share may be mounted
+/// after the check; the daemon picks a root up when it appears.
+pub fn library_warnings(libraries: &[LibrarySettings]) -> Vec<String> {
+    libraries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, library)| {
+            let shown = library.path.display();
+            let problem = match std::fs::metadata(&library.path) {
+                Ok(meta) if meta.is_dir() => return None,
+                Ok(_) => format!("{shown:?} is not a folder"),
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                    format!("{shown:?} does not exist (yet: an unmounted share?)")
+                }
+                Err(err) => format!("cannot read {shown:?}: {err}"),
+            };
+            Some(format!("libraries[{i}].path: {problem}"))
+        })
+        .collect()
+}
+
 /// Why `path` cannot be a root beside `roots`: the same folder, or one inside the other
 /// when the inner one has no `languages` of its own. A folder inside a library may be a
 /// library itself only to give its videos other languages (a "Kids" or "Anime" folder); the

@@ -126,6 +126,11 @@ impl Settings {
         self.libraries.iter().map(|l| l.path.clone()).collect()
     }
 
+    /// What is worth a warning but not a refusal (blocking: looks at the library roots).
+    pub fn warnings(&self) -> Vec<String> {
+        libraries::library_warnings(&self.libraries)
+    }
+
     /// Translates a path as another service sees it into ours (longest prefix wins).
     pub fn map_path(&self, path: &Path) -> PathBuf {
         libraries::map_path(&self.path_mappings, path)

@@ -187,18 +187,61 @@ fn secrets_never_print() {
 fn secrets_can_come_from_files() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("key");
-    std::fs::write(&file, "from-file\n").unwrap();
+    std::fs::write(&file, "from-file-0123456789\n").unwrap();
     let text = format!(
         "[server]\napi_key_file = {:?}\n",
         file.display().to_string()
     );
     let settings = parse(&text, "t", &[]).unwrap();
-    assert_eq!(settings.server.api_key.unwrap().expose(), "from-file");
+    assert_eq!(
+        settings.server.api_key.unwrap().expose(),
+        "from-file-0123456789"
+    );
     let found = problems("[server]\napi_key_file = \"/nonexistent/key\"\n", &[]);
     assert!(
         found[0].starts_with("server.api_key_file: cannot read"),
         "{found:?}"
     );
+}
+
+// See: issue 7 ("`api_key = \" \"` is accepted").
+#[test]
+fn a_short_or_spaced_api_key_is_refused_without_showing_it() {
+    let found = problems("[server]\napi_key = \" \"\n", &[]);
+    assert_eq!(
+        found,
+        [
+            "server.api_key: the key (1 character) contains whitespace; use at least 16 characters without spaces, or leave it empty to have one generated"
+        ]
+    );
+    let found = problems("[server]\napi_key = \"hunter2\"\n", &[]);
+    assert_eq!(
+        found,
+        [
+            "server.api_key: the key has 7 characters; use at least 16, or leave it empty to have one generated"
+        ]
+    );
+    let found = problems("", &[("CUEWARDEN__SERVER__API_KEY", "0123456789 abcdef")]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].starts_with("server.api_key (from CUEWARDEN__SERVER__API_KEY): the key (17 characters) contains whitespace"),
+        "{found:?}"
+    );
+    assert!(!found[0].contains("abcdef"), "{found:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    std::fs::write(&file, "short\n").unwrap();
+    let text = format!(
+        "[server]\napi_key_file = {:?}\n",
+        file.display().to_string()
+    );
+    assert_eq!(
+        problems(&text, &[]),
+        [
+            "server.api_key_file: the key has 5 characters; use at least 16, or leave it empty to have one generated"
+        ]
+    );
+    assert!(parse("[server]\napi_key = \"0123456789abcdef\"\n", "t", &[]).is_ok());
 }
 
 #[test]

@@ -251,8 +251,20 @@ impl std::ops::Deref for Daemon {
 
 impl Daemon {
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_under(&[], config, env)
+    }
+
+    /// The daemon started by `wrapper` (`["setpriv", …, "--"]`), or directly when empty.
+    pub fn start_under(wrapper: &[&str], config: &Path, env: &[(&str, &str)]) -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut command = Command::new(binary());
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary());
+                command
+            }
+            None => Command::new(binary()),
+        };
         command
             .args(["run", "--config"])
             .arg(config)
