@@ -14,10 +14,16 @@ use tracing_subscriber::EnvFilter;
 /// Exit code for configuration problems.
 const EXIT_CONFIG: u8 = 2;
 
+/// What is logged when neither `CUEWARDEN_LOG` nor `RUST_LOG` says otherwise. actix-http
+/// logs a client's malformed request (a duplicate `Content-Length`, invalid header bytes) at
+/// ERROR: that is the client's problem, not the daemon's, so it is not logged by default
+/// (`CUEWARDEN_LOG=info,actix_http=debug` shows it).
+const DEFAULT_LOG: &str = "info,actix_http::h1::dispatcher=off";
+
 fn init_tracing() {
     let filter = EnvFilter::try_from_env("CUEWARDEN_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

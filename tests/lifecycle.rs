@@ -737,3 +737,31 @@ fn sigint_during_a_burst_stops_cleanly_and_keeps_every_accepted_job() {
         assert_eq!(status, 200, "accepted job {id} is in the store: {job}");
     }
 }
+
+// See: issue "An engine that stays small…": a malformed request logged an ERROR line each.
+#[test]
+fn a_client_s_malformed_request_is_not_logged_as_an_error_by_default() {
+    use std::io::{Read, Write};
+    let sandbox = Sandbox::new("");
+    let daemon = Daemon::start(
+        &sandbox.config(),
+        &[("CUEWARDEN_LOG", ""), ("RUST_LOG", "")],
+    );
+    let address = daemon.base.trim_start_matches("http://").to_owned();
+    for raw in [
+        &b"POST /api/v1/subtitles HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}"[..],
+        b"GET /health HTTP/1.1\r\nHost: x\r\nX: \x01\x02\r\n\r\n",
+    ] {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.write_all(raw).unwrap();
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    let (status, health) = daemon.get("/health");
+    assert_eq!(status, 200, "{health}");
+    let (status, log) = daemon.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("listening"), "info is still logged: {log}");
+    assert!(!log.contains("ERROR"), "{log}");
+}

@@ -274,7 +274,12 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in env {
-            command.env(key, value);
+            // An empty value removes the variable: the daemon's own default applies.
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
         }
         let mut child = command.spawn().expect("cannot start cuewarden");
         let stderr = child.stderr.take().unwrap();
