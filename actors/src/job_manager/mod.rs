@@ -4,11 +4,21 @@
 //! Every method takes `now` and returns a [`Step`]: the store changes to commit and the
 //! actions to perform *after* the commit (persist first, then act). The actor shell in
 //! [`actor`] commits and performs; tests drive this core directly.
+//!
+//! Memory grows with the library, so the core keeps a compact entry per unfinished job
+//! (status, priority, wake time, a 128-bit hash of its deduplication key: ~100 bytes with
+//! the maps) and full [`Job`] records only for the jobs it works on: running ones, and a
+//! bounded number of jobs it queued itself ([`KEPT_QUEUED_RECORDS`]). A transition of a
+//! job whose record it does not hold is a [`Change::MoveJob`] (the store writer reads the
+//! record); a dispatch of such a job asks the shell to load the record first
+//! ([`Action::Load`], answered by [`ManagerCore::loaded`]).
 
 pub mod actor;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+use std::path::Path;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -17,7 +27,7 @@ use serde_json::json;
 
 use crate::event::{Event, kind};
 use crate::job::{
-    EventSource, IllegalTransition, Job, JobId, JobStatus, Language, MediaItem, Priority, dedup_key,
+    EventSource, IllegalTransition, Job, JobHead, JobId, JobStatus, Language, MediaItem, Priority,
 };
 use crate::store::{Change, MediaRecord, OutboxEntry, ProviderState, StoreError};
 use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
@@ -103,11 +113,19 @@ pub struct Accepted {
     pub new_ids: Vec<JobId>,
 }
 
+/// Queued jobs whose records the core keeps after queuing them itself (a new request, a
+/// retry, a hand-over to translation), so that a burst does not read back what it just
+/// wrote. Beyond it, records are dropped and read again at dispatch: memory stays bounded.
+pub const KEPT_QUEUED_RECORDS: usize = 1024;
+
 /// Something the shell does after the step's changes are durable.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Spawn a worker for the job.
     Start(Box<Job>, WorkKind),
+    /// Read the job's record from the store (on a blocking thread) and hand it to
+    /// [`ManagerCore::loaded`]: a worker slot is reserved for it meanwhile.
+    Load(JobId, WorkKind),
     /// Stop the job's worker (cancelled).
     Stop(JobId),
     /// Fill free slots from the queues.
@@ -178,15 +196,55 @@ impl Queue {
     }
 }
 
+/// The 128 bits that stand for a deduplication key (video + language) in memory: two
+/// independent 64-bit hashes with per-process random keys. `bucket` indexes `by_key`; a
+/// bucket shared by two live keys (rare) is resolved with `check`, through the overflow
+/// list. Two different keys agreeing on all 128 bits is not a practical concern (about
+/// 10^-26 for a million live jobs) and cannot be forced from outside: the keys are secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct KeyHash {
+    bucket: u64,
+    check: u64,
+}
+
+/// What the core keeps of every unfinished job.
+#[derive(Debug, Clone)]
+struct Entry {
+    status: JobStatus,
+    priority: Priority,
+    wake_at_ms: Option<i64>,
+    key: KeyHash,
+}
+
+/// The compact view of an unfinished job the core holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobEntry {
+    /// The job.
+    pub id: JobId,
+    /// Its status.
+    pub status: JobStatus,
+    /// Its queue priority.
+    pub priority: Priority,
+    /// When a `waiting` job wakes by itself.
+    pub wake_at_ms: Option<i64>,
+}
+
 /// The in-memory state of every unfinished job.
 #[derive(Debug)]
 pub struct ManagerCore {
     settings: ManagerSettings,
-    jobs: HashMap<JobId, Job>,
-    by_key: HashMap<String, JobId>,
+    jobs: HashMap<JobId, Entry>,
+    /// Full records of the jobs being worked on (see the module docs).
+    records: HashMap<JobId, Job>,
+    by_key: HashMap<u64, JobId>,
+    /// Jobs whose key bucket another live job had taken first.
+    overflow: Vec<JobId>,
+    hashers: (RandomState, RandomState),
     downloads: Queue,
     translations: Queue,
     running: HashMap<JobId, WorkKind>,
+    /// Jobs with a reserved slot whose record is being read ([`Action::Load`]).
+    loading: HashMap<JobId, WorkKind>,
     wakes: BTreeSet<(i64, JobId)>,
     order: u64,
     is_accepting: bool,
@@ -203,10 +261,14 @@ impl ManagerCore {
         Self {
             settings,
             jobs: HashMap::new(),
+            records: HashMap::new(),
             by_key: HashMap::new(),
+            overflow: Vec::new(),
+            hashers: (RandomState::new(), RandomState::new()),
             downloads: Queue::default(),
             translations: Queue::default(),
             running: HashMap::new(),
+            loading: HashMap::new(),
             wakes: BTreeSet::new(),
             order: 0,
             is_accepting: true,
@@ -231,23 +293,85 @@ impl ManagerCore {
         }
     }
 
-    /// An unfinished job.
-    pub fn job(&self, id: JobId) -> Option<&Job> {
-        self.jobs.get(&id)
+    /// An unfinished job, as the core keeps it.
+    pub fn job(&self, id: JobId) -> Option<JobEntry> {
+        self.jobs.get(&id).map(|entry| JobEntry {
+            id,
+            status: entry.status,
+            priority: entry.priority,
+            wake_at_ms: entry.wake_at_ms,
+        })
     }
 
-    /// Number of running workers of a kind.
+    /// The full record of an unfinished job, if the core holds it (running jobs, and
+    /// jobs it queued itself lately).
+    pub fn record(&self, id: JobId) -> Option<&Job> {
+        self.records.get(&id)
+    }
+
+    /// Number of unfinished jobs held.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether no unfinished job is held.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Number of running workers of a kind (slots reserved for a loading record included).
     pub fn running(&self, kind: WorkKind) -> usize {
-        self.running.values().filter(|k| **k == kind).count()
+        self.running
+            .values()
+            .chain(self.loading.values())
+            .filter(|k| **k == kind)
+            .count()
     }
 
     /// Number of unfinished jobs per status.
     pub fn status_counts(&self) -> HashMap<JobStatus, usize> {
         let mut counts = HashMap::new();
-        for job in self.jobs.values() {
-            *counts.entry(job.status).or_default() += 1;
+        for entry in self.jobs.values() {
+            *counts.entry(entry.status).or_default() += 1;
         }
         counts
+    }
+
+    fn key_hash(&self, path: &Path, language: &Language) -> KeyHash {
+        let key = (path, language.as_str());
+        KeyHash {
+            bucket: self.hashers.0.hash_one(key),
+            check: self.hashers.1.hash_one(key),
+        }
+    }
+
+    /// The unfinished job of a deduplication key.
+    fn find_key(&self, key: KeyHash) -> Option<JobId> {
+        let matches = |id: &JobId| self.jobs.get(id).is_some_and(|e| e.key == key);
+        self.by_key
+            .get(&key.bucket)
+            .filter(|id| matches(id))
+            .or_else(|| self.overflow.iter().find(|id| matches(id)))
+            .copied()
+    }
+
+    /// Takes a job into the index (its key must have no unfinished job).
+    fn insert_entry(&mut self, id: JobId, entry: Entry) {
+        let bucket = entry.key.bucket;
+        match self.by_key.entry(bucket) {
+            std::collections::hash_map::Entry::Occupied(_) => self.overflow.push(id),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
+        }
+        self.jobs.insert(id, entry);
+    }
+
+    /// Keeps `job` as a queued job's record, unless enough are kept already.
+    fn keep_queued_record(&mut self, job: Job) {
+        if self.records.len() < KEPT_QUEUED_RECORDS + self.running.len() {
+            self.records.insert(job.id, job);
+        }
     }
 
     /// Stops accepting requests and starting workers.
@@ -282,7 +406,10 @@ impl ManagerCore {
         self.order
     }
 
-    /// Moves a job to `to`, recording `events`; drops it from memory when terminal.
+    /// Moves a job to `to`, recording `events`; drops it from memory when terminal. `edit`
+    /// changes the full record when the core holds it; otherwise the change is a
+    /// [`Change::MoveJob`] and the only edit is the one the writer makes (the wake time is
+    /// cleared).
     fn transition(
         &mut self,
         id: JobId,
@@ -291,13 +418,11 @@ impl ManagerCore {
         events: Vec<(&str, EventSource, serde_json::Value)>,
         edit: impl FnOnce(&mut Job),
     ) -> Result<Change, IllegalTransition> {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(entry) = self.jobs.get_mut(&id) else {
             return Err(IllegalTransition { from: to, to });
         };
-        job.status = job.status.transition(to)?;
-        job.updated_at_ms = now;
-        edit(job);
-        let events = events
+        entry.status = entry.status.transition(to)?;
+        let events: Vec<Event> = events
             .into_iter()
             .map(|(kind, source, mut payload)| {
                 if let Some(map) = payload.as_object_mut() {
@@ -306,12 +431,32 @@ impl ManagerCore {
                 Event::for_job(id, kind, source, now, payload)
             })
             .collect();
-        let change = Change::PutJob {
-            job: job.clone(),
-            events,
+        let change = match self.records.get_mut(&id) {
+            Some(job) => {
+                job.status = to;
+                job.updated_at_ms = now;
+                edit(job);
+                entry.wake_at_ms = job.wake_at_ms;
+                Change::PutJob {
+                    job: job.clone(),
+                    events,
+                }
+            }
+            None => {
+                entry.wake_at_ms = None;
+                Change::MoveJob {
+                    id,
+                    status: to,
+                    at_ms: now,
+                    events,
+                }
+            }
         };
         if to.is_terminal() {
             self.forget(id);
+        } else if to == JobStatus::Waiting {
+            // A waiting job may wait for weeks: keep its entry only.
+            self.records.remove(&id);
         }
         Ok(change)
     }
@@ -319,15 +464,27 @@ impl ManagerCore {
     /// Removes a job from memory (terminal, or never persisted).
     pub fn forget(&mut self, id: JobId) {
         self.running.remove(&id);
-        let Some(job) = self.jobs.remove(&id) else {
+        self.loading.remove(&id);
+        self.records.remove(&id);
+        let Some(entry) = self.jobs.remove(&id) else {
             return;
         };
-        if let Some(at) = job.wake_at_ms {
+        if let Some(at) = entry.wake_at_ms {
             self.wakes.remove(&(at, id));
         }
-        let key = job.dedup_key();
-        if self.by_key.get(&key) == Some(&id) {
-            self.by_key.remove(&key);
+        if self.by_key.get(&entry.key.bucket) == Some(&id) {
+            self.by_key.remove(&entry.key.bucket);
+            // A job waiting in the overflow for this bucket takes it.
+            if let Some(at) = self.overflow.iter().position(|other| {
+                self.jobs
+                    .get(other)
+                    .is_some_and(|e| e.key.bucket == entry.key.bucket)
+            }) {
+                let other = self.overflow.swap_remove(at);
+                self.by_key.insert(entry.key.bucket, other);
+            }
+        } else {
+            self.overflow.retain(|other| *other != id);
         }
     }
 
@@ -349,13 +506,13 @@ impl ManagerCore {
         })];
         let mut new_ids = Vec::new();
         for language in &request.languages {
-            let key = dedup_key(&request.media.path, language);
-            if let Some(job) = self.by_key.get(&key).and_then(|id| self.jobs.get(id)) {
-                if !summaries.iter().any(|s: &JobSummary| s.id == job.id) {
+            let key = self.key_hash(&request.media.path, language);
+            if let Some(id) = self.find_key(key) {
+                if !summaries.iter().any(|s: &JobSummary| s.id == id) {
                     summaries.push(JobSummary {
-                        id: job.id,
-                        language: job.language.clone(),
-                        status: job.status,
+                        id,
+                        language: language.clone(),
+                        status: self.jobs.get(&id).map_or(JobStatus::Pending, |e| e.status),
                     });
                 }
                 continue;
@@ -377,6 +534,9 @@ impl ManagerCore {
                 wake_at_ms: None,
                 translation_source: None,
                 translation_from: None,
+                failures: 0,
+                nothing_found: 0,
+                video_missing_since_ms: None,
             };
             let event = Event::for_job(
                 job.id,
@@ -398,12 +558,21 @@ impl ManagerCore {
                 status: JobStatus::Pending,
             });
             new_ids.push(job.id);
-            self.by_key.insert(key, job.id);
+            self.insert_entry(
+                job.id,
+                Entry {
+                    status: job.status,
+                    priority: job.priority,
+                    wake_at_ms: None,
+                    key,
+                },
+            );
             changes.push(Change::PutJob {
                 job: job.clone(),
                 events: vec![event],
             });
-            self.jobs.insert(job.id, job);
+            // Pending until queued: the record stays in hand (the bound applies once queued).
+            self.records.insert(job.id, job);
         }
         Ok(Accepted {
             summaries,
@@ -430,6 +599,9 @@ impl ManagerCore {
             {
                 step.changes.push(change);
                 self.push_queue(*id, WorkKind::Download);
+                if let Some(job) = self.records.remove(id) {
+                    self.keep_queued_record(job);
+                }
             }
         }
         step.actions.push(Action::Dispatch);
@@ -453,6 +625,8 @@ impl ManagerCore {
     }
 
     /// Fills free download and translation slots from the queues, highest priority first.
+    /// A job whose record the core holds starts at once; for the others a slot is reserved
+    /// and the shell loads the record ([`Action::Load`]).
     pub fn dispatch(&mut self, now: i64) -> Step {
         let mut step = Step::default();
         if !self.is_accepting {
@@ -465,35 +639,89 @@ impl ManagerCore {
                     break;
                 };
                 // Entries of cancelled or re-queued jobs are stale; skip them.
-                if self.jobs.get(&id).is_none_or(|j| j.status != queued)
+                if self.jobs.get(&id).is_none_or(|e| e.status != queued)
                     || self.running.contains_key(&id)
+                    || self.loading.contains_key(&id)
                 {
                     continue;
                 }
-                if let Ok(change) = self.transition(
-                    id,
-                    kind.running_status(),
-                    now,
-                    vec![(
-                        kind.started_event(),
-                        kind.event_source(),
-                        json!({"started": true}),
-                    )],
-                    |job| {
-                        job.attempts += 1;
-                        job.wake_at_ms = None;
-                    },
-                ) {
-                    if let Change::PutJob { job, .. } = &change {
-                        step.actions
-                            .push(Action::Start(Box::new(job.clone()), kind));
-                    }
-                    step.changes.push(change);
-                    self.running.insert(id, kind);
+                if self.records.contains_key(&id) {
+                    self.start(id, kind, now, &mut step);
+                } else {
+                    self.loading.insert(id, kind);
+                    step.actions.push(Action::Load(id, kind));
                 }
             }
         }
         step
+    }
+
+    /// Takes the record the shell read for an [`Action::Load`] and starts the job, unless
+    /// it was cancelled meanwhile. A record that could not be read puts the job back in its
+    /// queue (the next dispatch tries again); one the store no longer holds is dropped.
+    pub fn loaded(
+        &mut self,
+        id: JobId,
+        kind: WorkKind,
+        record: Result<Option<Job>, StoreError>,
+        now: i64,
+    ) -> Step {
+        let mut step = Step::default();
+        if self.loading.remove(&id) != Some(kind) {
+            return step;
+        }
+        let Some(status) = self.jobs.get(&id).map(|e| e.status) else {
+            return step;
+        };
+        match record {
+            Ok(Some(mut job)) => {
+                // The core's entry is the truth about the status: the record was written by
+                // the same core, so they agree, but never start from a stale one.
+                job.status = status;
+                self.records.insert(id, job);
+                if self.is_accepting && status == kind.queued_status() {
+                    self.start(id, kind, now, &mut step);
+                } else {
+                    self.records.remove(&id);
+                    self.push_queue(id, kind);
+                }
+            }
+            Ok(None) => {
+                tracing::error!(job_id = %id, "the store no longer holds a queued job; dropped");
+                self.forget(id);
+                step.actions.push(Action::Dispatch);
+            }
+            Err(err) => {
+                tracing::error!(job_id = %id, error = %crate::store::error_chain(&err), "cannot read a queued job; it stays queued");
+                self.push_queue(id, kind);
+            }
+        }
+        step
+    }
+
+    /// Moves a queued job whose record is held to running and starts its worker.
+    fn start(&mut self, id: JobId, kind: WorkKind, now: i64, step: &mut Step) {
+        if let Ok(change) = self.transition(
+            id,
+            kind.running_status(),
+            now,
+            vec![(
+                kind.started_event(),
+                kind.event_source(),
+                json!({"started": true}),
+            )],
+            |job| {
+                job.attempts += 1;
+                job.wake_at_ms = None;
+            },
+        ) {
+            if let Change::PutJob { job, .. } = &change {
+                step.actions
+                    .push(Action::Start(Box::new(job.clone()), kind));
+            }
+            step.changes.push(change);
+            self.running.insert(id, kind);
+        }
     }
 
     /// Applies a worker's report: its provider updates are recorded (and persisted in this
@@ -521,7 +749,7 @@ impl ManagerCore {
         }
         self.running.remove(&id);
         let source = kind.event_source();
-        let attempts = self.jobs.get(&id).map_or(0, |j| j.attempts);
+        let attempts = self.records.get(&id).map_or(0, |j| j.attempts);
         let result = match outcome {
             Outcome::Written {
                 path,
@@ -578,6 +806,9 @@ impl ManagerCore {
                 );
                 if change.is_ok() {
                     self.push_queue(id, WorkKind::Translate);
+                    if let Some(job) = self.records.remove(&id) {
+                        self.keep_queued_record(job);
+                    }
                 }
                 change
             }
@@ -661,7 +892,7 @@ impl ManagerCore {
             if self
                 .jobs
                 .get(&id)
-                .is_some_and(|j| j.status == JobStatus::Waiting && j.wake_at_ms == Some(at))
+                .is_some_and(|e| e.status == JobStatus::Waiting && e.wake_at_ms == Some(at))
                 && let Ok(change) = self.transition(
                     id,
                     JobStatus::DownloadQueued,
@@ -728,6 +959,10 @@ impl ManagerCore {
             if let Some(at) = live.wake_at_ms {
                 self.wakes.remove(&(at, id));
             }
+            // The record read by the caller is the one this core last wrote.
+            let mut stored = stored;
+            stored.status = live.status;
+            self.records.insert(id, stored);
         } else {
             if !matches!(stored.status, JobStatus::Failed | JobStatus::Cancelled) {
                 return Err(ManagerError::Conflict {
@@ -736,18 +971,27 @@ impl ManagerCore {
                     reason: "only waiting, failed or cancelled jobs can be retried",
                 });
             }
-            if let Some(other) = self.by_key.get(&stored.dedup_key()) {
-                let status = self.jobs.get(other).map_or(stored.status, |j| j.status);
+            let key = self.key_hash(&stored.path, &stored.language);
+            if let Some(other) = self.find_key(key) {
+                let status = self.jobs.get(&other).map_or(stored.status, |e| e.status);
                 return Err(ManagerError::Conflict {
-                    id: *other,
+                    id: other,
                     status,
                     reason: "another job for the same video and language is unfinished",
                 });
             }
-            self.by_key.insert(stored.dedup_key(), id);
-            self.jobs.insert(id, stored);
+            self.insert_entry(
+                id,
+                Entry {
+                    status: stored.status,
+                    priority: stored.priority,
+                    wake_at_ms: None,
+                    key,
+                },
+            );
+            self.records.insert(id, stored);
         }
-        let previous = self.jobs.get(&id).map_or(0, |j| j.attempts);
+        let previous = self.records.get(&id).map_or(0, |j| j.attempts);
         let change = self
             .transition(
                 id,
@@ -760,6 +1004,9 @@ impl ManagerCore {
                 )],
                 |job| {
                     job.attempts = 0;
+                    job.failures = 0;
+                    job.nothing_found = 0;
+                    job.video_missing_since_ms = None;
                     job.error = None;
                     job.wake_at_ms = None;
                 },
@@ -770,21 +1017,42 @@ impl ManagerCore {
                 reason: "only waiting, failed or cancelled jobs can be retried",
             })?;
         self.push_queue(id, WorkKind::Download);
+        if let Some(job) = self.records.remove(&id) {
+            self.keep_queued_record(job);
+        }
         Ok(Step {
             changes: vec![change],
             actions: vec![Action::Dispatch],
         })
     }
 
-    /// Takes over the unfinished jobs found in the store at start-up: queued jobs are
-    /// queued again, interrupted ones re-queued (`job.resumed`), waiting ones re-armed.
-    pub fn resume(&mut self, jobs: Vec<Job>, now: i64) -> Step {
+    /// Takes over the unfinished jobs found in the store at start-up (their heads: the
+    /// core keeps no record of them): queued jobs are queued again, interrupted ones
+    /// re-queued (`job.resumed`), waiting ones re-armed.
+    pub fn resume<H: Into<JobHead>>(
+        &mut self,
+        jobs: impl IntoIterator<Item = H>,
+        now: i64,
+    ) -> Step {
         let mut step = Step::default();
-        for job in jobs {
-            let id = job.id;
-            let status = job.status;
-            self.by_key.insert(job.dedup_key(), id);
-            self.jobs.insert(id, job);
+        for head in jobs {
+            let head: JobHead = head.into();
+            let id = head.id;
+            let status = head.status;
+            if status.is_terminal() {
+                continue;
+            }
+            let key = self.key_hash(&head.path, &head.language);
+            let wake_at_ms = (status == JobStatus::Waiting).then(|| head.wake_at_ms.unwrap_or(now));
+            self.insert_entry(
+                id,
+                Entry {
+                    status,
+                    priority: head.priority,
+                    wake_at_ms,
+                    key,
+                },
+            );
             let requeue = |core: &mut Self, to: JobStatus, event: &str| {
                 core.transition(
                     id,
@@ -802,11 +1070,9 @@ impl ManagerCore {
                     change
                 }
                 JobStatus::Waiting => {
-                    let at = self.jobs.get(&id).and_then(|j| j.wake_at_ms).unwrap_or(now);
-                    if let Some(job) = self.jobs.get_mut(&id) {
-                        job.wake_at_ms = Some(at);
+                    if let Some(at) = wake_at_ms {
+                        self.wakes.insert((at, id));
                     }
-                    self.wakes.insert((at, id));
                     None
                 }
                 status => match WorkKind::of_status(status) {

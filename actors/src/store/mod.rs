@@ -40,7 +40,7 @@ use tokio::sync::{broadcast, oneshot};
 use tracing::error;
 
 use crate::event::Event;
-use crate::job::{Job, JobId};
+use crate::job::{Job, JobId, JobStatus};
 use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
@@ -67,6 +67,31 @@ pub enum Change {
         job: Job,
         /// Events describing the change, sequenced at commit.
         events: Vec<Event>,
+    },
+    /// Move a stored job to `status` at `at_ms` and append its events, without the caller
+    /// holding the record: the writer reads it, sets the status and the time, and clears
+    /// the wake time unless the job now waits. The JobManager keeps only a compact index
+    /// of most jobs, so this is how it queues, wakes or cancels them. A job the store does
+    /// not hold is left alone (logged).
+    MoveJob {
+        /// The job.
+        id: JobId,
+        /// Its new status.
+        status: JobStatus,
+        /// When (ms since epoch): the record's `updated_at_ms`.
+        at_ms: i64,
+        /// Events describing the change, sequenced at commit.
+        events: Vec<Event>,
+    },
+    /// Delete a job's events of the given kinds from the log and the job's index
+    /// (compaction of repeated retries). Placed before the change that appends the job's
+    /// newest events, in the same commit. Sequence numbers are not reused: the log keeps
+    /// growing monotonically, with gaps where events were compacted.
+    DropJobEvents {
+        /// The job.
+        id: JobId,
+        /// The event kinds to delete.
+        kinds: &'static [&'static str],
     },
     /// Append events that change no job.
     AppendEvents(Vec<Event>),

@@ -10,7 +10,7 @@ use super::codec::decode;
 use super::schema::*;
 use super::{Down, MediaRecord, OutboxEntry, ProviderState, Store, StoreError};
 use crate::event::Event;
-use crate::job::{ALL_STATUSES, Job, JobId, JobStatus};
+use crate::job::{ALL_STATUSES, Job, JobHead, JobId, JobStatus};
 
 /// A page of jobs, newest first.
 #[derive(Debug, Clone)]
@@ -164,6 +164,27 @@ impl Store {
             }
         }
         out.sort_by_key(|job| job.id);
+        Ok(out)
+    }
+
+    /// What the JobManager keeps of every job that is not in a terminal status, oldest
+    /// first: the records are decoded for their index fields only, so a start with many
+    /// unfinished jobs builds no full record.
+    pub fn unfinished_heads(&self) -> Result<Vec<JobHead>, StoreError> {
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let index = txn.open_table(JOBS_BY_STATUS)?;
+        let mut out = Vec::new();
+        for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
+            let code = status.code();
+            for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
+                let (key, _) = entry?;
+                if let Some(bytes) = jobs.get(key.value().1)? {
+                    out.push(decode::<JobHead>("jobs", bytes.value())?);
+                }
+            }
+        }
+        out.sort_by_key(|head| head.id);
         Ok(out)
     }
 

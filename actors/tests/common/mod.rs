@@ -461,5 +461,8 @@ pub fn job_record(video: &Path, language: &str, status: JobStatus, now_ms: i64) 
         wake_at_ms: None,
         translation_source: None,
         translation_from: None,
+        failures: 0,
+        nothing_found: 0,
+        video_missing_since_ms: None,
     }
 }
