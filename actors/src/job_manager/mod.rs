@@ -51,7 +51,79 @@ pub struct ManagerSettings {
     pub retry_max_delay: Duration,
     /// Longest a worker may run before it counts as failed (retryable).
     pub worker_timeout: Duration,
+    /// When to search again after a search found nothing (not after errors).
+    pub nothing_found: NothingFoundSchedule,
+    /// When to look again for a video that is missing, counted from the first time it was
+    /// missing. Once the last has passed, a video still missing ends the job `failed`
+    /// ("video removed"): a share unmounted for less than that is not a deletion.
+    pub video_checks: Vec<Duration>,
 }
+
+/// The waits between searches that found nothing: the first steps one after the other,
+/// then `daily` until the job is `slow_after` old, then `slow`; each with ±10 % jitter
+/// (from the job id, so 100,000 jobs of one library sync spread out). README, "Jobs".
+#[derive(Debug, Clone)]
+pub struct NothingFoundSchedule {
+    /// The first waits (1 h, 3 h, 6 h, 12 h).
+    pub first: Vec<Duration>,
+    /// The wait after those (a day).
+    pub daily: Duration,
+    /// Job age from which `slow` applies (three weeks).
+    pub slow_after: Duration,
+    /// The wait for old jobs (a week).
+    pub slow: Duration,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for NothingFoundSchedule {
+    fn default() -> Self {
+        Self {
+            first: vec![HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR],
+            daily: DAY,
+            slow_after: 21 * DAY,
+            slow: 7 * DAY,
+        }
+    }
+}
+
+impl NothingFoundSchedule {
+    /// The wait after the `count`-th search in a row that found nothing (1-based) for a
+    /// job `age` old, before jitter.
+    pub fn base_delay(&self, count: u32, age: Duration) -> Duration {
+        if age >= self.slow_after {
+            return self.slow;
+        }
+        let step = count.saturating_sub(1) as usize;
+        self.first.get(step).copied().unwrap_or(self.daily)
+    }
+
+    /// [`base_delay`](Self::base_delay) with ±10 % jitter drawn from `id` and `count`.
+    pub fn delay(&self, id: JobId, count: u32, age: Duration) -> Duration {
+        let base = self.base_delay(count, age);
+        // splitmix64 of the id's random bits and the count: a fraction in [0, 1).
+        let mut x = (id.0.as_u128() as u64) ^ u64::from(count).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let fraction = (x >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(0.9 + 0.2 * fraction)
+    }
+}
+
+/// The error a job fails with once its video stayed missing through every check.
+pub const VIDEO_REMOVED: &str = "video removed";
+
+/// The event kinds a retry that finds nothing again compacts: the previous cycles' and
+/// this cycle's queue, start and wait events. The job keeps its `subtitle.requested`, any
+/// user or restart event, and the newest `subtitle.waiting` (carrying the attempt count).
+pub const RETRY_EVENT_KINDS: &[&str] = &[
+    kind::DOWNLOAD_REQUESTED,
+    kind::DOWNLOAD_STARTED,
+    kind::WAITING,
+    kind::RETRY_SCHEDULED,
+];
 
 impl ManagerSettings {
     /// How many workers of `kind` may run at once.
@@ -72,6 +144,8 @@ impl Default for ManagerSettings {
             retry_min_delay: Duration::from_secs(60),
             retry_max_delay: Duration::from_secs(6 * 3600),
             worker_timeout: Duration::from_secs(600),
+            nothing_found: NothingFoundSchedule::default(),
+            video_checks: vec![Duration::from_secs(600), HOUR, 6 * HOUR, DAY],
         }
     }
 }
@@ -749,7 +823,16 @@ impl ManagerCore {
         }
         self.running.remove(&id);
         let source = kind.event_source();
-        let attempts = self.records.get(&id).map_or(0, |j| j.attempts);
+        let Some(record) = self.records.get_mut(&id) else {
+            tracing::error!(job_id = %id, "a running job without its record; outcome ignored");
+            return step;
+        };
+        // Any outcome but a missing video says the video is there.
+        if !matches!(outcome, Outcome::VideoMissing { .. }) {
+            record.video_missing_since_ms = None;
+        }
+        let (attempts, failures, created_at) =
+            (record.attempts, record.failures + 1, record.created_at_ms);
         let result = match outcome {
             Outcome::Written {
                 path,
@@ -812,16 +895,70 @@ impl ManagerCore {
                 }
                 change
             }
+            // Every provider cools down: look again when the first one may be asked.
             Outcome::NothingFound {
                 reason,
-                retry_after,
+                retry_after: Some(delay),
+            } => self.park(id, reason, delay, now, source, kind::WAITING),
+            Outcome::NothingFound {
+                reason,
+                retry_after: None,
             } => {
-                let delay = retry_after.unwrap_or_else(|| self.retry_delay(attempts));
-                self.park(id, reason, delay, now, source, kind::WAITING)
+                let count = self.records.get(&id).map_or(1, |j| j.nothing_found + 1);
+                let age = Duration::from_millis(u64::try_from(now - created_at).unwrap_or(0));
+                let delay = self.settings.nothing_found.delay(id, count, age);
+                if count >= 2 {
+                    // A retry that found nothing again: it leaves one event behind.
+                    step.changes.push(Change::DropJobEvents {
+                        id,
+                        kinds: RETRY_EVENT_KINDS,
+                    });
+                }
+                // The first wait is announced as every retry is (`job.retry_scheduled`);
+                // later ones are the one `subtitle.waiting` left after compaction.
+                self.wait(id, reason, delay, now, source, count == 1, |job| {
+                    job.nothing_found = count;
+                })
+            }
+            Outcome::VideoMissing { path } => {
+                let since = self
+                    .records
+                    .get(&id)
+                    .and_then(|j| j.video_missing_since_ms)
+                    .unwrap_or(now);
+                let missing_for = Duration::from_millis(u64::try_from(now - since).unwrap_or(0));
+                match self
+                    .settings
+                    .video_checks
+                    .iter()
+                    .find(|at| **at > missing_for)
+                {
+                    Some(check) => {
+                        let delay = check.saturating_sub(missing_for);
+                        let reason = format!("video not found: {}", path.display());
+                        self.wait(id, reason, delay, now, source, false, |job| {
+                            job.video_missing_since_ms = Some(since);
+                        })
+                    }
+                    None => self.transition(
+                        id,
+                        JobStatus::Failed,
+                        now,
+                        vec![(
+                            kind::JOB_FAILED,
+                            source,
+                            json!({"error": VIDEO_REMOVED, "path": path}),
+                        )],
+                        |job| job.error = Some(VIDEO_REMOVED.to_owned()),
+                    ),
+                }
             }
             Outcome::Failed { error, retryable } => {
-                if retryable && attempts < self.settings.max_attempts {
-                    let delay = self.retry_delay(attempts);
+                if let Some(job) = self.records.get_mut(&id) {
+                    job.failures = failures;
+                }
+                if retryable && failures < self.settings.max_attempts {
+                    let delay = self.retry_delay(failures);
                     self.park(id, error, delay, now, source, kind::WAITING)
                 } else {
                     let reason = if retryable {
@@ -845,6 +982,49 @@ impl ManagerCore {
         }
         step.actions.push(Action::Dispatch);
         step
+    }
+
+    /// Parks a job in `waiting` with one event, `subtitle.waiting`, carrying the attempt
+    /// count and the wake time (what a "nothing found" costs in the store), plus
+    /// `job.retry_scheduled` if `announce`.
+    #[allow(clippy::too_many_arguments)]
+    fn wait(
+        &mut self,
+        id: JobId,
+        reason: String,
+        delay: Duration,
+        now: i64,
+        source: EventSource,
+        announce: bool,
+        edit: impl FnOnce(&mut Job),
+    ) -> Result<Change, IllegalTransition> {
+        let wake_at = now.saturating_add(millis(delay));
+        let attempt = self.records.get(&id).map_or(0, |j| j.attempts);
+        let at = crate::time::format_rfc3339(wake_at);
+        let mut events = vec![(
+            kind::WAITING,
+            source,
+            json!({
+                "reason": reason,
+                "attempt": attempt,
+                "at": at,
+                "in_secs": delay.as_secs(),
+            }),
+        )];
+        if announce {
+            events.push((
+                kind::RETRY_SCHEDULED,
+                EventSource::Manager,
+                json!({"at": at, "in_secs": delay.as_secs()}),
+            ));
+        }
+        let change = self.transition(id, JobStatus::Waiting, now, events, |job| {
+            edit(job);
+            job.error = Some(reason.clone());
+            job.wake_at_ms = Some(wake_at);
+        })?;
+        self.wakes.insert((wake_at, id));
+        Ok(change)
     }
 
     fn park(

@@ -14,6 +14,7 @@ fn settings() -> ManagerSettings {
         retry_min_delay: Duration::from_secs(10),
         retry_max_delay: Duration::from_secs(300),
         worker_timeout: Duration::from_secs(60),
+        ..ManagerSettings::default()
     }
 }
 
@@ -516,13 +517,15 @@ fn nothing_found_parks_the_job_until_the_cooldown_or_the_backoff_ends() {
         },
         NOW,
     );
+    // Nothing found is not a transient error: the "nothing found" schedule applies (an
+    // hour first), not the retry backoff. See: issue 7, "Store growth of waiting jobs".
     let (job, _) = only_put(&step);
-    let (low, high) = retry_bounds(core.settings(), 1);
     let wake = job.wake_at_ms.unwrap() - NOW;
     assert!(
-        (millis(low)..=millis(high)).contains(&wake),
-        "woke after {wake} ms, expected {low:?}..={high:?}"
+        (3_240_000..=3_960_000).contains(&wake),
+        "woke after {wake} ms, expected an hour ± 10 %"
     );
+    assert_eq!((job.nothing_found, job.failures), (1, 0));
 }
 
 #[test]
@@ -1135,4 +1138,154 @@ fn a_load_that_fails_or_finds_nothing_frees_the_slot_and_a_cancelled_one_starts_
     core.dispatch(NOW);
     core.loaded(other.id, WorkKind::Download, Ok(None), NOW);
     assert!(core.job(other.id).is_none());
+}
+
+/// Runs one download of a waiting job to its end, as the shell does: wake, dispatch (the
+/// record loaded from `record`), finish with `outcome`. Returns the finishing step.
+fn retry_once(core: &mut ManagerCore, record: &Job, outcome: Outcome) -> Step {
+    let at = record.wake_at_ms.unwrap();
+    let woken = core.wake_due(at);
+    assert_eq!(only_put(&woken).0.status, JobStatus::DownloadQueued);
+    let step = core.dispatch(at);
+    assert_eq!(started(&step), [(record.id, WorkKind::Download)]);
+    let loaded = Job {
+        status: JobStatus::DownloadQueued,
+        wake_at_ms: None,
+        ..record.clone()
+    };
+    core.loaded(record.id, WorkKind::Download, Ok(Some(loaded)), at);
+    core.finish(record.id, WorkKind::Download, outcome, at)
+}
+
+fn nothing_found() -> Outcome {
+    Outcome::NothingFound {
+        reason: "no fr subtitle found (searched fake)".to_owned(),
+        retry_after: None,
+    }
+}
+
+// See: issue 7, "Store growth of waiting jobs": each retry appended four events, the first
+// after 60 s, and nothing found counted towards `max_attempts`.
+#[test]
+fn nothing_found_follows_the_adaptive_schedule_and_leaves_one_event_per_retry() {
+    let mut core = ManagerCore::new(settings()); // max_attempts 3
+    let id = running_download(&mut core, "Rare");
+    let (mut record, kinds) = only_put(&core.finish(id, WorkKind::Download, nothing_found(), NOW));
+    assert_eq!(kinds, [kind::WAITING, kind::RETRY_SCHEDULED]);
+    let hours = |ms: i64| ms as f64 / 3_600_000.0;
+    let mut waits = vec![hours(record.wake_at_ms.unwrap() - NOW)];
+    for n in 2..=40u32 {
+        let at = record.wake_at_ms.unwrap();
+        let step = retry_once(&mut core, &record, nothing_found());
+        // The previous retry events go in the same commit, before the new one.
+        assert!(
+            matches!(&step.changes[0], Change::DropJobEvents { id: i, kinds } if *i == id && *kinds == RETRY_EVENT_KINDS),
+            "{:?}",
+            step.changes
+        );
+        let (job, kinds) = only_put(&step);
+        assert_eq!(kinds, [kind::WAITING], "one event per retry");
+        let payload = &events_of(&step)[0].payload;
+        assert_eq!(payload["attempt"], json!(n));
+        assert!(payload["at"].is_string());
+        assert_eq!(
+            job.status,
+            JobStatus::Waiting,
+            "retry {n}: not failed by max_attempts"
+        );
+        assert_eq!((job.nothing_found, job.failures, job.attempts), (n, 0, n));
+        waits.push(hours(job.wake_at_ms.unwrap() - at));
+        record = job;
+    }
+    let within = |wait: f64, hours: f64| (hours * 0.9..=hours * 1.1).contains(&wait);
+    for (i, expected) in [1.0, 3.0, 6.0, 12.0, 24.0, 24.0].iter().enumerate() {
+        assert!(
+            within(waits[i], *expected),
+            "wait {i}: {} h, {waits:?}",
+            waits[i]
+        );
+    }
+    // Three weeks after its creation, a job is searched weekly.
+    assert!(within(*waits.last().unwrap(), 168.0), "{waits:?}");
+    let age_at_first_weekly = waits.iter().position(|w| *w > 100.0).unwrap();
+    let age: f64 = waits[..age_at_first_weekly].iter().sum();
+    assert!(
+        (21.0 * 24.0..23.0 * 24.0).contains(&age),
+        "weekly from {age} h"
+    );
+
+    // A transient error in between keeps the retry backoff and counts as a failure.
+    let step = retry_once(&mut core, &record, failed(true));
+    let (job, kinds) = only_put(&step);
+    assert_eq!(kinds, [kind::WAITING, kind::RETRY_SCHEDULED]);
+    assert_eq!((job.failures, job.nothing_found), (1, 40));
+    let (low, high) = retry_bounds(core.settings(), 1);
+    let wake = job.wake_at_ms.unwrap() - job.updated_at_ms;
+    assert!((millis(low)..=millis(high)).contains(&wake), "{wake}");
+}
+
+#[test]
+fn the_jitter_spreads_jobs_of_one_sync_over_a_fifth_of_the_wait() {
+    let schedule = NothingFoundSchedule::default();
+    let delays: Vec<Duration> = (0..1000)
+        .map(|_| schedule.delay(JobId::new(), 1, Duration::ZERO))
+        .collect();
+    let (min, max) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+    assert!(*min >= Duration::from_secs(3240) && *max <= Duration::from_secs(3960));
+    assert!(*max - *min > Duration::from_secs(600), "{min:?}..{max:?}");
+}
+
+// See: issue 7, "A job whose video was deleted … waits and retries forever".
+#[test]
+fn a_video_missing_through_a_day_of_checks_fails_the_job_as_removed() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Deleted");
+    let missing = || Outcome::VideoMissing {
+        path: video("Deleted"),
+    };
+    let (mut record, kinds) = only_put(&core.finish(id, WorkKind::Download, missing(), NOW));
+    assert_eq!(kinds, [kind::WAITING]);
+    assert_eq!(record.video_missing_since_ms, Some(NOW));
+    let mut checks = vec![record.wake_at_ms.unwrap() - NOW];
+    loop {
+        let step = retry_once(&mut core, &record, missing());
+        let (job, kinds) = only_put(&step);
+        if job.status == JobStatus::Failed {
+            assert_eq!(kinds, [kind::JOB_FAILED]);
+            assert_eq!(job.error.as_deref(), Some(VIDEO_REMOVED));
+            assert_eq!(events_of(&step)[0].payload["error"], json!("video removed"));
+            assert!(core.job(id).is_none());
+            break;
+        }
+        assert_eq!(job.failures, 0, "a missing video is not a failed attempt");
+        checks.push(job.wake_at_ms.unwrap() - NOW);
+        record = job;
+    }
+    // Looked again 10 min, 1 h, 6 h and 24 h after it went missing.
+    assert_eq!(checks, [600_000, 3_600_000, 6 * 3_600_000, 24 * 3_600_000]);
+}
+
+#[test]
+fn a_video_that_is_back_lets_the_job_carry_on_and_resets_the_checks() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Unmounted");
+    let missing = || Outcome::VideoMissing {
+        path: video("Unmounted"),
+    };
+    let (record, _) = only_put(&core.finish(id, WorkKind::Download, missing(), NOW));
+    let (record, _) = only_put(&retry_once(&mut core, &record, missing()));
+    // The share is back: the search finds nothing yet, the job waits on the schedule.
+    let (record, _) = only_put(&retry_once(&mut core, &record, nothing_found()));
+    assert_eq!(record.status, JobStatus::Waiting);
+    assert_eq!(record.video_missing_since_ms, None);
+    // Missing again much later: a new day of checks, not an immediate failure.
+    let (record, _) = only_put(&retry_once(&mut core, &record, missing()));
+    assert_eq!(record.status, JobStatus::Waiting);
+    assert_eq!(record.video_missing_since_ms, Some(record.updated_at_ms));
+    let step = retry_once(
+        &mut core,
+        &record,
+        written("/media/movies/Unmounted.fr.srt"),
+    );
+    assert_eq!(only_put(&step).0.status, JobStatus::Done);
 }
