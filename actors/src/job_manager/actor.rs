@@ -261,7 +261,14 @@ impl Actor for JobManager {
         // Load provider states and unfinished jobs before any message is handled, so
         // deduplication sees the jobs and the first workers see the cooldowns.
         let store = self.store.clone();
-        let load = move || (store.provider_states(), store.unfinished_heads());
+        let hasher = self.core.key_hasher();
+        // Heads are hashed as they are read: no path outlives the read.
+        let load = move || {
+            let mut jobs = Vec::new();
+            let read = store.for_each_unfinished_head(|head| jobs.push(hasher.unfinished(head)));
+            jobs.sort_by_key(|job: &super::Unfinished| job.id);
+            (store.provider_states(), read.map(|()| jobs))
+        };
         ctx.wait(
             async move { tokio::task::spawn_blocking(load).await }
                 .into_actor(self)
@@ -284,7 +291,7 @@ impl Actor for JobManager {
                             if !jobs.is_empty() {
                                 info!(count = jobs.len(), "resuming unfinished jobs");
                             }
-                            let step = act.core.resume(jobs, now_ms());
+                            let step = act.core.resume_unfinished(jobs, now_ms());
                             act.persist_and_run(step, ctx);
                         }
                         Err(err) => {

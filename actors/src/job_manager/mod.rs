@@ -18,6 +18,7 @@ pub mod actor;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::hash::{BuildHasher, RandomState};
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -276,9 +277,51 @@ impl Queue {
 /// list. Two different keys agreeing on all 128 bits is not a practical concern (about
 /// 10^-26 for a million live jobs) and cannot be forced from outside: the keys are secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct KeyHash {
+pub struct KeyHash {
     bucket: u64,
     check: u64,
+}
+
+/// Hashes deduplication keys the way one [`ManagerCore`] does (its random keys): the
+/// start-up hashes the jobs it reads on the blocking thread, so no path is kept.
+#[derive(Debug, Clone, Default)]
+pub struct KeyHasher(RandomState, RandomState);
+
+impl KeyHasher {
+    /// The hash of a video and a language.
+    pub fn hash(&self, path: &Path, language: &Language) -> KeyHash {
+        let key = (path, language.as_str());
+        KeyHash {
+            bucket: self.0.hash_one(key),
+            check: self.1.hash_one(key),
+        }
+    }
+
+    /// The compact form of an unfinished job read at start-up.
+    pub fn unfinished(&self, head: JobHead) -> Unfinished {
+        Unfinished {
+            id: head.id,
+            status: head.status,
+            priority: head.priority,
+            wake_at_ms: head.wake_at_ms,
+            key: self.hash(&head.path, &head.language),
+        }
+    }
+}
+
+/// An unfinished job as [`ManagerCore::resume_unfinished`] takes it over.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    /// The job.
+    pub id: JobId,
+    /// Its status.
+    pub status: JobStatus,
+    /// Its queue priority.
+    pub priority: Priority,
+    /// When a `waiting` job wakes by itself.
+    pub wake_at_ms: Option<i64>,
+    /// Its deduplication key, hashed by the core's [`KeyHasher`].
+    pub key: KeyHash,
 }
 
 /// What the core keeps of every unfinished job.
@@ -313,7 +356,7 @@ pub struct ManagerCore {
     by_key: HashMap<u64, JobId>,
     /// Jobs whose key bucket another live job had taken first.
     overflow: Vec<JobId>,
-    hashers: (RandomState, RandomState),
+    hashers: KeyHasher,
     downloads: Queue,
     translations: Queue,
     running: HashMap<JobId, WorkKind>,
@@ -338,7 +381,7 @@ impl ManagerCore {
             records: HashMap::new(),
             by_key: HashMap::new(),
             overflow: Vec::new(),
-            hashers: (RandomState::new(), RandomState::new()),
+            hashers: KeyHasher::default(),
             downloads: Queue::default(),
             translations: Queue::default(),
             running: HashMap::new(),
@@ -412,11 +455,12 @@ impl ManagerCore {
     }
 
     fn key_hash(&self, path: &Path, language: &Language) -> KeyHash {
-        let key = (path, language.as_str());
-        KeyHash {
-            bucket: self.hashers.0.hash_one(key),
-            check: self.hashers.1.hash_one(key),
-        }
+        self.hashers.hash(path, language)
+    }
+
+    /// The hasher of deduplication keys, for [`resume_unfinished`](Self::resume_unfinished).
+    pub fn key_hasher(&self) -> KeyHasher {
+        self.hashers.clone()
     }
 
     /// The unfinished job of a deduplication key.
@@ -1214,23 +1258,32 @@ impl ManagerCore {
         jobs: impl IntoIterator<Item = H>,
         now: i64,
     ) -> Step {
+        let hasher = self.key_hasher();
+        let jobs: Vec<Unfinished> = jobs
+            .into_iter()
+            .map(|head| hasher.unfinished(head.into()))
+            .collect();
+        self.resume_unfinished(jobs, now)
+    }
+
+    /// [`resume`](Self::resume) of jobs already in their compact form (keys hashed by this
+    /// core's [`key_hasher`](Self::key_hasher)), oldest first.
+    pub fn resume_unfinished(&mut self, jobs: Vec<Unfinished>, now: i64) -> Step {
         let mut step = Step::default();
-        for head in jobs {
-            let head: JobHead = head.into();
-            let id = head.id;
-            let status = head.status;
+        for job in jobs {
+            let id = job.id;
+            let status = job.status;
             if status.is_terminal() {
                 continue;
             }
-            let key = self.key_hash(&head.path, &head.language);
-            let wake_at_ms = (status == JobStatus::Waiting).then(|| head.wake_at_ms.unwrap_or(now));
+            let wake_at_ms = (status == JobStatus::Waiting).then(|| job.wake_at_ms.unwrap_or(now));
             self.insert_entry(
                 id,
                 Entry {
                     status,
-                    priority: head.priority,
+                    priority: job.priority,
                     wake_at_ms,
-                    key,
+                    key: job.key,
                 },
             );
             let requeue = |core: &mut Self, to: JobStatus, event: &str| {

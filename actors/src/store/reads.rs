@@ -171,21 +171,31 @@ impl Store {
     /// first: the records are decoded for their index fields only, so a start with many
     /// unfinished jobs builds no full record.
     pub fn unfinished_heads(&self) -> Result<Vec<JobHead>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_unfinished_head(|head| out.push(head))?;
+        out.sort_by_key(|head| head.id);
+        Ok(out)
+    }
+
+    /// Hands the head of every unfinished job to `take`, by status then id, without
+    /// collecting them: the JobManager's start keeps a compact form of each.
+    pub fn for_each_unfinished_head(
+        &self,
+        mut take: impl FnMut(JobHead),
+    ) -> Result<(), StoreError> {
         let txn = self.read()?;
         let jobs = txn.open_table(JOBS)?;
         let index = txn.open_table(JOBS_BY_STATUS)?;
-        let mut out = Vec::new();
         for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
             let code = status.code();
             for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
                 let (key, _) = entry?;
                 if let Some(bytes) = jobs.get(key.value().1)? {
-                    out.push(decode::<JobHead>("jobs", bytes.value())?);
+                    take(decode::<JobHead>("jobs", bytes.value())?);
                 }
             }
         }
-        out.sort_by_key(|head| head.id);
-        Ok(out)
+        Ok(())
     }
 
     /// Number of jobs by status.
