@@ -6,8 +6,8 @@
 //! 2. API: the real binary on loopback, C concurrent clients posting `POST /subtitles`
 //!    (every 202 is durable: it is sent after the commit); accepted requests/s, p50/p99
 //!    latency, and the commit batch sizes the daemon reports in `/metrics`.
-//! 3. Start-up: a store with 100,000 jobs; time from launch to `/health` 200, and the
-//!    resident memory once idle.
+//! 3. Start-up: a store with 100,000 jobs (finished, then all waiting); time from launch
+//!    to `/health` 200, and the resident memory once idle.
 //! 4. SSE replay: a store with a large log, 500 clients asking `/events/stream` for all of
 //!    it at once (`Last-Event-ID: 0`), each reading to the end; resident memory before,
 //!    during and after, and `/health` latency meanwhile; with the default
@@ -16,7 +16,8 @@
 //!
 //! Knobs (environment): `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (64),
 //! `BENCH_STARTUP_JOBS` (100000), `BENCH_SSE_JOBS` (50000, two events each),
-//! `BENCH_SSE_CLIENTS` (500), `BENCH_ONLY` (`store`, `api`, `start` or `sse`: one part).
+//! `BENCH_SSE_CLIENTS` (500), `BENCH_ONLY` (`store`, `api`, `start`, `waiting` or `sse`: one
+//! part).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ fn job(n: usize, status: JobStatus, now: i64) -> Job {
         wake_at_ms: None,
         translation_source: None,
         translation_from: None,
+        failures: 0,
+        nothing_found: 0,
+        video_missing_since_ms: None,
     }
 }
 
@@ -338,8 +342,10 @@ fn bench_api(dir: &Path, seconds: usize, clients: usize) {
     );
 }
 
-/// A store in `dir/data` with `jobs` finished jobs, two events each.
-fn finished_jobs_store(dir: &Path, jobs: usize) {
+/// A store in `dir/data` with `jobs` jobs, two events each. `waiting`: every job waits for
+/// its next search (an hour away), as a library with nothing found yet does; else 95 % done,
+/// 5 % failed or skipped.
+fn jobs_store(dir: &Path, jobs: usize, waiting: bool) {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     let store = Store::open(&data).unwrap();
@@ -349,11 +355,17 @@ fn finished_jobs_store(dir: &Path, jobs: usize) {
             .iter()
             .map(|&n| {
                 let status = match n % 20 {
+                    _ if waiting => JobStatus::Waiting,
                     0 => JobStatus::Failed,
                     1 => JobStatus::Skipped,
                     _ => JobStatus::Done,
                 };
-                let job = job(n, status, now);
+                let mut job = job(n, status, now);
+                if waiting {
+                    job.output_path = None;
+                    job.error = Some("no subtitle provider enabled".to_owned());
+                    job.wake_at_ms = Some(now + 3_600_000);
+                }
                 let events = vec![
                     Event::for_job(
                         job.id,
@@ -378,8 +390,13 @@ fn finished_jobs_store(dir: &Path, jobs: usize) {
     store.close();
 }
 
-fn bench_startup(dir: &Path, jobs: usize) {
-    finished_jobs_store(dir, jobs);
+/// A store in `dir/data` with `jobs` finished jobs, two events each.
+fn finished_jobs_store(dir: &Path, jobs: usize) {
+    jobs_store(dir, jobs, false);
+}
+
+fn bench_startup(dir: &Path, jobs: usize, waiting: bool) {
+    jobs_store(dir, jobs, waiting);
     let data = dir.join("data");
     let size = std::fs::metadata(data.join("cuewarden.redb"))
         .map(|m| m.len())
@@ -404,7 +421,8 @@ fn bench_startup(dir: &Path, jobs: usize) {
         times.sort();
         idle_rss.sort();
         println!(
-            "start  {jobs} jobs ({:.1} MiB store), after a {}: launch to /health 200 in {:.1} ms median (min {:.1}, max {:.1}); idle RSS {} KiB median",
+            "start  {jobs} {} jobs ({:.1} MiB store), after a {}: launch to /health 200 in {:.1} ms median (min {:.1}, max {:.1}); idle RSS {} KiB median",
+            if waiting { "waiting" } else { "finished" },
             size as f64 / 1048576.0,
             if crash { "kill -9" } else { "clean stop" },
             times[2].as_secs_f64() * 1e3,
@@ -578,7 +596,10 @@ fn main() {
         }
     }
     if wanted("start") {
-        bench_startup(&dir.path().join("startup"), startup_jobs);
+        bench_startup(&dir.path().join("startup"), startup_jobs, false);
+    }
+    if wanted("start") || only == "waiting" {
+        bench_startup(&dir.path().join("waiting"), startup_jobs, true);
     }
     if wanted("sse") {
         let jobs = env_number("BENCH_SSE_JOBS", 50_000);

@@ -745,7 +745,10 @@ fn a_client_s_malformed_request_is_not_logged_as_an_error_by_default() {
     let sandbox = Sandbox::new("");
     let daemon = Daemon::start(
         &sandbox.config(),
-        &[("CUEWARDEN_LOG", ""), ("RUST_LOG", "")],
+        &[
+            ("CUEWARDEN_LOG", common::UNSET),
+            ("RUST_LOG", common::UNSET),
+        ],
     );
     let address = daemon.base.trim_start_matches("http://").to_owned();
     for raw in [

@@ -1,7 +1,8 @@
 //! Events: the append-only history of everything that happened to a job.
 //!
-//! Every job transition appends one [`Event`]; the store gives each a global, gap-free
-//! sequence number at commit time, which the SSE stream uses as its `Last-Event-ID`.
+//! Every job transition appends one [`Event`]; the store gives each a global, increasing
+//! sequence number at commit time, which the SSE stream uses as its `Last-Event-ID`. Numbers
+//! are never reused; compaction of a waiting job's retries leaves gaps.
 
 use serde::{Deserialize, Serialize};
 

@@ -308,12 +308,69 @@ pub struct Job {
     /// The language of `translation_source`.
     #[serde(default)]
     pub translation_from: Option<Language>,
+    /// Attempts that failed with an error: what `jobs.max_attempts` limits. Searches that
+    /// found nothing and checks of a missing video are not failures.
+    #[serde(default)]
+    pub failures: u32,
+    /// Searches that found nothing since the job was created or retried by a user: the
+    /// step of the "nothing found" schedule.
+    #[serde(default)]
+    pub nothing_found: u32,
+    /// Since when the video has been missing, while the manager checks again before it
+    /// ends the job (`video removed`).
+    #[serde(default)]
+    pub video_missing_since_ms: Option<i64>,
 }
 
 impl Job {
     /// The deduplication key: one unfinished job per video and language.
     pub fn dedup_key(&self) -> String {
         dedup_key(&self.path, &self.language)
+    }
+}
+
+/// What the JobManager keeps in memory of an unfinished job, read from the store without
+/// the rest of the record (start-up) or taken from a full record.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct JobHead {
+    /// The job.
+    pub id: JobId,
+    /// Its status.
+    pub status: JobStatus,
+    /// Its queue priority.
+    pub priority: Priority,
+    /// The video (for the deduplication key; not kept).
+    pub path: PathBuf,
+    /// The wanted language (for the deduplication key; not kept).
+    pub language: Language,
+    /// When a `waiting` job wakes by itself.
+    #[serde(default)]
+    pub wake_at_ms: Option<i64>,
+}
+
+impl From<&Job> for JobHead {
+    fn from(job: &Job) -> Self {
+        Self {
+            id: job.id,
+            status: job.status,
+            priority: job.priority,
+            path: job.path.clone(),
+            language: job.language.clone(),
+            wake_at_ms: job.wake_at_ms,
+        }
+    }
+}
+
+impl From<Job> for JobHead {
+    fn from(job: Job) -> Self {
+        Self {
+            id: job.id,
+            status: job.status,
+            priority: job.priority,
+            path: job.path,
+            language: job.language,
+            wake_at_ms: job.wake_at_ms,
+        }
     }
 }
 

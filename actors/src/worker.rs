@@ -124,6 +124,12 @@ pub enum Outcome {
         /// When to look again, if a cooldown decides it.
         retry_after: Option<Duration>,
     },
+    /// The video is not there (deleted, or its share is not mounted): the JobManager looks
+    /// again a few times over a day before it ends the job ("video removed").
+    VideoMissing {
+        /// The video looked for.
+        path: PathBuf,
+    },
     /// The attempt failed.
     Failed {
         /// Why.

@@ -118,7 +118,18 @@ async fn without_a_provider_the_job_waits_with_the_reason_and_never_finishes() {
 
     let events = events(&store, id);
     let waits: Vec<_> = events.iter().filter(|e| e.kind == kind::WAITING).collect();
-    assert!(waits.len() >= 2, "{events:?}");
+    // A retry that finds nothing again leaves one `subtitle.waiting` (with the attempt
+    // count) after the first `subtitle.requested`: earlier retries are compacted.
+    // See: issue 7, "Store growth of waiting jobs".
+    assert_eq!(waits.len(), 1, "{events:?}");
+    assert!(
+        waits[0].payload["attempt"].as_u64() >= Some(2),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.first().map(|e| e.kind.as_str()),
+        Some(kind::SUBTITLE_REQUESTED)
+    );
     assert!(
         waits
             .iter()
@@ -362,4 +373,47 @@ async fn a_request_the_store_cannot_persist_is_refused_and_not_kept() {
     let status = manager_status(&manager).await;
     assert!(status.unfinished.is_empty(), "{:?}", status.unfinished);
     assert_eq!(store.job_count().unwrap(), 0);
+}
+
+// See: issue 7, "A job whose video was deleted … waits and retries forever".
+#[actix_rt::test]
+async fn a_job_whose_video_stays_deleted_fails_as_removed_after_the_checks() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.open_store();
+    std::fs::remove_file(&sandbox.video).unwrap();
+    // Checks after 20 ms and 60 ms (the daemon's are 10 min, 1 h, 6 h and 24 h).
+    let manager = start_manager(&store, sandbox.workers(), settings());
+
+    let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
+    let job = job_in(&store, id, JobStatus::Failed).await;
+    assert_eq!(job.error.as_deref(), Some("video removed"));
+    assert_eq!(job.failures, 0);
+    let events = events(&store, id);
+    let failed = events.iter().find(|e| e.kind == kind::JOB_FAILED).unwrap();
+    assert_eq!(failed.payload["error"], "video removed");
+    // Looked for at once, then again (the wake-up tick is 1 s: both checks had passed).
+    assert!(count(&kinds(&store, id), kind::DOWNLOAD_STARTED) >= 2);
+}
+
+#[actix_rt::test]
+async fn a_video_back_before_the_last_check_lets_the_job_carry_on() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.open_store();
+    let contents = std::fs::read(&sandbox.video).unwrap();
+    std::fs::remove_file(&sandbox.video).unwrap();
+    let manager = start_manager(&store, sandbox.workers(), settings());
+
+    let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
+    let job = job_where(&store, id, "waiting for the video", |j| {
+        j.video_missing_since_ms.is_some()
+    })
+    .await;
+    assert_eq!(job.status, JobStatus::Waiting);
+    std::fs::write(&sandbox.video, contents).unwrap();
+    // Back: no provider is enabled, so it waits on the "nothing found" schedule.
+    let job = job_where(&store, id, "searched again", |j| {
+        j.status == JobStatus::Waiting && j.error.as_deref() == Some(NO_PROVIDER_REASON)
+    })
+    .await;
+    assert_eq!(job.video_missing_since_ms, None);
 }

@@ -73,6 +73,7 @@ impl JobsSection {
             retry_min_delay: Duration::from_secs(self.retry_min_delay_secs),
             retry_max_delay: Duration::from_secs(self.retry_max_delay_secs),
             worker_timeout: Duration::from_secs(self.worker_timeout_secs),
+            ..ManagerSettings::default()
         }
     }
 }

@@ -15,6 +15,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+/// As an environment value for [`Daemon::start`]: remove the variable (no real value holds
+/// a NUL byte).
+pub const UNSET: &str = "\u{0}";
+
 /// The API key every test daemon uses.
 pub const KEY: &str = "test-key-0123456789abcdef";
 
@@ -274,8 +278,8 @@ impl Daemon {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         for (key, value) in env {
-            // An empty value removes the variable: the daemon's own default applies.
-            if value.is_empty() {
+            // UNSET removes the variable: the daemon's own default applies.
+            if *value == UNSET {
                 command.env_remove(key);
             } else {
                 command.env(key, value);

@@ -61,20 +61,42 @@ fn rank(candidate: &Candidate, preference: HearingImpaired) -> i64 {
 
 type Sidecars = (Vec<PathBuf>, Option<(PathBuf, Language)>);
 
+/// Why the folder of a video could not be looked at.
+enum LookError {
+    /// The video is not there (deleted, or its share is not mounted).
+    Missing,
+    /// Anything else: retryable.
+    Other(String),
+}
+
 fn look_next_to_video(
     video: PathBuf,
     wanted: Language,
     sources: Vec<Language>,
-) -> Result<Sidecars, String> {
-    if !video.is_file() {
-        return Err(format!("video file not found: {}", video.display()));
+) -> Result<Sidecars, LookError> {
+    match std::fs::metadata(&video) {
+        Ok(meta) if meta.is_file() => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(LookError::Missing),
+        Ok(_) => {
+            return Err(LookError::Other(format!(
+                "video is not a file: {}",
+                video.display()
+            )));
+        }
+        Err(err) => {
+            return Err(LookError::Other(format!(
+                "cannot read video {}: {err}",
+                video.display()
+            )));
+        }
     }
     // One listing of the folder answers for every language.
     let (Some(dir), Some(name)) = (video.parent(), video.file_name().and_then(|n| n.to_str()))
     else {
         return Ok((Vec::new(), None));
     };
-    let listing = Listing::read(dir).map_err(|e| format!("cannot list {}: {e}", dir.display()))?;
+    let listing = Listing::read(dir)
+        .map_err(|e| LookError::Other(format!("cannot list {}: {e}", dir.display())))?;
     let sidecars = |language: &Language| {
         let mut found: Vec<PathBuf> = listing
             .sidecars_in(name, language)
@@ -144,7 +166,12 @@ async fn attempt(
         tokio::task::spawn_blocking(move || look_next_to_video(video, wanted, sources)).await;
     let (existing, translation_source) = match looked {
         Ok(Ok(found)) => found,
-        Ok(Err(error)) => {
+        Ok(Err(LookError::Missing)) => {
+            return Outcome::VideoMissing {
+                path: job.path.clone(),
+            };
+        }
+        Ok(Err(LookError::Other(error))) => {
             return Outcome::Failed {
                 error,
                 retryable: true,

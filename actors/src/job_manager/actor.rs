@@ -18,6 +18,7 @@ use super::{
     Step, WorkKind,
 };
 use crate::job::{Job, JobId, JobStatus};
+
 use crate::store::{Store, error_chain};
 use crate::time::now_ms;
 use crate::worker::{StartedWorker, StopWork, WorkerContext};
@@ -189,7 +190,29 @@ impl JobManager {
                 self.notify_if_drained();
             }
             Action::Start(job, kind) => self.start_worker(*job, kind, ctx),
+            Action::Load(id, kind) => self.load_record(id, kind, ctx),
         }
+    }
+
+    /// Reads a queued job's record on a blocking thread, then hands it to the core, which
+    /// starts the job (its slot is reserved meanwhile). Counted as in flight, so a
+    /// shutdown waits for it.
+    fn load_record(&mut self, id: JobId, kind: WorkKind, ctx: &mut Context<Self>) {
+        let store = self.store.clone();
+        self.in_flight += 1;
+        ctx.spawn(
+            async move { tokio::task::spawn_blocking(move || store.job(id)).await }
+                .into_actor(self)
+                .map(move |result, act, ctx| {
+                    let record = result.unwrap_or_else(|err| {
+                        error!(job_id = %id, error = %err, "the record read ended without an answer");
+                        Err(crate::store::StoreError::Unavailable { cause: None })
+                    });
+                    let step = act.core.loaded(id, kind, record, now_ms());
+                    act.persist_and_run(step, ctx);
+                    act.settle();
+                }),
+        );
     }
 
     fn start_worker(&mut self, job: Job, kind: WorkKind, ctx: &mut Context<Self>) {
@@ -238,7 +261,14 @@ impl Actor for JobManager {
         // Load provider states and unfinished jobs before any message is handled, so
         // deduplication sees the jobs and the first workers see the cooldowns.
         let store = self.store.clone();
-        let load = move || (store.provider_states(), store.unfinished_jobs());
+        let hasher = self.core.key_hasher();
+        // Heads are hashed as they are read: no path outlives the read.
+        let load = move || {
+            let mut jobs = Vec::new();
+            let read = store.for_each_unfinished_head(|head| jobs.push(hasher.unfinished(head)));
+            jobs.sort_by_key(|job: &super::Unfinished| job.id);
+            (store.provider_states(), read.map(|()| jobs))
+        };
         ctx.wait(
             async move { tokio::task::spawn_blocking(load).await }
                 .into_actor(self)
@@ -261,7 +291,7 @@ impl Actor for JobManager {
                             if !jobs.is_empty() {
                                 info!(count = jobs.len(), "resuming unfinished jobs");
                             }
-                            let step = act.core.resume(jobs, now_ms());
+                            let step = act.core.resume_unfinished(jobs, now_ms());
                             act.persist_and_run(step, ctx);
                         }
                         Err(err) => {
@@ -320,29 +350,43 @@ impl Handler<CancelJob> for JobManager {
     type Result = ResponseActFuture<Self, Result<Option<JobSummary>, ManagerError>>;
 
     fn handle(&mut self, msg: CancelJob, _: &mut Self::Context) -> Self::Result {
-        let Some(job) = self.core.job(msg.0).cloned() else {
-            return Box::pin(fut::ready(Ok(None)));
-        };
-        let Some(step) = self.core.cancel(msg.0, now_ms()) else {
+        let id = msg.0;
+        // The language is in the record; the core holds it for the jobs it works on only.
+        let language = self.core.record(id).map(|job| job.language.clone());
+        let Some(step) = self.core.cancel(id, now_ms()) else {
             return Box::pin(fut::ready(Ok(None)));
         };
         let commit = self.submit(step.changes);
         let actions = step.actions;
-        Box::pin(commit.into_actor(self).map(move |result, act, ctx| {
-            act.settle();
-            for action in actions {
-                act.perform(action, ctx);
+        let store = self.store.clone();
+        Box::pin(
+            async move {
+                let committed = commit.await;
+                let language = match (&committed, language) {
+                    (Ok(_), None) => tokio::task::spawn_blocking(move || store.job(id))
+                        .await
+                        .ok()
+                        .and_then(Result::ok)
+                        .flatten()
+                        .map(|job| job.language),
+                    (_, language) => language,
+                };
+                (committed, language)
             }
-            result
-                .map(|_| {
-                    Some(JobSummary {
-                        id: job.id,
-                        language: job.language,
-                        status: JobStatus::Cancelled,
-                    })
-                })
-                .map_err(ManagerError::from)
-        }))
+            .into_actor(self)
+            .map(move |(result, language), act, ctx| {
+                act.settle();
+                for action in actions {
+                    act.perform(action, ctx);
+                }
+                result.map_err(ManagerError::from)?;
+                Ok(language.map(|language| JobSummary {
+                    id,
+                    language,
+                    status: JobStatus::Cancelled,
+                }))
+            }),
+        )
     }
 }
 

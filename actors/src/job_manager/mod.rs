@@ -4,11 +4,22 @@
 //! Every method takes `now` and returns a [`Step`]: the store changes to commit and the
 //! actions to perform *after* the commit (persist first, then act). The actor shell in
 //! [`actor`] commits and performs; tests drive this core directly.
+//!
+//! Memory grows with the library, so the core keeps a compact entry per unfinished job
+//! (status, priority, wake time, a 128-bit hash of its deduplication key: ~100 bytes with
+//! the maps) and full [`Job`] records only for the jobs it works on: running ones, and a
+//! bounded number of jobs it queued itself ([`KEPT_QUEUED_RECORDS`]). A transition of a
+//! job whose record it does not hold is a [`Change::MoveJob`] (the store writer reads the
+//! record); a dispatch of such a job asks the shell to load the record first
+//! ([`Action::Load`], answered by [`ManagerCore::loaded`]).
 
 pub mod actor;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::hash::{BuildHasher, RandomState};
+
+use std::path::Path;
 use std::time::Duration;
 
 use backon::BackoffBuilder;
@@ -17,7 +28,7 @@ use serde_json::json;
 
 use crate::event::{Event, kind};
 use crate::job::{
-    EventSource, IllegalTransition, Job, JobId, JobStatus, Language, MediaItem, Priority, dedup_key,
+    EventSource, IllegalTransition, Job, JobHead, JobId, JobStatus, Language, MediaItem, Priority,
 };
 use crate::store::{Change, MediaRecord, OutboxEntry, ProviderState, StoreError};
 use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
@@ -41,7 +52,79 @@ pub struct ManagerSettings {
     pub retry_max_delay: Duration,
     /// Longest a worker may run before it counts as failed (retryable).
     pub worker_timeout: Duration,
+    /// When to search again after a search found nothing (not after errors).
+    pub nothing_found: NothingFoundSchedule,
+    /// When to look again for a video that is missing, counted from the first time it was
+    /// missing. Once the last has passed, a video still missing ends the job `failed`
+    /// ("video removed"): a share unmounted for less than that is not a deletion.
+    pub video_checks: Vec<Duration>,
 }
+
+/// The waits between searches that found nothing: the first steps one after the other,
+/// then `daily` until the job is `slow_after` old, then `slow`; each with ±10 % jitter
+/// (from the job id, so 100,000 jobs of one library sync spread out). README, "Jobs".
+#[derive(Debug, Clone)]
+pub struct NothingFoundSchedule {
+    /// The first waits (1 h, 3 h, 6 h, 12 h).
+    pub first: Vec<Duration>,
+    /// The wait after those (a day).
+    pub daily: Duration,
+    /// Job age from which `slow` applies (three weeks).
+    pub slow_after: Duration,
+    /// The wait for old jobs (a week).
+    pub slow: Duration,
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for NothingFoundSchedule {
+    fn default() -> Self {
+        Self {
+            first: vec![HOUR, 3 * HOUR, 6 * HOUR, 12 * HOUR],
+            daily: DAY,
+            slow_after: 21 * DAY,
+            slow: 7 * DAY,
+        }
+    }
+}
+
+impl NothingFoundSchedule {
+    /// The wait after the `count`-th search in a row that found nothing (1-based) for a
+    /// job `age` old, before jitter.
+    pub fn base_delay(&self, count: u32, age: Duration) -> Duration {
+        if age >= self.slow_after {
+            return self.slow;
+        }
+        let step = count.saturating_sub(1) as usize;
+        self.first.get(step).copied().unwrap_or(self.daily)
+    }
+
+    /// [`base_delay`](Self::base_delay) with ±10 % jitter drawn from `id` and `count`.
+    pub fn delay(&self, id: JobId, count: u32, age: Duration) -> Duration {
+        let base = self.base_delay(count, age);
+        // splitmix64 of the id's random bits and the count: a fraction in [0, 1).
+        let mut x = (id.0.as_u128() as u64) ^ u64::from(count).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+        let fraction = (x >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(0.9 + 0.2 * fraction)
+    }
+}
+
+/// The error a job fails with once its video stayed missing through every check.
+pub const VIDEO_REMOVED: &str = "video removed";
+
+/// The event kinds a retry that finds nothing again compacts: the previous cycles' and
+/// this cycle's queue, start and wait events. The job keeps its `subtitle.requested`, any
+/// user or restart event, and the newest `subtitle.waiting` (carrying the attempt count).
+pub const RETRY_EVENT_KINDS: &[&str] = &[
+    kind::DOWNLOAD_REQUESTED,
+    kind::DOWNLOAD_STARTED,
+    kind::WAITING,
+    kind::RETRY_SCHEDULED,
+];
 
 impl ManagerSettings {
     /// How many workers of `kind` may run at once.
@@ -62,6 +145,8 @@ impl Default for ManagerSettings {
             retry_min_delay: Duration::from_secs(60),
             retry_max_delay: Duration::from_secs(6 * 3600),
             worker_timeout: Duration::from_secs(600),
+            nothing_found: NothingFoundSchedule::default(),
+            video_checks: vec![Duration::from_secs(600), HOUR, 6 * HOUR, DAY],
         }
     }
 }
@@ -103,11 +188,19 @@ pub struct Accepted {
     pub new_ids: Vec<JobId>,
 }
 
+/// Queued jobs whose records the core keeps after queuing them itself (a new request, a
+/// retry, a hand-over to translation), so that a burst does not read back what it just
+/// wrote. Beyond it, records are dropped and read again at dispatch: memory stays bounded.
+pub const KEPT_QUEUED_RECORDS: usize = 1024;
+
 /// Something the shell does after the step's changes are durable.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Spawn a worker for the job.
     Start(Box<Job>, WorkKind),
+    /// Read the job's record from the store (on a blocking thread) and hand it to
+    /// [`ManagerCore::loaded`]: a worker slot is reserved for it meanwhile.
+    Load(JobId, WorkKind),
     /// Stop the job's worker (cancelled).
     Stop(JobId),
     /// Fill free slots from the queues.
@@ -178,15 +271,97 @@ impl Queue {
     }
 }
 
+/// The 128 bits that stand for a deduplication key (video + language) in memory: two
+/// independent 64-bit hashes with per-process random keys. `bucket` indexes `by_key`; a
+/// bucket shared by two live keys (rare) is resolved with `check`, through the overflow
+/// list. Two different keys agreeing on all 128 bits is not a practical concern (about
+/// 10^-26 for a million live jobs) and cannot be forced from outside: the keys are secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyHash {
+    bucket: u64,
+    check: u64,
+}
+
+/// Hashes deduplication keys the way one [`ManagerCore`] does (its random keys): the
+/// start-up hashes the jobs it reads on the blocking thread, so no path is kept.
+#[derive(Debug, Clone, Default)]
+pub struct KeyHasher(RandomState, RandomState);
+
+impl KeyHasher {
+    /// The hash of a video and a language.
+    pub fn hash(&self, path: &Path, language: &Language) -> KeyHash {
+        let key = (path, language.as_str());
+        KeyHash {
+            bucket: self.0.hash_one(key),
+            check: self.1.hash_one(key),
+        }
+    }
+
+    /// The compact form of an unfinished job read at start-up.
+    pub fn unfinished(&self, head: JobHead) -> Unfinished {
+        Unfinished {
+            id: head.id,
+            status: head.status,
+            priority: head.priority,
+            wake_at_ms: head.wake_at_ms,
+            key: self.hash(&head.path, &head.language),
+        }
+    }
+}
+
+/// An unfinished job as [`ManagerCore::resume_unfinished`] takes it over.
+#[derive(Debug, Clone)]
+pub struct Unfinished {
+    /// The job.
+    pub id: JobId,
+    /// Its status.
+    pub status: JobStatus,
+    /// Its queue priority.
+    pub priority: Priority,
+    /// When a `waiting` job wakes by itself.
+    pub wake_at_ms: Option<i64>,
+    /// Its deduplication key, hashed by the core's [`KeyHasher`].
+    pub key: KeyHash,
+}
+
+/// What the core keeps of every unfinished job.
+#[derive(Debug, Clone)]
+struct Entry {
+    status: JobStatus,
+    priority: Priority,
+    wake_at_ms: Option<i64>,
+    key: KeyHash,
+}
+
+/// The compact view of an unfinished job the core holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobEntry {
+    /// The job.
+    pub id: JobId,
+    /// Its status.
+    pub status: JobStatus,
+    /// Its queue priority.
+    pub priority: Priority,
+    /// When a `waiting` job wakes by itself.
+    pub wake_at_ms: Option<i64>,
+}
+
 /// The in-memory state of every unfinished job.
 #[derive(Debug)]
 pub struct ManagerCore {
     settings: ManagerSettings,
-    jobs: HashMap<JobId, Job>,
-    by_key: HashMap<String, JobId>,
+    jobs: HashMap<JobId, Entry>,
+    /// Full records of the jobs being worked on (see the module docs).
+    records: HashMap<JobId, Job>,
+    by_key: HashMap<u64, JobId>,
+    /// Jobs whose key bucket another live job had taken first.
+    overflow: Vec<JobId>,
+    hashers: KeyHasher,
     downloads: Queue,
     translations: Queue,
     running: HashMap<JobId, WorkKind>,
+    /// Jobs with a reserved slot whose record is being read ([`Action::Load`]).
+    loading: HashMap<JobId, WorkKind>,
     wakes: BTreeSet<(i64, JobId)>,
     order: u64,
     is_accepting: bool,
@@ -203,10 +378,14 @@ impl ManagerCore {
         Self {
             settings,
             jobs: HashMap::new(),
+            records: HashMap::new(),
             by_key: HashMap::new(),
+            overflow: Vec::new(),
+            hashers: KeyHasher::default(),
             downloads: Queue::default(),
             translations: Queue::default(),
             running: HashMap::new(),
+            loading: HashMap::new(),
             wakes: BTreeSet::new(),
             order: 0,
             is_accepting: true,
@@ -231,23 +410,86 @@ impl ManagerCore {
         }
     }
 
-    /// An unfinished job.
-    pub fn job(&self, id: JobId) -> Option<&Job> {
-        self.jobs.get(&id)
+    /// An unfinished job, as the core keeps it.
+    pub fn job(&self, id: JobId) -> Option<JobEntry> {
+        self.jobs.get(&id).map(|entry| JobEntry {
+            id,
+            status: entry.status,
+            priority: entry.priority,
+            wake_at_ms: entry.wake_at_ms,
+        })
     }
 
-    /// Number of running workers of a kind.
+    /// The full record of an unfinished job, if the core holds it (running jobs, and
+    /// jobs it queued itself lately).
+    pub fn record(&self, id: JobId) -> Option<&Job> {
+        self.records.get(&id)
+    }
+
+    /// Number of unfinished jobs held.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether no unfinished job is held.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Number of running workers of a kind (slots reserved for a loading record included).
     pub fn running(&self, kind: WorkKind) -> usize {
-        self.running.values().filter(|k| **k == kind).count()
+        self.running
+            .values()
+            .chain(self.loading.values())
+            .filter(|k| **k == kind)
+            .count()
     }
 
     /// Number of unfinished jobs per status.
     pub fn status_counts(&self) -> HashMap<JobStatus, usize> {
         let mut counts = HashMap::new();
-        for job in self.jobs.values() {
-            *counts.entry(job.status).or_default() += 1;
+        for entry in self.jobs.values() {
+            *counts.entry(entry.status).or_default() += 1;
         }
         counts
+    }
+
+    fn key_hash(&self, path: &Path, language: &Language) -> KeyHash {
+        self.hashers.hash(path, language)
+    }
+
+    /// The hasher of deduplication keys, for [`resume_unfinished`](Self::resume_unfinished).
+    pub fn key_hasher(&self) -> KeyHasher {
+        self.hashers.clone()
+    }
+
+    /// The unfinished job of a deduplication key.
+    fn find_key(&self, key: KeyHash) -> Option<JobId> {
+        let matches = |id: &JobId| self.jobs.get(id).is_some_and(|e| e.key == key);
+        self.by_key
+            .get(&key.bucket)
+            .filter(|id| matches(id))
+            .or_else(|| self.overflow.iter().find(|id| matches(id)))
+            .copied()
+    }
+
+    /// Takes a job into the index (its key must have no unfinished job).
+    fn insert_entry(&mut self, id: JobId, entry: Entry) {
+        let bucket = entry.key.bucket;
+        match self.by_key.entry(bucket) {
+            std::collections::hash_map::Entry::Occupied(_) => self.overflow.push(id),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(id);
+            }
+        }
+        self.jobs.insert(id, entry);
+    }
+
+    /// Keeps `job` as a queued job's record, unless enough are kept already.
+    fn keep_queued_record(&mut self, job: Job) {
+        if self.records.len() < KEPT_QUEUED_RECORDS + self.running.len() {
+            self.records.insert(job.id, job);
+        }
     }
 
     /// Stops accepting requests and starting workers.
@@ -282,7 +524,10 @@ impl ManagerCore {
         self.order
     }
 
-    /// Moves a job to `to`, recording `events`; drops it from memory when terminal.
+    /// Moves a job to `to`, recording `events`; drops it from memory when terminal. `edit`
+    /// changes the full record when the core holds it; otherwise the change is a
+    /// [`Change::MoveJob`] and the only edit is the one the writer makes (the wake time is
+    /// cleared).
     fn transition(
         &mut self,
         id: JobId,
@@ -291,13 +536,11 @@ impl ManagerCore {
         events: Vec<(&str, EventSource, serde_json::Value)>,
         edit: impl FnOnce(&mut Job),
     ) -> Result<Change, IllegalTransition> {
-        let Some(job) = self.jobs.get_mut(&id) else {
+        let Some(entry) = self.jobs.get_mut(&id) else {
             return Err(IllegalTransition { from: to, to });
         };
-        job.status = job.status.transition(to)?;
-        job.updated_at_ms = now;
-        edit(job);
-        let events = events
+        entry.status = entry.status.transition(to)?;
+        let events: Vec<Event> = events
             .into_iter()
             .map(|(kind, source, mut payload)| {
                 if let Some(map) = payload.as_object_mut() {
@@ -306,12 +549,32 @@ impl ManagerCore {
                 Event::for_job(id, kind, source, now, payload)
             })
             .collect();
-        let change = Change::PutJob {
-            job: job.clone(),
-            events,
+        let change = match self.records.get_mut(&id) {
+            Some(job) => {
+                job.status = to;
+                job.updated_at_ms = now;
+                edit(job);
+                entry.wake_at_ms = job.wake_at_ms;
+                Change::PutJob {
+                    job: job.clone(),
+                    events,
+                }
+            }
+            None => {
+                entry.wake_at_ms = None;
+                Change::MoveJob {
+                    id,
+                    status: to,
+                    at_ms: now,
+                    events,
+                }
+            }
         };
         if to.is_terminal() {
             self.forget(id);
+        } else if to == JobStatus::Waiting {
+            // A waiting job may wait for weeks: keep its entry only.
+            self.records.remove(&id);
         }
         Ok(change)
     }
@@ -319,15 +582,27 @@ impl ManagerCore {
     /// Removes a job from memory (terminal, or never persisted).
     pub fn forget(&mut self, id: JobId) {
         self.running.remove(&id);
-        let Some(job) = self.jobs.remove(&id) else {
+        self.loading.remove(&id);
+        self.records.remove(&id);
+        let Some(entry) = self.jobs.remove(&id) else {
             return;
         };
-        if let Some(at) = job.wake_at_ms {
+        if let Some(at) = entry.wake_at_ms {
             self.wakes.remove(&(at, id));
         }
-        let key = job.dedup_key();
-        if self.by_key.get(&key) == Some(&id) {
-            self.by_key.remove(&key);
+        if self.by_key.get(&entry.key.bucket) == Some(&id) {
+            self.by_key.remove(&entry.key.bucket);
+            // A job waiting in the overflow for this bucket takes it.
+            if let Some(at) = self.overflow.iter().position(|other| {
+                self.jobs
+                    .get(other)
+                    .is_some_and(|e| e.key.bucket == entry.key.bucket)
+            }) {
+                let other = self.overflow.swap_remove(at);
+                self.by_key.insert(entry.key.bucket, other);
+            }
+        } else {
+            self.overflow.retain(|other| *other != id);
         }
     }
 
@@ -349,13 +624,13 @@ impl ManagerCore {
         })];
         let mut new_ids = Vec::new();
         for language in &request.languages {
-            let key = dedup_key(&request.media.path, language);
-            if let Some(job) = self.by_key.get(&key).and_then(|id| self.jobs.get(id)) {
-                if !summaries.iter().any(|s: &JobSummary| s.id == job.id) {
+            let key = self.key_hash(&request.media.path, language);
+            if let Some(id) = self.find_key(key) {
+                if !summaries.iter().any(|s: &JobSummary| s.id == id) {
                     summaries.push(JobSummary {
-                        id: job.id,
-                        language: job.language.clone(),
-                        status: job.status,
+                        id,
+                        language: language.clone(),
+                        status: self.jobs.get(&id).map_or(JobStatus::Pending, |e| e.status),
                     });
                 }
                 continue;
@@ -377,6 +652,9 @@ impl ManagerCore {
                 wake_at_ms: None,
                 translation_source: None,
                 translation_from: None,
+                failures: 0,
+                nothing_found: 0,
+                video_missing_since_ms: None,
             };
             let event = Event::for_job(
                 job.id,
@@ -398,12 +676,21 @@ impl ManagerCore {
                 status: JobStatus::Pending,
             });
             new_ids.push(job.id);
-            self.by_key.insert(key, job.id);
+            self.insert_entry(
+                job.id,
+                Entry {
+                    status: job.status,
+                    priority: job.priority,
+                    wake_at_ms: None,
+                    key,
+                },
+            );
             changes.push(Change::PutJob {
                 job: job.clone(),
                 events: vec![event],
             });
-            self.jobs.insert(job.id, job);
+            // Pending until queued: the record stays in hand (the bound applies once queued).
+            self.records.insert(job.id, job);
         }
         Ok(Accepted {
             summaries,
@@ -430,6 +717,9 @@ impl ManagerCore {
             {
                 step.changes.push(change);
                 self.push_queue(*id, WorkKind::Download);
+                if let Some(job) = self.records.remove(id) {
+                    self.keep_queued_record(job);
+                }
             }
         }
         step.actions.push(Action::Dispatch);
@@ -453,6 +743,8 @@ impl ManagerCore {
     }
 
     /// Fills free download and translation slots from the queues, highest priority first.
+    /// A job whose record the core holds starts at once; for the others a slot is reserved
+    /// and the shell loads the record ([`Action::Load`]).
     pub fn dispatch(&mut self, now: i64) -> Step {
         let mut step = Step::default();
         if !self.is_accepting {
@@ -465,35 +757,89 @@ impl ManagerCore {
                     break;
                 };
                 // Entries of cancelled or re-queued jobs are stale; skip them.
-                if self.jobs.get(&id).is_none_or(|j| j.status != queued)
+                if self.jobs.get(&id).is_none_or(|e| e.status != queued)
                     || self.running.contains_key(&id)
+                    || self.loading.contains_key(&id)
                 {
                     continue;
                 }
-                if let Ok(change) = self.transition(
-                    id,
-                    kind.running_status(),
-                    now,
-                    vec![(
-                        kind.started_event(),
-                        kind.event_source(),
-                        json!({"started": true}),
-                    )],
-                    |job| {
-                        job.attempts += 1;
-                        job.wake_at_ms = None;
-                    },
-                ) {
-                    if let Change::PutJob { job, .. } = &change {
-                        step.actions
-                            .push(Action::Start(Box::new(job.clone()), kind));
-                    }
-                    step.changes.push(change);
-                    self.running.insert(id, kind);
+                if self.records.contains_key(&id) {
+                    self.start(id, kind, now, &mut step);
+                } else {
+                    self.loading.insert(id, kind);
+                    step.actions.push(Action::Load(id, kind));
                 }
             }
         }
         step
+    }
+
+    /// Takes the record the shell read for an [`Action::Load`] and starts the job, unless
+    /// it was cancelled meanwhile. A record that could not be read puts the job back in its
+    /// queue (the next dispatch tries again); one the store no longer holds is dropped.
+    pub fn loaded(
+        &mut self,
+        id: JobId,
+        kind: WorkKind,
+        record: Result<Option<Job>, StoreError>,
+        now: i64,
+    ) -> Step {
+        let mut step = Step::default();
+        if self.loading.remove(&id) != Some(kind) {
+            return step;
+        }
+        let Some(status) = self.jobs.get(&id).map(|e| e.status) else {
+            return step;
+        };
+        match record {
+            Ok(Some(mut job)) => {
+                // The core's entry is the truth about the status: the record was written by
+                // the same core, so they agree, but never start from a stale one.
+                job.status = status;
+                self.records.insert(id, job);
+                if self.is_accepting && status == kind.queued_status() {
+                    self.start(id, kind, now, &mut step);
+                } else {
+                    self.records.remove(&id);
+                    self.push_queue(id, kind);
+                }
+            }
+            Ok(None) => {
+                tracing::error!(job_id = %id, "the store no longer holds a queued job; dropped");
+                self.forget(id);
+                step.actions.push(Action::Dispatch);
+            }
+            Err(err) => {
+                tracing::error!(job_id = %id, error = %crate::store::error_chain(&err), "cannot read a queued job; it stays queued");
+                self.push_queue(id, kind);
+            }
+        }
+        step
+    }
+
+    /// Moves a queued job whose record is held to running and starts its worker.
+    fn start(&mut self, id: JobId, kind: WorkKind, now: i64, step: &mut Step) {
+        if let Ok(change) = self.transition(
+            id,
+            kind.running_status(),
+            now,
+            vec![(
+                kind.started_event(),
+                kind.event_source(),
+                json!({"started": true}),
+            )],
+            |job| {
+                job.attempts += 1;
+                job.wake_at_ms = None;
+            },
+        ) {
+            if let Change::PutJob { job, .. } = &change {
+                step.actions
+                    .push(Action::Start(Box::new(job.clone()), kind));
+            }
+            step.changes.push(change);
+            self.running.insert(id, kind);
+        }
     }
 
     /// Applies a worker's report: its provider updates are recorded (and persisted in this
@@ -521,7 +867,16 @@ impl ManagerCore {
         }
         self.running.remove(&id);
         let source = kind.event_source();
-        let attempts = self.jobs.get(&id).map_or(0, |j| j.attempts);
+        let Some(record) = self.records.get_mut(&id) else {
+            tracing::error!(job_id = %id, "a running job without its record; outcome ignored");
+            return step;
+        };
+        // Any outcome but a missing video says the video is there.
+        if !matches!(outcome, Outcome::VideoMissing { .. }) {
+            record.video_missing_since_ms = None;
+        }
+        let (attempts, failures, created_at) =
+            (record.attempts, record.failures + 1, record.created_at_ms);
         let result = match outcome {
             Outcome::Written {
                 path,
@@ -578,19 +933,76 @@ impl ManagerCore {
                 );
                 if change.is_ok() {
                     self.push_queue(id, WorkKind::Translate);
+                    if let Some(job) = self.records.remove(&id) {
+                        self.keep_queued_record(job);
+                    }
                 }
                 change
             }
+            // Every provider cools down: look again when the first one may be asked.
             Outcome::NothingFound {
                 reason,
-                retry_after,
+                retry_after: Some(delay),
+            } => self.park(id, reason, delay, now, source, kind::WAITING),
+            Outcome::NothingFound {
+                reason,
+                retry_after: None,
             } => {
-                let delay = retry_after.unwrap_or_else(|| self.retry_delay(attempts));
-                self.park(id, reason, delay, now, source, kind::WAITING)
+                let count = self.records.get(&id).map_or(1, |j| j.nothing_found + 1);
+                let age = Duration::from_millis(u64::try_from(now - created_at).unwrap_or(0));
+                let delay = self.settings.nothing_found.delay(id, count, age);
+                if count >= 2 {
+                    // A retry that found nothing again: it leaves one event behind.
+                    step.changes.push(Change::DropJobEvents {
+                        id,
+                        kinds: RETRY_EVENT_KINDS,
+                    });
+                }
+                // The first wait is announced as every retry is (`job.retry_scheduled`);
+                // later ones are the one `subtitle.waiting` left after compaction.
+                self.wait(id, reason, delay, now, source, count == 1, |job| {
+                    job.nothing_found = count;
+                })
+            }
+            Outcome::VideoMissing { path } => {
+                let since = self
+                    .records
+                    .get(&id)
+                    .and_then(|j| j.video_missing_since_ms)
+                    .unwrap_or(now);
+                let missing_for = Duration::from_millis(u64::try_from(now - since).unwrap_or(0));
+                match self
+                    .settings
+                    .video_checks
+                    .iter()
+                    .find(|at| **at > missing_for)
+                {
+                    Some(check) => {
+                        let delay = check.saturating_sub(missing_for);
+                        let reason = format!("video not found: {}", path.display());
+                        self.wait(id, reason, delay, now, source, false, |job| {
+                            job.video_missing_since_ms = Some(since);
+                        })
+                    }
+                    None => self.transition(
+                        id,
+                        JobStatus::Failed,
+                        now,
+                        vec![(
+                            kind::JOB_FAILED,
+                            source,
+                            json!({"error": VIDEO_REMOVED, "path": path}),
+                        )],
+                        |job| job.error = Some(VIDEO_REMOVED.to_owned()),
+                    ),
+                }
             }
             Outcome::Failed { error, retryable } => {
-                if retryable && attempts < self.settings.max_attempts {
-                    let delay = self.retry_delay(attempts);
+                if let Some(job) = self.records.get_mut(&id) {
+                    job.failures = failures;
+                }
+                if retryable && failures < self.settings.max_attempts {
+                    let delay = self.retry_delay(failures);
                     self.park(id, error, delay, now, source, kind::WAITING)
                 } else {
                     let reason = if retryable {
@@ -614,6 +1026,49 @@ impl ManagerCore {
         }
         step.actions.push(Action::Dispatch);
         step
+    }
+
+    /// Parks a job in `waiting` with one event, `subtitle.waiting`, carrying the attempt
+    /// count and the wake time (what a "nothing found" costs in the store), plus
+    /// `job.retry_scheduled` if `announce`.
+    #[allow(clippy::too_many_arguments)]
+    fn wait(
+        &mut self,
+        id: JobId,
+        reason: String,
+        delay: Duration,
+        now: i64,
+        source: EventSource,
+        announce: bool,
+        edit: impl FnOnce(&mut Job),
+    ) -> Result<Change, IllegalTransition> {
+        let wake_at = now.saturating_add(millis(delay));
+        let attempt = self.records.get(&id).map_or(0, |j| j.attempts);
+        let at = crate::time::format_rfc3339(wake_at);
+        let mut events = vec![(
+            kind::WAITING,
+            source,
+            json!({
+                "reason": reason,
+                "attempt": attempt,
+                "at": at,
+                "in_secs": delay.as_secs(),
+            }),
+        )];
+        if announce {
+            events.push((
+                kind::RETRY_SCHEDULED,
+                EventSource::Manager,
+                json!({"at": at, "in_secs": delay.as_secs()}),
+            ));
+        }
+        let change = self.transition(id, JobStatus::Waiting, now, events, |job| {
+            edit(job);
+            job.error = Some(reason.clone());
+            job.wake_at_ms = Some(wake_at);
+        })?;
+        self.wakes.insert((wake_at, id));
+        Ok(change)
     }
 
     fn park(
@@ -661,7 +1116,7 @@ impl ManagerCore {
             if self
                 .jobs
                 .get(&id)
-                .is_some_and(|j| j.status == JobStatus::Waiting && j.wake_at_ms == Some(at))
+                .is_some_and(|e| e.status == JobStatus::Waiting && e.wake_at_ms == Some(at))
                 && let Ok(change) = self.transition(
                     id,
                     JobStatus::DownloadQueued,
@@ -728,6 +1183,10 @@ impl ManagerCore {
             if let Some(at) = live.wake_at_ms {
                 self.wakes.remove(&(at, id));
             }
+            // The record read by the caller is the one this core last wrote.
+            let mut stored = stored;
+            stored.status = live.status;
+            self.records.insert(id, stored);
         } else {
             if !matches!(stored.status, JobStatus::Failed | JobStatus::Cancelled) {
                 return Err(ManagerError::Conflict {
@@ -736,18 +1195,27 @@ impl ManagerCore {
                     reason: "only waiting, failed or cancelled jobs can be retried",
                 });
             }
-            if let Some(other) = self.by_key.get(&stored.dedup_key()) {
-                let status = self.jobs.get(other).map_or(stored.status, |j| j.status);
+            let key = self.key_hash(&stored.path, &stored.language);
+            if let Some(other) = self.find_key(key) {
+                let status = self.jobs.get(&other).map_or(stored.status, |e| e.status);
                 return Err(ManagerError::Conflict {
-                    id: *other,
+                    id: other,
                     status,
                     reason: "another job for the same video and language is unfinished",
                 });
             }
-            self.by_key.insert(stored.dedup_key(), id);
-            self.jobs.insert(id, stored);
+            self.insert_entry(
+                id,
+                Entry {
+                    status: stored.status,
+                    priority: stored.priority,
+                    wake_at_ms: None,
+                    key,
+                },
+            );
+            self.records.insert(id, stored);
         }
-        let previous = self.jobs.get(&id).map_or(0, |j| j.attempts);
+        let previous = self.records.get(&id).map_or(0, |j| j.attempts);
         let change = self
             .transition(
                 id,
@@ -760,6 +1228,9 @@ impl ManagerCore {
                 )],
                 |job| {
                     job.attempts = 0;
+                    job.failures = 0;
+                    job.nothing_found = 0;
+                    job.video_missing_since_ms = None;
                     job.error = None;
                     job.wake_at_ms = None;
                 },
@@ -770,21 +1241,51 @@ impl ManagerCore {
                 reason: "only waiting, failed or cancelled jobs can be retried",
             })?;
         self.push_queue(id, WorkKind::Download);
+        if let Some(job) = self.records.remove(&id) {
+            self.keep_queued_record(job);
+        }
         Ok(Step {
             changes: vec![change],
             actions: vec![Action::Dispatch],
         })
     }
 
-    /// Takes over the unfinished jobs found in the store at start-up: queued jobs are
-    /// queued again, interrupted ones re-queued (`job.resumed`), waiting ones re-armed.
-    pub fn resume(&mut self, jobs: Vec<Job>, now: i64) -> Step {
+    /// Takes over the unfinished jobs found in the store at start-up (their heads: the
+    /// core keeps no record of them): queued jobs are queued again, interrupted ones
+    /// re-queued (`job.resumed`), waiting ones re-armed.
+    pub fn resume<H: Into<JobHead>>(
+        &mut self,
+        jobs: impl IntoIterator<Item = H>,
+        now: i64,
+    ) -> Step {
+        let hasher = self.key_hasher();
+        let jobs: Vec<Unfinished> = jobs
+            .into_iter()
+            .map(|head| hasher.unfinished(head.into()))
+            .collect();
+        self.resume_unfinished(jobs, now)
+    }
+
+    /// [`resume`](Self::resume) of jobs already in their compact form (keys hashed by this
+    /// core's [`key_hasher`](Self::key_hasher)), oldest first.
+    pub fn resume_unfinished(&mut self, jobs: Vec<Unfinished>, now: i64) -> Step {
         let mut step = Step::default();
         for job in jobs {
             let id = job.id;
             let status = job.status;
-            self.by_key.insert(job.dedup_key(), id);
-            self.jobs.insert(id, job);
+            if status.is_terminal() {
+                continue;
+            }
+            let wake_at_ms = (status == JobStatus::Waiting).then(|| job.wake_at_ms.unwrap_or(now));
+            self.insert_entry(
+                id,
+                Entry {
+                    status,
+                    priority: job.priority,
+                    wake_at_ms,
+                    key: job.key,
+                },
+            );
             let requeue = |core: &mut Self, to: JobStatus, event: &str| {
                 core.transition(
                     id,
@@ -802,11 +1303,9 @@ impl ManagerCore {
                     change
                 }
                 JobStatus::Waiting => {
-                    let at = self.jobs.get(&id).and_then(|j| j.wake_at_ms).unwrap_or(now);
-                    if let Some(job) = self.jobs.get_mut(&id) {
-                        job.wake_at_ms = Some(at);
+                    if let Some(at) = wake_at_ms {
+                        self.wakes.insert((at, id));
                     }
-                    self.wakes.insert((at, id));
                     None
                 }
                 status => match WorkKind::of_status(status) {

@@ -14,6 +14,7 @@ fn settings() -> ManagerSettings {
         retry_min_delay: Duration::from_secs(10),
         retry_max_delay: Duration::from_secs(300),
         worker_timeout: Duration::from_secs(60),
+        ..ManagerSettings::default()
     }
 }
 
@@ -38,14 +39,33 @@ fn new_request(name: &str, languages: &[&str], priority: Priority) -> NewRequest
     }
 }
 
-/// The jobs and event kinds a list of changes writes, in order.
-fn put_jobs(changes: &[Change]) -> Vec<(&Job, Vec<&str>)> {
+/// The jobs and event kinds a list of changes writes, in order. A [`Change::MoveJob`] (the
+/// core did not hold the record) is shown as the record the writer makes of it: its id,
+/// status and time are known, its wake time cleared; the rest is a placeholder.
+fn put_jobs(changes: &[Change]) -> Vec<(Job, Vec<&str>)> {
     changes
         .iter()
         .filter_map(|c| match c {
-            Change::PutJob { job, events } => {
-                Some((job, events.iter().map(|e| e.kind.as_str()).collect()))
-            }
+            Change::PutJob { job, events } => Some((
+                job.clone(),
+                events.iter().map(|e| e.kind.as_str()).collect(),
+            )),
+            Change::MoveJob {
+                id,
+                status,
+                at_ms,
+                events,
+            } => Some((
+                Job {
+                    id: *id,
+                    updated_at_ms: *at_ms,
+                    wake_at_ms: None,
+                    error: None,
+                    attempts: 0,
+                    ..stored(*status)
+                },
+                events.iter().map(|e| e.kind.as_str()).collect(),
+            )),
             _ => None,
         })
         .collect()
@@ -56,10 +76,7 @@ fn only_put(step: &Step) -> (Job, Vec<String>) {
     let puts = put_jobs(&step.changes);
     assert_eq!(puts.len(), 1, "{:?}", step.changes);
     let (job, kinds) = &puts[0];
-    (
-        (*job).clone(),
-        kinds.iter().map(|k| (*k).to_owned()).collect(),
-    )
+    (job.clone(), kinds.iter().map(|k| (*k).to_owned()).collect())
 }
 
 /// The events of the single job a step writes.
@@ -67,17 +84,22 @@ fn events_of(step: &Step) -> &[Event] {
     step.changes
         .iter()
         .find_map(|c| match c {
-            Change::PutJob { events, .. } => Some(events.as_slice()),
+            Change::PutJob { events, .. } | Change::MoveJob { events, .. } => {
+                Some(events.as_slice())
+            }
             _ => None,
         })
         .unwrap()
 }
 
+/// The jobs a step starts: at once (the core holds the record), or once their record is
+/// loaded ([`Action::Load`]).
 fn started(step: &Step) -> Vec<(JobId, WorkKind)> {
     step.actions
         .iter()
         .filter_map(|a| match a {
             Action::Start(job, kind) => Some((job.id, *kind)),
+            Action::Load(id, kind) => Some((*id, *kind)),
             _ => None,
         })
         .collect()
@@ -135,6 +157,9 @@ fn stored(status: JobStatus) -> Job {
         wake_at_ms: None,
         translation_source: None,
         translation_from: None,
+        failures: 0,
+        nothing_found: 0,
+        video_missing_since_ms: None,
     }
 }
 
@@ -322,7 +347,7 @@ fn dispatch_never_runs_more_downloads_or_translations_than_allowed() {
         [(ids[0], WorkKind::Download), (ids[1], WorkKind::Download)]
     );
     assert_eq!(put_jobs(&step.changes).len(), 2);
-    let job = core.job(ids[0]).unwrap();
+    let job = core.record(ids[0]).unwrap();
     assert_eq!(
         (job.status, job.attempts),
         (JobStatus::DownloadInProgress, 1)
@@ -492,13 +517,15 @@ fn nothing_found_parks_the_job_until_the_cooldown_or_the_backoff_ends() {
         },
         NOW,
     );
+    // Nothing found is not a transient error: the "nothing found" schedule applies (an
+    // hour first), not the retry backoff. See: issue 7, "Store growth of waiting jobs".
     let (job, _) = only_put(&step);
-    let (low, high) = retry_bounds(core.settings(), 1);
     let wake = job.wake_at_ms.unwrap() - NOW;
     assert!(
-        (millis(low)..=millis(high)).contains(&wake),
-        "woke after {wake} ms, expected {low:?}..={high:?}"
+        (3_240_000..=3_960_000).contains(&wake),
+        "woke after {wake} ms, expected an hour ± 10 %"
     );
+    assert_eq!((job.nothing_found, job.failures), (1, 0));
 }
 
 #[test]
@@ -536,6 +563,7 @@ fn retryable_failures_back_off_until_the_attempts_run_out() {
     for attempt in 1..=2u32 {
         let step = core.finish(id, WorkKind::Download, failed(true), NOW);
         let (job, kinds) = only_put(&step);
+        let parked = job.clone();
         assert_eq!(job.status, JobStatus::Waiting, "attempt {attempt}");
         assert_eq!(job.attempts, attempt);
         assert_eq!(job.error.as_deref(), Some("provider unavailable: 503"));
@@ -549,7 +577,19 @@ fn retryable_failures_back_off_until_the_attempts_run_out() {
         assert_eq!(job.status, JobStatus::DownloadQueued);
         assert_eq!(job.wake_at_ms, None);
         assert_eq!(kinds, [kind::DOWNLOAD_REQUESTED]);
+        // A waiting job's record is not kept: the dispatch loads it (as the store has it).
         assert_eq!(started(&core.dispatch(wake_at)), [(id, WorkKind::Download)]);
+        let record = Job {
+            status: JobStatus::DownloadQueued,
+            wake_at_ms: None,
+            ..parked
+        };
+        let step = core.loaded(id, WorkKind::Download, Ok(Some(record)), wake_at);
+        let (job, kinds) = only_put(&step);
+        assert_eq!(job.status, JobStatus::DownloadInProgress);
+        assert_eq!(job.attempts, attempt + 1);
+        assert_eq!(kinds, [kind::DOWNLOAD_STARTED]);
+        assert!(matches!(step.actions[..], [Action::Start(..)]));
     }
     let step = core.finish(id, WorkKind::Download, failed(true), NOW);
     let (job, kinds) = only_put(&step);
@@ -743,8 +783,8 @@ fn retry_requeues_failed_and_cancelled_jobs_from_the_store() {
 fn retry_wakes_a_waiting_job_at_once() {
     let mut core = ManagerCore::new(settings());
     let id = running_download(&mut core, "Movie");
-    core.finish(id, WorkKind::Download, failed(true), NOW);
-    let record = core.job(id).unwrap().clone();
+    // The caller reads the record from the store: the one the park wrote.
+    let (record, _) = only_put(&core.finish(id, WorkKind::Download, failed(true), NOW));
     let (job, kinds) = only_put(&core.retry(record, NOW).unwrap());
     assert_eq!(job.status, JobStatus::DownloadQueued);
     assert_eq!((job.attempts, job.wake_at_ms), (0, None));
@@ -766,7 +806,11 @@ fn retry_refuses_queued_running_and_done_jobs() {
         (running, JobStatus::DownloadInProgress),
         (queued, JobStatus::DownloadQueued),
     ] {
-        let record = core.job(id).unwrap().clone();
+        let record = Job {
+            id,
+            status,
+            ..core.record(id).unwrap().clone()
+        };
         let err = core.retry(record, NOW).unwrap_err();
         assert!(
             matches!(err, ManagerError::Conflict { id: e, status: s, .. } if e == id && s == status),
@@ -888,7 +932,8 @@ fn resume_requeues_interrupted_jobs_and_rearms_waiting_ones() {
     assert_eq!(job.id, waiting);
 
     // Resumed jobs take part in deduplication.
-    let resumed = core.job(by_status(JobStatus::Pending)).unwrap().clone();
+    let pending = by_status(JobStatus::Pending);
+    let resumed = jobs.iter().find(|j| j.id == pending).unwrap().clone();
     let request = NewRequest {
         media: MediaItem {
             path: resumed.path.clone(),
@@ -987,4 +1032,260 @@ fn provider_states_restored_at_start_are_shared_with_workers() {
         core.provider_registry().cooling_until("fake", NOW),
         Some(NOW + 1_000)
     );
+}
+
+// See: issue 7, "Memory per unfinished job". The core held a full `Job` (~2.6 KB) per
+// unfinished job: 258 MB RSS with 100,000 waiting jobs.
+#[test]
+fn waiting_and_resumed_jobs_are_held_as_compact_entries_without_their_records() {
+    assert!(
+        std::mem::size_of::<Entry>() <= 48,
+        "an entry is {} bytes",
+        std::mem::size_of::<Entry>()
+    );
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 10_000,
+        ..settings()
+    });
+    let mut ids = Vec::new();
+    for i in 0..3_000 {
+        ids.extend(submit(
+            &mut core,
+            &new_request(&format!("M{i}"), &["fr"], Priority::Normal),
+        ));
+    }
+    // A burst keeps a bounded number of queued records.
+    assert!(core.records.len() <= KEPT_QUEUED_RECORDS);
+    let step = core.dispatch(NOW);
+    let loads = step
+        .actions
+        .iter()
+        .filter(|a| matches!(a, Action::Load(..)))
+        .count();
+    assert_eq!(loads, 3_000 - KEPT_QUEUED_RECORDS);
+    for id in &ids {
+        let record = core.record(*id).cloned().unwrap_or_else(|| Job {
+            id: *id,
+            attempts: 0,
+            ..stored(JobStatus::DownloadQueued)
+        });
+        core.loaded(*id, WorkKind::Download, Ok(Some(record)), NOW);
+        let step = core.finish(*id, WorkKind::Download, failed(true), NOW);
+        assert!(
+            matches!(&step.changes[0], Change::PutJob { job, .. } if job.status == JobStatus::Waiting)
+        );
+    }
+    assert_eq!(core.len(), 3_000);
+    assert!(core.records.is_empty(), "waiting jobs keep their records");
+
+    // Woken, they move without their records; the dispatch reads them.
+    let step = core.wake_due(i64::MAX - 1);
+    assert_eq!(step.changes.len(), 3_000);
+    assert!(step.changes.iter().all(|c| matches!(
+        c,
+        Change::MoveJob {
+            status: JobStatus::DownloadQueued,
+            ..
+        }
+    )));
+    // Resumed jobs too: the start reads their heads only.
+    let mut fresh = ManagerCore::new(settings());
+    fresh.resume(
+        ids.iter().map(|id| JobHead {
+            id: *id,
+            status: JobStatus::Waiting,
+            priority: Priority::Normal,
+            path: video(&id.to_string()),
+            language: lang("fr"),
+            wake_at_ms: Some(NOW),
+        }),
+        NOW,
+    );
+    assert_eq!((fresh.len(), fresh.records.len()), (3_000, 0));
+}
+
+#[test]
+fn a_load_that_fails_or_finds_nothing_frees_the_slot_and_a_cancelled_one_starts_nothing() {
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 1,
+        ..settings()
+    });
+    let job = stored(JobStatus::DownloadQueued);
+    core.resume(vec![job.clone()], NOW);
+    let step = core.dispatch(NOW);
+    assert!(matches!(step.actions[..], [Action::Load(id, WorkKind::Download)] if id == job.id));
+    assert_eq!(core.running(WorkKind::Download), 1, "the slot is reserved");
+    // An unreadable record: the job stays queued and the slot is free again.
+    let step = core.loaded(
+        job.id,
+        WorkKind::Download,
+        Err(StoreError::Unavailable { cause: None }),
+        NOW,
+    );
+    assert!(step.is_empty());
+    assert_eq!(core.running(WorkKind::Download), 0);
+    assert_eq!(core.job(job.id).unwrap().status, JobStatus::DownloadQueued);
+    // Cancelled while loading: the late record starts nothing.
+    assert!(started(&core.dispatch(NOW)) == [(job.id, WorkKind::Download)]);
+    core.cancel(job.id, NOW).unwrap();
+    assert!(
+        core.loaded(job.id, WorkKind::Download, Ok(Some(job.clone())), NOW)
+            .is_empty()
+    );
+    // A record the store no longer holds: the job is dropped.
+    let other = stored(JobStatus::DownloadQueued);
+    core.resume(vec![other.clone()], NOW);
+    core.dispatch(NOW);
+    core.loaded(other.id, WorkKind::Download, Ok(None), NOW);
+    assert!(core.job(other.id).is_none());
+}
+
+/// Runs one download of a waiting job to its end, as the shell does: wake, dispatch (the
+/// record loaded from `record`), finish with `outcome`. Returns the finishing step.
+fn retry_once(core: &mut ManagerCore, record: &Job, outcome: Outcome) -> Step {
+    let at = record.wake_at_ms.unwrap();
+    let woken = core.wake_due(at);
+    assert_eq!(only_put(&woken).0.status, JobStatus::DownloadQueued);
+    let step = core.dispatch(at);
+    assert_eq!(started(&step), [(record.id, WorkKind::Download)]);
+    let loaded = Job {
+        status: JobStatus::DownloadQueued,
+        wake_at_ms: None,
+        ..record.clone()
+    };
+    core.loaded(record.id, WorkKind::Download, Ok(Some(loaded)), at);
+    core.finish(record.id, WorkKind::Download, outcome, at)
+}
+
+fn nothing_found() -> Outcome {
+    Outcome::NothingFound {
+        reason: "no fr subtitle found (searched fake)".to_owned(),
+        retry_after: None,
+    }
+}
+
+// See: issue 7, "Store growth of waiting jobs": each retry appended four events, the first
+// after 60 s, and nothing found counted towards `max_attempts`.
+#[test]
+fn nothing_found_follows_the_adaptive_schedule_and_leaves_one_event_per_retry() {
+    let mut core = ManagerCore::new(settings()); // max_attempts 3
+    let id = running_download(&mut core, "Rare");
+    let (mut record, kinds) = only_put(&core.finish(id, WorkKind::Download, nothing_found(), NOW));
+    assert_eq!(kinds, [kind::WAITING, kind::RETRY_SCHEDULED]);
+    let hours = |ms: i64| ms as f64 / 3_600_000.0;
+    let mut waits = vec![hours(record.wake_at_ms.unwrap() - NOW)];
+    for n in 2..=40u32 {
+        let at = record.wake_at_ms.unwrap();
+        let step = retry_once(&mut core, &record, nothing_found());
+        // The previous retry events go in the same commit, before the new one.
+        assert!(
+            matches!(&step.changes[0], Change::DropJobEvents { id: i, kinds } if *i == id && *kinds == RETRY_EVENT_KINDS),
+            "{:?}",
+            step.changes
+        );
+        let (job, kinds) = only_put(&step);
+        assert_eq!(kinds, [kind::WAITING], "one event per retry");
+        let payload = &events_of(&step)[0].payload;
+        assert_eq!(payload["attempt"], json!(n));
+        assert!(payload["at"].is_string());
+        assert_eq!(
+            job.status,
+            JobStatus::Waiting,
+            "retry {n}: not failed by max_attempts"
+        );
+        assert_eq!((job.nothing_found, job.failures, job.attempts), (n, 0, n));
+        waits.push(hours(job.wake_at_ms.unwrap() - at));
+        record = job;
+    }
+    let within = |wait: f64, hours: f64| (hours * 0.9..=hours * 1.1).contains(&wait);
+    for (i, expected) in [1.0, 3.0, 6.0, 12.0, 24.0, 24.0].iter().enumerate() {
+        assert!(
+            within(waits[i], *expected),
+            "wait {i}: {} h, {waits:?}",
+            waits[i]
+        );
+    }
+    // Three weeks after its creation, a job is searched weekly.
+    assert!(within(*waits.last().unwrap(), 168.0), "{waits:?}");
+    let age_at_first_weekly = waits.iter().position(|w| *w > 100.0).unwrap();
+    let age: f64 = waits[..age_at_first_weekly].iter().sum();
+    assert!(
+        (21.0 * 24.0..23.0 * 24.0).contains(&age),
+        "weekly from {age} h"
+    );
+
+    // A transient error in between keeps the retry backoff and counts as a failure.
+    let step = retry_once(&mut core, &record, failed(true));
+    let (job, kinds) = only_put(&step);
+    assert_eq!(kinds, [kind::WAITING, kind::RETRY_SCHEDULED]);
+    assert_eq!((job.failures, job.nothing_found), (1, 40));
+    let (low, high) = retry_bounds(core.settings(), 1);
+    let wake = job.wake_at_ms.unwrap() - job.updated_at_ms;
+    assert!((millis(low)..=millis(high)).contains(&wake), "{wake}");
+}
+
+#[test]
+fn the_jitter_spreads_jobs_of_one_sync_over_a_fifth_of_the_wait() {
+    let schedule = NothingFoundSchedule::default();
+    let delays: Vec<Duration> = (0..1000)
+        .map(|_| schedule.delay(JobId::new(), 1, Duration::ZERO))
+        .collect();
+    let (min, max) = (delays.iter().min().unwrap(), delays.iter().max().unwrap());
+    assert!(*min >= Duration::from_secs(3240) && *max <= Duration::from_secs(3960));
+    assert!(*max - *min > Duration::from_secs(600), "{min:?}..{max:?}");
+}
+
+// See: issue 7, "A job whose video was deleted … waits and retries forever".
+#[test]
+fn a_video_missing_through_a_day_of_checks_fails_the_job_as_removed() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Deleted");
+    let missing = || Outcome::VideoMissing {
+        path: video("Deleted"),
+    };
+    let (mut record, kinds) = only_put(&core.finish(id, WorkKind::Download, missing(), NOW));
+    assert_eq!(kinds, [kind::WAITING]);
+    assert_eq!(record.video_missing_since_ms, Some(NOW));
+    let mut checks = vec![record.wake_at_ms.unwrap() - NOW];
+    loop {
+        let step = retry_once(&mut core, &record, missing());
+        let (job, kinds) = only_put(&step);
+        if job.status == JobStatus::Failed {
+            assert_eq!(kinds, [kind::JOB_FAILED]);
+            assert_eq!(job.error.as_deref(), Some(VIDEO_REMOVED));
+            assert_eq!(events_of(&step)[0].payload["error"], json!("video removed"));
+            assert!(core.job(id).is_none());
+            break;
+        }
+        assert_eq!(job.failures, 0, "a missing video is not a failed attempt");
+        checks.push(job.wake_at_ms.unwrap() - NOW);
+        record = job;
+    }
+    // Looked again 10 min, 1 h, 6 h and 24 h after it went missing.
+    assert_eq!(checks, [600_000, 3_600_000, 6 * 3_600_000, 24 * 3_600_000]);
+}
+
+#[test]
+fn a_video_that_is_back_lets_the_job_carry_on_and_resets_the_checks() {
+    let mut core = ManagerCore::new(settings());
+    let id = running_download(&mut core, "Unmounted");
+    let missing = || Outcome::VideoMissing {
+        path: video("Unmounted"),
+    };
+    let (record, _) = only_put(&core.finish(id, WorkKind::Download, missing(), NOW));
+    let (record, _) = only_put(&retry_once(&mut core, &record, missing()));
+    // The share is back: the search finds nothing yet, the job waits on the schedule.
+    let (record, _) = only_put(&retry_once(&mut core, &record, nothing_found()));
+    assert_eq!(record.status, JobStatus::Waiting);
+    assert_eq!(record.video_missing_since_ms, None);
+    // Missing again much later: a new day of checks, not an immediate failure.
+    let (record, _) = only_put(&retry_once(&mut core, &record, missing()));
+    assert_eq!(record.status, JobStatus::Waiting);
+    assert_eq!(record.video_missing_since_ms, Some(record.updated_at_ms));
+    let step = retry_once(
+        &mut core,
+        &record,
+        written("/media/movies/Unmounted.fr.srt"),
+    );
+    assert_eq!(only_put(&step).0.status, JobStatus::Done);
 }

@@ -29,6 +29,9 @@ fn job(n: usize, status: JobStatus) -> Job {
         wake_at_ms: None,
         translation_source: None,
         translation_from: None,
+        failures: 0,
+        nothing_found: 0,
+        video_missing_since_ms: None,
     }
 }
 

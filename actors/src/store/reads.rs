@@ -10,7 +10,7 @@ use super::codec::{decode, decode_or_skip};
 use super::schema::*;
 use super::{Down, MediaRecord, OutboxEntry, ProviderState, Store, StoreError};
 use crate::event::Event;
-use crate::job::{ALL_STATUSES, Job, JobId, JobStatus};
+use crate::job::{ALL_STATUSES, Job, JobHead, JobId, JobStatus};
 
 /// A page of jobs, newest first.
 #[derive(Debug, Clone)]
@@ -175,6 +175,37 @@ impl Store {
         }
         out.sort_by_key(|job| job.id);
         Ok(out)
+    }
+
+    /// What the JobManager keeps of every job that is not in a terminal status, oldest
+    /// first: the records are decoded for their index fields only, so a start with many
+    /// unfinished jobs builds no full record.
+    pub fn unfinished_heads(&self) -> Result<Vec<JobHead>, StoreError> {
+        let mut out = Vec::new();
+        self.for_each_unfinished_head(|head| out.push(head))?;
+        out.sort_by_key(|head| head.id);
+        Ok(out)
+    }
+
+    /// Hands the head of every unfinished job to `take`, by status then id, without
+    /// collecting them: the JobManager's start keeps a compact form of each.
+    pub fn for_each_unfinished_head(
+        &self,
+        mut take: impl FnMut(JobHead),
+    ) -> Result<(), StoreError> {
+        let txn = self.read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let index = txn.open_table(JOBS_BY_STATUS)?;
+        for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
+            let code = status.code();
+            for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
+                let (key, _) = entry?;
+                if let Some(bytes) = jobs.get(key.value().1)? {
+                    take(decode::<JobHead>("jobs", bytes.value())?);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Number of jobs by status.

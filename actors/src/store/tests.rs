@@ -34,6 +34,9 @@ fn job(name: &str, language: &str, status: JobStatus) -> Job {
         wake_at_ms: None,
         translation_source: None,
         translation_from: None,
+        failures: 0,
+        nothing_found: 0,
+        video_missing_since_ms: None,
     }
 }
 
@@ -861,4 +864,53 @@ fn an_id_is_found_by_a_unique_prefix_or_suffix() {
     assert!(find("ffff").is_empty());
     assert!(find("xyz").is_empty());
     assert!(find("").is_empty());
+}
+
+#[test]
+fn move_job_changes_the_stored_record_and_its_index_without_the_caller_holding_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut job = job("Moved", "fr", JobStatus::Waiting);
+    job.wake_at_ms = Some(5_000);
+    job.error = Some("no fr subtitle found".to_owned());
+    store
+        .submit_blocking(vec![Change::PutJob {
+            job: job.clone(),
+            events: vec![],
+        }])
+        .unwrap();
+    let committed = store
+        .submit_blocking(vec![
+            Change::MoveJob {
+                id: job.id,
+                status: JobStatus::DownloadQueued,
+                at_ms: 7_000,
+                events: vec![Event::for_job(
+                    job.id,
+                    kind::DOWNLOAD_REQUESTED,
+                    EventSource::Scheduler,
+                    7_000,
+                    serde_json::json!({}),
+                )],
+            },
+            // Unknown jobs are left alone; the rest of the batch commits.
+            Change::MoveJob {
+                id: JobId::new(),
+                status: JobStatus::Cancelled,
+                at_ms: 7_000,
+                events: vec![],
+            },
+        ])
+        .unwrap();
+    assert_eq!(committed.events.len(), 1);
+    let moved = store.job(job.id).unwrap().unwrap();
+    assert_eq!(
+        (moved.status, moved.updated_at_ms, moved.wake_at_ms),
+        (JobStatus::DownloadQueued, 7_000, None)
+    );
+    assert_eq!(moved.error, job.error, "the rest of the record is kept");
+    let heads = store.unfinished_heads().unwrap();
+    assert_eq!(heads.len(), 1);
+    assert_eq!(heads[0].status, JobStatus::DownloadQueued);
+    assert_eq!(heads[0].path, job.path);
 }

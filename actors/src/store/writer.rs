@@ -24,7 +24,7 @@ use super::codec::{decode, encode, read_u64};
 use super::schema::*;
 use super::{Change, Committed, DbSlot, Down, StoreError, error_chain, open_database};
 use crate::event::Event;
-use crate::job::Job;
+use crate::job::{Job, JobStatus};
 
 /// Most changes one commit takes; the rest wait for the next commit.
 pub const MAX_BATCH: usize = 4096;
@@ -334,6 +334,51 @@ impl Writer {
                             jobs.insert(key, encode(job).as_slice())?;
                             by_status.insert((job.status.code(), key), ())?;
                             append(&mut events_table, &mut job_events, events, &mut committed)?;
+                        }
+                        Change::MoveJob {
+                            id,
+                            status,
+                            at_ms,
+                            events,
+                        } => {
+                            let key = id.0.as_u128();
+                            let old = jobs
+                                .get(key)?
+                                .map(|bytes| decode::<Job>("jobs", bytes.value()))
+                                .transpose()?;
+                            let Some(mut job) = old else {
+                                error!(job_id = %id, status = %status, "cannot move a job the store does not hold");
+                                continue;
+                            };
+                            by_status.remove((job.status.code(), key))?;
+                            job.status = *status;
+                            job.updated_at_ms = *at_ms;
+                            if *status != JobStatus::Waiting {
+                                job.wake_at_ms = None;
+                            }
+                            jobs.insert(key, encode(&job).as_slice())?;
+                            by_status.insert((job.status.code(), key), ())?;
+                            append(&mut events_table, &mut job_events, events, &mut committed)?;
+                        }
+                        Change::DropJobEvents { id, kinds } => {
+                            let key = id.0.as_u128();
+                            let mut doomed = Vec::new();
+                            for entry in job_events.range((key, 0u64)..=(key, u64::MAX))? {
+                                let seq = entry?.0.value().1;
+                                // An event that does not decode is kept: compaction only
+                                // removes what it recognises.
+                                let is_doomed = events_table.get(seq)?.is_some_and(|bytes| {
+                                    decode::<Event>("events", bytes.value())
+                                        .is_ok_and(|event| kinds.contains(&event.kind.as_str()))
+                                });
+                                if is_doomed {
+                                    doomed.push(seq);
+                                }
+                            }
+                            for seq in doomed {
+                                events_table.remove(seq)?;
+                                job_events.remove((key, seq))?;
+                            }
                         }
                         Change::AppendEvents(list) => {
                             append(&mut events_table, &mut job_events, list, &mut committed)?

@@ -19,7 +19,7 @@ use cuewarden_actors::clients::{
 };
 use cuewarden_actors::files::subtitle_path;
 use cuewarden_actors::job_manager::{
-    JobManager, JobSummary, ManagerSettings, NewRequest, RequestSubtitles,
+    JobManager, JobSummary, ManagerSettings, NewRequest, NothingFoundSchedule, RequestSubtitles,
 };
 use cuewarden_actors::worker::WorkerContext;
 use cuewarden_actors::{Event, EventSource, Job, JobId, JobStatus, Language, MediaItem, Priority};
@@ -152,6 +152,12 @@ pub fn settings() -> ManagerSettings {
         retry_min_delay: Duration::from_millis(10),
         retry_max_delay: Duration::from_millis(50),
         worker_timeout: Duration::from_secs(20),
+        nothing_found: NothingFoundSchedule {
+            first: vec![Duration::from_millis(10), Duration::from_millis(20)],
+            daily: Duration::from_millis(40),
+            ..NothingFoundSchedule::default()
+        },
+        video_checks: vec![Duration::from_millis(20), Duration::from_millis(60)],
     }
 }
 
@@ -461,5 +467,8 @@ pub fn job_record(video: &Path, language: &str, status: JobStatus, now_ms: i64) 
         wake_at_ms: None,
         translation_source: None,
         translation_from: None,
+        failures: 0,
+        nothing_found: 0,
+        video_missing_since_ms: None,
     }
 }
