@@ -14,7 +14,8 @@
 //!    `max_event_streams` and with room for every client, under glibc's default arenas and
 //!    `MALLOC_ARENA_MAX=2` (as the systemd unit sets it).
 //!
-//! Knobs (environment): `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (64),
+//! Knobs (environment): `CUEWARDEN_BIN` (the binary to run; default the bench build's),
+//! `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (64),
 //! `BENCH_STARTUP_JOBS` (100000), `BENCH_SSE_JOBS` (50000, two events each),
 //! `BENCH_SSE_CLIENTS` (500), `BENCH_ONLY` (`store`, `api`, `start`, `waiting` or `sse`: one
 //! part).
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use cuewarden_actors::event::{Event, kind};
 use cuewarden_actors::store::{Change, Store};
-use cuewarden_actors::{EventSource, Job, JobId, JobStatus, Language, Priority};
+use cuewarden_actors::{EventSource, Job, JobStatus, Language, Priority};
 use serde_json::json;
 
 const KEY: &str = "bench-key-0123456789abcdef";
@@ -42,27 +43,18 @@ fn env_number(name: &str, default: usize) -> usize {
 }
 
 fn job(n: usize, status: JobStatus, now: i64) -> Job {
-    Job {
-        id: JobId::new(),
-        status,
-        language: Language::parse("fr").unwrap(),
-        path: PathBuf::from(format!("/library/movie{n}/movie{n}.mkv")),
-        jellyfin_item_id: None,
-        priority: Priority::Normal,
-        auto_translate: false,
-        attempts: 1,
-        error: None,
-        output_path: Some(PathBuf::from(format!("/library/movie{n}/movie{n}.fr.srt"))),
-        origin: EventSource::LibrarySync,
-        created_at_ms: now,
-        updated_at_ms: now,
-        wake_at_ms: None,
-        translation_source: None,
-        translation_from: None,
-        failures: 0,
-        nothing_found: 0,
-        video_missing_since_ms: None,
-    }
+    let path = PathBuf::from(format!("/library/movie{n}/movie{n}.mkv"));
+    let mut job = Job::pending(
+        path,
+        Language::parse("fr").unwrap(),
+        EventSource::LibrarySync,
+        now,
+    );
+    job.status = status;
+    job.priority = Priority::Normal;
+    job.attempts = 1;
+    job.output_path = Some(PathBuf::from(format!("/library/movie{n}/movie{n}.fr.srt")));
+    job
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -182,8 +174,12 @@ fn launch(config: &Path, port: u16) -> (Daemon, Duration) {
 
 /// [`launch`] with extra environment variables.
 fn launch_with(config: &Path, port: u16, env: &[(&str, &str)]) -> (Daemon, Duration) {
+    // `CUEWARDEN_BIN=target/release/cuewarden` measures the release binary (fat LTO)
+    // instead of the bench profile's.
+    let binary =
+        std::env::var("CUEWARDEN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cuewarden").into());
     let start = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_cuewarden"))
+    let child = Command::new(binary)
         .args(["run", "--config"])
         .arg(config)
         .envs(env.iter().copied())

@@ -323,6 +323,32 @@ pub struct Job {
 }
 
 impl Job {
+    /// A new `pending` job for the video at `path` in `language`, created at `now` (ms) by
+    /// `origin`, with the origin's priority and nothing tried yet.
+    pub fn pending(path: PathBuf, language: Language, origin: EventSource, now: i64) -> Self {
+        Self {
+            id: JobId::new(),
+            status: JobStatus::Pending,
+            language,
+            path,
+            jellyfin_item_id: None,
+            priority: origin.default_priority(),
+            auto_translate: false,
+            attempts: 0,
+            error: None,
+            output_path: None,
+            origin,
+            created_at_ms: now,
+            updated_at_ms: now,
+            wake_at_ms: None,
+            translation_source: None,
+            translation_from: None,
+            failures: 0,
+            nothing_found: 0,
+            video_missing_since_ms: None,
+        }
+    }
+
     /// The deduplication key: one unfinished job per video and language.
     pub fn dedup_key(&self) -> String {
         dedup_key(&self.path, &self.language)

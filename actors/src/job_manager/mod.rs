@@ -635,27 +635,15 @@ impl ManagerCore {
                 }
                 continue;
             }
-            let job = Job {
-                id: JobId::new(),
-                status: JobStatus::Pending,
-                language: language.clone(),
-                path: request.media.path.clone(),
-                jellyfin_item_id: request.media.jellyfin_item_id.clone(),
-                priority: request.priority,
-                auto_translate: request.auto_translate,
-                attempts: 0,
-                error: None,
-                output_path: None,
-                origin: request.source,
-                created_at_ms: now,
-                updated_at_ms: now,
-                wake_at_ms: None,
-                translation_source: None,
-                translation_from: None,
-                failures: 0,
-                nothing_found: 0,
-                video_missing_since_ms: None,
-            };
+            let mut job = Job::pending(
+                request.media.path.clone(),
+                language.clone(),
+                request.source,
+                now,
+            );
+            job.jellyfin_item_id = request.media.jellyfin_item_id.clone();
+            job.priority = request.priority;
+            job.auto_translate = request.auto_translate;
             let event = Event::for_job(
                 job.id,
                 kind::SUBTITLE_REQUESTED,

@@ -140,27 +140,17 @@ fn failed(retryable: bool) -> Outcome {
 }
 
 fn stored(status: JobStatus) -> Job {
-    Job {
-        id: JobId::new(),
-        status,
-        language: lang("fr"),
-        path: video("Stored"),
-        jellyfin_item_id: None,
-        priority: Priority::Normal,
-        auto_translate: false,
-        attempts: 2,
-        error: Some("earlier failure".to_owned()),
-        output_path: None,
-        origin: EventSource::Watcher,
-        created_at_ms: NOW - 10_000,
-        updated_at_ms: NOW - 5_000,
-        wake_at_ms: None,
-        translation_source: None,
-        translation_from: None,
-        failures: 0,
-        nothing_found: 0,
-        video_missing_since_ms: None,
-    }
+    let mut job = Job::pending(
+        video("Stored"),
+        lang("fr"),
+        EventSource::Watcher,
+        NOW - 10_000,
+    );
+    job.status = status;
+    job.attempts = 2;
+    job.error = Some("earlier failure".to_owned());
+    job.updated_at_ms = NOW - 5_000;
+    job
 }
 
 /// The bounds of retry number `attempt` under `settings`: the exponential base, and at most

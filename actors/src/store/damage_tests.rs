@@ -12,27 +12,16 @@ use crate::event::kind;
 use crate::job::{EventSource, JobStatus, Language, Priority};
 
 fn job(n: usize, status: JobStatus) -> Job {
-    Job {
-        id: JobId::new(),
-        status,
-        language: Language::parse("fr").unwrap(),
-        path: PathBuf::from(format!("/media/movies/M{n}.mkv")),
-        jellyfin_item_id: None,
-        priority: Priority::Normal,
-        auto_translate: false,
-        attempts: 0,
-        error: None,
-        output_path: None,
-        origin: EventSource::Api,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-        wake_at_ms: None,
-        translation_source: None,
-        translation_from: None,
-        failures: 0,
-        nothing_found: 0,
-        video_missing_since_ms: None,
-    }
+    let path = PathBuf::from(format!("/media/movies/M{n}.mkv"));
+    let mut job = Job::pending(
+        path,
+        Language::parse("fr").unwrap(),
+        EventSource::Api,
+        1_000,
+    );
+    job.status = status;
+    job.priority = Priority::Normal;
+    job
 }
 
 /// Commits `count` jobs (every third one waiting), two events each; returns their ids.

@@ -17,27 +17,16 @@ use crate::event::kind;
 use crate::job::{ALL_STATUSES, EventSource, JobStatus, Language, Priority};
 
 fn job(name: &str, language: &str, status: JobStatus) -> Job {
-    Job {
-        id: JobId::new(),
-        status,
-        language: Language::parse(language).unwrap(),
-        path: PathBuf::from(format!("/media/movies/{name}.mkv")),
-        jellyfin_item_id: None,
-        priority: Priority::Normal,
-        auto_translate: false,
-        attempts: 0,
-        error: None,
-        output_path: None,
-        origin: EventSource::Api,
-        created_at_ms: 1_000,
-        updated_at_ms: 1_000,
-        wake_at_ms: None,
-        translation_source: None,
-        translation_from: None,
-        failures: 0,
-        nothing_found: 0,
-        video_missing_since_ms: None,
-    }
+    let path = PathBuf::from(format!("/media/movies/{name}.mkv"));
+    let mut job = Job::pending(
+        path,
+        Language::parse(language).unwrap(),
+        EventSource::Api,
+        1_000,
+    );
+    job.status = status;
+    job.priority = Priority::Normal;
+    job
 }
 
 fn event(id: JobId, kind: &str) -> Event {

@@ -450,25 +450,14 @@ impl TranslationService for FakeTranslator {
 
 /// A job record as the store would hold it, for tests that prepare a store by hand.
 pub fn job_record(video: &Path, language: &str, status: JobStatus, now_ms: i64) -> Job {
-    Job {
-        id: JobId::new(),
-        status,
-        language: lang(language),
-        path: video.to_owned(),
-        jellyfin_item_id: None,
-        priority: Priority::Normal,
-        auto_translate: true,
-        attempts: 1,
-        error: None,
-        output_path: None,
-        origin: EventSource::Watcher,
-        created_at_ms: now_ms,
-        updated_at_ms: now_ms,
-        wake_at_ms: None,
-        translation_source: None,
-        translation_from: None,
-        failures: 0,
-        nothing_found: 0,
-        video_missing_since_ms: None,
-    }
+    let mut job = Job::pending(
+        video.to_owned(),
+        lang(language),
+        EventSource::Watcher,
+        now_ms,
+    );
+    job.status = status;
+    job.auto_translate = true;
+    job.attempts = 1;
+    job
 }
