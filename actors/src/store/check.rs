@@ -30,7 +30,7 @@ use redb::{
 use super::codec::{decode, read_u64};
 use super::schema::*;
 use super::{ProviderState, StoreError};
-use crate::job::{ALL_STATUSES, Job};
+use crate::job::{ALL_STATUSES, JobHead};
 
 /// redb's page size; the unit the scratch backend keeps writes in.
 const BLOCK: u64 = 4096;
@@ -323,7 +323,8 @@ fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failur
             for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
                 let id = entry?.0.value().1;
                 if let Some(bytes) = jobs.get(id)? {
-                    let job: Job = decode("jobs", bytes.value()).map_err(|err| {
+                    // What the start reads of a job: its head (the rest is read when it runs).
+                    let job: JobHead = decode("jobs", bytes.value()).map_err(|err| {
                         Failure::Damaged(format!(
                             "job {}: {}",
                             uuid::Uuid::from_u128(id),
