@@ -30,7 +30,15 @@ use redb::{
 use super::codec::{decode, read_u64};
 use super::schema::*;
 use super::{ProviderState, StoreError};
-use crate::job::{ALL_STATUSES, JobHead};
+use crate::job::{ALL_STATUSES, JobId, JobStatus};
+
+/// What the check reads of an unfinished job: the whole JSON is parsed (other fields are
+/// skipped without being built), its id and status are kept.
+#[derive(serde::Deserialize)]
+struct IndexedJob {
+    id: JobId,
+    status: JobStatus,
+}
 
 /// redb's page size; the unit the scratch backend keeps writes in.
 const BLOCK: u64 = 4096;
@@ -323,8 +331,9 @@ fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failur
             for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
                 let id = entry?.0.value().1;
                 if let Some(bytes) = jobs.get(id)? {
-                    // What the start reads of a job: its head (the rest is read when it runs).
-                    let job: JobHead = decode("jobs", bytes.value()).map_err(|err| {
+                    // The record must parse, and say the status it is indexed under; the
+                    // JobManager's start then reads its head (the rest when it runs).
+                    let job: IndexedJob = decode("jobs", bytes.value()).map_err(|err| {
                         Failure::Damaged(format!(
                             "job {}: {}",
                             uuid::Uuid::from_u128(id),
