@@ -41,23 +41,7 @@ fn every_accepted_request_survives_kill_9_and_resumes() {
     daemon.crash();
 
     let daemon = sandbox.start();
-    let mut stored = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (status, page) = daemon.get(&format!("/api/v1/jobs?limit=500&cursor={cursor}"));
-        assert_eq!(status, 200);
-        stored.extend(
-            page["jobs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|j| j["id"].as_str().unwrap().to_owned()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => break,
-        }
-    }
+    let stored = daemon.all_job_ids();
     let unique: HashSet<_> = stored.iter().collect();
     assert_eq!(unique.len(), stored.len(), "no job duplicated");
     assert_eq!(
@@ -596,16 +580,7 @@ fn a_full_disk_is_a_507_and_the_daemon_recovers_when_space_returns() {
         assert_eq!(daemon.get(&format!("/api/v1/jobs/{id}")).0, 200);
     }
     // `/health` stays a 200 liveness answer, and says the store refuses writes.
-    let (status, health) = daemon.get("/health");
-    assert_eq!(status, 200);
-    assert_eq!(health["status"], "degraded", "{health}");
-    assert!(
-        health["reason"]
-            .as_str()
-            .unwrap()
-            .contains("No space left on device"),
-        "{health}"
-    );
+    daemon.assert_degraded("No space left on device");
 
     tmpfs.resize("8m");
     let video = &videos[199];

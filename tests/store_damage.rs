@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{DEADLINE, Daemon, Sandbox, binary};
+use common::{DEADLINE, Sandbox, binary};
 use serde_json::{Value, json};
 
 /// How many garbage bytes the probe wrote into the file.
@@ -47,27 +47,6 @@ fn data_files(sandbox: &Sandbox, prefix: &str) -> Vec<PathBuf> {
                 .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
         })
         .collect()
-}
-
-/// Every job id the daemon lists.
-fn all_jobs(daemon: &Daemon) -> Vec<String> {
-    let mut ids = Vec::new();
-    let mut cursor = String::new();
-    loop {
-        let (status, page) = daemon.get(&format!("/api/v1/jobs?limit=500&cursor={cursor}"));
-        assert_eq!(status, 200, "{page}");
-        ids.extend(
-            page["jobs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|j| j["id"].as_str().unwrap().to_owned()),
-        );
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = next.to_owned(),
-            None => return ids,
-        }
-    }
 }
 
 /// A stopped daemon's store with `videos` × 2 waiting jobs, each with its events. With
@@ -160,7 +139,7 @@ fn restores_the_snapshot_after(damage: impl FnOnce(&Path)) {
     assert!(reason.contains("snapshot"), "{reason}");
     assert!(health["version"].is_string(), "{health}");
 
-    let mut listed = all_jobs(&daemon);
+    let mut listed = daemon.all_job_ids();
     listed.sort();
     let mut expected = ids.clone();
     expected.sort();
@@ -215,17 +194,8 @@ fn without_a_snapshot_a_damaged_store_is_kept_aside_and_a_fresh_one_serves() {
     write_garbage(&store_file(&sandbox), 0.25);
 
     let daemon = sandbox.start();
-    let (status, health) = daemon.get("/health");
-    assert_eq!(status, 200);
-    assert_eq!(health["status"], "degraded", "{health}");
-    assert!(
-        health["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no good snapshot"),
-        "{health}"
-    );
-    assert!(all_jobs(&daemon).is_empty());
+    daemon.assert_degraded("no good snapshot");
+    assert!(daemon.all_job_ids().is_empty());
     assert_eq!(data_files(&sandbox, "cuewarden.redb.damaged-").len(), 1);
     let (status, log) = daemon.terminate();
     assert!(status.success(), "{log}");
@@ -305,7 +275,7 @@ fn store_backup_and_restore_bring_a_store_back() {
 
     let daemon = sandbox.start();
     assert_eq!(daemon.get("/health").1["status"], "ok");
-    let mut listed = all_jobs(&daemon);
+    let mut listed = daemon.all_job_ids();
     listed.sort();
     let mut expected = ids;
     expected.sort();

@@ -134,6 +134,38 @@ impl Api {
         (&self.client, &self.runtime)
     }
 
+    /// Every job id the daemon lists, newest first, through every page.
+    pub fn all_job_ids(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, page) = self.get(&format!("/api/v1/jobs?limit=500&cursor={cursor}"));
+            assert_eq!(status, 200, "{page}");
+            ids.extend(
+                page["jobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|j| j["id"].as_str().unwrap().to_owned()),
+            );
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = next.to_owned(),
+                None => return ids,
+            }
+        }
+    }
+
+    /// Asserts `/health` answers 200 `degraded` with a reason containing `reason`.
+    pub fn assert_degraded(&self, reason: &str) {
+        let (status, health) = self.get("/health");
+        assert_eq!(status, 200, "/health stays a liveness answer: {health}");
+        assert_eq!(health["status"], "degraded", "{health}");
+        assert!(
+            health["reason"].as_str().unwrap_or("").contains(reason),
+            "{health}"
+        );
+    }
+
     /// Polls a job until `predicate` holds.
     pub fn wait_for_job(&self, id: &str, predicate: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();

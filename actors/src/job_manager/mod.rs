@@ -931,7 +931,7 @@ impl ManagerCore {
             Outcome::NothingFound {
                 reason,
                 retry_after: Some(delay),
-            } => self.park(id, reason, delay, now, source, kind::WAITING),
+            } => self.wait(id, reason, delay, now, source, true, |_| {}),
             Outcome::NothingFound {
                 reason,
                 retry_after: None,
@@ -991,7 +991,7 @@ impl ManagerCore {
                 }
                 if retryable && failures < self.settings.max_attempts {
                     let delay = self.retry_delay(failures);
-                    self.park(id, error, delay, now, source, kind::WAITING)
+                    self.wait(id, error, delay, now, source, true, |_| {})
                 } else {
                     let reason = if retryable {
                         format!("{error} (gave up after {attempts} attempts)")
@@ -1055,37 +1055,6 @@ impl ManagerCore {
             job.error = Some(reason.clone());
             job.wake_at_ms = Some(wake_at);
         })?;
-        self.wakes.insert((wake_at, id));
-        Ok(change)
-    }
-
-    fn park(
-        &mut self,
-        id: JobId,
-        reason: String,
-        delay: Duration,
-        now: i64,
-        source: EventSource,
-        event: &str,
-    ) -> Result<Change, IllegalTransition> {
-        let wake_at = now.saturating_add(millis(delay));
-        let change = self.transition(
-            id,
-            JobStatus::Waiting,
-            now,
-            vec![
-                (event, source, json!({"reason": reason})),
-                (
-                    kind::RETRY_SCHEDULED,
-                    EventSource::Manager,
-                    json!({"at": crate::time::format_rfc3339(wake_at), "in_secs": delay.as_secs()}),
-                ),
-            ],
-            |job| {
-                job.error = Some(reason.clone());
-                job.wake_at_ms = Some(wake_at);
-            },
-        )?;
         self.wakes.insert((wake_at, id));
         Ok(change)
     }
