@@ -24,7 +24,10 @@ use tracing::{info, warn};
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::JellyfinClient;
 use crate::config::{Secret, Settings};
-use crate::sources::{API_SOURCE, Intake, IntakeRules, Source, SourceHandle, SourceInfo};
+use crate::sources::{
+    Intake, IntakeRules, SERVED_SOURCES, Source, SourceBoard, SourceHandle, SourceInfo,
+    SourceState, SourceStatus,
+};
 
 /// File in `data_dir` holding the generated API key.
 pub const API_KEY_FILE: &str = "api_key";
@@ -204,13 +207,23 @@ pub async fn run_with(
         translate_by_default: !settings.languages.translate_from.is_empty(),
     };
     let intake = Intake::new(manager.clone(), rules, components.jellyfin);
-    let mut listed: Vec<SourceInfo> = vec![API_SOURCE];
+    let mut listed: Vec<(SourceInfo, SourceStatus)> = SERVED_SOURCES
+        .iter()
+        .map(|info| (info.clone(), SourceStatus::new(SourceState::Running)))
+        .collect();
     let mut running: Vec<(SourceInfo, SourceHandle)> = Vec::new();
     for source in components.sources {
         let info = source.info();
-        info!(source = ?info.name, "source started");
-        listed.push(info.clone());
-        running.push((info, source.start(intake.clone())));
+        let status = SourceStatus::new(if info.enabled {
+            SourceState::Starting
+        } else {
+            SourceState::Disabled
+        });
+        listed.push((info.clone(), status.clone()));
+        if info.enabled {
+            info!(source = ?info.name, "source started");
+            running.push((info, source.start(intake.clone(), status)));
+        }
     }
 
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
@@ -221,7 +234,7 @@ pub async fn run_with(
         store: store.clone(),
         api_key: Arc::new(api_key),
         intake,
-        sources: Arc::new(listed),
+        sources: SourceBoard::new(listed),
         streams: api::StreamSlots::new(settings.server.max_event_streams),
         settings: Arc::new(settings),
         shutdown: shutdown_receiver,

@@ -10,7 +10,8 @@ use std::sync::mpsc;
 
 use common::{Sandbox, Served};
 use cuewarden::sources::{
-    Detection, Intake, IntakeError, Source, SourceHandle, SourceInfo, Submitted, Target,
+    Detection, Intake, IntakeError, Source, SourceHandle, SourceInfo, SourceState, SourceStatus,
+    Submitted, Target,
 };
 use cuewarden_actors::EventSource;
 use serde_json::json;
@@ -30,14 +31,17 @@ impl Source for OneShot {
         }
     }
 
-    fn start(self: Box<Self>, intake: Intake) -> SourceHandle {
+    fn start(self: Box<Self>, intake: Intake, status: SourceStatus) -> SourceHandle {
         let task = actix_rt::spawn(async move {
+            status.set(SourceState::Running);
             for path in self.paths {
-                let detection = Detection::new(Target::Path(path), EventSource::Watcher);
+                let target = Target::Path(path);
+                let name = target.to_string();
                 let result = intake
-                    .submit(detection)
-                    .await
-                    .map_err(|err: IntakeError| err.to_string());
+                    .submit(Detection::new(target, EventSource::Watcher))
+                    .await;
+                status.record(&name, &result);
+                let result = result.map_err(|err: IntakeError| err.to_string());
                 let _ = self.results.send(result);
             }
         });
@@ -87,6 +91,16 @@ fn a_registered_source_hands_its_detections_to_the_shared_intake() {
         .map(|s| s["name"].clone())
         .collect();
     assert_eq!(names, [json!("api"), json!("watcher")]);
+    let watcher = &health["sources"][1];
+    assert_eq!(watcher["state"], "running", "{watcher}");
+    assert_eq!(watcher["detected"], 1, "{watcher}");
+    assert_eq!(watcher["refused"], 2, "{watcher}");
+    assert_eq!(
+        watcher["last_refused"]["target"], "/etc/passwd",
+        "{watcher}"
+    );
+    let api = &health["sources"][0];
+    assert_eq!(api["state"], "running", "{api}");
     assert_eq!(health["libraries"][0]["state"], "ok", "{health}");
     daemon.stop().unwrap();
 }

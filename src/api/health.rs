@@ -33,17 +33,7 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 /// `GET /health/sources`: every registered source, the libraries and the job manager.
 pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let manager: StatusReport = state.manager.send(ManagerStatus).await?;
-    let sources: Vec<_> = state
-        .sources
-        .iter()
-        .map(|source| {
-            json!({
-                "name": source.name,
-                "state": if source.enabled { "running" } else { "disabled" },
-                "detail": source.description,
-            })
-        })
-        .collect();
+    let sources = state.sources.reports();
     let libraries = state.intake.libraries().clone();
     let libraries = web::block(move || {
         let unresolved = libraries.unresolved();

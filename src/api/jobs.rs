@@ -193,7 +193,13 @@ pub async fn request_subtitles(
     let mut detection = Detection::new(target, EventSource::Api);
     detection.languages = languages;
     detection.auto_translate = body.auto_translate;
-    let submitted = state.intake.submit(detection).await.map_err(intake_error)?;
+    let target = detection.target.to_string();
+    let result = state.intake.submit(detection).await;
+    if let Some(status) = state.sources.status(EventSource::Api) {
+        status.message();
+        status.record(&target, &result);
+    }
+    let submitted = result.map_err(intake_error)?;
     Ok(HttpResponse::Accepted().json(json!({ "path": submitted.path, "jobs": submitted.jobs })))
 }
 

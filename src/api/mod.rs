@@ -42,8 +42,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// The shared intake (`POST /subtitles` is a source like the others).
     pub intake: crate::sources::Intake,
-    /// The registered sources, for `/health/sources`.
-    pub sources: Arc<Vec<crate::sources::SourceInfo>>,
+    /// The registered sources and their status, for `/health/sources`.
+    pub sources: crate::sources::SourceBoard,
     /// The open event streams, at most `server.max_event_streams`.
     pub streams: StreamSlots,
 }

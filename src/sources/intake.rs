@@ -29,6 +29,15 @@ pub enum Target {
     JellyfinItem(String),
 }
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Path(path) => write!(f, "{}", path.display()),
+            Self::JellyfinItem(id) => write!(f, "Jellyfin item {id}"),
+        }
+    }
+}
+
 /// A detection: a video, who saw it, and what it asks for.
 #[derive(Debug, Clone)]
 pub struct Detection {

@@ -8,8 +8,10 @@
 //! line in `app::Components::from_settings` that registers it.
 
 pub mod intake;
+pub mod status;
 
 pub use intake::{Detection, Intake, IntakeError, IntakeRules, Submitted, Target};
+pub use status::{SourceBoard, SourceState, SourceStatus};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,8 +23,10 @@ use cuewarden_actors::EventSource;
 pub trait Source {
     /// Its name and description, as `/health/sources` lists it.
     fn info(&self) -> SourceInfo;
-    /// Starts detecting, on the actix `System`; every detection goes to `intake`.
-    fn start(self: Box<Self>, intake: Intake) -> SourceHandle;
+    /// Starts detecting, on the actix `System`; every detection goes to `intake`. The
+    /// source keeps `status` up to date (state, messages, errors, what it detected), as
+    /// `/health/sources` shows it.
+    fn start(self: Box<Self>, intake: Intake, status: SourceStatus) -> SourceHandle;
 }
 
 type StopFuture = Pin<Box<dyn Future<Output = ()>>>;
@@ -62,6 +66,10 @@ pub const API_SOURCE: SourceInfo = SourceInfo {
     enabled: true,
     description: "POST /api/v1/subtitles (cuewarden request uses it)",
 };
+
+/// The sources the HTTP server serves (always there, state `running`); their handlers find
+/// their status on the [`SourceBoard`].
+pub const SERVED_SOURCES: &[SourceInfo] = &[API_SOURCE];
 
 /// A registered source, as `/health/sources` lists it.
 #[derive(Debug, Clone, serde::Serialize)]
