@@ -1,9 +1,11 @@
-//! Jellyfin REST: resolving an item id to the video's path.
+//! Jellyfin REST: items (by id, paged, saved since), resolving an item id to the video's
+//! path.
 //!
 //! Authenticates with `Authorization: MediaBrowser Token="…"`, which every Jellyfin
-//! version from 10.9 to 12.0 accepts. `GET /Items` with
-//! `Ids=` works with an API key and no user id (§3).
+//! version from 10.9 to 12.0 accepts. `GET /Items` (with `Ids=`, or paged with
+//! `StartIndex`/`Limit`) works with an API key and no user id.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -25,18 +27,104 @@ pub enum JellyfinError {
     Request(String),
 }
 
-#[derive(Deserialize)]
+/// The fields cuewarden asks `/Items` for (`Fields=`).
+pub const ITEM_FIELDS: &str = "Path,ProviderIds,MediaStreams,DateCreated";
+
+/// One page of `GET /Items` (`QueryResult<BaseItemDto>`).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct ItemsPage {
+pub struct ItemsPage {
+    /// The items of this page.
     #[serde(default)]
-    items: Vec<Item>,
+    pub items: Vec<JellyfinItem>,
+    /// Items matching the query in all pages (absent with `EnableTotalRecordCount=false`).
+    #[serde(default)]
+    pub total_record_count: Option<u64>,
+    /// Index of the first item of this page.
+    #[serde(default)]
+    pub start_index: Option<u64>,
 }
 
-#[derive(Deserialize)]
+/// A `BaseItemDto`, reduced to what cuewarden reads. Unknown fields are ignored (Jellyfin
+/// adds some every release).
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
-struct Item {
-    path: Option<String>,
-    location_type: Option<String>,
+pub struct JellyfinItem {
+    /// Item id (32 hex digits).
+    #[serde(default)]
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `Movie`, `Episode`, `Series`, …
+    #[serde(default, rename = "Type")]
+    pub item_type: Option<String>,
+    /// The file, as Jellyfin sees it (only with `Fields=Path`).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// `FileSystem`, `Virtual` (a missing episode), …
+    #[serde(default)]
+    pub location_type: Option<String>,
+    /// `Imdb`, `Tmdb`, `Tvdb`, … (only with `Fields=ProviderIds`; episode ids for episodes).
+    #[serde(default)]
+    pub provider_ids: HashMap<String, String>,
+    /// The streams of the primary source (only with `Fields=MediaStreams`).
+    #[serde(default)]
+    pub media_streams: Vec<MediaStream>,
+    /// Release year.
+    #[serde(default)]
+    pub production_year: Option<i32>,
+    /// Episode number.
+    #[serde(default)]
+    pub index_number: Option<i32>,
+    /// Season number.
+    #[serde(default)]
+    pub parent_index_number: Option<i32>,
+    /// The series, for episodes.
+    #[serde(default)]
+    pub series_name: Option<String>,
+    /// The series' item id, for episodes.
+    #[serde(default)]
+    pub series_id: Option<String>,
+    /// When the item was added (only with `Fields=DateCreated`).
+    #[serde(default)]
+    pub date_created: Option<String>,
+}
+
+impl JellyfinItem {
+    /// A movie or an episode with a real file: what cuewarden looks after.
+    pub fn is_video_file(&self) -> bool {
+        matches!(self.item_type.as_deref(), Some("Movie" | "Episode"))
+            && self.location_type.as_deref() != Some("Virtual")
+            && self.path.as_deref().is_some_and(|p| !p.is_empty())
+    }
+}
+
+/// A `MediaStream` of an item.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MediaStream {
+    /// `Video`, `Audio`, `Subtitle`, …
+    #[serde(default, rename = "Type")]
+    pub stream_type: Option<String>,
+    /// ffprobe codec name, lower case (`subrip`, `ass`), or `PGSSUB`, `DVDSUB`, …
+    #[serde(default)]
+    pub codec: Option<String>,
+    /// Language as tagged (ISO 639-2 mostly), if any.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// A sidecar file rather than a track in the container.
+    #[serde(default)]
+    pub is_external: bool,
+    /// Forced (foreign parts only).
+    #[serde(default)]
+    pub is_forced: bool,
+    /// For the deaf and hard of hearing.
+    #[serde(default)]
+    pub is_hearing_impaired: bool,
+    /// A text subtitle (not a bitmap one).
+    #[serde(default)]
+    pub is_text_subtitle_stream: bool,
 }
 
 /// A Jellyfin REST client.
@@ -68,11 +156,30 @@ impl JellyfinClient {
 
     /// The file path of a movie or episode, as Jellyfin sees it.
     pub async fn item_path(&self, item_id: &str) -> Result<PathBuf, JellyfinError> {
+        let page = self
+            .items(&[("Ids", item_id), ("Fields", "Path")])
+            .await
+            .map_err(|err| match err {
+                JellyfinError::UnknownItem(_) => JellyfinError::UnknownItem(item_id.to_owned()),
+                other => other,
+            })?;
+        page.items
+            .into_iter()
+            .find(|item| item.location_type.as_deref() != Some("Virtual"))
+            .and_then(|item| item.path)
+            .map(PathBuf::from)
+            .ok_or_else(|| JellyfinError::UnknownItem(item_id.to_owned()))
+    }
+
+    /// `GET /Items` with `query` (plus `EnableImages=false`, `EnableUserData=false`): by
+    /// `Ids`, paged with `StartIndex`/`Limit`, or filtered (`MinDateLastSaved`, …). 400 and
+    /// 404 are [`JellyfinError::UnknownItem`].
+    pub async fn items(&self, query: &[(&str, &str)]) -> Result<ItemsPage, JellyfinError> {
         let mut url = self.url("Items")?;
         url.query_pairs_mut()
-            .append_pair("Ids", item_id)
-            .append_pair("Fields", "Path")
-            .append_pair("EnableImages", "false");
+            .extend_pairs(query)
+            .append_pair("EnableImages", "false")
+            .append_pair("EnableUserData", "false");
         let response = self
             .http
             .get(url)
@@ -88,20 +195,39 @@ impl JellyfinClient {
             return Err(JellyfinError::Unauthorized(status.as_u16()));
         }
         if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::BAD_REQUEST {
-            return Err(JellyfinError::UnknownItem(item_id.to_owned()));
+            return Err(JellyfinError::UnknownItem(String::new()));
         }
         if !status.is_success() {
             return Err(JellyfinError::Request(format!("HTTP {status}")));
         }
-        let page: ItemsPage = response
+        response
             .json()
             .await
-            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
-        page.items
-            .into_iter()
-            .find(|item| item.location_type.as_deref() != Some("Virtual"))
-            .and_then(|item| item.path)
-            .map(PathBuf::from)
-            .ok_or_else(|| JellyfinError::UnknownItem(item_id.to_owned()))
+            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn an_items_page_fixture_reads_paths_ids_and_streams() {
+        let text = include_str!("../../tests/fixtures/jellyfin_items_page.json");
+        let page: ItemsPage = serde_json::from_str(text).unwrap();
+        assert!(!page.items.is_empty());
+        let movie = &page.items[0];
+        assert!(movie.is_video_file(), "{movie:?}");
+        assert_eq!(
+            movie.provider_ids.get("Imdb").map(String::as_str),
+            Some("tt9000001")
+        );
+        assert!(
+            movie
+                .media_streams
+                .iter()
+                .any(|s| s.stream_type.as_deref() == Some("Video"))
+        );
     }
 }
