@@ -30,15 +30,7 @@ use redb::{
 use super::codec::{decode, read_u64};
 use super::schema::*;
 use super::{ProviderState, StoreError};
-use crate::job::{ALL_STATUSES, JobId, JobStatus};
-
-/// What the check reads of an unfinished job: the whole JSON is parsed (other fields are
-/// skipped without being built), its id and status are kept.
-#[derive(serde::Deserialize)]
-struct IndexedJob {
-    id: JobId,
-    status: JobStatus,
-}
+use crate::job::{ALL_STATUSES, JobHead};
 
 /// redb's page size; the unit the scratch backend keeps writes in.
 const BLOCK: u64 = 4096;
@@ -302,8 +294,13 @@ fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
     }
 }
 
-/// Decodes every record the start reads: meta, the unfinished jobs, provider state.
-fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failure> {
+/// Decodes every record the start reads: meta, the unfinished jobs (each one's head handed
+/// to `take`, by status then id), provider state.
+fn decode_start_records(
+    db: &Database,
+    bytes: u64,
+    take: &mut dyn FnMut(JobHead),
+) -> Result<CheckReport, Failure> {
     let txn = db.begin_read().map_err(StoreError::from)?;
     let mut report = CheckReport {
         bytes,
@@ -331,9 +328,11 @@ fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failur
             for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
                 let id = entry?.0.value().1;
                 if let Some(bytes) = jobs.get(id)? {
-                    // The record must parse, and say the status it is indexed under; the
-                    // JobManager's start then reads its head (the rest when it runs).
-                    let job: IndexedJob = decode("jobs", bytes.value()).map_err(|err| {
+                    // The record must parse (the whole JSON; fields the head does not keep
+                    // are skipped unbuilt), and say the status it is indexed under. Its head
+                    // is what the JobManager's start takes over (the rest is read when the
+                    // job runs).
+                    let job: JobHead = decode("jobs", bytes.value()).map_err(|err| {
                         Failure::Damaged(format!(
                             "job {}: {}",
                             uuid::Uuid::from_u128(id),
@@ -347,6 +346,7 @@ fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failur
                         )));
                     }
                     report.unfinished_jobs += 1;
+                    take(job);
                 }
             }
         }
@@ -428,7 +428,17 @@ fn with_verified<T>(
 /// A damaged file is [`StoreError::Damaged`] (an empty file included), one in use by a running
 /// daemon [`StoreError::Locked`], a missing one [`StoreError::Missing`].
 pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
-    with_verified(path, decode_start_records)
+    check_file_taking(path, &mut |_| {})
+}
+
+/// Checks `path` as [`check_file`] does, handing the head of every unfinished job to `take`
+/// as it is decoded (by status, then id). Heads are handed over before the check is over: a
+/// caller keeps them only if the whole check passed.
+pub(super) fn check_file_taking(
+    path: &Path,
+    take: &mut dyn FnMut(JobHead),
+) -> Result<CheckReport, StoreError> {
+    with_verified(path, |db, bytes| decode_start_records(db, bytes, take))
 }
 
 /// Checks `path` as [`check_file`] does, then runs `then` on the verified database (a
@@ -438,7 +448,7 @@ pub(super) fn with_checked_file<T>(
     then: impl FnOnce(&Database, &CheckReport) -> Result<T, StoreError>,
 ) -> Result<(CheckReport, T), StoreError> {
     with_verified(path, |db, bytes| {
-        let report = decode_start_records(db, bytes)?;
+        let report = decode_start_records(db, bytes, &mut |_| {})?;
         let value = then(db, &report).map_err(Failure::Error)?;
         Ok((report, value))
     })

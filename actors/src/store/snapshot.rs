@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableError};
 use tracing::{error, info, warn};
 
-use super::check::{CheckReport, check_file, with_checked_file};
+use super::check::{CheckReport, check_file, check_file_taking, with_checked_file};
 use super::schema::*;
 use super::{STORE_FILE_NAME, StoreError};
 
@@ -312,9 +312,15 @@ fn restore_newest_good(data_dir: &Path, path: &Path) -> Option<(Snapshot, CheckR
 /// file is left as it is, a missing one is new, a damaged one (an empty file included) is
 /// moved aside and replaced by the newest good snapshot, or by nothing (a new store).
 /// Errors are what the user must fix (the file is locked by another daemon, unreadable).
-pub fn prepare_store_file(data_dir: &Path) -> Result<StartState, StoreError> {
+///
+/// The check hands the head of every unfinished job of the file to `take` as it decodes it;
+/// they are the file's only if the state is [`StartState::Good`].
+pub fn prepare_store_file(
+    data_dir: &Path,
+    take: &mut dyn FnMut(crate::job::JobHead),
+) -> Result<StartState, StoreError> {
     let path = data_dir.join(STORE_FILE_NAME);
-    let reason = match check_file(&path) {
+    let reason = match check_file_taking(&path, take) {
         Ok(_) => return Ok(StartState::Good),
         Err(StoreError::Missing { .. }) => return Ok(StartState::New),
         Err(StoreError::Damaged { reason, .. }) => reason,
