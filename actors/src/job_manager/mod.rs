@@ -297,6 +297,22 @@ impl KeyHasher {
         }
     }
 
+    /// The compact form of an unfinished job as the store's start-up check decoded it: the
+    /// same key as [`hash`](Self::hash) of its path and language.
+    pub fn unfinished_stored(&self, head: &crate::job::JobHeadRef<'_>) -> Unfinished {
+        let key = (Path::new(head.path.as_ref()), head.language.as_ref());
+        Unfinished {
+            id: head.id,
+            status: head.status,
+            priority: head.priority,
+            wake_at_ms: head.wake_at_ms,
+            key: KeyHash {
+                bucket: self.0.hash_one(key),
+                check: self.1.hash_one(key),
+            },
+        }
+    }
+
     /// The compact form of an unfinished job read at start-up.
     pub fn unfinished(&self, head: JobHead) -> Unfinished {
         Unfinished {
@@ -336,7 +352,8 @@ impl StartJobs {
 /// replaced file, a schema upgrade): the JobManager reads them itself.
 pub fn open_store(data_dir: &Path) -> Result<(crate::store::Store, Option<StartJobs>), StoreError> {
     let hasher = KeyHasher::default();
-    let (store, jobs) = crate::store::Store::open_taking(data_dir, |head| hasher.unfinished(head))?;
+    let (store, jobs) =
+        crate::store::Store::open_taking(data_dir, |head| hasher.unfinished_stored(&head))?;
     Ok((
         store,
         jobs.map(|mut jobs| {

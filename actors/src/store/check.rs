@@ -27,10 +27,10 @@ use redb::{
     StorageBackend, StorageError, TableError,
 };
 
-use super::codec::{decode, read_u64};
+use super::codec::{decode, decode_borrowed, read_u64};
 use super::schema::*;
 use super::{ProviderState, StoreError};
-use crate::job::{ALL_STATUSES, JobHead};
+use crate::job::{ALL_STATUSES, JobHeadRef};
 
 /// redb's page size; the unit the scratch backend keeps writes in.
 const BLOCK: u64 = 4096;
@@ -61,7 +61,25 @@ pub struct CheckReport {
 struct ScratchBackend {
     /// The file, for reads and for redb's locks.
     file: FileBackend,
+    /// Its length when opened: what the read-ahead windows may hold.
+    opened_len: u64,
     state: Mutex<Scratch>,
+    /// The file's bytes read ahead, [`WINDOWS`] windows of [`WINDOW`] bytes: the check reads
+    /// the whole file a page at a time, and one read per page costs more than the reading.
+    windows: Mutex<Windows>,
+}
+
+/// Bytes read ahead per window.
+const WINDOW: u64 = 256 * 1024;
+/// Windows kept (the tree walk of the check comes back to recent ones).
+const WINDOWS: usize = 8;
+
+#[derive(Debug, Default)]
+struct Windows {
+    /// Window start → its bytes (shorter at the end of the file).
+    held: Vec<(u64, Vec<u8>)>,
+    /// The next one to replace once [`WINDOWS`] are held.
+    next: usize,
 }
 
 #[derive(Debug)]
@@ -84,6 +102,8 @@ impl ScratchBackend {
         let file = FileBackend::new(file).map_err(io::Error::other)?;
         Ok(Self {
             file,
+            opened_len: len,
+            windows: Mutex::new(Windows::default()),
             state: Mutex::new(Scratch {
                 len,
                 file_len: len,
@@ -93,15 +113,50 @@ impl ScratchBackend {
     }
 
     /// Fills `out` with the bytes at `offset` as the file has them (zeros past its end).
-    fn read_file(&self, scratch: &Scratch, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let from_file = scratch
-            .file_len
-            .saturating_sub(offset)
-            .min(out.len() as u64) as usize;
+    fn read_file(&self, file_len: u64, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let from_file = file_len.saturating_sub(offset).min(out.len() as u64) as usize;
         if from_file > 0 {
-            self.file.read(offset, &mut out[..from_file])?;
+            self.read_ahead(offset, &mut out[..from_file])?;
         }
         out[from_file..].fill(0);
+        Ok(())
+    }
+
+    /// Reads `out.len()` bytes of the file at `offset` (inside the file as opened) through
+    /// the read-ahead windows; a read that does not fit in one window goes to the file.
+    fn read_ahead(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let start = offset - offset % WINDOW;
+        let end = offset + out.len() as u64;
+        if end > start + WINDOW || end > self.opened_len {
+            return self.file.read(offset, out);
+        }
+        let mut windows = self.windows.lock().map_err(|_| poisoned())?;
+        let at = match windows.held.iter().position(|(s, _)| *s == start) {
+            Some(at) => at,
+            None => {
+                let len = (self.opened_len - start).min(WINDOW) as usize;
+                let at = if windows.held.len() < WINDOWS {
+                    windows.held.push((start, Vec::new()));
+                    windows.held.len() - 1
+                } else {
+                    let at = windows.next;
+                    windows.next = (at + 1) % WINDOWS;
+                    at
+                };
+                let window = &mut windows.held[at];
+                window.1.resize(len, 0);
+                if let Err(err) = self.file.read(start, &mut window.1) {
+                    // Not a window of the file: forget it.
+                    window.1.clear();
+                    window.0 = u64::MAX;
+                    return Err(err);
+                }
+                window.0 = start;
+                at
+            }
+        };
+        let from = (offset - start) as usize;
+        out.copy_from_slice(&windows.held[at].1[from..from + out.len()]);
         Ok(())
     }
 }
@@ -112,21 +167,23 @@ impl StorageBackend for ScratchBackend {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        let scratch = self.state.lock().map_err(|_| poisoned())?;
         let end = offset + out.len() as u64;
-        if end > scratch.len {
+        let (len, file_len, written) = {
+            let scratch = self.state.lock().map_err(|_| poisoned())?;
+            (scratch.len, scratch.file_len, !scratch.blocks.is_empty())
+        };
+        if end > len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "read of {offset}..{end} past the end of the file ({})",
-                    scratch.len
-                ),
+                format!("read of {offset}..{end} past the end of the file ({len})"),
             ));
         }
-        self.read_file(&scratch, offset, out)?;
-        if out.is_empty() {
+        // The file is read without the lock, so the start's decode threads read in parallel.
+        self.read_file(file_len, offset, out)?;
+        if out.is_empty() || !written {
             return Ok(());
         }
+        let scratch = self.state.lock().map_err(|_| poisoned())?;
         for number in offset / BLOCK..=(end - 1) / BLOCK {
             if let Some(block) = scratch.blocks.get(&number) {
                 let start = number * BLOCK;
@@ -166,7 +223,7 @@ impl StorageBackend for ScratchBackend {
             let start = number * BLOCK;
             if !scratch.blocks.contains_key(&number) {
                 let mut block = vec![0u8; BLOCK as usize].into_boxed_slice();
-                self.read_file(&scratch, start, &mut block)?;
+                self.read_file(scratch.file_len, start, &mut block)?;
                 scratch.blocks.insert(number, block);
             }
             if let Some(block) = scratch.blocks.get_mut(&number) {
@@ -294,13 +351,13 @@ fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
     }
 }
 
-/// Decodes every record the start reads: meta, the unfinished jobs (each one's head handed
-/// to `take`, by status then id), provider state.
-fn decode_start_records(
+/// Decodes every record the start reads: meta, the unfinished jobs (each one's head made into
+/// a `T` by `take`; returned by status, then id), provider state.
+fn decode_start_records<T>(
     db: &Database,
     bytes: u64,
-    take: &mut dyn FnMut(JobHead),
-) -> Result<CheckReport, Failure> {
+    take: &mut dyn FnMut(JobHeadRef<'_>) -> T,
+) -> Result<(CheckReport, Vec<T>), Failure> {
     let txn = db.begin_read().map_err(StoreError::from)?;
     let mut report = CheckReport {
         bytes,
@@ -321,6 +378,7 @@ fn decode_start_records(
             }
         }
     }
+    let mut heads = Vec::new();
     if let (Some(jobs), Some(index)) = (table(&txn, JOBS)?, table(&txn, JOBS_BY_STATUS)?) {
         report.jobs = jobs.len()?;
         for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
@@ -332,24 +390,25 @@ fn decode_start_records(
                     // are skipped unbuilt), and say the status it is indexed under. Its head
                     // is what the JobManager's start takes over (the rest is read when the
                     // job runs).
-                    let job: JobHead = decode("jobs", bytes.value()).map_err(|err| {
-                        Failure::Damaged(format!(
-                            "job {}: {}",
-                            uuid::Uuid::from_u128(id),
-                            super::error_chain(&err)
-                        ))
-                    })?;
+                    let job: JobHeadRef<'_> =
+                        decode_borrowed("jobs", bytes.value()).map_err(|err| {
+                            Failure::Damaged(format!(
+                                "job {}: {}",
+                                uuid::Uuid::from_u128(id),
+                                super::error_chain(&err)
+                            ))
+                        })?;
                     if job.status != *status {
                         return Err(Failure::Damaged(format!(
                             "job {} is indexed as {status} but is {}",
                             job.id, job.status
                         )));
                     }
-                    report.unfinished_jobs += 1;
-                    take(job);
+                    heads.push(take(job));
                 }
             }
         }
+        report.unfinished_jobs = heads.len() as u64;
     }
     if let Some(events) = table(&txn, EVENTS)? {
         report.events = events.len()?;
@@ -367,7 +426,7 @@ fn decode_start_records(
             report.provider_states += 1;
         }
     }
-    Ok(report)
+    Ok((report, heads))
 }
 
 /// What a panic carried, as text.
@@ -428,16 +487,15 @@ fn with_verified<T>(
 /// A damaged file is [`StoreError::Damaged`] (an empty file included), one in use by a running
 /// daemon [`StoreError::Locked`], a missing one [`StoreError::Missing`].
 pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
-    check_file_taking(path, &mut |_| {})
+    check_file_taking(path, &mut |_| ()).map(|(report, _)| report)
 }
 
-/// Checks `path` as [`check_file`] does, handing the head of every unfinished job to `take`
-/// as it is decoded (by status, then id). Heads are handed over before the check is over: a
-/// caller keeps them only if the whole check passed.
-pub(super) fn check_file_taking(
+/// Checks `path` as [`check_file`] does, and returns what `take` made of the head of every
+/// unfinished job (by status, then id), decoded by the check.
+pub(super) fn check_file_taking<T>(
     path: &Path,
-    take: &mut dyn FnMut(JobHead),
-) -> Result<CheckReport, StoreError> {
+    take: &mut dyn FnMut(JobHeadRef<'_>) -> T,
+) -> Result<(CheckReport, Vec<T>), StoreError> {
     with_verified(path, |db, bytes| decode_start_records(db, bytes, take))
 }
 
@@ -448,7 +506,7 @@ pub(super) fn with_checked_file<T>(
     then: impl FnOnce(&Database, &CheckReport) -> Result<T, StoreError>,
 ) -> Result<(CheckReport, T), StoreError> {
     with_verified(path, |db, bytes| {
-        let report = decode_start_records(db, bytes, &mut |_| {})?;
+        let (report, _) = decode_start_records(db, bytes, &mut |_| ())?;
         let value = then(db, &report).map_err(Failure::Error)?;
         Ok((report, value))
     })

@@ -310,12 +310,10 @@ impl Store {
     /// reads the unfinished jobs itself.
     pub fn open_taking<T>(
         data_dir: &Path,
-        mut take: impl FnMut(crate::job::JobHead) -> T,
+        mut take: impl FnMut(crate::job::JobHeadRef<'_>) -> T,
     ) -> Result<(Self, Option<Vec<T>>), StoreError> {
         let path = data_dir.join(STORE_FILE_NAME);
-        let mut heads = Vec::new();
-        let start_state =
-            snapshot::prepare_store_file(data_dir, &mut |head| heads.push(take(head)))?;
+        let (start_state, heads) = snapshot::prepare_store_file(data_dir, &mut take)?;
         let mut heads = (start_state == StartState::Good).then_some(heads);
         let db = open_database(&path)?;
         let version = Self::stored_schema_version(&db)?;

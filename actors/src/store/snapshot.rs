@@ -313,16 +313,16 @@ fn restore_newest_good(data_dir: &Path, path: &Path) -> Option<(Snapshot, CheckR
 /// moved aside and replaced by the newest good snapshot, or by nothing (a new store).
 /// Errors are what the user must fix (the file is locked by another daemon, unreadable).
 ///
-/// The check hands the head of every unfinished job of the file to `take` as it decodes it;
-/// they are the file's only if the state is [`StartState::Good`].
-pub fn prepare_store_file(
+/// With a good file, also returns what `take` made of the head of every unfinished job, as
+/// the check decoded them (by status, then id); with any other state, none.
+pub fn prepare_store_file<T>(
     data_dir: &Path,
-    take: &mut dyn FnMut(crate::job::JobHead),
-) -> Result<StartState, StoreError> {
+    take: &mut dyn FnMut(crate::job::JobHeadRef<'_>) -> T,
+) -> Result<(StartState, Vec<T>), StoreError> {
     let path = data_dir.join(STORE_FILE_NAME);
     let reason = match check_file_taking(&path, take) {
-        Ok(_) => return Ok(StartState::Good),
-        Err(StoreError::Missing { .. }) => return Ok(StartState::New),
+        Ok((_, heads)) => return Ok((StartState::Good, heads)),
+        Err(StoreError::Missing { .. }) => return Ok((StartState::New, Vec::new())),
         Err(StoreError::Damaged { reason, .. }) => reason,
         Err(err) => return Err(err),
     };
@@ -349,12 +349,15 @@ pub fn prepare_store_file(
                  (requests accepted then, job progress, events)",
                 snapshot.taken_at
             );
-            Ok(StartState::Restored(format!(
-                "the store was damaged ({reason}) and is kept at {}; restored the snapshot \
+            Ok((
+                StartState::Restored(format!(
+                    "the store was damaged ({reason}) and is kept at {}; restored the snapshot \
                  taken at {}: changes since then are lost",
-                aside.display(),
-                snapshot.taken_at
-            )))
+                    aside.display(),
+                    snapshot.taken_at
+                )),
+                Vec::new(),
+            ))
         }
         None => {
             error!(
@@ -362,11 +365,14 @@ pub fn prepare_store_file(
                 "no good snapshot to restore; starting with an empty store: every job and \
                  event is lost (the damaged file is kept)"
             );
-            Ok(StartState::Fresh(format!(
-                "the store was damaged ({reason}) and is kept at {}; no good snapshot existed, \
+            Ok((
+                StartState::Fresh(format!(
+                    "the store was damaged ({reason}) and is kept at {}; no good snapshot existed, \
                  so the daemon started with an empty store",
-                aside.display()
-            )))
+                    aside.display()
+                )),
+                Vec::new(),
+            ))
         }
     }
 }
