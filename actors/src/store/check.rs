@@ -61,25 +61,7 @@ pub struct CheckReport {
 struct ScratchBackend {
     /// The file, for reads and for redb's locks.
     file: FileBackend,
-    /// Its length when opened: what the read-ahead windows may hold.
-    opened_len: u64,
     state: Mutex<Scratch>,
-    /// The file's bytes read ahead, [`WINDOWS`] windows of [`WINDOW`] bytes: the check reads
-    /// the whole file a page at a time, and one read per page costs more than the reading.
-    windows: Mutex<Windows>,
-}
-
-/// Bytes read ahead per window.
-const WINDOW: u64 = 256 * 1024;
-/// Windows kept (the tree walk of the check comes back to recent ones).
-const WINDOWS: usize = 8;
-
-#[derive(Debug, Default)]
-struct Windows {
-    /// Window start → its bytes (shorter at the end of the file).
-    held: Vec<(u64, Vec<u8>)>,
-    /// The next one to replace once [`WINDOWS`] are held.
-    next: usize,
 }
 
 #[derive(Debug)]
@@ -102,8 +84,6 @@ impl ScratchBackend {
         let file = FileBackend::new(file).map_err(io::Error::other)?;
         Ok(Self {
             file,
-            opened_len: len,
-            windows: Mutex::new(Windows::default()),
             state: Mutex::new(Scratch {
                 len,
                 file_len: len,
@@ -116,47 +96,9 @@ impl ScratchBackend {
     fn read_file(&self, file_len: u64, offset: u64, out: &mut [u8]) -> io::Result<()> {
         let from_file = file_len.saturating_sub(offset).min(out.len() as u64) as usize;
         if from_file > 0 {
-            self.read_ahead(offset, &mut out[..from_file])?;
+            self.file.read(offset, &mut out[..from_file])?;
         }
         out[from_file..].fill(0);
-        Ok(())
-    }
-
-    /// Reads `out.len()` bytes of the file at `offset` (inside the file as opened) through
-    /// the read-ahead windows; a read that does not fit in one window goes to the file.
-    fn read_ahead(&self, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let start = offset - offset % WINDOW;
-        let end = offset + out.len() as u64;
-        if end > start + WINDOW || end > self.opened_len {
-            return self.file.read(offset, out);
-        }
-        let mut windows = self.windows.lock().map_err(|_| poisoned())?;
-        let at = match windows.held.iter().position(|(s, _)| *s == start) {
-            Some(at) => at,
-            None => {
-                let len = (self.opened_len - start).min(WINDOW) as usize;
-                let at = if windows.held.len() < WINDOWS {
-                    windows.held.push((start, Vec::new()));
-                    windows.held.len() - 1
-                } else {
-                    let at = windows.next;
-                    windows.next = (at + 1) % WINDOWS;
-                    at
-                };
-                let window = &mut windows.held[at];
-                window.1.resize(len, 0);
-                if let Err(err) = self.file.read(start, &mut window.1) {
-                    // Not a window of the file: forget it.
-                    window.1.clear();
-                    window.0 = u64::MAX;
-                    return Err(err);
-                }
-                window.0 = start;
-                at
-            }
-        };
-        let from = (offset - start) as usize;
-        out.copy_from_slice(&windows.held[at].1[from..from + out.len()]);
         Ok(())
     }
 }
