@@ -15,9 +15,9 @@ use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use cuewarden_actors::clients::{SubtitleProvider, TranslationService};
-use cuewarden_actors::job_manager::{JobManager, Shutdown};
+use cuewarden_actors::job_manager::{JobManager, Shutdown, open_store};
 use cuewarden_actors::worker::WorkerContext;
-use cuewarden_actors::{Libraries, Library, Store};
+use cuewarden_actors::{Libraries, Library};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -188,7 +188,8 @@ pub async fn run_with(
         warn!(path = %root.display(), "library folder does not exist (yet)");
     }
     let data_dir = settings.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+    // The start-up check decodes every unfinished job; the JobManager takes them over.
+    let (store, start_jobs) = tokio::task::spawn_blocking(move || open_store(&data_dir))
         .await?
         .with_context(|| format!("while opening the store in {}", settings.data_dir.display()))?;
     info!(path = %store.path().display(), "store open");
@@ -199,7 +200,9 @@ pub async fn run_with(
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
-    let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers).start();
+    let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
+        .resuming(start_jobs)
+        .start();
     let rules = IntakeRules {
         libraries: components.libraries,
         path_mappings: settings.path_mappings.clone(),

@@ -250,8 +250,45 @@ fn store_command(settings: &config::Settings, command: StoreCommand) -> anyhow::
     }
 }
 
+/// The malloc arenas the daemon runs with when its environment does not say: glibc's default
+/// (8 per core) keeps what a burst of requests grew in each thread's arena resident for good
+/// (README, Performance: 28 MB idle → 56 MB after 500 replaying event streams, against
+/// 15 MB → 28 MB with 2).
+const MALLOC_ARENAS: &str = "2";
+
+/// `cuewarden run` without `MALLOC_ARENA_MAX` (or a glibc tunable for it) execs itself again
+/// with `MALLOC_ARENA_MAX=2`: glibc reads it only when the process starts, and the daemon
+/// may not call `mallopt`. Nothing has started yet (no thread, no file open but the standard
+/// ones); the process keeps its id, so systemd and `kill -9` see no difference. A failed
+/// exec leaves the daemon running with glibc's default.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas(cli: &Cli) {
+    use std::os::unix::process::CommandExt as _;
+    const VAR: &str = "MALLOC_ARENA_MAX";
+    let tuned = std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc.arena_max"));
+    if !matches!(cli.command, Command::Run) || std::env::var_os(VAR).is_some() || tuned {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new(exe);
+    if let Some(name) = args.next() {
+        command.arg0(name);
+    }
+    let err = command.args(args).env(VAR, MALLOC_ARENAS).exec();
+    eprintln!(
+        "warning: cannot restart with {VAR}={MALLOC_ARENAS} ({err}); running with glibc's default"
+    );
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas(_: &Cli) {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    limit_malloc_arenas(&cli);
     init_tracing();
     // reqwest is built with `rustls-no-provider`: choose ring before any client exists.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -374,6 +374,28 @@ pub struct JobHead {
     pub wake_at_ms: Option<i64>,
 }
 
+/// The fields of [`JobHead`] borrowed from a stored record, as the store's start-up check
+/// decodes every unfinished job: nothing is allocated or re-parsed per job (the language is
+/// the canonical code a [`Language`] was stored as).
+#[derive(Debug, Deserialize)]
+pub struct JobHeadRef<'a> {
+    /// The job.
+    pub id: JobId,
+    /// Its status.
+    pub status: JobStatus,
+    /// Its queue priority.
+    pub priority: Priority,
+    /// The video.
+    #[serde(borrow)]
+    pub path: std::borrow::Cow<'a, str>,
+    /// The wanted language's code.
+    #[serde(borrow)]
+    pub language: std::borrow::Cow<'a, str>,
+    /// When a `waiting` job wakes by itself.
+    #[serde(default)]
+    pub wake_at_ms: Option<i64>,
+}
+
 impl From<&Job> for JobHead {
     fn from(job: &Job) -> Self {
         Self {

@@ -7,11 +7,12 @@ mod common;
 
 use std::time::Duration;
 
+use actix::Actor;
 use common::*;
 use cuewarden_actors::JobStatus;
 use cuewarden_actors::clients::ProviderError;
 use cuewarden_actors::event::{Event, kind};
-use cuewarden_actors::job_manager::Shutdown;
+use cuewarden_actors::job_manager::{JobManager, Shutdown, open_store};
 use cuewarden_actors::store::Change;
 use cuewarden_actors::time::now_ms;
 use cuewarden_actors::{EventSource, JobId};
@@ -180,6 +181,41 @@ fn every_unfinished_stage_recorded_in_the_store_resumes_and_terminal_jobs_stay_p
         assert_eq!(store.job_count().unwrap(), all.len() as u64);
         let status = manager_status(&manager).await;
         assert!(status.unfinished.is_empty(), "{:?}", status.unfinished);
+    });
+}
+
+/// The daemon's start: the store's check decodes the unfinished jobs and the JobManager takes
+/// them over without reading them again; deduplication must still find them (their keys are
+/// hashed by the hasher the check used).
+#[test]
+fn jobs_the_start_up_check_decoded_are_resumed_and_deduplicated() {
+    let sandbox = Sandbox::new();
+    let id: JobId = actix_rt::System::new().block_on(async {
+        let store = sandbox.open_store();
+        let provider = FakeProvider::new([], Search::Hang);
+        let manager = sandbox.start_with_provider(&store, &provider);
+        let id = start_searching(&manager, &store, &sandbox, &provider).await;
+        let grace = Duration::from_millis(50);
+        assert_eq!(manager.send(Shutdown { grace }).await.unwrap(), [id]);
+        id
+    });
+
+    actix_rt::System::new().block_on(async {
+        let (store, start) = open_store(&sandbox.data).unwrap();
+        let start = start.expect("a good store hands over its unfinished jobs");
+        assert_eq!(start.len(), 1);
+        let provider = FakeProvider::new([], Search::Offer);
+        let mut workers = sandbox.workers();
+        workers.providers = vec![provider.as_provider()];
+        let manager = JobManager::new(settings(), store.clone(), workers)
+            .resuming(Some(start))
+            .start();
+        let again = request(&manager, sandbox.request(&["fr"], false)).await;
+        assert_eq!(again[0].id, id, "the resumed job was not found by its key");
+        let job = job_in(&store, id, JobStatus::Done).await;
+        assert_eq!(job.attempts, 2);
+        assert_eq!(store.job_count().unwrap(), 1, "a duplicate job was created");
+        assert_eq!(count(&kinds(&store, id), kind::RESUMED), 1);
     });
 }
 

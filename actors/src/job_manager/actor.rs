@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use super::{
     Accepted, Action, JobSummary, ManagerCore, ManagerError, ManagerSettings, NewRequest, Outcome,
-    Step, WorkKind,
+    StartJobs, Step, WorkKind,
 };
 use crate::job::{Job, JobId, JobStatus};
 
@@ -69,6 +69,14 @@ pub struct StatusReport {
     pub unfinished: HashMap<String, usize>,
 }
 
+/// The unfinished jobs the start resumes.
+enum Loaded {
+    /// Decoded by the store's start-up check.
+    Checked(StartJobs),
+    /// Read from the store by the start.
+    Read(Vec<super::Unfinished>),
+}
+
 struct RunningWorker {
     handle: SpawnHandle,
     stop: Recipient<StopWork>,
@@ -87,6 +95,8 @@ pub struct JobManager {
     /// The shutdown is over: the store may be closed; nothing more is submitted (what is
     /// left resumes on the next start).
     is_stopped: bool,
+    /// The unfinished jobs the store's check decoded, until `started` takes them over.
+    start_jobs: Option<StartJobs>,
 }
 
 impl JobManager {
@@ -102,7 +112,15 @@ impl JobManager {
             drained: Vec::new(),
             in_flight: 0,
             is_stopped: false,
+            start_jobs: None,
         }
+    }
+
+    /// Resumes `start` (the unfinished jobs [`open_store`](super::open_store) decoded) at
+    /// start instead of reading them from the store; with `None` it reads them.
+    pub fn resuming(mut self, start: Option<StartJobs>) -> Self {
+        self.start_jobs = start;
+        self
     }
 
     /// Submits changes, counting the commit as in flight until [`settle`](Self::settle).
@@ -262,12 +280,21 @@ impl Actor for JobManager {
         // deduplication sees the jobs and the first workers see the cooldowns.
         let store = self.store.clone();
         let hasher = self.core.key_hasher();
-        // Heads are hashed as they are read: no path outlives the read.
+        let start_jobs = self.start_jobs.take();
+        // Heads are hashed as they are read: no path outlives the read. The jobs the store's
+        // check decoded are not read again.
         let load = move || {
-            let mut jobs = Vec::new();
-            let read = store.for_each_unfinished_head(|head| jobs.push(hasher.unfinished(head)));
-            jobs.sort_by_key(|job: &super::Unfinished| job.id);
-            (store.provider_states(), read.map(|()| jobs))
+            let jobs = match start_jobs {
+                Some(start) => Ok(Loaded::Checked(start)),
+                None => {
+                    let mut jobs = Vec::new();
+                    let read =
+                        store.for_each_unfinished_head(|head| jobs.push(hasher.unfinished(head)));
+                    jobs.sort_by_key(|job: &super::Unfinished| job.id);
+                    read.map(|()| Loaded::Read(jobs))
+                }
+            };
+            (store.provider_states(), jobs)
         };
         ctx.wait(
             async move { tokio::task::spawn_blocking(load).await }
@@ -287,11 +314,27 @@ impl Actor for JobManager {
                         }
                     }
                     match jobs {
-                        Ok(jobs) => {
-                            if !jobs.is_empty() {
-                                info!(count = jobs.len(), "resuming unfinished jobs");
+                        Ok(loaded) => {
+                            let count = match &loaded {
+                                Loaded::Checked(start) => start.len(),
+                                Loaded::Read(jobs) => jobs.len(),
+                            };
+                            if count > 0 {
+                                info!(count, "resuming unfinished jobs");
                             }
-                            let step = act.core.resume_unfinished(jobs, now_ms());
+                            let step = match loaded {
+                                Loaded::Checked(start) => act
+                                    .core
+                                    .take_start_jobs(start, now_ms())
+                                    .unwrap_or_else(|| {
+                                        error!(
+                                            "the manager held jobs before its start; the \
+                                             unfinished jobs of the store are not resumed"
+                                        );
+                                        Step::default()
+                                    }),
+                                Loaded::Read(jobs) => act.core.resume_unfinished(jobs, now_ms()),
+                            };
                             act.persist_and_run(step, ctx);
                         }
                         Err(err) => {

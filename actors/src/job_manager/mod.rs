@@ -297,6 +297,22 @@ impl KeyHasher {
         }
     }
 
+    /// The compact form of an unfinished job as the store's start-up check decoded it: the
+    /// same key as [`hash`](Self::hash) of its path and language.
+    pub fn unfinished_stored(&self, head: &crate::job::JobHeadRef<'_>) -> Unfinished {
+        let key = (Path::new(head.path.as_ref()), head.language.as_ref());
+        Unfinished {
+            id: head.id,
+            status: head.status,
+            priority: head.priority,
+            wake_at_ms: head.wake_at_ms,
+            key: KeyHash {
+                bucket: self.0.hash_one(key),
+                check: self.1.hash_one(key),
+            },
+        }
+    }
+
     /// The compact form of an unfinished job read at start-up.
     pub fn unfinished(&self, head: JobHead) -> Unfinished {
         Unfinished {
@@ -307,6 +323,44 @@ impl KeyHasher {
             key: self.hash(&head.path, &head.language),
         }
     }
+}
+
+/// The unfinished jobs the store's start-up check decoded, in compact form, with the hasher
+/// their keys were hashed by: what [`JobManager::resuming`] takes over instead of reading
+/// the store again at start.
+#[derive(Debug)]
+pub struct StartJobs {
+    hasher: KeyHasher,
+    jobs: Vec<Unfinished>,
+}
+
+impl StartJobs {
+    /// Number of unfinished jobs.
+    pub fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+/// Opens the store of `data_dir` ([`Store::open`](crate::store::Store::open)) and keeps the
+/// unfinished jobs its start-up check decodes, hashed for a new JobManager: the start reads
+/// every unfinished job once. `None` when the check's jobs are not the store's (a restored or
+/// replaced file, a schema upgrade): the JobManager reads them itself.
+pub fn open_store(data_dir: &Path) -> Result<(crate::store::Store, Option<StartJobs>), StoreError> {
+    let hasher = KeyHasher::default();
+    let (store, jobs) =
+        crate::store::Store::open_taking(data_dir, |head| hasher.unfinished_stored(&head))?;
+    Ok((
+        store,
+        jobs.map(|mut jobs| {
+            jobs.sort_by_key(|job| job.id);
+            StartJobs { hasher, jobs }
+        }),
+    ))
 }
 
 /// An unfinished job as [`ManagerCore::resume_unfinished`] takes it over.
@@ -461,6 +515,23 @@ impl ManagerCore {
     /// The hasher of deduplication keys, for [`resume_unfinished`](Self::resume_unfinished).
     pub fn key_hasher(&self) -> KeyHasher {
         self.hashers.clone()
+    }
+
+    /// Hashes keys with `hasher` from now on: for jobs hashed before the core existed. Only
+    /// while the core holds no job (keys hashed by the old hasher would not be found).
+    fn use_key_hasher(&mut self, hasher: KeyHasher) -> bool {
+        if !self.jobs.is_empty() {
+            return false;
+        }
+        self.hashers = hasher;
+        true
+    }
+
+    /// Takes over the unfinished jobs of [`open_store`], with their hasher. `false` (nothing
+    /// taken) if the core holds jobs already.
+    pub fn take_start_jobs(&mut self, start: StartJobs, now: i64) -> Option<Step> {
+        self.use_key_hasher(start.hasher)
+            .then(|| self.resume_unfinished(start.jobs, now))
     }
 
     /// The unfinished job of a deduplication key.

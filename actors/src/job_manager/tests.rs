@@ -1279,3 +1279,27 @@ fn a_video_that_is_back_lets_the_job_carry_on_and_resets_the_checks() {
     );
     assert_eq!(only_put(&step).0.status, JobStatus::Done);
 }
+
+/// The start takes over the heads the store's check decoded, borrowed from the records: they
+/// must hash to the key a new request for the same video and language has, or the request
+/// would not find its unfinished job.
+#[test]
+fn a_head_decoded_from_a_stored_record_has_the_key_of_a_new_request() {
+    let hasher = KeyHasher::default();
+    for name in [
+        "Plain.mkv",
+        "With \"quotes\" and \\ back.mkv",
+        "Émile – été.mkv",
+    ] {
+        let mut job = stored(JobStatus::Waiting);
+        job.path = video(name);
+        job.language = lang("pt-BR");
+        let json = serde_json::to_vec(&job).unwrap();
+        let head: crate::job::JobHeadRef<'_> = serde_json::from_slice(&json).unwrap();
+        let compact = hasher.unfinished_stored(&head);
+        assert_eq!(compact.id, job.id);
+        assert_eq!(compact.status, JobStatus::Waiting);
+        assert_eq!(compact.key, hasher.hash(&job.path, &job.language), "{name}");
+        assert_eq!(compact.key, hasher.unfinished(JobHead::from(&job)).key);
+    }
+}

@@ -27,18 +27,10 @@ use redb::{
     StorageBackend, StorageError, TableError,
 };
 
-use super::codec::{decode, read_u64};
+use super::codec::{decode, decode_borrowed, read_u64};
 use super::schema::*;
 use super::{ProviderState, StoreError};
-use crate::job::{ALL_STATUSES, JobId, JobStatus};
-
-/// What the check reads of an unfinished job: the whole JSON is parsed (other fields are
-/// skipped without being built), its id and status are kept.
-#[derive(serde::Deserialize)]
-struct IndexedJob {
-    id: JobId,
-    status: JobStatus,
-}
+use crate::job::{ALL_STATUSES, JobHeadRef};
 
 /// redb's page size; the unit the scratch backend keeps writes in.
 const BLOCK: u64 = 4096;
@@ -101,11 +93,8 @@ impl ScratchBackend {
     }
 
     /// Fills `out` with the bytes at `offset` as the file has them (zeros past its end).
-    fn read_file(&self, scratch: &Scratch, offset: u64, out: &mut [u8]) -> io::Result<()> {
-        let from_file = scratch
-            .file_len
-            .saturating_sub(offset)
-            .min(out.len() as u64) as usize;
+    fn read_file(&self, file_len: u64, offset: u64, out: &mut [u8]) -> io::Result<()> {
+        let from_file = file_len.saturating_sub(offset).min(out.len() as u64) as usize;
         if from_file > 0 {
             self.file.read(offset, &mut out[..from_file])?;
         }
@@ -120,21 +109,23 @@ impl StorageBackend for ScratchBackend {
     }
 
     fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
-        let scratch = self.state.lock().map_err(|_| poisoned())?;
         let end = offset + out.len() as u64;
-        if end > scratch.len {
+        let (len, file_len, written) = {
+            let scratch = self.state.lock().map_err(|_| poisoned())?;
+            (scratch.len, scratch.file_len, !scratch.blocks.is_empty())
+        };
+        if end > len {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!(
-                    "read of {offset}..{end} past the end of the file ({})",
-                    scratch.len
-                ),
+                format!("read of {offset}..{end} past the end of the file ({len})"),
             ));
         }
-        self.read_file(&scratch, offset, out)?;
-        if out.is_empty() {
+        // The file is read without the lock, so the start's decode threads read in parallel.
+        self.read_file(file_len, offset, out)?;
+        if out.is_empty() || !written {
             return Ok(());
         }
+        let scratch = self.state.lock().map_err(|_| poisoned())?;
         for number in offset / BLOCK..=(end - 1) / BLOCK {
             if let Some(block) = scratch.blocks.get(&number) {
                 let start = number * BLOCK;
@@ -174,7 +165,7 @@ impl StorageBackend for ScratchBackend {
             let start = number * BLOCK;
             if !scratch.blocks.contains_key(&number) {
                 let mut block = vec![0u8; BLOCK as usize].into_boxed_slice();
-                self.read_file(&scratch, start, &mut block)?;
+                self.read_file(scratch.file_len, start, &mut block)?;
                 scratch.blocks.insert(number, block);
             }
             if let Some(block) = scratch.blocks.get_mut(&number) {
@@ -302,8 +293,13 @@ fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
     }
 }
 
-/// Decodes every record the start reads: meta, the unfinished jobs, provider state.
-fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failure> {
+/// Decodes every record the start reads: meta, the unfinished jobs (each one's head made into
+/// a `T` by `take`; returned by status, then id), provider state.
+fn decode_start_records<T>(
+    db: &Database,
+    bytes: u64,
+    take: &mut dyn FnMut(JobHeadRef<'_>) -> T,
+) -> Result<(CheckReport, Vec<T>), Failure> {
     let txn = db.begin_read().map_err(StoreError::from)?;
     let mut report = CheckReport {
         bytes,
@@ -324,6 +320,7 @@ fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failur
             }
         }
     }
+    let mut heads = Vec::new();
     if let (Some(jobs), Some(index)) = (table(&txn, JOBS)?, table(&txn, JOBS_BY_STATUS)?) {
         report.jobs = jobs.len()?;
         for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
@@ -331,25 +328,29 @@ fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failur
             for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
                 let id = entry?.0.value().1;
                 if let Some(bytes) = jobs.get(id)? {
-                    // The record must parse, and say the status it is indexed under; the
-                    // JobManager's start then reads its head (the rest when it runs).
-                    let job: IndexedJob = decode("jobs", bytes.value()).map_err(|err| {
-                        Failure::Damaged(format!(
-                            "job {}: {}",
-                            uuid::Uuid::from_u128(id),
-                            super::error_chain(&err)
-                        ))
-                    })?;
+                    // The record must parse (the whole JSON; fields the head does not keep
+                    // are skipped unbuilt), and say the status it is indexed under. Its head
+                    // is what the JobManager's start takes over (the rest is read when the
+                    // job runs).
+                    let job: JobHeadRef<'_> =
+                        decode_borrowed("jobs", bytes.value()).map_err(|err| {
+                            Failure::Damaged(format!(
+                                "job {}: {}",
+                                uuid::Uuid::from_u128(id),
+                                super::error_chain(&err)
+                            ))
+                        })?;
                     if job.status != *status {
                         return Err(Failure::Damaged(format!(
                             "job {} is indexed as {status} but is {}",
                             job.id, job.status
                         )));
                     }
-                    report.unfinished_jobs += 1;
+                    heads.push(take(job));
                 }
             }
         }
+        report.unfinished_jobs = heads.len() as u64;
     }
     if let Some(events) = table(&txn, EVENTS)? {
         report.events = events.len()?;
@@ -367,7 +368,7 @@ fn decode_start_records(db: &Database, bytes: u64) -> Result<CheckReport, Failur
             report.provider_states += 1;
         }
     }
-    Ok(report)
+    Ok((report, heads))
 }
 
 /// What a panic carried, as text.
@@ -428,7 +429,16 @@ fn with_verified<T>(
 /// A damaged file is [`StoreError::Damaged`] (an empty file included), one in use by a running
 /// daemon [`StoreError::Locked`], a missing one [`StoreError::Missing`].
 pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
-    with_verified(path, decode_start_records)
+    check_file_taking(path, &mut |_| ()).map(|(report, _)| report)
+}
+
+/// Checks `path` as [`check_file`] does, and returns what `take` made of the head of every
+/// unfinished job (by status, then id), decoded by the check.
+pub(super) fn check_file_taking<T>(
+    path: &Path,
+    take: &mut dyn FnMut(JobHeadRef<'_>) -> T,
+) -> Result<(CheckReport, Vec<T>), StoreError> {
+    with_verified(path, |db, bytes| decode_start_records(db, bytes, take))
 }
 
 /// Checks `path` as [`check_file`] does, then runs `then` on the verified database (a
@@ -438,7 +448,7 @@ pub(super) fn with_checked_file<T>(
     then: impl FnOnce(&Database, &CheckReport) -> Result<T, StoreError>,
 ) -> Result<(CheckReport, T), StoreError> {
     with_verified(path, |db, bytes| {
-        let report = decode_start_records(db, bytes)?;
+        let (report, _) = decode_start_records(db, bytes, &mut |_| ())?;
         let value = then(db, &report).map_err(Failure::Error)?;
         Ok((report, value))
     })

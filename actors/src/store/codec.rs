@@ -26,6 +26,14 @@ pub(super) fn decode<T: DeserializeOwned>(
     table: &'static str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
+    decode_borrowed(table, bytes)
+}
+
+/// [`decode`] into a value that may borrow from `bytes`.
+pub(super) fn decode_borrowed<'a, T: serde::Deserialize<'a>>(
+    table: &'static str,
+    bytes: &'a [u8],
+) -> Result<T, StoreError> {
     let source = match bytes.split_first() {
         Some((&RECORD_VERSION, json)) => match serde_json::from_slice(json) {
             Ok(value) => return Ok(value),

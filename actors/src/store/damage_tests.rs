@@ -364,3 +364,42 @@ fn snapshot_of_a_large_store_does_not_hold_up_the_writer() {
     );
     assert!(matches!(store.start_state(), StartState::Restored(_)));
 }
+
+/// The start reads each unfinished job once: the check hands its heads over, but only heads
+/// of the store that is opened (not of a damaged file that was replaced).
+#[test]
+fn the_check_hands_over_the_heads_of_a_good_store_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, heads) = Store::open_taking(dir.path(), |head| head.id).unwrap();
+    assert_eq!(heads, None, "a new store has no checked heads");
+    add_jobs(&store, 300);
+    store.close();
+    drop(store);
+
+    let (store, heads) = Store::open_taking(dir.path(), |head| (head.id, head.status)).unwrap();
+    assert_eq!(store.start_state(), &StartState::Good);
+    let mut heads = heads.expect("a good store hands over its heads");
+    heads.sort_by_key(|(id, _)| *id);
+    let mut read: Vec<_> = store
+        .unfinished_heads()
+        .unwrap()
+        .into_iter()
+        .map(|head| (head.id, head.status))
+        .collect();
+    read.sort_by_key(|(id, _)| *id);
+    assert_eq!(heads.len(), 100);
+    assert_eq!(heads, read);
+    wait_for_snapshots(dir.path(), 1);
+    add_jobs(&store, 30);
+    store.close();
+    drop(store);
+
+    garbage(&dir.path().join(STORE_FILE_NAME), 0.25, 5);
+    let (store, heads) = Store::open_taking(dir.path(), |head| head.id).unwrap();
+    assert!(matches!(store.start_state(), StartState::Restored(_)));
+    assert_eq!(
+        heads, None,
+        "heads of the damaged file are not the restored store's"
+    );
+    assert_eq!(store.unfinished_heads().unwrap().len(), 100);
+}

@@ -298,10 +298,29 @@ impl Store {
     /// good snapshot restored (or an empty store started), logged at ERROR and reported by
     /// [`health`](Self::health). A file in use by another process is [`StoreError::Locked`].
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_taking(data_dir, |_| ()).map(|(store, _)| store)
+    }
+
+    /// Opens the store as [`open`](Self::open) does, and also returns what `take` made of the
+    /// head of every unfinished job, as the start-up check decoded them (by status, then id):
+    /// the JobManager's start takes them over without reading the store again.
+    ///
+    /// `None` when the heads the check saw are not the store's: the file was restored from a
+    /// snapshot, replaced by an empty store, or its schema is upgraded; the JobManager then
+    /// reads the unfinished jobs itself.
+    pub fn open_taking<T>(
+        data_dir: &Path,
+        mut take: impl FnMut(crate::job::JobHeadRef<'_>) -> T,
+    ) -> Result<(Self, Option<Vec<T>>), StoreError> {
         let path = data_dir.join(STORE_FILE_NAME);
-        let start_state = snapshot::prepare_store_file(data_dir)?;
+        let (start_state, heads) = snapshot::prepare_store_file(data_dir, &mut take)?;
+        let mut heads = (start_state == StartState::Good).then_some(heads);
         let db = open_database(&path)?;
-        if Self::stored_schema_version(&db)?.is_some_and(|v| v < SCHEMA_VERSION) {
+        let version = Self::stored_schema_version(&db)?;
+        if version != Some(SCHEMA_VERSION) {
+            heads = None;
+        }
+        if version.is_some_and(|v| v < SCHEMA_VERSION) {
             snapshot::take_snapshot(
                 &db,
                 data_dir,
@@ -349,9 +368,12 @@ impl Store {
             }
             Err(err) => warn!(error = %err, "cannot start the snapshot thread; no snapshots"),
         }
-        Ok(Self {
-            inner: Arc::new(inner),
-        })
+        Ok((
+            Self {
+                inner: Arc::new(inner),
+            },
+            heads,
+        ))
     }
 
     /// The schema version in `meta`, if the file has one.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableError};
 use tracing::{error, info, warn};
 
-use super::check::{CheckReport, check_file, with_checked_file};
+use super::check::{CheckReport, check_file, check_file_taking, with_checked_file};
 use super::schema::*;
 use super::{STORE_FILE_NAME, StoreError};
 
@@ -312,11 +312,17 @@ fn restore_newest_good(data_dir: &Path, path: &Path) -> Option<(Snapshot, CheckR
 /// file is left as it is, a missing one is new, a damaged one (an empty file included) is
 /// moved aside and replaced by the newest good snapshot, or by nothing (a new store).
 /// Errors are what the user must fix (the file is locked by another daemon, unreadable).
-pub fn prepare_store_file(data_dir: &Path) -> Result<StartState, StoreError> {
+///
+/// With a good file, also returns what `take` made of the head of every unfinished job, as
+/// the check decoded them (by status, then id); with any other state, none.
+pub fn prepare_store_file<T>(
+    data_dir: &Path,
+    take: &mut dyn FnMut(crate::job::JobHeadRef<'_>) -> T,
+) -> Result<(StartState, Vec<T>), StoreError> {
     let path = data_dir.join(STORE_FILE_NAME);
-    let reason = match check_file(&path) {
-        Ok(_) => return Ok(StartState::Good),
-        Err(StoreError::Missing { .. }) => return Ok(StartState::New),
+    let reason = match check_file_taking(&path, take) {
+        Ok((_, heads)) => return Ok((StartState::Good, heads)),
+        Err(StoreError::Missing { .. }) => return Ok((StartState::New, Vec::new())),
         Err(StoreError::Damaged { reason, .. }) => reason,
         Err(err) => return Err(err),
     };
@@ -343,12 +349,15 @@ pub fn prepare_store_file(data_dir: &Path) -> Result<StartState, StoreError> {
                  (requests accepted then, job progress, events)",
                 snapshot.taken_at
             );
-            Ok(StartState::Restored(format!(
-                "the store was damaged ({reason}) and is kept at {}; restored the snapshot \
+            Ok((
+                StartState::Restored(format!(
+                    "the store was damaged ({reason}) and is kept at {}; restored the snapshot \
                  taken at {}: changes since then are lost",
-                aside.display(),
-                snapshot.taken_at
-            )))
+                    aside.display(),
+                    snapshot.taken_at
+                )),
+                Vec::new(),
+            ))
         }
         None => {
             error!(
@@ -356,11 +365,14 @@ pub fn prepare_store_file(data_dir: &Path) -> Result<StartState, StoreError> {
                 "no good snapshot to restore; starting with an empty store: every job and \
                  event is lost (the damaged file is kept)"
             );
-            Ok(StartState::Fresh(format!(
-                "the store was damaged ({reason}) and is kept at {}; no good snapshot existed, \
+            Ok((
+                StartState::Fresh(format!(
+                    "the store was damaged ({reason}) and is kept at {}; no good snapshot existed, \
                  so the daemon started with an empty store",
-                aside.display()
-            )))
+                    aside.display()
+                )),
+                Vec::new(),
+            ))
         }
     }
 }
