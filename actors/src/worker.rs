@@ -91,6 +91,25 @@ impl ProviderRegistry {
     pub(crate) fn set(&self, state: ProviderState) {
         self.0.borrow_mut().insert(state.provider.clone(), state);
     }
+
+    /// Records a worker's update over what is known (see [`ProviderState::over`]) and
+    /// answers the state now kept.
+    pub(crate) fn update(&self, state: ProviderState) -> ProviderState {
+        let mut states = self.0.borrow_mut();
+        let merged = match states.get(&state.provider) {
+            Some(older) => state.over(older),
+            None => state,
+        };
+        states.insert(merged.provider.clone(), merged.clone());
+        merged
+    }
+
+    /// Every provider's state, by name.
+    pub fn all(&self) -> Vec<ProviderState> {
+        let mut all: Vec<_> = self.0.borrow().values().cloned().collect();
+        all.sort_by(|a, b| a.provider.cmp(&b.provider));
+        all
+    }
 }
 
 /// How a worker ended.

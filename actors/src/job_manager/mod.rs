@@ -847,7 +847,7 @@ impl ManagerCore {
         let mut step = Step::default();
         for state in provider_updates {
             // Workers see a cooldown at once; it is durable once this step commits.
-            self.providers.set(state.clone());
+            let state = self.providers.update(state);
             step.changes.push(Change::PutProviderState(state));
         }
         if self.running.get(&id) != Some(&kind) {
