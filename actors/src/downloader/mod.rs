@@ -18,6 +18,7 @@ pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
 
 mod search;
 
+pub(crate) use search::cooldown_of;
 pub use search::{
     AUTH_COOLDOWN, DEFAULT_QUOTA_COOLDOWN, DEFAULT_RATE_LIMIT_COOLDOWN, PARSE_COOLDOWN,
     UNAVAILABLE_AFTER, UNAVAILABLE_COOLDOWN,

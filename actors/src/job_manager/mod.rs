@@ -34,7 +34,8 @@ use crate::store::{Change, MediaRecord, OutboxEntry, ProviderState, StoreError};
 use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
 
 pub use actor::{
-    CancelJob, JobManager, ManagerStatus, RequestSubtitles, RetryJob, Shutdown, StatusReport,
+    CancelJob, JobManager, ManagerStatus, ProviderStatus, RequestSubtitles, RetryJob, Shutdown,
+    StatusReport,
 };
 
 /// Limits and retry policy of the JobManager.
