@@ -227,6 +227,16 @@ fn parse_utc_ms(text: &str) -> Option<i64> {
         .map(|t| t.as_millisecond())
 }
 
+/// When a quota told to reset at `at` resets: then, or (a time already past, as cached
+/// answers carry) at the next midnight UTC, when OpenSubtitles' counters reset.
+fn reset_after(at: Option<i64>, now: i64) -> i64 {
+    const DAY: i64 = 24 * 3600 * 1000;
+    match at {
+        Some(at) if at > now => at,
+        _ => (now / DAY + 1) * DAY,
+    }
+}
+
 /// The language code OpenSubtitles uses for ours (`pt-br`, `pt-pt`, `zh-cn`, `zh-tw`).
 pub fn language_code(language: &Language) -> String {
     match (language.base(), language.region()) {
@@ -364,11 +374,9 @@ impl Inner {
             )),
             StatusCode::NOT_ACCEPTABLE => {
                 let quota: QuotaAnswer = serde_json::from_str(&text).unwrap_or_default();
-                let resets_in = quota
-                    .reset_time_utc
-                    .as_deref()
-                    .and_then(parse_utc_ms)
-                    .map(|at| Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)));
+                let now = now_ms();
+                let at = reset_after(quota.reset_time_utc.as_deref().and_then(parse_utc_ms), now);
+                let resets_in = Some(Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
                 debug!(
                     message = quota.message.as_deref().unwrap_or(""),
                     "quota used up"
@@ -560,7 +568,10 @@ impl Inner {
         if let Some(remaining) = answer.remaining {
             self.quota.set(Some(Quota {
                 remaining: u32::try_from(remaining.max(0)).unwrap_or(0),
-                resets_at_ms: answer.reset_time_utc.as_deref().and_then(parse_utc_ms),
+                resets_at_ms: Some(reset_after(
+                    answer.reset_time_utc.as_deref().and_then(parse_utc_ms),
+                    now_ms(),
+                )),
             }));
         }
         drop(guard);
