@@ -435,6 +435,26 @@ fn bad_credentials_are_said_plainly_and_burn_no_retries() {
     let (_, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
     assert_eq!(job["attempts"], 1, "{job}");
     assert_eq!(job["status"], "waiting");
+    daemon.stop().unwrap();
+
+    // Fixed and restarted: the kept cooldown was for other credentials; a new job (and a
+    // retried one) logs in at once.
+    let config = std::fs::read_to_string(sandbox.config()).unwrap();
+    std::fs::write(
+        sandbox.config(),
+        config.replace("\"wrong\"", "\"correct horse\""),
+    )
+    .unwrap();
+    let daemon = sandbox.serve();
+    let other = big_video(
+        &sandbox,
+        &fake,
+        "Example Movie (2019) b/Example.Movie.2019.1080p.BluRay.x264-GROUP.mkv",
+    );
+    let other_id = request(&daemon, &other);
+    daemon.wait_for_job(&other_id, |j| j["status"] == "done");
+    assert_eq!(provider_health(&daemon)["state"], "ok");
+    assert_eq!(fake.with(|s| s.logins), 2);
 }
 
 #[test]

@@ -21,8 +21,9 @@ use crate::worker::{Outcome, WorkerContext};
 pub const DEFAULT_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
 /// Cooldown after an exhausted quota with no reset time.
 pub const DEFAULT_QUOTA_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
-/// Cooldown after refused credentials (ends earlier when the credentials change).
-pub const AUTH_COOLDOWN: Duration = Duration::from_secs(24 * 3600);
+/// Cooldown after refused credentials: long, as OpenSubtitles locks an account out after
+/// repeated failures; it ends at once for new jobs when the credentials change.
+pub const AUTH_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
 /// Cooldown after an answer we cannot read.
 pub const PARSE_COOLDOWN: Duration = Duration::from_secs(10 * 60);
 /// Cooldown once a provider was unavailable [`UNAVAILABLE_AFTER`] times in a row.
