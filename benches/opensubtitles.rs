@@ -230,7 +230,7 @@ fn overhead(jobs: usize) {
         std::thread::sleep(Duration::from_millis(1));
     }
     std::thread::sleep(Duration::from_millis(1100));
-    // Three requests a job, at most five in any 1.02 s: a job every 1.1 s is never held
+    // Three requests a job, at most five in any 1.05 s: a job every 1.1 s is never held
     // back by the limiter.
     let spacing = Duration::from_millis(1100);
     let mut times = Vec::with_capacity(jobs);

@@ -42,9 +42,9 @@ pub const USER_AGENT: &str = concat!("cuewarden v", env!("CARGO_PKG_VERSION"));
 /// How long a login token is used (the API's last ~24 h).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600);
 
-/// Slack added to each second of the limiter, so jitter on the way never shows the API
-/// more than its limit in any second.
-const RATE_MARGIN: Duration = Duration::from_millis(20);
+/// Slack added to each second of the limiter, so jitter on the way (a busy machine, the
+/// network) never shows the API more than its limit in any second.
+const RATE_MARGIN: Duration = Duration::from_millis(50);
 
 /// The limit of requests per second, shared by every job.
 pub struct RateLimiter {
@@ -63,27 +63,28 @@ impl RateLimiter {
         }
     }
 
-    /// Reserves the next free slot and answers when it is.
-    fn reserve(&self) -> Instant {
-        let now = Instant::now();
-        let mut slots = self.slots.borrow_mut();
-        let mut at = slots.back().map_or(now, |last| (*last).max(now));
-        if slots.len() >= self.per_second
-            && let Some(oldest) = slots.get(slots.len() - self.per_second)
-        {
-            at = at.max(*oldest + self.window);
-        }
-        slots.push_back(at);
-        while slots.len() > self.per_second {
-            slots.pop_front();
-        }
-        at
-    }
-
-    /// Waits for a slot.
+    /// Waits until a request may start, and counts it as started: at most `per_second`
+    /// starts (as they really happened, after any wake-up delay) in any window.
     pub async fn wait(&self) {
-        let at = self.reserve();
-        tokio::time::sleep_until(at.into()).await;
+        loop {
+            let now = Instant::now();
+            let next = {
+                let slots = self.slots.borrow();
+                match slots.len().checked_sub(self.per_second) {
+                    Some(i) => slots[i] + self.window,
+                    None => now,
+                }
+            };
+            if next <= now {
+                let mut slots = self.slots.borrow_mut();
+                slots.push_back(now);
+                while slots.len() > self.per_second {
+                    slots.pop_front();
+                }
+                return;
+            }
+            tokio::time::sleep_until(next.into()).await;
+        }
     }
 }
 
