@@ -165,3 +165,42 @@ pub enum OutboxEntry {
         path: PathBuf,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_state_keeps_a_cooldown_that_ends_later() {
+        let older = ProviderState {
+            cooldown_kind: Some(CooldownKind::RateLimit),
+            ..ProviderState::cooling_down("os", 2_000, "rate limited")
+        };
+        let newer = ProviderState {
+            provider: "os".to_owned(),
+            quota_remaining: Some(3),
+            ..ProviderState::default()
+        };
+        let merged = newer.clone().over(&older);
+        assert_eq!(merged.cooldown_until_ms, Some(2_000));
+        assert_eq!(merged.cooldown_kind, Some(CooldownKind::RateLimit));
+        assert_eq!(merged.quota_remaining, Some(3));
+
+        let longer = ProviderState {
+            cooldown_kind: Some(CooldownKind::Quota),
+            ..ProviderState::cooling_down("os", 9_000, "quota exhausted")
+        };
+        assert_eq!(longer.clone().over(&older), longer);
+    }
+
+    #[test]
+    fn a_session_never_shows_its_token_in_debug_output() {
+        let session = ProviderSession {
+            token: "secret-jwt".to_owned(),
+            base_url: None,
+            expires_at_ms: 1,
+            credentials: None,
+        };
+        assert!(!format!("{session:?}").contains("secret-jwt"));
+    }
+}
