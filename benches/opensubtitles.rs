@@ -234,6 +234,9 @@ fn overhead(jobs: usize) {
     // back by the limiter.
     let spacing = Duration::from_millis(1100);
     let mut times = Vec::with_capacity(jobs);
+    // Where the time goes: POST → search reaches the fake → link fetched → file on disk.
+    let (mut to_search, mut search_to_link, mut link_to_file) =
+        (Vec::new(), Vec::new(), Vec::new());
     for video in &videos {
         let start = Instant::now();
         post(&runtime, &client, &daemon.base, video);
@@ -243,12 +246,35 @@ fn overhead(jobs: usize) {
             std::thread::sleep(Duration::from_micros(100));
         }
         let took = start.elapsed();
+        let on_disk = Instant::now();
         times.push(took);
+        let log = fake.with(|s| s.log.clone());
+        let mine: Vec<_> = log.iter().filter(|l| l.at >= start).collect();
+        if let (Some(search), Some(link)) = (
+            mine.iter().find(|l| l.path.ends_with("/subtitles")),
+            mine.iter().find(|l| l.path.starts_with("/download/")),
+        ) {
+            to_search.push(search.at.duration_since(start));
+            search_to_link.push(link.at.duration_since(search.at));
+            link_to_file.push(on_disk.duration_since(link.at));
+        }
         if let Some(rest) = spacing.checked_sub(took) {
             std::thread::sleep(rest);
         }
     }
     times.sort();
+    for part in [&mut to_search, &mut search_to_link, &mut link_to_file] {
+        part.sort();
+    }
+    println!(
+        "  parts, p50/p99: POST → search at the fake {:.1}/{:.1} ms; search → link fetched {:.1}/{:.1} ms; link → file on disk {:.1}/{:.1} ms",
+        ms(percentile(&to_search, 0.5)),
+        ms(percentile(&to_search, 0.99)),
+        ms(percentile(&search_to_link, 0.5)),
+        ms(percentile(&search_to_link, 0.99)),
+        ms(percentile(&link_to_file, 0.5)),
+        ms(percentile(&link_to_file, 0.99)),
+    );
     println!(
         "overhead: {jobs} jobs one after another, fake answers at once: request → subtitle on disk p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (3 loopback requests to the fake included)",
         ms(percentile(&times, 0.5)),
