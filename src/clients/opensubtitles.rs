@@ -726,3 +726,67 @@ impl SubtitleProvider for OpenSubtitles {
         Some(self.0.credentials_id.clone())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::path::Path;
+
+    use cuewarden_actors::scoring::VideoFacts;
+
+    use super::*;
+
+    fn query(path: &str, language: &str, hash: Option<&str>) -> SubtitleQuery {
+        SubtitleQuery {
+            video: path.into(),
+            language: Language::parse(language).unwrap(),
+            jellyfin_item_id: None,
+            facts: VideoFacts::from_path(Path::new(path)),
+            movie_hash: hash.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn an_episode_is_searched_by_its_show_ids_season_and_episode_sorted_and_lower_case() {
+        let q = query(
+            "/tv/Example Show (2010) [imdbid-tt0012345] [tmdbid-99]/Season 02/Example Show S02E06.mkv",
+            "pt-BR",
+            Some("8E245D9679D31E12"),
+        );
+        assert_eq!(
+            search_parameters(&q),
+            "episode_number=6&languages=pt-br&moviehash=8e245d9679d31e12&parent_imdb_id=12345\
+             &parent_tmdb_id=99&season_number=2&type=episode"
+        );
+    }
+
+    #[test]
+    fn a_movie_without_ids_is_searched_by_title_and_year() {
+        let q = query(
+            "/m/The Quiet Harbor (2021)/The Quiet Harbor (2021).mkv",
+            "zh",
+            None,
+        );
+        assert_eq!(
+            search_parameters(&q),
+            "languages=zh-cn&query=quiet+harbor&type=movie&year=2021"
+        );
+        let q = query("/m/Movie (2019) {tmdb-603}/Movie (2019).mkv", "pt", None);
+        assert_eq!(
+            search_parameters(&q),
+            "languages=pt-pt&tmdb_id=603&type=movie"
+        );
+    }
+
+    #[test]
+    fn a_reset_time_in_the_past_means_the_next_midnight_utc() {
+        let now = 1_739_463_660_000; // 2025-02-13T16:21:00Z
+        assert_eq!(reset_after(Some(now + 5), now), now + 5);
+        assert_eq!(reset_after(Some(now - 5), now), 1_739_491_200_000);
+        assert_eq!(reset_after(None, now), 1_739_491_200_000);
+        assert_eq!(
+            parse_utc_ms("2025-02-13T23:59:59.999Z"),
+            Some(1_739_491_199_999)
+        );
+    }
+}
