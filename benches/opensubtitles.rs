@@ -123,7 +123,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn post(runtime: &tokio::runtime::Runtime, client: &reqwest::Client, base: &str, video: &Path) {
+/// Requests the English subtitle of `video`; answers the job's id.
+fn post(
+    runtime: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    base: &str,
+    video: &Path,
+) -> String {
     runtime.block_on(async {
         let response = client
             .post(format!("{base}/api/v1/subtitles"))
@@ -133,7 +139,40 @@ fn post(runtime: &tokio::runtime::Runtime, client: &reqwest::Client, base: &str,
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 202);
-    });
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["jobs"][0]["id"].as_str().unwrap().to_owned()
+    })
+}
+
+/// The job's events, oldest first, as (type, time in ms).
+fn event_times(
+    runtime: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+) -> Vec<(String, i64)> {
+    runtime.block_on(async {
+        let body: serde_json::Value = client
+            .get(format!("{base}/api/v1/jobs/{id}/events"))
+            .header("X-Api-Key", KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut events: Vec<(String, i64)> = body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let at: jiff::Timestamp = e["at"].as_str().unwrap().parse().unwrap();
+                (e["type"].as_str().unwrap().to_owned(), at.as_millisecond())
+            })
+            .collect();
+        events.reverse();
+        events
+    })
 }
 
 fn throughput(jobs: usize, latency: Duration) {
@@ -152,7 +191,7 @@ fn throughput(jobs: usize, latency: Duration) {
     let client = reqwest::Client::new();
     let start = Instant::now();
     for video in &videos {
-        post(&runtime, &client, &daemon.base, video);
+        let _ = post(&runtime, &client, &daemon.base, video);
     }
     let posted = start.elapsed();
     while !videos.iter().all(|v| sidecar(v).exists()) {
@@ -225,7 +264,7 @@ fn overhead(jobs: usize) {
     let client = reqwest::Client::new();
     // Warm up: the login, the connection pool.
     let warm = videos.remove(0);
-    post(&runtime, &client, &daemon.base, &warm);
+    let _ = post(&runtime, &client, &daemon.base, &warm);
     while !sidecar(&warm).exists() {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -237,9 +276,11 @@ fn overhead(jobs: usize) {
     // Where the time goes: POST → search reaches the fake → link fetched → file on disk.
     let (mut to_search, mut search_to_link, mut link_to_file) =
         (Vec::new(), Vec::new(), Vec::new());
+    // The engine's part: the request's event → the download's start event (both durable).
+    let mut to_start = Vec::new();
     for video in &videos {
         let start = Instant::now();
-        post(&runtime, &client, &daemon.base, video);
+        let id = post(&runtime, &client, &daemon.base, video);
         let target = sidecar(video);
         while !target.exists() {
             std::hint::spin_loop();
@@ -248,6 +289,13 @@ fn overhead(jobs: usize) {
         let took = start.elapsed();
         let on_disk = Instant::now();
         times.push(took);
+        let events = event_times(&runtime, &client, &daemon.base, &id);
+        let at = |kind: &str| events.iter().find(|(k, _)| k == kind).map(|(_, at)| *at);
+        if let (Some(requested), Some(started)) =
+            (at("subtitle.requested"), at("subtitle.download.started"))
+        {
+            to_start.push(Duration::from_millis((started - requested).max(0) as u64));
+        }
         let log = fake.with(|s| s.log.clone());
         let mine: Vec<_> = log.iter().filter(|l| l.at >= start).collect();
         if let (Some(search), Some(link)) = (
@@ -263,9 +311,19 @@ fn overhead(jobs: usize) {
         }
     }
     times.sort();
-    for part in [&mut to_search, &mut search_to_link, &mut link_to_file] {
+    for part in [
+        &mut to_search,
+        &mut search_to_link,
+        &mut link_to_file,
+        &mut to_start,
+    ] {
         part.sort();
     }
+    println!(
+        "  subtitle.requested → subtitle.download.started (event times, ms resolution) p50/p99: {:.0}/{:.0} ms",
+        ms(percentile(&to_start, 0.5)),
+        ms(percentile(&to_start, 0.99)),
+    );
     println!(
         "  parts, p50/p99: POST → search at the fake {:.1}/{:.1} ms; search → link fetched {:.1}/{:.1} ms; link → file on disk {:.1}/{:.1} ms",
         ms(percentile(&to_search, 0.5)),
