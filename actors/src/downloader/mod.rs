@@ -3,6 +3,9 @@
 //! next to the video. When nothing exists in the wanted language but a subtitle in a
 //! `translate_from` language sits next to the video, hand over to translation.
 
+use std::path::PathBuf;
+use std::rc::Rc;
+
 use crate::clients::{Candidate, LocalBoxFuture};
 use crate::files::{Listing, subtitle_path, write_atomically};
 use crate::job::{Job, Language};
@@ -10,8 +13,6 @@ use crate::library::Libraries;
 use crate::store::ProviderState;
 use crate::subtitle::{parse_srt, write_srt};
 use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
-use std::path::PathBuf;
-use std::rc::Rc;
 
 /// The reason a job waits when no provider is configured.
 pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
