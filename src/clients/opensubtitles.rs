@@ -42,6 +42,9 @@ pub const USER_AGENT: &str = concat!("cuewarden v", env!("CARGO_PKG_VERSION"));
 /// How long a login token is used (the API's last ~24 h).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600);
 
+/// `/login` takes one request a second.
+const LOGIN_INTERVAL: Duration = Duration::from_millis(1050);
+
 /// Slack added to each second of the limiter, so jitter on the way (a busy machine, the
 /// network) never shows the API more than its limit in any second.
 const RATE_MARGIN: Duration = Duration::from_millis(50);
@@ -190,6 +193,8 @@ struct Inner {
     download_lock: tokio::sync::Mutex<()>,
     credentials_id: String,
     logins: Cell<u64>,
+    /// When the last login started: `/login` allows one request a second.
+    last_login: Cell<Option<Instant>>,
 }
 
 /// The OpenSubtitles.com client (cheap to clone; clones share the session, the quota and
@@ -331,6 +336,7 @@ impl OpenSubtitles {
             download_lock: tokio::sync::Mutex::new(()),
             credentials_id: format!("{:016x}", hasher.finish()),
             logins: Cell::new(0),
+            last_login: Cell::new(None),
         })))
     }
 
@@ -440,7 +446,11 @@ impl Inner {
             return Ok(Some(token));
         }
         *self.base.borrow_mut() = self.configured.clone();
+        if let Some(last) = self.last_login.get() {
+            tokio::time::sleep_until((last + LOGIN_INTERVAL).into()).await;
+        }
         self.limiter.wait().await;
+        self.last_login.set(Some(Instant::now()));
         let url = self.url("login")?;
         let response = self
             .request(reqwest::Method::POST, url)
