@@ -185,6 +185,17 @@ impl FakeOs {
         self.requests(path_suffix).len()
     }
 
+    /// The shortest time between a request and the one `n` requests later (their
+    /// arrivals here), or `None` with fewer requests.
+    pub fn min_span(&self, n: usize) -> Option<Duration> {
+        let mut times: Vec<Instant> = self.with(|s| s.log.iter().map(|l| l.at).collect());
+        times.sort();
+        times
+            .windows(n + 1)
+            .map(|w| w[n].duration_since(w[0]))
+            .min()
+    }
+
     /// The most requests that arrived within any one second.
     pub fn max_per_second(&self) -> usize {
         let times: Vec<Instant> = self.with(|s| {
