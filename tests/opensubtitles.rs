@@ -291,58 +291,63 @@ fn a_406_parks_downloads_until_the_reset() {
     );
 }
 
+/// A search that misbehaves once: the job's state after that attempt.
+fn after_a_bad_search(behaviour: Behaviour) -> (FakeOs, Sandbox, Served, String, Value) {
+    let fake = FakeOs::start();
+    fake.with(|s| s.search_script.push_back(behaviour));
+    // The client's timeout is 2 s (`FakeOs::config`): a hang is longer.
+    let sandbox = sandbox(&fake, "");
+    let video = sandbox.video("Plain (2020)/Plain (2020).mkv");
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video);
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting" || j["status"] == "failed");
+    (fake, sandbox, daemon, id, job)
+}
+
+/// A transient failure waits with its reason, is retried, and the retry searches again.
+fn transient(behaviour: Behaviour, expected: &str) {
+    let (fake, _sandbox, daemon, id, job) = after_a_bad_search(behaviour);
+    assert_eq!(job["status"], "waiting", "{job}");
+    assert_eq!(job["error"], expected, "{job}");
+    daemon.wait_for_job(&id, |j| {
+        j["status"] == "waiting" && j["error"].as_str().unwrap().starts_with("no en subtitle")
+    });
+    assert_eq!(fake.count("/api/v1/subtitles"), 2);
+}
+
 #[test]
-fn server_errors_timeouts_and_garbage_are_told_apart() {
-    for (behaviour, expected, cooldown) in [
-        (
-            Behaviour::Status(503),
-            "opensubtitles: provider unavailable: HTTP 503",
-            None,
-        ),
-        (
-            Behaviour::Hang(Duration::from_secs(4)),
-            "opensubtitles: provider unavailable: timed out",
-            None,
-        ),
-        (
-            Behaviour::Garbage,
-            "opensubtitles: unreadable answer",
-            Some("parse"),
-        ),
-    ] {
-        let fake = FakeOs::start();
-        fake.with(|s| s.search_script.push_back(behaviour.clone()));
-        // The client's timeout is 2 s (`FakeOs::config`): the hang is longer.
-        let sandbox = sandbox(&fake, "");
-        let video = sandbox.video("Plain (2020)/Plain (2020).mkv");
-        let daemon = sandbox.serve();
-        let id = request(&daemon, &video);
-        let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting" || j["status"] == "failed");
-        assert_eq!(job["status"], "waiting", "{behaviour:?}: {job}");
-        let error = job["error"].as_str().unwrap();
-        if cooldown.is_some() {
-            assert_eq!(
-                error, "every subtitle provider is cooling down",
-                "{behaviour:?}"
-            );
-            let health = provider_health(&daemon);
-            assert_eq!(health["cooldown"], "parse", "{health}");
-            assert!(
-                health["reason"]
-                    .as_str()
-                    .unwrap()
-                    .starts_with("unreadable answer"),
-                "{health}"
-            );
-        } else {
-            assert!(error.starts_with(expected), "{behaviour:?}: {error}");
-            // A transient failure is retried and then succeeds.
-            daemon.wait_for_job(&id, |j| {
-                j["status"] == "waiting"
-                    && j["error"].as_str().unwrap().starts_with("no en subtitle")
-            });
-        }
-    }
+fn a_5xx_is_a_transient_failure() {
+    transient(
+        Behaviour::Status(503),
+        "opensubtitles: provider unavailable: HTTP 503",
+    );
+}
+
+#[test]
+fn a_hang_past_the_timeout_is_a_transient_failure() {
+    transient(
+        Behaviour::Hang(Duration::from_secs(4)),
+        "opensubtitles: provider unavailable: timed out",
+    );
+}
+
+#[test]
+fn garbage_cools_the_provider_down_as_unreadable() {
+    let (_fake, _sandbox, daemon, _id, job) = after_a_bad_search(Behaviour::Garbage);
+    assert_eq!(job["status"], "waiting", "{job}");
+    assert_eq!(
+        job["error"], "every subtitle provider is cooling down",
+        "{job}"
+    );
+    let health = provider_health(&daemon);
+    assert_eq!(health["cooldown"], "parse", "{health}");
+    assert!(
+        health["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("unreadable answer: search answer is not the API's JSON"),
+        "{health}"
+    );
 }
 
 #[test]
@@ -485,7 +490,7 @@ fn requests_never_exceed_five_per_second_across_jobs() {
     let fake = FakeOs::start();
     fake.with(|s| s.quota = 1000);
     let sandbox = sandbox(&fake, "");
-    let videos: Vec<PathBuf> = (0..12)
+    let videos: Vec<PathBuf> = (0..8)
         .map(|i| {
             big_video(
                 &sandbox,
@@ -501,7 +506,7 @@ fn requests_never_exceed_five_per_second_across_jobs() {
     }
     // search + download + link per job, one login.
     let total = fake.with(|s| s.log.len());
-    assert_eq!(total, 12 * 3 + 1);
+    assert_eq!(total, 8 * 3 + 1);
     // The client starts request k+5 at least 1.05 s after request k; what arrives here
     // may be squeezed by delivery jitter on a loaded machine, never by much.
     let span = fake.min_span(5).unwrap();
