@@ -788,6 +788,27 @@ mod tests {
         );
     }
 
+    /// The limiter's own record of when it let each request start: any six starts span
+    /// more than a second (plus the margin), however the requests are issued.
+    #[tokio::test]
+    async fn the_limiter_never_lets_six_requests_start_within_a_second() {
+        let limiter = Rc::new(RateLimiter::new(5));
+        let mut waiting = Vec::new();
+        for _ in 0..12 {
+            let limiter = limiter.clone();
+            waiting.push(async move {
+                limiter.wait().await;
+                *limiter.slots.borrow().back().unwrap()
+            });
+        }
+        let mut starts = futures_util::future::join_all(waiting).await;
+        starts.sort();
+        assert_eq!(starts.len(), 12);
+        for i in 0..starts.len() - 5 {
+            assert!(starts[i + 5] - starts[i] >= Duration::from_secs(1) + RATE_MARGIN);
+        }
+    }
+
     #[test]
     fn a_reset_time_in_the_past_means_the_next_midnight_utc() {
         let now = 1_739_463_660_000; // 2025-02-13T16:21:00Z
