@@ -146,9 +146,15 @@ impl Components {
         // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
         // line here.
         let sources: Vec<Box<dyn Source>> = Vec::new();
+        let mut providers: Vec<Rc<dyn SubtitleProvider>> = Vec::new();
+        if let Some(os) = &settings.providers.opensubtitles {
+            let client = crate::clients::opensubtitles::OpenSubtitles::new(os)
+                .context("cannot build the OpenSubtitles client")?;
+            providers.push(Rc::new(client));
+        }
         Ok(Self {
             libraries,
-            providers: Vec::new(),
+            providers,
             translator: None,
             jellyfin,
             sources,
@@ -181,7 +187,7 @@ pub async fn run_with(
     if !settings.not_yet_active.is_empty() {
         warn!(
             sections = settings.not_yet_active.join(", "),
-            "configured, but this version does not use these yet; jobs wait with \"no subtitle provider enabled\""
+            "configured, but this version does not use these yet"
         );
     }
     for root in components.libraries.unresolved() {

@@ -10,6 +10,8 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use crate::job::Language;
+use crate::scoring::VideoFacts;
+use crate::store::ProviderState;
 
 /// A boxed future as returned by the client traits.
 pub type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T> + 'static>>;
@@ -23,6 +25,42 @@ pub struct SubtitleQuery {
     pub language: Language,
     /// Jellyfin's item id, when known.
     pub jellyfin_item_id: Option<String>,
+    /// What the video's path tells: title, year, season/episode, ids, release.
+    pub facts: VideoFacts,
+    /// The OpenSubtitles movie hash, when the file is big enough to have one.
+    pub movie_hash: Option<String>,
+}
+
+/// What a provider tells of a candidate, for scoring. Every field is optional: what a
+/// provider does not say scores nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct CandidateMeta {
+    /// The provider matched it by the video's movie hash.
+    pub hash_match: bool,
+    /// IMDb id of the movie or episode (number, no `tt`).
+    pub imdb_id: Option<u64>,
+    /// TMDB id of the movie or episode.
+    pub tmdb_id: Option<u64>,
+    /// IMDb id of the show (episodes).
+    pub parent_imdb_id: Option<u64>,
+    /// TMDB id of the show (episodes).
+    pub parent_tmdb_id: Option<u64>,
+    /// Title of the movie, or of the show for an episode.
+    pub title: Option<String>,
+    /// Year of the movie or show.
+    pub year: Option<u16>,
+    /// Season number (episodes).
+    pub season: Option<u32>,
+    /// Episode number (episodes).
+    pub episode: Option<u32>,
+    /// Uploaded by someone the provider trusts.
+    pub trusted: bool,
+    /// Machine-translated (a poor subtitle).
+    pub machine_translated: bool,
+    /// AI-translated.
+    pub ai_translated: bool,
+    /// How often it was downloaded (a tie-breaker).
+    pub downloads: u64,
 }
 
 /// One subtitle a provider offers.
@@ -34,7 +72,9 @@ pub struct Candidate {
     pub id: String,
     /// Its language.
     pub language: Language,
-    /// Score 0–100: hash match, ids, release group, source, resolution, trust.
+    /// Score 0–100. A provider that ranks by itself and says nothing in `meta` (a plugin
+    /// search) sets it; the core's score from `meta` (see [`crate::scoring`]) replaces it
+    /// when higher.
     pub score: u32,
     /// Written for the deaf and hard of hearing.
     pub hearing_impaired: bool,
@@ -42,6 +82,8 @@ pub struct Candidate {
     pub forced: bool,
     /// Release name, for the event log.
     pub release: String,
+    /// What the provider tells of it, for scoring.
+    pub meta: CandidateMeta,
 }
 
 /// Why a provider call failed; decides cooldown and retry.
@@ -62,7 +104,14 @@ pub enum ProviderError {
     /// 5xx, timeout, connection refused: try again later.
     #[error("provider unavailable: {0}")]
     Unavailable(String),
-    /// Bad credentials, bad request: retrying will not help.
+    /// The provider refused our credentials (user name, password, API key): nothing helps
+    /// until the configuration changes.
+    #[error("bad credentials: {0}")]
+    Auth(String),
+    /// The provider answered something that is not its protocol (HTML, truncated JSON).
+    #[error("unreadable answer: {0}")]
+    Parse(String),
+    /// A bad request: retrying will not help.
     #[error("provider error: {0}")]
     Permanent(String),
 }
@@ -78,6 +127,17 @@ pub trait SubtitleProvider {
     ) -> LocalBoxFuture<Result<Vec<Candidate>, ProviderError>>;
     /// Fetches one candidate's file (maybe an archive, maybe any encoding).
     fn download(&self, candidate: &Candidate) -> LocalBoxFuture<Result<Vec<u8>, ProviderError>>;
+    /// Takes over what the store kept of this provider (a login session) when it has
+    /// nothing better in memory. Called before each search.
+    fn restore(&self, _state: &ProviderState) {}
+    /// Writes what the provider learnt (its session, its quota) into `state`, the record
+    /// the JobManager keeps. Called after each attempt.
+    fn record(&self, _state: &mut ProviderState) {}
+    /// Identifies the configured credentials (not reversible), so a cooldown for bad
+    /// credentials ends when they change.
+    fn credentials_id(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Why a translation call failed.

@@ -68,6 +68,62 @@ impl WorkerContext {
     }
 }
 
+/// One provider as `/health/sources` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProviderHealth {
+    /// Its name (`opensubtitles`).
+    pub name: String,
+    /// `ok`, `cooling_down` or `bad_credentials`.
+    pub state: &'static str,
+    /// Why it cools down (`rate_limit`, `quota`, `unavailable`, `auth`, `parse`).
+    pub cooldown: Option<&'static str>,
+    /// Until when (RFC 3339).
+    pub cooling_until: Option<String>,
+    /// The reason, as the provider said it.
+    pub reason: Option<String>,
+    /// Downloads left in the quota period, when known.
+    pub quota_remaining: Option<u32>,
+    /// When the quota resets (RFC 3339), when known.
+    pub quota_resets_at: Option<String>,
+    /// Whether a login session is held.
+    pub logged_in: bool,
+}
+
+impl WorkerContext {
+    /// Every enabled provider's state at `now_ms`, in priority order.
+    pub fn provider_health(&self, now_ms: i64) -> Vec<ProviderHealth> {
+        self.providers
+            .iter()
+            .map(|provider| {
+                let state = self.provider_states.get(provider.name());
+                let until =
+                    crate::downloader::cooldown_of(state.as_ref(), provider.as_ref(), now_ms);
+                let state = state.unwrap_or_default();
+                let kind = until.and(state.cooldown_kind);
+                ProviderHealth {
+                    name: provider.name().to_owned(),
+                    state: match (until, kind) {
+                        (None, _) => "ok",
+                        (Some(_), Some(crate::store::CooldownKind::Auth)) => "bad_credentials",
+                        (Some(_), _) => "cooling_down",
+                    },
+                    cooldown: kind.map(crate::store::CooldownKind::as_str),
+                    cooling_until: until.map(crate::time::format_rfc3339),
+                    reason: until.and(state.reason),
+                    quota_remaining: state
+                        .quota_remaining
+                        .filter(|_| state.quota_resets_at_ms.is_none_or(|at| at > now_ms)),
+                    quota_resets_at: state
+                        .quota_resets_at_ms
+                        .filter(|at| *at > now_ms)
+                        .map(crate::time::format_rfc3339),
+                    logged_in: state.session.is_some_and(|s| s.expires_at_ms > now_ms),
+                }
+            })
+            .collect()
+    }
+}
+
 /// The provider states every worker reads, shared on the actix thread. Only the JobManager
 /// writes it (`ManagerCore::finish` and start-up), so a cooldown has one owner.
 #[derive(Debug, Clone, Default)]
@@ -90,6 +146,25 @@ impl ProviderRegistry {
     /// Replaces what is known of `state.provider`.
     pub(crate) fn set(&self, state: ProviderState) {
         self.0.borrow_mut().insert(state.provider.clone(), state);
+    }
+
+    /// Records a worker's update over what is known (see [`ProviderState::over`]) and
+    /// answers the state now kept.
+    pub(crate) fn update(&self, state: ProviderState) -> ProviderState {
+        let mut states = self.0.borrow_mut();
+        let merged = match states.get(&state.provider) {
+            Some(older) => state.over(older),
+            None => state,
+        };
+        states.insert(merged.provider.clone(), merged.clone());
+        merged
+    }
+
+    /// Every provider's state, by name.
+    pub fn all(&self) -> Vec<ProviderState> {
+        let mut all: Vec<_> = self.0.borrow().values().cloned().collect();
+        all.sort_by(|a, b| a.provider.cmp(&b.provider));
+        all
     }
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use actix_web::{HttpResponse, web};
-use cuewarden_actors::job_manager::{ManagerStatus, StatusReport};
+use cuewarden_actors::job_manager::{ManagerStatus, ProviderStatus, StatusReport};
 use cuewarden_actors::store::StoreHealth;
 use serde_json::json;
 
@@ -30,9 +30,11 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// `GET /health/sources`: every registered source, the libraries and the job manager.
+/// `GET /health/sources`: every registered source, the subtitle providers (state, cooldown,
+/// quota left), the libraries and the job manager.
 pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let manager: StatusReport = state.manager.send(ManagerStatus).await?;
+    let providers = state.manager.send(ProviderStatus).await?;
     let sources = state.sources.reports();
     let libraries = state.intake.libraries().clone();
     let libraries = web::block(move || {
@@ -52,6 +54,7 @@ pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpRe
     .await?;
     Ok(HttpResponse::Ok().json(json!({
         "sources": sources,
+        "providers": providers,
         "libraries": libraries,
         "job_manager": manager,
     })))

@@ -46,7 +46,10 @@ pub use notify::{
     PushoverNotify, PushoverNotifySection, SmtpSecurity,
 };
 pub use problems::ConfigErrors;
-pub use providers::{JellyfinProviderSection, OpenSubtitlesSection, ProvidersSection};
+pub use providers::{
+    JellyfinProviderSection, OPENSUBTITLES_MAX_RATE, OpenSubtitlesSection, OpenSubtitlesSettings,
+    ProviderSettings, ProvidersSection,
+};
 pub use schedule::ScheduleSection;
 pub use server::{ServerSection, ServerSettings};
 pub use storage::StorageSection;
@@ -115,6 +118,8 @@ pub struct Settings {
     pub jobs: ManagerSettings,
     /// `[notify.*]`.
     pub notify: NotifySettings,
+    /// `[providers.*]`: the enabled providers this version queries.
+    pub providers: ProviderSettings,
     /// Configured sections this version validates but does not act on yet (logged at
     /// start-up, so nobody wonders why their provider is never asked).
     pub not_yet_active: Vec<&'static str>,
@@ -241,7 +246,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
     let path_mappings = libraries::path_mappings_with_config(path_mappings, check);
     let jellyfin_present = jellyfin.is_some();
     let jellyfin = jellyfin.and_then(|j| JellyfinSettings::with_config(j, check));
-    providers.check(check);
+    let providers = providers.check(check);
     if let Some(translator) = &translator {
         translator.check(check);
     }
@@ -258,6 +263,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         jellyfin,
         jobs,
         notify,
+        providers,
         not_yet_active: std::mem::take(&mut check.not_yet_active),
     })
 }

@@ -1,10 +1,42 @@
 //! `[providers.*]`: the subtitle providers. A present table is a provider, enabled unless it
-//! says `enabled = false`. Validated; this version does not query them yet.
+//! says `enabled = false`. `[providers.opensubtitles]` is queried; `[providers.jellyfin]` is
+//! validated but not active yet.
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use url::Url;
 
+use super::Secret;
 use super::file::RawSection;
 use super::values::Check;
+
+/// OpenSubtitles' limit on API calls per second (its gateway answers 429 above it).
+pub const OPENSUBTITLES_MAX_RATE: i64 = 5;
+
+/// `[providers.opensubtitles]`, validated.
+#[derive(Debug, Clone)]
+pub struct OpenSubtitlesSettings {
+    /// The consumer's API key (`Api-Key`).
+    pub api_key: Secret,
+    /// The account, if any: with it, downloads count against the user's quota.
+    pub login: Option<(String, Secret)>,
+    /// The API base, `…/api/v1`.
+    pub base_url: Url,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// How long connecting may take.
+    pub connect_timeout: Duration,
+    /// Most requests per second, shared by every job (1–5).
+    pub requests_per_second: u32,
+}
+
+/// The enabled providers, validated, in priority order.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSettings {
+    /// `[providers.opensubtitles]`, when enabled.
+    pub opensubtitles: Option<OpenSubtitlesSettings>,
+}
 
 /// `[providers.opensubtitles]`, as read.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -17,6 +49,9 @@ pub struct OpenSubtitlesSection {
     pub password: String,
     pub password_file: Option<String>,
     pub base_url: String,
+    pub timeout_secs: i64,
+    pub connect_timeout_secs: i64,
+    pub requests_per_second: i64,
 }
 
 impl Default for OpenSubtitlesSection {
@@ -29,6 +64,9 @@ impl Default for OpenSubtitlesSection {
             password: String::new(),
             password_file: None,
             base_url: "https://api.opensubtitles.com/api/v1".to_owned(),
+            timeout_secs: 15,
+            connect_timeout_secs: 5,
+            requests_per_second: OPENSUBTITLES_MAX_RATE,
         }
     }
 }
@@ -65,8 +103,10 @@ impl RawSection for ProvidersSection {
 }
 
 impl ProvidersSection {
-    /// Checks each provider present; an enabled one is named as not yet active.
-    pub(crate) fn check(&self, check: &mut Check) {
+    /// Checks each provider present; answers the enabled ones that this version queries
+    /// (Jellyfin's is named as not yet active).
+    pub(crate) fn check(&self, check: &mut Check) -> ProviderSettings {
+        let mut settings = ProviderSettings::default();
         if let Some(os) = &self.opensubtitles {
             let key = "providers.opensubtitles.api_key";
             let api_key = check.secret(&os.api_key, os.api_key_file.as_deref(), key);
@@ -82,12 +122,46 @@ impl ProvidersSection {
                     key,
                     "required when the provider is enabled",
                 );
-                check.http_url(&os.base_url, "providers.opensubtitles.base_url");
-                check.not_yet_active.push("providers.opensubtitles");
+                let base_url = check.http_url(&os.base_url, "providers.opensubtitles.base_url");
+                let timeout = check.in_range(
+                    os.timeout_secs,
+                    1,
+                    300,
+                    "providers.opensubtitles.timeout_secs",
+                );
+                let connect_timeout = check.in_range(
+                    os.connect_timeout_secs,
+                    1,
+                    60,
+                    "providers.opensubtitles.connect_timeout_secs",
+                );
+                let rate = check.in_range(
+                    os.requests_per_second,
+                    1,
+                    OPENSUBTITLES_MAX_RATE,
+                    "providers.opensubtitles.requests_per_second",
+                );
+                let login = match (os.username.trim(), password) {
+                    ("", _) | (_, None) => None,
+                    (user, Some(password)) => Some((user.to_owned(), password)),
+                };
+                if let (Some(api_key), Some(base_url), Some(timeout), Some(connect), Some(rate)) =
+                    (api_key, base_url, timeout, connect_timeout, rate)
+                {
+                    settings.opensubtitles = Some(OpenSubtitlesSettings {
+                        api_key,
+                        login,
+                        base_url,
+                        timeout: Duration::from_secs(timeout.unsigned_abs()),
+                        connect_timeout: Duration::from_secs(connect.unsigned_abs()),
+                        requests_per_second: u32::try_from(rate).unwrap_or(5),
+                    });
+                }
             }
         }
         if self.jellyfin.as_ref().is_some_and(|p| p.enabled) {
             check.not_yet_active.push("providers.jellyfin");
         }
+        settings
     }
 }

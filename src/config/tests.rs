@@ -794,10 +794,7 @@ fn sections_this_version_does_not_use_yet_are_named() {
         &[],
     )
     .unwrap();
-    assert_eq!(
-        settings.not_yet_active,
-        ["providers.opensubtitles", "translator"]
-    );
+    assert_eq!(settings.not_yet_active, ["translator"]);
     assert!(parse("", "empty", &[]).unwrap().not_yet_active.is_empty());
 }
 

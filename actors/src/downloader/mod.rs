@@ -5,27 +5,25 @@
 
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::time::Duration;
 
-use serde_json::json;
-use tracing::{info, warn};
-
-use crate::clients::{Candidate, LocalBoxFuture, ProviderError, SubtitleQuery};
+use crate::clients::{Candidate, LocalBoxFuture};
 use crate::files::{Listing, subtitle_path, write_atomically};
 use crate::job::{Job, Language};
 use crate::library::Libraries;
 use crate::store::ProviderState;
 use crate::subtitle::{parse_srt, write_srt};
-use crate::time::now_ms;
 use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
 /// The reason a job waits when no provider is configured.
 pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
 
-/// Cooldown after a 429 without `Retry-After`.
-pub const DEFAULT_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(60);
-/// Cooldown after an exhausted quota with no reset time.
-pub const DEFAULT_QUOTA_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
+mod search;
+
+pub(crate) use search::cooldown_of;
+pub use search::{
+    AUTH_COOLDOWN, DEFAULT_QUOTA_COOLDOWN, DEFAULT_RATE_LIMIT_COOLDOWN, PARSE_COOLDOWN,
+    UNAVAILABLE_AFTER, UNAVAILABLE_COOLDOWN,
+};
 
 /// Searches providers and writes the subtitle of one job (a [`Work`] run by the
 /// [`Worker`](crate::worker::Worker) shell).
@@ -49,14 +47,6 @@ pub enum HearingImpaired {
     PreferNot,
     /// Take nothing else.
     Only,
-}
-
-fn rank(candidate: &Candidate, preference: HearingImpaired) -> i64 {
-    let bonus = match (preference, candidate.hearing_impaired) {
-        (HearingImpaired::Prefer, true) | (HearingImpaired::PreferNot, false) => 1,
-        _ => 0,
-    };
-    i64::from(candidate.score) * 2 + bonus
 }
 
 type Sidecars = (Vec<PathBuf>, Option<(PathBuf, Language)>);
@@ -203,126 +193,5 @@ async fn attempt(
         };
     }
 
-    let query = SubtitleQuery {
-        video: job.path.clone(),
-        language: job.language.clone(),
-        jellyfin_item_id: job.jellyfin_item_id.clone(),
-    };
-    let now = now_ms();
-    let mut candidates = Vec::new();
-    let mut errors = Vec::new();
-    let mut earliest_cooldown_end: Option<i64> = None;
-    let mut searched = Vec::new();
-    for provider in &context.providers {
-        let name = provider.name().to_owned();
-        if let Some(until) = context.provider_states.cooling_until(&name, now) {
-            earliest_cooldown_end = Some(earliest_cooldown_end.map_or(until, |e| e.min(until)));
-            continue;
-        }
-        searched.push(name.clone());
-        match provider.search(&query).await {
-            Ok(found) => candidates.extend(found.into_iter().map(|c| (provider.clone(), c))),
-            Err(err) => {
-                provider_updates.extend(provider_update(&name, &err, now));
-                errors.push((name, err));
-            }
-        }
-    }
-    candidates.retain(|(_, c)| c.language == job.language && c.score >= context.min_score);
-    if context.hearing_impaired == HearingImpaired::Only {
-        candidates.retain(|(_, c)| c.hearing_impaired);
-    }
-    candidates.sort_by_key(|(_, c)| std::cmp::Reverse(rank(c, context.hearing_impaired)));
-    for (provider, candidate) in &candidates {
-        match provider.download(candidate).await {
-            Ok(bytes) => {
-                match write_subtitle(job, candidate, bytes, context.libraries.clone()).await {
-                    Ok(path) => {
-                        info!(job_id = %job.id, provider = %candidate.provider, path = %path.display(), "subtitle written");
-                        return Outcome::Written {
-                            path,
-                            producer: candidate.provider.clone(),
-                            detail: json!({"score": candidate.score, "release": candidate.release, "id": candidate.id, "hearing_impaired": candidate.hearing_impaired, "forced": candidate.forced}),
-                        };
-                    }
-                    Err(error) => {
-                        errors.push((candidate.provider.clone(), ProviderError::Permanent(error)))
-                    }
-                }
-            }
-            Err(err) => {
-                provider_updates.extend(provider_update(&candidate.provider, &err, now_ms()));
-                errors.push((candidate.provider.clone(), err));
-            }
-        }
-    }
-    if can_translate && let Some(outcome) = translate() {
-        return outcome;
-    }
-    if searched.is_empty() {
-        let wait = earliest_cooldown_end
-            .map(|end| Duration::from_millis(u64::try_from(end - now).unwrap_or(0)));
-        return Outcome::NothingFound {
-            reason: "every subtitle provider is cooling down".to_owned(),
-            retry_after: wait,
-        };
-    }
-    let all_failed = errors.len() >= searched.len() && candidates.is_empty();
-    let summary = errors
-        .iter()
-        .map(|(name, err)| format!("{name}: {err}"))
-        .collect::<Vec<_>>()
-        .join("; ");
-    if all_failed && !errors.is_empty() {
-        let retryable = errors
-            .iter()
-            .any(|(_, e)| !matches!(e, ProviderError::Permanent(_)));
-        return Outcome::Failed {
-            error: summary,
-            retryable,
-        };
-    }
-    let mut reason = format!(
-        "no {} subtitle found (searched {})",
-        job.language,
-        searched.join(", ")
-    );
-    if !summary.is_empty() {
-        reason.push_str(&format!("; errors: {summary}"));
-    }
-    Outcome::NothingFound {
-        reason,
-        retry_after: None,
-    }
-}
-
-/// What a provider error says about the provider: a cooldown, for the JobManager to record.
-fn provider_update(provider: &str, err: &ProviderError, now: i64) -> Option<ProviderState> {
-    let (wait, reason) = match err {
-        ProviderError::RateLimited { retry_after } => (
-            retry_after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN),
-            "rate limited",
-        ),
-        ProviderError::QuotaExhausted { resets_in } => (
-            resets_in.unwrap_or(DEFAULT_QUOTA_COOLDOWN),
-            "quota exhausted",
-        ),
-        ProviderError::Unavailable(_) | ProviderError::Permanent(_) => {
-            warn!(provider, error = %err, "provider call failed");
-            return None;
-        }
-    };
-    warn!(
-        provider,
-        seconds = wait.as_secs(),
-        reason,
-        "provider cooling down"
-    );
-    let until = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-    let mut state = ProviderState::cooling_down(provider, until, reason);
-    if matches!(err, ProviderError::QuotaExhausted { .. }) {
-        state.quota_remaining = Some(0);
-        state.quota_resets_at_ms = Some(until);
-    }
-    Some(state)
+    search::search_and_write(job, context, provider_updates, can_translate, translate).await
 }

@@ -56,6 +56,11 @@ pub struct Shutdown {
 #[rtype(result = "StatusReport")]
 pub struct ManagerStatus;
 
+/// Asks for every enabled provider's state (cooldown, quota), for `/health/sources`.
+#[derive(Message)]
+#[rtype(result = "Vec<crate::worker::ProviderHealth>")]
+pub struct ProviderStatus;
+
 /// Queue and worker figures, for `/health/sources` and `/metrics`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StatusReport {
@@ -495,5 +500,13 @@ impl Handler<ManagerStatus> for JobManager {
                 .map(|(status, n)| (status.as_str().to_owned(), n))
                 .collect(),
         })
+    }
+}
+
+impl Handler<ProviderStatus> for JobManager {
+    type Result = MessageResult<ProviderStatus>;
+
+    fn handle(&mut self, _: ProviderStatus, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.workers.provider_health(crate::time::now_ms()))
     }
 }

@@ -34,7 +34,8 @@ use crate::store::{Change, MediaRecord, OutboxEntry, ProviderState, StoreError};
 use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
 
 pub use actor::{
-    CancelJob, JobManager, ManagerStatus, RequestSubtitles, RetryJob, Shutdown, StatusReport,
+    CancelJob, JobManager, ManagerStatus, ProviderStatus, RequestSubtitles, RetryJob, Shutdown,
+    StatusReport,
 };
 
 /// Limits and retry policy of the JobManager.
@@ -918,7 +919,7 @@ impl ManagerCore {
         let mut step = Step::default();
         for state in provider_updates {
             // Workers see a cooldown at once; it is durable once this step commits.
-            self.providers.set(state.clone());
+            let state = self.providers.update(state);
             step.changes.push(Change::PutProviderState(state));
         }
         if self.running.get(&id) != Some(&kind) {

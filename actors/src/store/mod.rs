@@ -55,7 +55,7 @@ pub use check::{CheckReport, check_file};
 use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
-pub use records::{MediaRecord, OutboxEntry, ProviderState};
+pub use records::{CooldownKind, MediaRecord, OutboxEntry, ProviderSession, ProviderState};
 use schema::*;
 pub use snapshot::{
     RestoreReport, SNAPSHOT_DIR, SNAPSHOT_INTERVAL, SNAPSHOTS_KEPT, Snapshot, StartState, backup,

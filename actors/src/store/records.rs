@@ -51,6 +51,74 @@ pub struct ProviderState {
     /// When the quota period starts again (ms since epoch), when the provider says.
     #[serde(default)]
     pub quota_resets_at_ms: Option<i64>,
+    /// What kind of trouble the cooldown is for.
+    #[serde(default)]
+    pub cooldown_kind: Option<CooldownKind>,
+    /// Calls in a row that found the provider unavailable (5xx, timeouts); enough of them
+    /// cool it down.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// For a cooldown of kind `auth`: which credentials were refused (an opaque id), so
+    /// changed credentials are tried at once.
+    #[serde(default)]
+    pub refused_credentials: Option<String>,
+    /// A login session the provider keeps across restarts.
+    #[serde(default)]
+    pub session: Option<ProviderSession>,
+}
+
+/// Why a provider cools down. Each kind has its own duration (see the downloader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CooldownKind {
+    /// HTTP 429: as long as `Retry-After` says.
+    RateLimit,
+    /// The download quota is used up: until it resets.
+    Quota,
+    /// Down (5xx, timeouts) several times in a row.
+    Unavailable,
+    /// Credentials refused: until they change.
+    Auth,
+    /// Answers we cannot read.
+    Parse,
+}
+
+impl CooldownKind {
+    /// Its name, as in `/health/sources` (`rate_limit`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimit => "rate_limit",
+            Self::Quota => "quota",
+            Self::Unavailable => "unavailable",
+            Self::Auth => "auth",
+            Self::Parse => "parse",
+        }
+    }
+}
+
+/// A provider's login session (OpenSubtitles' token), kept so a restart reuses it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderSession {
+    /// The bearer token.
+    pub token: String,
+    /// The API base the login answer named (scheme, host and port), if any.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Not used after this instant (ms since epoch).
+    pub expires_at_ms: i64,
+    /// Which credentials it belongs to (an opaque id).
+    #[serde(default)]
+    pub credentials: Option<String>,
+}
+
+impl std::fmt::Debug for ProviderSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSession")
+            .field("token", &"<redacted>")
+            .field("base_url", &self.base_url)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
 }
 
 impl ProviderState {
@@ -68,6 +136,19 @@ impl ProviderState {
     pub fn cooling_until(&self, now_ms: i64) -> Option<i64> {
         self.cooldown_until_ms.filter(|until| *until > now_ms)
     }
+
+    /// This newer state over `older`: everything from this one, except that a cooldown of
+    /// `older` ending later is kept (two workers reporting at once never shorten one).
+    pub fn over(mut self, older: &ProviderState) -> Self {
+        if older.cooldown_until_ms > self.cooldown_until_ms {
+            self.cooldown_until_ms = older.cooldown_until_ms;
+            self.reason.clone_from(&older.reason);
+            self.cooldown_kind = older.cooldown_kind;
+            self.refused_credentials
+                .clone_from(&older.refused_credentials);
+        }
+        self
+    }
 }
 
 /// Work for an external sink (notifier, bridge), queued in the same commit as the job
@@ -83,4 +164,43 @@ pub enum OutboxEntry {
         /// The subtitle written.
         path: PathBuf,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_state_keeps_a_cooldown_that_ends_later() {
+        let older = ProviderState {
+            cooldown_kind: Some(CooldownKind::RateLimit),
+            ..ProviderState::cooling_down("os", 2_000, "rate limited")
+        };
+        let newer = ProviderState {
+            provider: "os".to_owned(),
+            quota_remaining: Some(3),
+            ..ProviderState::default()
+        };
+        let merged = newer.clone().over(&older);
+        assert_eq!(merged.cooldown_until_ms, Some(2_000));
+        assert_eq!(merged.cooldown_kind, Some(CooldownKind::RateLimit));
+        assert_eq!(merged.quota_remaining, Some(3));
+
+        let longer = ProviderState {
+            cooldown_kind: Some(CooldownKind::Quota),
+            ..ProviderState::cooling_down("os", 9_000, "quota exhausted")
+        };
+        assert_eq!(longer.clone().over(&older), longer);
+    }
+
+    #[test]
+    fn a_session_never_shows_its_token_in_debug_output() {
+        let session = ProviderSession {
+            token: "secret-jwt".to_owned(),
+            base_url: None,
+            expires_at_ms: 1,
+            credentials: None,
+        };
+        assert!(!format!("{session:?}").contains("secret-jwt"));
+    }
 }

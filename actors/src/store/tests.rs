@@ -744,6 +744,15 @@ fn provider_state_round_trips_every_field() {
         reason: Some("quota exhausted".to_owned()),
         quota_remaining: Some(0),
         quota_resets_at_ms: Some(1_700_000_000_000),
+        cooldown_kind: Some(crate::store::CooldownKind::Quota),
+        consecutive_failures: 2,
+        refused_credentials: Some("c0ffee".to_owned()),
+        session: Some(crate::store::ProviderSession {
+            token: "token".to_owned(),
+            base_url: Some("https://vip-api.opensubtitles.com".to_owned()),
+            expires_at_ms: 1_700_000_000_000,
+            credentials: Some("c0ffee".to_owned()),
+        }),
     };
     {
         let store = open(&dir);

@@ -360,6 +360,7 @@ impl SubtitleProvider for FakeProvider {
             hearing_impaired: false,
             forced: false,
             release: "Movie.2019.1080p.BluRay".to_owned(),
+            meta: Default::default(),
         };
         match step {
             Search::Offer => Box::pin(async move { Ok(vec![candidate]) }),
