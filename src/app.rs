@@ -14,7 +14,7 @@ use std::sync::Arc;
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
-use cuewarden_actors::clients::{SubtitleProvider, TranslationService};
+use cuewarden_actors::clients::{MediaServer, SubtitleProvider, TranslationService};
 use cuewarden_actors::job_manager::{JobManager, Shutdown};
 use cuewarden_actors::worker::WorkerContext;
 use cuewarden_actors::{Libraries, Library, Store};
@@ -22,7 +22,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::api::{self, AppState};
-use crate::clients::jellyfin::JellyfinClient;
+use crate::clients::jellyfin::{JellyfinClient, JellyfinRefresher};
+use crate::clients::jellyfin_subtitles::JellyfinSubtitles;
 use crate::config::{Secret, Settings};
 use crate::sources::{API_SOURCE, Intake, IntakeRules, Source, SourceHandle, SourceInfo};
 
@@ -126,6 +127,9 @@ pub struct Components {
     pub translator: Option<Rc<dyn TranslationService>>,
     /// Jellyfin's REST client, when `[jellyfin]` is configured.
     pub jellyfin: Option<JellyfinClient>,
+    /// The media server refreshed after a write (Jellyfin, unless `[notify.jellyfin]
+    /// refresh = false`).
+    pub media_server: Option<Rc<dyn MediaServer>>,
     /// The sources to start (the API is always there).
     pub sources: Vec<Box<dyn Source>>,
 }
@@ -136,18 +140,28 @@ impl Components {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let http = crate::clients::http_client().context("cannot build the HTTP client")?;
         let libraries = libraries_of(settings);
-        let jellyfin = settings
-            .jellyfin
+        let jellyfin = settings.jellyfin.as_ref().map(|j| {
+            JellyfinClient::new(http.clone(), j).with_path_mappings(settings.path_mappings.clone())
+        });
+        // Providers in priority order: each is one line here.
+        let mut providers: Vec<Rc<dyn SubtitleProvider>> = Vec::new();
+        if let Some(client) = jellyfin.as_ref().filter(|_| settings.providers.jellyfin) {
+            providers.push(Rc::new(JellyfinSubtitles::new(client.clone())));
+        }
+        let refresh = settings.notify.jellyfin.as_ref().is_none_or(|j| j.refresh);
+        let media_server = jellyfin
             .as_ref()
-            .map(|j| JellyfinClient::new(http.clone(), j));
+            .filter(|_| refresh)
+            .map(|client| Rc::new(JellyfinRefresher::new(client.clone())) as Rc<dyn MediaServer>);
         // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
         // line here.
         let sources: Vec<Box<dyn Source>> = Vec::new();
         Ok(Self {
             libraries,
-            providers: Vec::new(),
+            providers,
             translator: None,
             jellyfin,
+            media_server,
             sources,
         })
     }
@@ -193,6 +207,7 @@ pub async fn run_with(
     let mut workers = WorkerContext::new(components.libraries.clone());
     workers.providers = components.providers;
     workers.translator = components.translator;
+    workers.media_server = components.media_server;
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;

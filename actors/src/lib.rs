@@ -17,6 +17,8 @@ pub mod job;
 pub mod job_manager;
 pub mod language;
 pub mod library;
+pub mod normalize;
+pub mod refresh;
 pub mod store;
 pub mod subtitle;
 pub mod time;

@@ -1,6 +1,7 @@
 //! Outbound adapters: HTTP clients for the services cuewarden talks to.
 
 pub mod jellyfin;
+pub mod jellyfin_subtitles;
 
 /// How long any outbound HTTP request may take.
 pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

@@ -46,7 +46,9 @@ pub use notify::{
     PushoverNotify, PushoverNotifySection, SmtpSecurity,
 };
 pub use problems::ConfigErrors;
-pub use providers::{JellyfinProviderSection, OpenSubtitlesSection, ProvidersSection};
+pub use providers::{
+    JellyfinProviderSection, OpenSubtitlesSection, ProviderSettings, ProvidersSection,
+};
 pub use schedule::ScheduleSection;
 pub use server::{ServerSection, ServerSettings};
 pub use storage::StorageSection;
@@ -111,6 +113,8 @@ pub struct Settings {
     pub path_mappings: Vec<PathMapping>,
     /// `[jellyfin]`, if configured.
     pub jellyfin: Option<JellyfinSettings>,
+    /// `[providers.*]`: the providers queried.
+    pub providers: ProviderSettings,
     /// `[jobs]`.
     pub jobs: ManagerSettings,
     /// `[notify.*]`.
@@ -241,7 +245,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
     let path_mappings = libraries::path_mappings_with_config(path_mappings, check);
     let jellyfin_present = jellyfin.is_some();
     let jellyfin = jellyfin.and_then(|j| JellyfinSettings::with_config(j, check));
-    providers.check(check);
+    let providers = providers.with_config(jellyfin_present, check);
     if let Some(translator) = &translator {
         translator.check(check);
     }
@@ -256,6 +260,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         libraries,
         path_mappings,
         jellyfin,
+        providers,
         jobs,
         notify,
         not_yet_active: std::mem::take(&mut check.not_yet_active),

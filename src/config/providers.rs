@@ -1,5 +1,6 @@
 //! `[providers.*]`: the subtitle providers. A present table is a provider, enabled unless it
-//! says `enabled = false`. Validated; this version does not query them yet.
+//! says `enabled = false`; `[providers.jellyfin]` is also enabled, without a table, when
+//! `[jellyfin]` is configured. OpenSubtitles is validated but not queried yet.
 
 use serde::{Deserialize, Serialize};
 
@@ -64,9 +65,39 @@ impl RawSection for ProvidersSection {
     }
 }
 
+/// `[providers.*]`, validated: the providers this version queries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// Jellyfin's remote subtitle search (`[providers.jellyfin]`, on by default with
+    /// `[jellyfin]`).
+    pub jellyfin: bool,
+}
+
 impl ProvidersSection {
-    /// Checks each provider present; an enabled one is named as not yet active.
-    pub(crate) fn check(&self, check: &mut Check) {
+    /// Checks each provider present; answers the ones to query.
+    pub(crate) fn with_config(
+        &self,
+        jellyfin_present: bool,
+        check: &mut Check,
+    ) -> ProviderSettings {
+        self.check(check);
+        let jellyfin = match &self.jellyfin {
+            None => jellyfin_present,
+            Some(section) if section.enabled && !jellyfin_present => {
+                check.add(
+                    "providers.jellyfin",
+                    "needs a [jellyfin] section (the server whose subtitle plugins are asked)",
+                );
+                false
+            }
+            Some(section) => section.enabled,
+        };
+        ProviderSettings { jellyfin }
+    }
+
+    /// Checks each provider present; an enabled one not queried yet is named as not yet
+    /// active.
+    fn check(&self, check: &mut Check) {
         if let Some(os) = &self.opensubtitles {
             let key = "providers.opensubtitles.api_key";
             let api_key = check.secret(&os.api_key, os.api_key_file.as_deref(), key);
@@ -85,9 +116,6 @@ impl ProvidersSection {
                 check.http_url(&os.base_url, "providers.opensubtitles.base_url");
                 check.not_yet_active.push("providers.opensubtitles");
             }
-        }
-        if self.jellyfin.as_ref().is_some_and(|p| p.enabled) {
-            check.not_yet_active.push("providers.jellyfin");
         }
     }
 }
