@@ -16,7 +16,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use cuewarden_actors::clients::{MediaServer, SubtitleProvider, TranslationService};
 use cuewarden_actors::job_manager::{JobManager, Shutdown};
-use cuewarden_actors::worker::WorkerContext;
+use cuewarden_actors::worker::{RefreshRetry, WorkerContext};
 use cuewarden_actors::{Libraries, Library, Store};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -130,6 +130,8 @@ pub struct Components {
     /// The media server refreshed after a write (Jellyfin, unless `[notify.jellyfin]
     /// refresh = false`).
     pub media_server: Option<Rc<dyn MediaServer>>,
+    /// How a failed refresh is tried again.
+    pub refresh_retry: RefreshRetry,
     /// The sources to start (the API is always there).
     pub sources: Vec<Box<dyn Source>>,
 }
@@ -162,6 +164,7 @@ impl Components {
             translator: None,
             jellyfin,
             media_server,
+            refresh_retry: RefreshRetry::default(),
             sources,
         })
     }
@@ -208,6 +211,7 @@ pub async fn run_with(
     workers.providers = components.providers;
     workers.translator = components.translator;
     workers.media_server = components.media_server;
+    workers.refresh_retry = components.refresh_retry;
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
