@@ -195,7 +195,7 @@ pub async fn run_with(
     if !settings.not_yet_active.is_empty() {
         warn!(
             sections = settings.not_yet_active.join(", "),
-            "configured, but this version does not use these yet; jobs wait with \"no subtitle provider enabled\""
+            "configured, but this version does not use these yet"
         );
     }
     for root in components.libraries.unresolved() {

@@ -22,6 +22,7 @@ const JELLYFIN_KEY: &str = "jf-api-key-42";
 const REMOTE_SUBTITLES: &str = include_str!("fixtures/jellyfin_remote_subtitles.json");
 const CP1252_FR: &[u8] = include_bytes!("../actors/tests/fixtures/subs/edge_cp1252_fr.srt");
 const UTF16LE_FR: &[u8] = include_bytes!("../actors/tests/fixtures/subs/edge_utf16le_bom.srt");
+const SAMPLE_ASS: &[u8] = include_bytes!("../actors/tests/fixtures/subs/sample.ass");
 const MOVIE_ID: &str = "c2a7e9f14b3d4e8fa6b1d0c9e8f7a6b5";
 const HASH_MATCH: &str = "e02a34f56233e3e5e7765144ca8f184f_srt-fre-71234567";
 const SDH: &str = "e02a34f56233e3e5e7765144ca8f184f_srt-fre-71239999-sdh";
@@ -417,4 +418,83 @@ fn refresh_off_and_provider_off_are_respected() {
     let job = finished(&daemon, &id);
     assert_eq!(job["status"], "waiting", "{job}");
     assert!(fake.lock().unwrap().searches.is_empty());
+}
+
+fn season_pack() -> Vec<u8> {
+    use std::io::Write as _;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default();
+    for episode in 1..=3 {
+        writer
+            .start_file(
+                format!("Show.S01.FRENCH/Show.S01E0{episode}.WEB.fr.srt"),
+                options,
+            )
+            .unwrap();
+        let text = format!("1\r\n00:00:01,000 --> 00:00:02,000\r\népisode {episode}\r\n");
+        writer.write_all(&encoding_free_latin1(&text)).unwrap();
+    }
+    for junk in [
+        "Show.S01.FRENCH/info.nfo",
+        "__MACOSX/Show.S01.FRENCH/._Show.S01E02.WEB.fr.srt",
+    ] {
+        writer.start_file(junk, options).unwrap();
+        writer.write_all(b"\0\x05junk").unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// The text in ISO 8859-1 (what windows-1252 is for these characters), as old packs are.
+fn encoding_free_latin1(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_season_pack_gives_the_episode_its_own_subtitle() {
+    let episode = "Show/Season 01/Show S01E02.mkv";
+    let pack = season_pack();
+    let mut state = jellyfin_knows_the_movie(&[(HASH_MATCH, &pack)]);
+    state.items.push((
+        "feedfacefeedfacefeedfacefeedface".to_owned(),
+        format!("/media/movies/{episode}"),
+    ));
+    let (url, _fake) = fake_jellyfin(state);
+    let sandbox = sandbox(&url, "");
+    let video = sandbox.video(episode);
+    let daemon = sandbox.serve();
+
+    let id = request_fr(&daemon, &video);
+    let job = finished(&daemon, &id);
+    assert_eq!(job["status"], "done", "{job}");
+    let written = video.with_file_name("Show S01E02.fr.srt");
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap(),
+        "1\n00:00:01,000 --> 00:00:02,000\népisode 2\n\n"
+    );
+    let ready = event(&events(&daemon, &id), "subtitle.ready").clone();
+    assert_eq!(
+        ready["payload"]["detail"]["written"]["archive_entry"],
+        "Show.S01.FRENCH/Show.S01E02.WEB.fr.srt"
+    );
+}
+
+#[test]
+fn an_ass_subtitle_is_kept_as_ass() {
+    let (url, _fake) = fake_jellyfin(jellyfin_knows_the_movie(&[(HASH_MATCH, SAMPLE_ASS)]));
+    let sandbox = sandbox(&url, "");
+    let video = sandbox.video(MOVIE);
+    let daemon = sandbox.serve();
+    let id = request_fr(&daemon, &video);
+    let job = finished(&daemon, &id);
+    assert_eq!(job["status"], "done", "{job}");
+    let written = video.with_file_name("The Quiet Harbor (2021).fr.ass");
+    assert_eq!(job["output_path"], json!(written));
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(
+        text.contains("{\\i1}Italic{\\i0} and {\\an8}top-positioned"),
+        "{text}"
+    );
+    assert!(!text.contains('\r'));
 }
