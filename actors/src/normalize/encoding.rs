@@ -163,6 +163,22 @@ fn utf16_without_bom(bytes: &[u8]) -> Option<&'static Encoding> {
     }
 }
 
+/// UTF-8 with a few stray bytes (a file edited with two tools): kept as UTF-8, each stray
+/// byte replaced by U+FFFD, when valid multi-byte characters outnumber the stray bytes 10
+/// to 1. A legacy code page read as UTF-8 is almost all stray bytes.
+fn mostly_utf8(bytes: &[u8]) -> Option<String> {
+    let lossy = String::from_utf8_lossy(bytes);
+    let (mut good, mut bad) = (0usize, 0usize);
+    for c in lossy.chars().filter(|c| !c.is_ascii()) {
+        if c == char::REPLACEMENT_CHARACTER {
+            bad += 1;
+        } else {
+            good += 1;
+        }
+    }
+    (good >= 8 && bad * 10 <= good).then(|| lossy.into_owned())
+}
+
 fn has_binary_controls(text: &str) -> bool {
     let controls = text
         .chars()
@@ -204,6 +220,9 @@ pub fn decode(bytes: &[u8], language: &Language) -> Result<Decoded, EncodingErro
     }
     if let Ok(text) = std::str::from_utf8(bytes) {
         return finish(text, UTF_8);
+    }
+    if let Some(text) = mostly_utf8(bytes) {
+        return finish(&text, UTF_8);
     }
     let (legacy, script) = legacy_candidates(language);
     // The detector costs ~10 ms per 100 KiB; its first 32 KiB say as much as the whole.
@@ -263,6 +282,26 @@ mod tests {
         let japanese = SHIFT_JIS.encode("こんにちは、世界。元気ですか？").0;
         let decoded = decode(&japanese, &lang("ja")).unwrap();
         assert!(decoded.text.contains("こんにちは"), "{decoded:?}");
+    }
+
+    #[test]
+    fn utf8_with_a_stray_byte_stays_utf8() {
+        let mut bytes = "Été, déjà, très, où, ça, naïve, cœur, là, à bientôt, élève. "
+            .repeat(3)
+            .into_bytes();
+        bytes.push(0xE9); // one windows-1252 "é" pasted in
+        bytes.extend_from_slice(" fin".as_bytes());
+        let decoded = decode(&bytes, &lang("fr")).unwrap();
+        assert_eq!(decoded.encoding, "UTF-8");
+        assert!(decoded.text.starts_with("Été, déjà"), "{decoded:?}");
+        assert!(decoded.text.contains("\u{fffd} fin"));
+        // A legacy code page is not mistaken for it.
+        let text = "Съешь же ещё этих мягких булок. ".repeat(5);
+        let russian = WINDOWS_1251.encode(&text).0;
+        assert_eq!(
+            decode(&russian, &lang("ru")).unwrap().encoding,
+            "windows-1251"
+        );
     }
 
     #[test]
