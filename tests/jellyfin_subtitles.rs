@@ -498,3 +498,32 @@ fn an_ass_subtitle_is_kept_as_ass() {
     );
     assert!(!text.contains('\r'));
 }
+
+#[test]
+fn a_video_jellyfin_has_not_scanned_yet_waits() {
+    let (url, fake) = fake_jellyfin(jellyfin_knows_the_movie(&[(HASH_MATCH, CP1252_FR)]));
+    let sandbox = sandbox(&url, "");
+    let video = sandbox.video("New (2026)/New (2026).mkv");
+    let daemon = sandbox.serve();
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr", "en"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+    for job in body["jobs"].as_array().unwrap() {
+        let job = finished(&daemon, job["id"].as_str().unwrap());
+        assert_eq!(job["status"], "waiting", "{job}");
+        let reason = format!(
+            "no {} subtitle found (searched jellyfin)",
+            job["language"].as_str().unwrap()
+        );
+        assert_eq!(job["error"], reason.as_str(), "{job}");
+    }
+    let fake = fake.lock().unwrap();
+    assert_eq!(
+        fake.listings, 1,
+        "the path was looked up in Jellyfin's library, once for both jobs"
+    );
+    assert!(fake.searches.is_empty() && fake.downloads.is_empty());
+    assert!(!video.with_file_name("New (2026).fr.srt").exists());
+}

@@ -120,6 +120,8 @@ pub struct JellyfinClient {
     api_key: Secret,
     path_mappings: Vec<PathMapping>,
     index: Arc<Mutex<PathIndex>>,
+    /// Held while the index is rebuilt, so jobs that miss together rebuild it once.
+    rebuilding: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl JellyfinClient {
@@ -131,6 +133,7 @@ impl JellyfinClient {
             api_key: settings.api_key.clone(),
             path_mappings: Vec::new(),
             index: Arc::default(),
+            rebuilding: Arc::default(),
         }
     }
 
@@ -203,17 +206,26 @@ impl JellyfinClient {
 
     /// The item id of the video at `video` (our path), if Jellyfin knows it.
     pub async fn item_id_for(&self, video: &Path) -> Result<Option<String>, JellyfinError> {
-        let fresh_enough = {
+        let look = || {
             let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(id) = index.items.get(video) {
-                return Ok(Some(id.clone()));
+            match index.items.get(video) {
+                Some(id) => Some(Some(id.clone())),
+                None if index
+                    .built_at
+                    .is_some_and(|at| at.elapsed() < INDEX_REBUILD_INTERVAL) =>
+                {
+                    Some(None)
+                }
+                None => None,
             }
-            index
-                .built_at
-                .is_some_and(|at| at.elapsed() < INDEX_REBUILD_INTERVAL)
         };
-        if fresh_enough {
-            return Ok(None);
+        if let Some(found) = look() {
+            return Ok(found);
+        }
+        let _rebuilding = self.rebuilding.lock().await;
+        // Another job may have rebuilt it while this one waited.
+        if let Some(found) = look() {
+            return Ok(found);
         }
         let items = self.all_video_paths().await?;
         let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
