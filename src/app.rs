@@ -143,7 +143,8 @@ impl Components {
         let http = crate::clients::http_client().context("cannot build the HTTP client")?;
         let libraries = libraries_of(settings);
         let jellyfin = settings.jellyfin.as_ref().map(|j| {
-            JellyfinClient::new(http.clone(), j).with_path_mappings(settings.path_mappings.clone())
+            JellyfinClient::new(http.clone(), j)
+                .with_paths(settings.path_mappings.clone(), libraries.clone())
         });
         // Providers in priority order: each is one line here.
         let mut providers: Vec<Rc<dyn SubtitleProvider>> = Vec::new();

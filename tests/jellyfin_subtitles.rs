@@ -527,3 +527,23 @@ fn a_video_jellyfin_has_not_scanned_yet_waits() {
     assert!(fake.searches.is_empty() && fake.downloads.is_empty());
     assert!(!video.with_file_name("New (2026).fr.srt").exists());
 }
+
+#[test]
+fn a_library_root_that_is_a_symlink_still_finds_the_item() {
+    let (url, fake) = fake_jellyfin(jellyfin_knows_the_movie(&[(HASH_MATCH, CP1252_FR)]));
+    let sandbox = sandbox(&url, "");
+    // The configured root (and the mapping's `to`) is a symlink; jobs are keyed by real paths.
+    let real = sandbox.dir.path().join("disk1");
+    std::fs::remove_dir(sandbox.library()).unwrap();
+    std::fs::create_dir(&real).unwrap();
+    std::os::unix::fs::symlink(&real, sandbox.library()).unwrap();
+    let video = sandbox.video(MOVIE);
+    let daemon = sandbox.serve();
+    let id = request_fr(&daemon, &video);
+    let job = finished(&daemon, &id);
+    assert_eq!(job["status"], "done", "{job}");
+    assert!(job["path"].as_str().unwrap().contains("/disk1/"), "{job}");
+    let refreshed = event(&events(&daemon, &id), "media_server.refreshed").clone();
+    assert_eq!(refreshed["payload"]["item_id"], MOVIE_ID);
+    assert_eq!(fake.lock().unwrap().searches, [format!("{MOVIE_ID}/fre")]);
+}

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cuewarden_actors::Libraries;
 use cuewarden_actors::clients::{LocalBoxFuture, MediaServer, MediaServerError, RefreshRequest};
 use serde::Deserialize;
 use url::Url;
@@ -119,6 +120,8 @@ pub struct JellyfinClient {
     base: Url,
     api_key: Secret,
     path_mappings: Vec<PathMapping>,
+    /// To key the index by real paths too (a library root may be a symlink).
+    libraries: Libraries,
     index: Arc<Mutex<PathIndex>>,
     /// Held while the index is rebuilt, so jobs that miss together rebuild it once.
     rebuilding: Arc<tokio::sync::Mutex<()>>,
@@ -132,14 +135,17 @@ impl JellyfinClient {
             base: settings.url.clone(),
             api_key: settings.api_key.clone(),
             path_mappings: Vec::new(),
+            libraries: Libraries::default(),
             index: Arc::default(),
             rebuilding: Arc::default(),
         }
     }
 
-    /// Translates Jellyfin's paths into ours with these mappings.
-    pub fn with_path_mappings(mut self, mappings: Vec<PathMapping>) -> Self {
+    /// Translates Jellyfin's paths into ours with these mappings, and through the real
+    /// roots of these libraries (jobs are keyed by real paths).
+    pub fn with_paths(mut self, mappings: Vec<PathMapping>, libraries: Libraries) -> Self {
         self.path_mappings = mappings;
+        self.libraries = libraries;
         self
     }
 
@@ -257,7 +263,11 @@ impl JellyfinClient {
             let count = page.items.len();
             for item in page.items {
                 if let (Some(id), Some(path)) = (item.id, item.path) {
-                    items.insert(map_path(&self.path_mappings, Path::new(&path)), id);
+                    let ours = map_path(&self.path_mappings, Path::new(&path));
+                    if let Some(real) = self.libraries.through_real_root(&ours) {
+                        items.insert(real, id.clone());
+                    }
+                    items.insert(ours, id);
                 }
             }
             start += count;
