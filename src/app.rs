@@ -14,15 +14,16 @@ use std::sync::Arc;
 use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
-use cuewarden_actors::clients::{SubtitleProvider, TranslationService};
+use cuewarden_actors::clients::{MediaServer, SubtitleProvider, TranslationService};
 use cuewarden_actors::job_manager::{JobManager, Shutdown, open_store};
-use cuewarden_actors::worker::WorkerContext;
+use cuewarden_actors::worker::{RefreshRetry, WorkerContext};
 use cuewarden_actors::{Libraries, Library};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::api::{self, AppState};
-use crate::clients::jellyfin::JellyfinClient;
+use crate::clients::jellyfin::{JellyfinClient, JellyfinRefresher};
+use crate::clients::jellyfin_subtitles::JellyfinSubtitles;
 use crate::config::{Secret, Settings};
 use crate::sources::{
     Intake, IntakeRules, SERVED_SOURCES, Source, SourceBoard, SourceHandle, SourceInfo,
@@ -129,6 +130,11 @@ pub struct Components {
     pub translator: Option<Rc<dyn TranslationService>>,
     /// Jellyfin's REST client, when `[jellyfin]` is configured.
     pub jellyfin: Option<JellyfinClient>,
+    /// The media server refreshed after a write (Jellyfin, unless `[notify.jellyfin]
+    /// refresh = false`).
+    pub media_server: Option<Rc<dyn MediaServer>>,
+    /// How a failed refresh is tried again.
+    pub refresh_retry: RefreshRetry,
     /// The sources to start (the API is always there).
     pub sources: Vec<Box<dyn Source>>,
 }
@@ -139,24 +145,36 @@ impl Components {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let http = crate::clients::http_client().context("cannot build the HTTP client")?;
         let libraries = libraries_of(settings);
-        let jellyfin = settings
-            .jellyfin
-            .as_ref()
-            .map(|j| JellyfinClient::new(http.clone(), j));
-        // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
-        // line here.
-        let sources: Vec<Box<dyn Source>> = Vec::new();
+        let jellyfin = settings.jellyfin.as_ref().map(|j| {
+            JellyfinClient::new(http.clone(), j)
+                .with_paths(settings.path_mappings.clone(), libraries.clone())
+        });
+        // Providers in priority order (OpenSubtitles matches by hash and scores its own
+        // candidates; Jellyfin's plugins come after): each is one line here.
         let mut providers: Vec<Rc<dyn SubtitleProvider>> = Vec::new();
         if let Some(os) = &settings.providers.opensubtitles {
             let client = crate::clients::opensubtitles::OpenSubtitles::new(os)
                 .context("cannot build the OpenSubtitles client")?;
             providers.push(Rc::new(client));
         }
+        if let Some(client) = jellyfin.as_ref().filter(|_| settings.providers.jellyfin) {
+            providers.push(Rc::new(JellyfinSubtitles::new(client.clone())));
+        }
+        let refresh = settings.notify.jellyfin.as_ref().is_none_or(|j| j.refresh);
+        let media_server = jellyfin
+            .as_ref()
+            .filter(|_| refresh)
+            .map(|client| Rc::new(JellyfinRefresher::new(client.clone())) as Rc<dyn MediaServer>);
+        // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
+        // line here.
+        let sources: Vec<Box<dyn Source>> = Vec::new();
         Ok(Self {
             libraries,
             providers,
             translator: None,
             jellyfin,
+            media_server,
+            refresh_retry: RefreshRetry::default(),
             sources,
         })
     }
@@ -203,6 +221,8 @@ pub async fn run_with(
     let mut workers = WorkerContext::new(components.libraries.clone());
     workers.providers = components.providers;
     workers.translator = components.translator;
+    workers.media_server = components.media_server;
+    workers.refresh_retry = components.refresh_retry;
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;

@@ -140,6 +140,42 @@ pub trait SubtitleProvider {
     }
 }
 
+/// Why a media server call failed; decides whether it is tried again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaServerError {
+    /// 5xx, timeout, connection refused: tried again with backoff.
+    #[error("media server unavailable: {0}")]
+    Unavailable(String),
+    /// The server has no item for the video (not scanned yet): not tried again.
+    #[error("media server has no item for this video: {0}")]
+    NotFound(String),
+    /// Refused (bad key, 4xx): not tried again.
+    #[error("media server refused: {0}")]
+    Refused(String),
+}
+
+/// What a media server is asked to refresh after a subtitle was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRequest {
+    /// The video, as this daemon sees it.
+    pub video: PathBuf,
+    /// The server's item id, when the job knows it.
+    pub item_id: Option<String>,
+    /// Whether an existing subtitle file was replaced in place (Jellyfin then needs a
+    /// full refresh: the set of subtitle paths did not change).
+    pub replaced: bool,
+}
+
+/// A media server that shows the subtitles (Jellyfin): told to re-read an item after a
+/// subtitle was written next to it, so the user sees it without waiting for a scan.
+pub trait MediaServer {
+    /// Stable name (`jellyfin`), used in events.
+    fn name(&self) -> &str;
+    /// Refreshes the item of `request.video`; answers the item id refreshed.
+    fn refresh(&self, request: &RefreshRequest)
+    -> LocalBoxFuture<Result<String, MediaServerError>>;
+}
+
 /// Why a translation call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TranslateError {

@@ -30,6 +30,10 @@ pub mod kind {
     pub const TRANSLATED: &str = "subtitle.translated";
     /// The subtitle file was written.
     pub const WRITTEN: &str = "subtitle.written";
+    /// The media server (Jellyfin) was told to re-read the item after a write.
+    pub const MEDIA_SERVER_REFRESHED: &str = "media_server.refreshed";
+    /// The media server could not be told (after retries); the subtitle stays written.
+    pub const MEDIA_SERVER_REFRESH_FAILED: &str = "media_server.refresh_failed";
     /// A notification was delivered.
     pub const NOTIFY_SENT: &str = "notify.sent";
     /// A notification failed.

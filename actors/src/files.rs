@@ -214,8 +214,20 @@ pub fn existing_sidecars(video: &Path, language: &Language) -> io::Result<Vec<Pa
     Ok(found)
 }
 
-/// The file name cuewarden writes: `<video stem>.<lang>[.forced|.sdh].srt`.
+/// The file name cuewarden writes for SRT: `<video stem>.<lang>[.forced|.sdh].srt`.
 pub fn subtitle_path(video: &Path, language: &Language, forced: bool, sdh: bool) -> PathBuf {
+    sidecar_path(video, language, forced, sdh, "srt")
+}
+
+/// The file name cuewarden writes: `<video stem>.<lang>[.forced|.sdh].<extension>`, next
+/// to the video (Jellyfin's own naming; `.sdh`, not `.hi`, which alone would read as Hindi).
+pub fn sidecar_path(
+    video: &Path,
+    language: &Language,
+    forced: bool,
+    sdh: bool,
+    extension: &str,
+) -> PathBuf {
     let stem = video
         .file_stem()
         .map(|s| s.to_string_lossy())
@@ -226,7 +238,8 @@ pub fn subtitle_path(video: &Path, language: &Language, forced: bool, sdh: bool)
     } else if sdh {
         name.push_str(".sdh");
     }
-    name.push_str(".srt");
+    name.push('.');
+    name.push_str(extension);
     video.with_file_name(name)
 }
 
@@ -267,13 +280,28 @@ pub enum WriteError {
     },
 }
 
-/// Writes `contents` to `target` atomically: a hidden temporary file in the same directory,
-/// fsync, rename over the target, fsync the directory. Refuses targets outside `libraries`.
+/// The mode of a written subtitle: `0644`, or `0664` when the folder is group-writable
+/// (a library shared by a media group, where the group's other tools may replace it).
+pub fn subtitle_mode(folder_mode: u32) -> u32 {
+    if folder_mode & 0o020 != 0 {
+        0o664
+    } else {
+        0o644
+    }
+}
+
+/// Writes `contents` to `target` atomically: a hidden temporary file in the same directory
+/// (created new, so nothing that already sits at its name, a symlink included, is followed),
+/// its mode set ([`subtitle_mode`]), fsync, rename over the target, fsync the directory.
+/// Refuses a target whose directory's real path is outside `libraries`, and a target that
+/// is a symlink. On any failure the temporary file is removed. Answers whether a file was
+/// replaced.
 pub fn write_atomically(
     target: &Path,
     contents: &[u8],
     libraries: &Libraries,
-) -> Result<(), WriteError> {
+) -> Result<bool, WriteError> {
+    use std::os::unix::fs::PermissionsExt;
     let io_error = |source| WriteError::Io {
         path: target.to_owned(),
         source,
@@ -287,23 +315,42 @@ pub fn write_atomically(
     if !libraries.holds_folder(&real_dir) {
         return Err(outside());
     }
-    if fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+    let final_path = real_dir.join(name);
+    let existing = fs::symlink_metadata(&final_path).ok();
+    if existing
+        .as_ref()
+        .is_some_and(|m| m.file_type().is_symlink())
+    {
         return Err(WriteError::Symlink(target.to_owned()));
     }
-    // Hidden, so Jellyfin's scanner ignores it while it exists.
-    let temp = real_dir.join(format!(".{}.cuewarden-tmp", name.to_string_lossy()));
+    let folder_mode = fs::metadata(&real_dir)
+        .map_err(io_error)?
+        .permissions()
+        .mode();
+    // Hidden, so Jellyfin's scanner ignores it while it exists; unique per attempt.
+    let temp = real_dir.join(format!(
+        ".{}.{}-{}.cuewarden-tmp",
+        name.to_string_lossy(),
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = (|| {
-        let mut file = fs::File::create(&temp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        file.set_permissions(fs::Permissions::from_mode(subtitle_mode(folder_mode)))?;
         file.write_all(contents)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&temp, real_dir.join(name))?;
+        fs::rename(&temp, &final_path)?;
         fs::File::open(&real_dir)?.sync_all()
     })();
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
-    result.map_err(io_error)
+    result.map_err(io_error)?;
+    Ok(existing.is_some())
 }
 
 #[cfg(test)]
@@ -462,5 +509,63 @@ mod tests {
         std::os::unix::fs::symlink(outside.path().join("f"), root.path().join("c.fr.srt")).unwrap();
         let err = write_atomically(&root.path().join("c.fr.srt"), b"x", &roots).unwrap_err();
         assert!(matches!(err, WriteError::Symlink(_)), "{err}");
+        assert!(
+            !outside.path().join("f").exists(),
+            "the symlink was followed"
+        );
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn written_files_are_0644_or_group_writable_like_their_folder() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let roots = Libraries::from_roots([root.path().to_owned()]);
+        let private = root.path().join("private");
+        let shared = root.path().join("shared");
+        for (dir, mode) in [(&private, 0o755), (&shared, 0o2775)] {
+            fs::create_dir(dir).unwrap();
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let one = private.join("a.en.srt");
+        assert!(!write_atomically(&one, b"x", &roots).unwrap(), "a new file");
+        assert_eq!(mode_of(&one), 0o644);
+        let two = shared.join("a.en.srt");
+        write_atomically(&two, b"x", &roots).unwrap();
+        assert_eq!(mode_of(&two), 0o664);
+        assert!(
+            write_atomically(&two, b"y", &roots).unwrap(),
+            "a replaced file"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let root = tempfile::tempdir().unwrap();
+        let roots = Libraries::from_roots([root.path().to_owned()]);
+        // A folder where the subtitle should go: the rename fails.
+        let target = root.path().join("a.en.srt");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("keep"), b"k").unwrap();
+        let err = write_atomically(&target, b"x", &roots).unwrap_err();
+        assert!(matches!(err, WriteError::Io { .. }), "{err}");
+        let names: Vec<_> = fs::read_dir(root.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["a.en.srt"], "temporary file left behind");
+    }
+
+    #[test]
+    fn sidecar_names_carry_the_format() {
+        let video = Path::new("/m/Show S01E02.mkv");
+        assert_eq!(
+            sidecar_path(video, &lang("pt-BR"), false, true, "ass"),
+            Path::new("/m/Show S01E02.pt-BR.sdh.ass")
+        );
     }
 }

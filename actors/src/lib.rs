@@ -18,6 +18,8 @@ pub mod job;
 pub mod job_manager;
 pub mod language;
 pub mod library;
+pub mod normalize;
+pub mod refresh;
 pub mod scoring;
 pub mod store;
 pub mod subtitle;

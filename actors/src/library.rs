@@ -187,6 +187,26 @@ impl Libraries {
             .map(|(i, _)| i)
     }
 
+    /// `path` (under a configured root, as written) with that root replaced by its real
+    /// root, without touching the file system; `None` when the root is its own real path
+    /// or `path` is under no root. Jobs are keyed by real paths, other services name the
+    /// configured ones.
+    pub fn through_real_root(&self, path: &Path) -> Option<PathBuf> {
+        let real_roots = self.real_roots();
+        let (index, library) = self
+            .iter()
+            .enumerate()
+            .filter(|(_, library)| path.starts_with(&library.root))
+            .max_by_key(|(_, library)| library.root.components().count())?;
+        let real = real_roots.get(index)?.as_ref()?;
+        if *real == library.root {
+            return None;
+        }
+        path.strip_prefix(&library.root)
+            .ok()
+            .map(|rest| real.join(rest))
+    }
+
     /// The library `path` names as written (`..` resolved lexically, no symlinks): whether a
     /// path that does not exist was meant to be in a library.
     pub fn library_of_lexical(&self, path: &Path) -> Option<&Library> {
@@ -276,6 +296,30 @@ impl Libraries {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_under_a_symlinked_root_is_translated_to_the_real_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("disk1/movies");
+        std::fs::create_dir_all(&real).unwrap();
+        let link = dir.path().join("movies");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let libraries = Libraries::from_roots([link.clone(), real.clone()]);
+        let real = real.canonicalize().unwrap();
+        assert_eq!(
+            libraries.through_real_root(&link.join("A (2019)/A (2019).mkv")),
+            Some(real.join("A (2019)/A (2019).mkv"))
+        );
+        assert_eq!(
+            libraries.through_real_root(&real.join("A.mkv")),
+            None,
+            "already real"
+        );
+        assert_eq!(
+            libraries.through_real_root(Path::new("/elsewhere/A.mkv")),
+            None
+        );
+    }
 
     fn lang(code: &str) -> Language {
         Language::parse(code).unwrap()

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::clients::{LocalBoxFuture, SubtitleProvider, TranslationService};
+use crate::clients::{LocalBoxFuture, MediaServer, SubtitleProvider, TranslationService};
 use crate::downloader::{Downloader, HearingImpaired};
 use crate::event::kind;
 use crate::job::{EventSource, Job, JobStatus, Language};
@@ -44,8 +44,33 @@ pub struct WorkerContext {
     pub min_score: u32,
     /// Hearing-impaired preference.
     pub hearing_impaired: HearingImpaired,
+    /// The media server told to refresh an item after a write, if configured.
+    pub media_server: Option<Rc<dyn MediaServer>>,
+    /// How a failed refresh is tried again.
+    pub refresh_retry: RefreshRetry,
     /// What is known of each provider; written by the JobManager only.
     pub(crate) provider_states: ProviderRegistry,
+}
+
+/// How a failed media-server refresh is tried again: exponential backoff with jitter from
+/// `first_delay`, at most `retries` more times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RefreshRetry {
+    /// The wait before the first retry (doubling after).
+    pub first_delay: Duration,
+    /// Retries after the first attempt.
+    pub retries: usize,
+}
+
+impl Default for RefreshRetry {
+    /// 1 s, 2 s, 4 s, 8 s (±jitter): about 15 s in all, so a Jellyfin that is restarting
+    /// has a chance, while the job is not held for long.
+    fn default() -> Self {
+        Self {
+            first_delay: Duration::from_secs(1),
+            retries: 4,
+        }
+    }
 }
 
 impl WorkerContext {
@@ -58,6 +83,8 @@ impl WorkerContext {
             translate_from: Vec::new(),
             min_score: 60,
             hearing_impaired: HearingImpaired::default(),
+            media_server: None,
+            refresh_retry: RefreshRetry::default(),
             provider_states: ProviderRegistry::default(),
         }
     }
@@ -222,6 +249,9 @@ pub struct WorkReport {
     /// New provider states (a rate limit, an exhausted quota), for the JobManager to
     /// persist and share.
     pub provider_updates: Vec<ProviderState>,
+    /// Events recorded with the job's transition after the outcome's own (a media-server
+    /// refresh after a write): type and payload.
+    pub events: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl From<Outcome> for WorkReport {
@@ -230,6 +260,7 @@ impl From<Outcome> for WorkReport {
         Self {
             outcome,
             provider_updates: Vec::new(),
+            events: Vec::new(),
         }
     }
 }

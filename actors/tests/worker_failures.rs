@@ -132,7 +132,7 @@ async fn a_garbage_subtitle_is_never_written_and_the_job_waits_with_the_reason()
     .await;
     let error = job.error.unwrap();
     assert!(
-        error.contains("fake sent an unusable subtitle") && error.contains("bad timing line 1"),
+        error.contains("fake sent an unusable subtitle: an HTML page, not a subtitle"),
         "{error}"
     );
     assert!(provider.downloads.get() >= 2);

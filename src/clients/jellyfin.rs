@@ -1,17 +1,30 @@
-//! Jellyfin REST: items (by id, paged, saved since), resolving an item id to the video's
-//! path.
+//! Jellyfin REST: typed items (by id, paged, filtered), resolving an item id to the video's
+//! path and a video's path to its item id, refreshing an item after a subtitle was written,
+//! and its remote subtitle search.
 //!
 //! Authenticates with `Authorization: MediaBrowser Token="…"`, which every Jellyfin
 //! version from 10.9 to 12.0 accepts. `GET /Items` (with `Ids=`, or paged with
-//! `StartIndex`/`Limit`) works with an API key and no user id.
+//! `StartIndex`/`Limit`) works with an API key and no user id. Jellyfin has no "item by path" query, so a path is looked up in an index of
+//! every movie and episode (`GET /Items?Recursive=true&IncludeItemTypes=Movie,Episode
+//! &Fields=Path`, in pages), its paths translated by `[[path_mappings]]`; the index is
+//! kept and rebuilt when a path is missing from it, at most once a minute.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use cuewarden_actors::Libraries;
+use cuewarden_actors::clients::{LocalBoxFuture, MediaServer, MediaServerError, RefreshRequest};
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::{JellyfinSettings, Secret};
+use crate::config::{JellyfinSettings, PathMapping, Secret, map_path};
+
+/// Items asked for per page when the path index is built.
+pub const INDEX_PAGE: usize = 1000;
+/// Shortest time between two rebuilds of the path index.
+pub const INDEX_REBUILD_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Why a Jellyfin call failed.
 #[derive(Debug, thiserror::Error)]
@@ -22,9 +35,23 @@ pub enum JellyfinError {
     /// Jellyfin answered 401/403.
     #[error("jellyfin refused the API key (HTTP {0})")]
     Unauthorized(u16),
+    /// Jellyfin answered another error status.
+    #[error("jellyfin answered HTTP {0}")]
+    Status(u16),
     /// Jellyfin could not be reached or answered badly.
     #[error("jellyfin request failed: {0}")]
     Request(String),
+}
+
+impl JellyfinError {
+    /// Whether trying again later may help (5xx, 429, unreachable, timeout).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Status(status) => *status >= 500 || *status == 429,
+            Self::Request(_) => true,
+            Self::UnknownItem(_) | Self::Unauthorized(_) => false,
+        }
+    }
 }
 
 /// The fields cuewarden asks `/Items` for (`Fields=`).
@@ -127,12 +154,60 @@ pub struct MediaStream {
     pub is_text_subtitle_stream: bool,
 }
 
+/// One result of `GET /Items/{id}/RemoteSearch/Subtitles/{language}` (`RemoteSubtitleInfo`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoteSubtitle {
+    /// Opaque: `<provider hash>_<provider's id>`.
+    pub id: String,
+    /// The plugin (`Open Subtitles`).
+    #[serde(default)]
+    pub provider_name: Option<String>,
+    /// Release name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `srt`, `ass`, `vtt`, `sub`, …
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The plugin matched the file hash.
+    #[serde(default)]
+    pub is_hash_match: Option<bool>,
+    /// Machine-translated.
+    #[serde(default)]
+    pub machine_translated: Option<bool>,
+    /// AI-translated.
+    #[serde(default)]
+    pub ai_translated: Option<bool>,
+    /// Foreign parts only.
+    #[serde(default)]
+    pub forced: Option<bool>,
+    /// For the deaf and hard of hearing.
+    #[serde(default)]
+    pub hearing_impaired: Option<bool>,
+    /// Downloads on the plugin's site.
+    #[serde(default)]
+    pub download_count: Option<i64>,
+}
+
+/// Paths (ours, after `[[path_mappings]]`) → item ids.
+#[derive(Default)]
+struct PathIndex {
+    built_at: Option<Instant>,
+    items: HashMap<PathBuf, String>,
+}
+
 /// A Jellyfin REST client.
 #[derive(Clone)]
 pub struct JellyfinClient {
     http: reqwest::Client,
     base: Url,
     api_key: Secret,
+    path_mappings: Vec<PathMapping>,
+    /// To key the index by real paths too (a library root may be a symlink).
+    libraries: Libraries,
+    index: Arc<Mutex<PathIndex>>,
+    /// Held while the index is rebuilt, so jobs that miss together rebuild it once.
+    rebuilding: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl JellyfinClient {
@@ -142,16 +217,55 @@ impl JellyfinClient {
             http,
             base: settings.url.clone(),
             api_key: settings.api_key.clone(),
+            path_mappings: Vec::new(),
+            libraries: Libraries::default(),
+            index: Arc::default(),
+            rebuilding: Arc::default(),
         }
     }
 
-    fn url(&self, path: &str) -> Result<Url, JellyfinError> {
-        let mut base = self.base.clone();
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
+    /// Translates Jellyfin's paths into ours with these mappings, and through the real
+    /// roots of these libraries (jobs are keyed by real paths).
+    pub fn with_paths(mut self, mappings: Vec<PathMapping>, libraries: Libraries) -> Self {
+        self.path_mappings = mappings;
+        self.libraries = libraries;
+        self
+    }
+
+    fn url(&self, segments: &[&str]) -> Result<Url, JellyfinError> {
+        let mut url = self.base.clone();
+        {
+            let mut path = url
+                .path_segments_mut()
+                .map_err(|()| JellyfinError::Request("jellyfin.url cannot be a base".into()))?;
+            path.pop_if_empty();
+            for segment in segments {
+                path.push(segment);
+            }
         }
-        base.join(path.trim_start_matches('/'))
-            .map_err(|e| JellyfinError::Request(e.to_string()))
+        Ok(url)
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, JellyfinError> {
+        let response = request
+            .header(
+                "Authorization",
+                format!("MediaBrowser Token=\"{}\"", self.api_key.expose()),
+            )
+            .send()
+            .await
+            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
+            return Err(JellyfinError::Unauthorized(status.as_u16()));
+        }
+        if !status.is_success() {
+            return Err(JellyfinError::Status(status.as_u16()));
+        }
+        Ok(response)
     }
 
     /// The file path of a movie or episode, as Jellyfin sees it.
@@ -175,35 +289,188 @@ impl JellyfinClient {
     /// `Ids`, paged with `StartIndex`/`Limit`, or filtered (`MinDateLastSaved`, …). 400 and
     /// 404 are [`JellyfinError::UnknownItem`].
     pub async fn items(&self, query: &[(&str, &str)]) -> Result<ItemsPage, JellyfinError> {
-        let mut url = self.url("Items")?;
+        let mut url = self.url(&["Items"])?;
         url.query_pairs_mut()
             .extend_pairs(query)
             .append_pair("EnableImages", "false")
             .append_pair("EnableUserData", "false");
-        let response = self
-            .http
-            .get(url)
-            .header(
-                "Authorization",
-                format!("MediaBrowser Token=\"{}\"", self.api_key.expose()),
+        match self.send(self.http.get(url)).await {
+            Err(JellyfinError::Status(404 | 400)) => Err(JellyfinError::UnknownItem(String::new())),
+            Err(err) => Err(err),
+            Ok(response) => response
+                .json()
+                .await
+                .map_err(|e| JellyfinError::Request(e.without_url().to_string())),
+        }
+    }
+
+    /// The item id of the video at `video` (our path), if Jellyfin knows it.
+    pub async fn item_id_for(&self, video: &Path) -> Result<Option<String>, JellyfinError> {
+        let look = || {
+            let index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+            match index.items.get(video) {
+                Some(id) => Some(Some(id.clone())),
+                None if index
+                    .built_at
+                    .is_some_and(|at| at.elapsed() < INDEX_REBUILD_INTERVAL) =>
+                {
+                    Some(None)
+                }
+                None => None,
+            }
+        };
+        if let Some(found) = look() {
+            return Ok(found);
+        }
+        let _rebuilding = self.rebuilding.lock().await;
+        // Another job may have rebuilt it while this one waited.
+        if let Some(found) = look() {
+            return Ok(found);
+        }
+        let items = self.all_video_paths().await?;
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        index.items = items;
+        index.built_at = Some(Instant::now());
+        Ok(index.items.get(video).cloned())
+    }
+
+    async fn all_video_paths(&self) -> Result<HashMap<PathBuf, String>, JellyfinError> {
+        let mut items = HashMap::new();
+        let mut start = 0usize;
+        loop {
+            let (start_text, limit) = (start.to_string(), INDEX_PAGE.to_string());
+            let page = self
+                .items(&[
+                    ("Recursive", "true"),
+                    ("IncludeItemTypes", "Movie,Episode"),
+                    ("Fields", "Path"),
+                    ("ExcludeLocationTypes", "Virtual"),
+                    ("StartIndex", &start_text),
+                    ("Limit", &limit),
+                ])
+                .await?;
+            let count = page.items.len();
+            for item in page.items {
+                if let (false, Some(path)) = (item.id.is_empty(), item.path) {
+                    let id = item.id;
+                    let ours = map_path(&self.path_mappings, Path::new(&path));
+                    if let Some(real) = self.libraries.through_real_root(&ours) {
+                        items.insert(real, id.clone());
+                    }
+                    items.insert(ours, id);
+                }
+            }
+            start += count;
+            if count == 0
+                || page
+                    .total_record_count
+                    .is_some_and(|total| start as u64 >= total)
+            {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// `POST /Items/{id}/Refresh` with `metadataRefreshMode=Default` (Jellyfin re-probes
+    /// when the set of subtitle files changed), or `FullRefresh` when a file was replaced
+    /// in place (the set did not change). Jellyfin answers 204 and queues the refresh.
+    pub async fn refresh_item(&self, item_id: &str, full: bool) -> Result<(), JellyfinError> {
+        let mut url = self.url(&["Items", item_id, "Refresh"])?;
+        url.query_pairs_mut()
+            .append_pair(
+                "metadataRefreshMode",
+                if full { "FullRefresh" } else { "Default" },
             )
-            .send()
-            .await
-            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
-        let status = response.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(JellyfinError::Unauthorized(status.as_u16()));
+            .append_pair("imageRefreshMode", "None")
+            .append_pair("replaceAllMetadata", "false")
+            .append_pair("replaceAllImages", "false");
+        match self.send(self.http.post(url)).await {
+            Err(JellyfinError::Status(404)) => Err(JellyfinError::UnknownItem(item_id.to_owned())),
+            other => other.map(|_| ()),
         }
-        if status == reqwest::StatusCode::NOT_FOUND || status == reqwest::StatusCode::BAD_REQUEST {
-            return Err(JellyfinError::UnknownItem(String::new()));
+    }
+
+    /// `GET /Items/{id}/RemoteSearch/Subtitles/{language}`: what Jellyfin's subtitle
+    /// plugins offer (`[]` when none is installed).
+    pub async fn remote_search(
+        &self,
+        item_id: &str,
+        language: &str,
+    ) -> Result<Vec<RemoteSubtitle>, JellyfinError> {
+        let mut url = self.url(&["Items", item_id, "RemoteSearch", "Subtitles", language])?;
+        url.query_pairs_mut().append_pair("isPerfectMatch", "false");
+        match self.send(self.http.get(url)).await {
+            Err(JellyfinError::Status(404)) => Err(JellyfinError::UnknownItem(item_id.to_owned())),
+            other => other?.json().await.map_err(|e| {
+                JellyfinError::Request(format!("bad search answer: {}", e.without_url()))
+            }),
         }
-        if !status.is_success() {
-            return Err(JellyfinError::Request(format!("HTTP {status}")));
-        }
+    }
+
+    /// `GET /Providers/Subtitles/Subtitles/{subtitleId}`: the subtitle's bytes, fetched by
+    /// Jellyfin's plugin, without Jellyfin writing anything (cuewarden writes it).
+    pub async fn remote_subtitle(&self, subtitle_id: &str) -> Result<Vec<u8>, JellyfinError> {
+        let url = self.url(&["Providers", "Subtitles", "Subtitles", subtitle_id])?;
+        let response = self.send(self.http.get(url)).await?;
         response
-            .json()
+            .bytes()
             .await
+            .map(|b| b.to_vec())
             .map_err(|e| JellyfinError::Request(e.without_url().to_string()))
+    }
+}
+
+/// Jellyfin as the core's [`MediaServer`]: refreshes the job's item (its id known, or
+/// looked up by path).
+pub struct JellyfinRefresher {
+    client: JellyfinClient,
+}
+
+impl JellyfinRefresher {
+    /// Refreshes through `client`.
+    pub fn new(client: JellyfinClient) -> Self {
+        Self { client }
+    }
+}
+
+fn media_server_error(err: JellyfinError) -> MediaServerError {
+    match err {
+        JellyfinError::UnknownItem(id) => MediaServerError::NotFound(id),
+        err if err.is_transient() => MediaServerError::Unavailable(err.to_string()),
+        err => MediaServerError::Refused(err.to_string()),
+    }
+}
+
+impl MediaServer for JellyfinRefresher {
+    fn name(&self) -> &str {
+        "jellyfin"
+    }
+
+    fn refresh(
+        &self,
+        request: &RefreshRequest,
+    ) -> LocalBoxFuture<Result<String, MediaServerError>> {
+        let (client, request) = (self.client.clone(), request.clone());
+        Box::pin(async move {
+            let id = match request.item_id {
+                Some(id) => id,
+                None => client
+                    .item_id_for(&request.video)
+                    .await
+                    .map_err(media_server_error)?
+                    .ok_or_else(|| {
+                        MediaServerError::NotFound(format!(
+                            "{} is not in Jellyfin's library yet",
+                            request.video.display()
+                        ))
+                    })?,
+            };
+            client
+                .refresh_item(&id, request.replaced)
+                .await
+                .map_err(media_server_error)?;
+            Ok(id)
+        })
     }
 }
 

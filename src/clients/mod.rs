@@ -1,6 +1,7 @@
 //! Outbound adapters: HTTP clients for the services cuewarden talks to.
 
 pub mod jellyfin;
+pub mod jellyfin_subtitles;
 pub mod opensubtitles;
 
 /// How long any outbound HTTP request may take.

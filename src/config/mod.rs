@@ -114,12 +114,12 @@ pub struct Settings {
     pub path_mappings: Vec<PathMapping>,
     /// `[jellyfin]`, if configured.
     pub jellyfin: Option<JellyfinSettings>,
+    /// `[providers.*]`: the providers queried.
+    pub providers: ProviderSettings,
     /// `[jobs]`.
     pub jobs: ManagerSettings,
     /// `[notify.*]`.
     pub notify: NotifySettings,
-    /// `[providers.*]`: the enabled providers this version queries.
-    pub providers: ProviderSettings,
     /// Configured sections this version validates but does not act on yet (logged at
     /// start-up, so nobody wonders why their provider is never asked).
     pub not_yet_active: Vec<&'static str>,
@@ -246,7 +246,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
     let path_mappings = libraries::path_mappings_with_config(path_mappings, check);
     let jellyfin_present = jellyfin.is_some();
     let jellyfin = jellyfin.and_then(|j| JellyfinSettings::with_config(j, check));
-    let providers = providers.check(check);
+    let providers = providers.with_config(jellyfin_present, check);
     if let Some(translator) = &translator {
         translator.check(check);
     }
@@ -261,9 +261,9 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         libraries,
         path_mappings,
         jellyfin,
+        providers,
         jobs,
         notify,
-        providers,
         not_yet_active: std::mem::take(&mut check.not_yet_active),
     })
 }

@@ -321,8 +321,8 @@ impl NotifySettings {
         jellyfin_present: bool,
         check: &mut Check,
     ) -> Self {
-        let any = notify.jellyfin.is_some()
-            || notify.plex.is_some()
+        // `[notify.jellyfin]` is in use: it decides the refresh after a write.
+        let any = notify.plex.is_some()
             || notify.kodi.is_some()
             || notify.discord.is_some()
             || notify.pushover.is_some()

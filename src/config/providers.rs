@@ -1,6 +1,6 @@
 //! `[providers.*]`: the subtitle providers. A present table is a provider, enabled unless it
-//! says `enabled = false`. `[providers.opensubtitles]` is queried; `[providers.jellyfin]` is
-//! validated but not active yet.
+//! says `enabled = false`; `[providers.jellyfin]` is also enabled, without a table, when
+//! `[jellyfin]` is configured.
 
 use std::time::Duration;
 
@@ -29,13 +29,6 @@ pub struct OpenSubtitlesSettings {
     pub connect_timeout: Duration,
     /// Most requests per second, shared by every job (1–5).
     pub requests_per_second: u32,
-}
-
-/// The enabled providers, validated, in priority order.
-#[derive(Debug, Clone, Default)]
-pub struct ProviderSettings {
-    /// `[providers.opensubtitles]`, when enabled.
-    pub opensubtitles: Option<OpenSubtitlesSettings>,
 }
 
 /// `[providers.opensubtitles]`, as read.
@@ -102,10 +95,43 @@ impl RawSection for ProvidersSection {
     }
 }
 
+/// `[providers.*]`, validated: the providers this version queries, in priority order.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSettings {
+    /// `[providers.opensubtitles]`, when enabled.
+    pub opensubtitles: Option<OpenSubtitlesSettings>,
+    /// Jellyfin's remote subtitle search (`[providers.jellyfin]`, on by default with
+    /// `[jellyfin]`).
+    pub jellyfin: bool,
+}
+
 impl ProvidersSection {
-    /// Checks each provider present; answers the enabled ones that this version queries
-    /// (Jellyfin's is named as not yet active).
-    pub(crate) fn check(&self, check: &mut Check) -> ProviderSettings {
+    /// Checks each provider present; answers the ones to query.
+    pub(crate) fn with_config(
+        &self,
+        jellyfin_present: bool,
+        check: &mut Check,
+    ) -> ProviderSettings {
+        let opensubtitles = self.check(check);
+        let jellyfin = match &self.jellyfin {
+            None => jellyfin_present,
+            Some(section) if section.enabled && !jellyfin_present => {
+                check.add(
+                    "providers.jellyfin",
+                    "needs a [jellyfin] section (the server whose subtitle plugins are asked)",
+                );
+                false
+            }
+            Some(section) => section.enabled,
+        };
+        ProviderSettings {
+            opensubtitles,
+            jellyfin,
+        }
+    }
+
+    /// Checks `[providers.opensubtitles]`; answers it when it is enabled and valid.
+    fn check(&self, check: &mut Check) -> Option<OpenSubtitlesSettings> {
         let mut settings = ProviderSettings::default();
         if let Some(os) = &self.opensubtitles {
             let key = "providers.opensubtitles.api_key";
@@ -159,9 +185,6 @@ impl ProvidersSection {
                 }
             }
         }
-        if self.jellyfin.as_ref().is_some_and(|p| p.enabled) {
-            check.not_yet_active.push("providers.jellyfin");
-        }
-        settings
+        settings.opensubtitles
     }
 }

@@ -400,6 +400,7 @@ fn nested_tables_and_lists_report_every_problem() {
             "providers.opensubtitles.pasword: unknown key",
             "providers.opensubtitles.password: username and password go together",
             "providers.jellyfin.enabled: invalid type: integer `1`, expected a boolean",
+            "providers.jellyfin: needs a [jellyfin] section",
             "notify.discord.webhook_url: invalid type: integer `7`, expected a string",
             "notify.discord.bogus: unknown key",
             "languages.wanted[1]: invalid type: integer `5`, expected a string",

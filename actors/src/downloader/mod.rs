@@ -6,12 +6,14 @@
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use serde_json::json;
+
 use crate::clients::{Candidate, LocalBoxFuture};
-use crate::files::{Listing, subtitle_path, write_atomically};
+use crate::files::{Listing, sidecar_path, write_atomically};
 use crate::job::{Job, Language};
-use crate::library::Libraries;
+use crate::normalize::normalize;
+use crate::refresh::refresh_after_write;
 use crate::store::ProviderState;
-use crate::subtitle::{parse_srt, write_srt};
 use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
 /// The reason a job waits when no provider is configured.
@@ -107,37 +109,72 @@ fn look_next_to_video(
     Ok((existing, None))
 }
 
-/// Validates downloaded bytes as SRT and writes them next to the video.
-async fn write_subtitle(
+/// A candidate written next to the video.
+struct WrittenCandidate {
+    path: PathBuf,
+    /// Format, encoding, archive entry, cues, whether a file was replaced.
+    detail: serde_json::Value,
+}
+
+/// Normalises downloaded bytes (archive, encoding, format; see [`crate::normalize`]) and
+/// writes them next to the video as `<stem>.<lang>[.forced|.sdh].<srt|ass|ssa>`. An
+/// unusable download is an error naming the reason, so the next candidate is tried.
+async fn write_candidate(
     job: &Job,
     candidate: &Candidate,
     bytes: Vec<u8>,
-    libraries: Libraries,
-) -> Result<PathBuf, String> {
-    let cues = parse_srt(&bytes)
-        .map_err(|e| format!("{} sent an unusable subtitle: {e}", candidate.provider))?;
-    let target = subtitle_path(
-        &job.path,
-        &job.language,
-        candidate.forced,
-        candidate.hearing_impaired,
+    context: &WorkerContext,
+) -> Result<WrittenCandidate, String> {
+    let (video, language, libraries) = (
+        job.path.clone(),
+        job.language.clone(),
+        context.libraries.clone(),
     );
-    let text = write_srt(&cues);
-    let path = target.clone();
-    tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes(), &libraries))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-    Ok(target)
+    let (forced, sdh) = (candidate.forced, candidate.hearing_impaired);
+    let provider = candidate.provider.clone();
+    tokio::task::spawn_blocking(move || {
+        let normalized = normalize(&bytes, &video, &language)
+            .map_err(|e| format!("{provider} sent an unusable subtitle: {e}"))?;
+        let target = sidecar_path(
+            &video,
+            &language,
+            forced,
+            sdh,
+            normalized.output.extension(),
+        );
+        let replaced = write_atomically(&target, normalized.text.as_bytes(), &libraries)
+            .map_err(|e| e.to_string())?;
+        Ok::<_, String>(WrittenCandidate {
+            detail: json!({
+                "format": normalized.output,
+                "received": normalized.input,
+                "encoding": normalized.encoding,
+                "archive_entry": normalized.archive_entry,
+                "cues": normalized.cues,
+                "replaced": replaced,
+            }),
+            path: target,
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Runs one download attempt for `job`, reporting the cooldowns it ran into.
 pub async fn download(job: Job, context: Rc<WorkerContext>) -> WorkReport {
     let mut provider_updates = Vec::new();
     let outcome = attempt(&job, &context, &mut provider_updates).await;
+    let events = match &outcome {
+        Outcome::Written { path, detail, .. } => {
+            let replaced = detail["written"]["replaced"].as_bool().unwrap_or(false);
+            refresh_after_write(&job, path, replaced, &context).await
+        }
+        _ => Vec::new(),
+    };
     WorkReport {
         outcome,
         provider_updates,
+        events,
     }
 }
 

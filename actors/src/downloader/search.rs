@@ -253,16 +253,9 @@ pub(super) async fn search_and_write(
         match result {
             Ok(bytes) => {
                 entry.2 = true;
-                match super::write_subtitle(
-                    job,
-                    &chosen.candidate,
-                    bytes,
-                    context.libraries.clone(),
-                )
-                .await
-                {
-                    Ok(path) => {
-                        written = Some((i, path));
+                match super::write_candidate(job, &chosen.candidate, bytes, context).await {
+                    Ok(done) => {
+                        written = Some((i, done));
                         break;
                     }
                     Err(error) => write_errors.push(format!("{name}: {error}")),
@@ -307,7 +300,7 @@ pub(super) async fn search_and_write(
             .or_else(|| context.provider_states.get(name))
     };
 
-    if let Some((i, path)) = written {
+    if let Some((i, super::WrittenCandidate { path, detail })) = written {
         let chosen = &ranked[i];
         let candidate = &chosen.candidate;
         info!(job_id = %job.id, provider = %candidate.provider, score = chosen.scored.score, path = %path.display(), "subtitle written");
@@ -331,6 +324,7 @@ pub(super) async fn search_and_write(
                 "min_score": context.min_score,
                 "candidates": ranked.len(),
                 "runners_up": runners_up,
+                "written": detail,
             }),
         };
     }

@@ -915,6 +915,7 @@ impl ManagerCore {
         let WorkReport {
             outcome,
             provider_updates,
+            events: extra_events,
         } = report.into();
         let mut step = Step::default();
         for state in provider_updates {
@@ -944,23 +945,19 @@ impl ManagerCore {
                 detail,
             } => {
                 let written_path = path.clone();
-                self.transition(
-                    id,
-                    JobStatus::Done,
-                    now,
-                    vec![
-                        (
-                            kind.produced_event(),
-                            source,
-                            json!({"producer": producer, "detail": detail}),
-                        ),
-                        (kind::WRITTEN, source, json!({"path": path})),
-                    ],
-                    |job| {
-                        job.output_path = Some(written_path);
-                        job.error = None;
-                    },
-                )
+                let mut events = vec![
+                    (
+                        kind.produced_event(),
+                        source,
+                        json!({"producer": producer, "detail": detail}),
+                    ),
+                    (kind::WRITTEN, source, json!({"path": path})),
+                ];
+                events.extend(extra_events.into_iter().map(|(k, p)| (k, source, p)));
+                self.transition(id, JobStatus::Done, now, events, |job| {
+                    job.output_path = Some(written_path);
+                    job.error = None;
+                })
                 .inspect(|_| {
                     step.changes
                         .push(Change::EnqueueOutbox(OutboxEntry::JobDone {

@@ -978,6 +978,7 @@ fn provider_updates_of_a_report_are_persisted_with_the_transition_and_shared() {
             retry_after: Some(Duration::from_secs(60)),
         },
         provider_updates: vec![cooldown.clone()],
+        events: Vec::new(),
     };
     let step = core.finish(id, WorkKind::Download, report.clone(), NOW);
     assert!(
@@ -1002,6 +1003,7 @@ fn provider_updates_of_a_report_are_persisted_with_the_transition_and_shared() {
         WorkReport {
             outcome: written("/media/movies/RateLimited.fr.srt"),
             provider_updates: vec![later.clone()],
+            events: Vec::new(),
         },
         NOW,
     );

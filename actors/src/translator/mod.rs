@@ -10,6 +10,7 @@ use tracing::warn;
 use crate::clients::{LocalBoxFuture, TranslateError};
 use crate::files::{subtitle_path, write_atomically};
 use crate::job::Job;
+use crate::refresh::refresh_after_write;
 use crate::subtitle::{parse_srt, write_srt};
 use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
@@ -23,7 +24,14 @@ pub struct Translator;
 
 impl Work for Translator {
     fn run(job: Job, context: Rc<WorkerContext>) -> LocalBoxFuture<WorkReport> {
-        Box::pin(async move { translate(job, context).await.into() })
+        Box::pin(async move {
+            let outcome = translate(job.clone(), context.clone()).await;
+            let mut report = WorkReport::from(outcome);
+            if let Outcome::Written { path, .. } = &report.outcome {
+                report.events = refresh_after_write(&job, path, false, &context).await;
+            }
+            report
+        })
     }
 }
 
@@ -89,7 +97,7 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
     match tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes(), &libraries))
         .await
     {
-        Ok(Ok(())) => Outcome::Written {
+        Ok(Ok(_)) => Outcome::Written {
             path: target,
             producer: service.name().to_owned(),
             detail: json!({"source": source, "from": from, "cues": cues.len()}),
