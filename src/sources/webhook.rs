@@ -50,7 +50,7 @@ pub enum Sender {
 impl Sender {
     /// The sender a route segment names.
     pub fn from_segment(segment: &str) -> Option<Self> {
-        match segment {
+        match segment.to_ascii_lowercase().as_str() {
             "jellyfin" => Some(Self::Jellyfin),
             "sonarr" => Some(Self::Sonarr),
             "radarr" => Some(Self::Radarr),
