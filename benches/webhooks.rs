@@ -8,11 +8,12 @@
 //! `[[path_mappings]]`), with the key in basic auth as Sonarr sends it. Every 200 is sent
 //! after the commit that holds the jobs. Prints accepted webhooks/s (all of them over the
 //! burst's wall time) and p50/p99/max latency. Then the daemon is killed with SIGKILL (no
-//! clean stop) and the store is opened to count the jobs: two wanted languages, so two jobs
-//! per webhook, and every one must be there.
+//! clean stop) and the store is opened to count the jobs: one per webhook and wanted language
+//! (two by default), and every one must be there.
 //!
 //! Knobs (environment): `CUEWARDEN_BIN` (the binary; default the bench build's),
-//! `BENCH_WEBHOOKS` (2000), `BENCH_CLIENTS` (64), `BENCH_ROUNDS` (5).
+//! `BENCH_WEBHOOKS` (2000), `BENCH_CLIENTS` (64), `BENCH_ROUNDS` (5), `BENCH_LANGUAGES` (2, at
+//! most 4).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
@@ -27,7 +28,8 @@ use serde_json::Value;
 
 const KEY: &str = "bench-key-0123456789abcdef";
 const SONARR_DOWNLOAD: &str = include_str!("../tests/fixtures/sonarr_download.json");
-const LANGUAGES: usize = 2;
+/// The wanted languages, the first `BENCH_LANGUAGES` of which a round uses.
+const LANGUAGES: [&str; 4] = ["fr", "en", "de", "es"];
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -61,14 +63,15 @@ impl Drop for Daemon {
     }
 }
 
-fn launch(dir: &Path, port: u16) -> Daemon {
+fn launch(dir: &Path, port: u16, languages: usize) -> Daemon {
+    let wanted = serde_json::to_string(&LANGUAGES[..languages]).unwrap();
     let library = dir.join("library");
     let config = dir.join("config.toml");
     std::fs::write(
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"{KEY}\"\n\
-             [storage]\ndata_dir = {:?}\n[languages]\nwanted = [\"fr\", \"en\"]\n\
+             [storage]\ndata_dir = {:?}\n[languages]\nwanted = {wanted}\n\
              [[libraries]]\npath = {:?}\n\
              [[path_mappings]]\nfrom = \"/media/tv\"\nto = {:?}\n",
             dir.join("data").display().to_string(),
@@ -139,12 +142,12 @@ struct Round {
     jobs_in_store: usize,
 }
 
-fn round(dir: &Path, webhooks: usize, clients: usize) -> Round {
+fn round(dir: &Path, webhooks: usize, clients: usize, languages: usize) -> Round {
     let library = dir.join("library");
     std::fs::create_dir_all(&library).unwrap();
     let bodies = Arc::new(episodes(&library, webhooks));
     let port = free_port();
-    let daemon = launch(dir, port);
+    let daemon = launch(dir, port, languages);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -185,7 +188,10 @@ fn round(dir: &Path, webhooks: usize, clients: usize) -> Round {
                     out.push(sent.elapsed());
                     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
                     let answer: Value = serde_json::from_slice(&answer).unwrap();
-                    assert_eq!(answer["accepted"][0]["jobs"].as_array().unwrap().len(), 2);
+                    assert_eq!(
+                        answer["accepted"][0]["jobs"].as_array().unwrap().len(),
+                        languages
+                    );
                 }
             }
         });
@@ -223,15 +229,21 @@ fn main() {
     let webhooks = env_number("BENCH_WEBHOOKS", 2000);
     let clients = env_number("BENCH_CLIENTS", 64);
     let rounds = env_number("BENCH_ROUNDS", 5);
+    let languages = env_number("BENCH_LANGUAGES", 2).clamp(1, LANGUAGES.len());
     println!(
-        "cuewarden webhook burst on {} cores: {webhooks} Sonarr Download webhooks, {clients} clients, {rounds} rounds",
+        "cuewarden webhook burst on {} cores: {webhooks} Sonarr Download webhooks, {clients} clients, {languages} wanted languages, {rounds} rounds",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
     let dir = tempfile::tempdir().unwrap();
     let mut rates = Vec::new();
     let mut p99s = Vec::new();
     for r in 0..rounds {
-        let result = round(&dir.path().join(format!("round{r}")), webhooks, clients);
+        let result = round(
+            &dir.path().join(format!("round{r}")),
+            webhooks,
+            clients,
+            languages,
+        );
         let p99 = percentile(&result.latencies, 0.99);
         println!(
             "webhooks round {r}: {:>7.0} accepted/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
@@ -247,11 +259,11 @@ fn main() {
                 .as_secs_f64()
                 * 1e3,
             result.jobs_in_store,
-            webhooks * LANGUAGES,
+            webhooks * languages,
         );
         assert_eq!(
             result.jobs_in_store,
-            webhooks * LANGUAGES,
+            webhooks * languages,
             "an accepted webhook is missing from the store"
         );
         rates.push(result.per_second);
