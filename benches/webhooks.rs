@@ -140,6 +140,8 @@ struct Round {
     per_second: f64,
     latencies: Vec<Duration>,
     jobs_in_store: usize,
+    commits: f64,
+    changes: f64,
 }
 
 fn round(dir: &Path, webhooks: usize, clients: usize, languages: usize) -> Round {
@@ -203,6 +205,25 @@ fn round(dir: &Path, webhooks: usize, clients: usize, languages: usize) -> Round
     });
     let elapsed = start.elapsed().as_secs_f64();
     latencies.sort();
+    let metrics = runtime.block_on(async {
+        let response = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .header("X-Api-Key", KEY)
+            .send()
+            .await
+            .unwrap();
+        response.text().await.unwrap()
+    });
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    };
+    let (commits, changes) = (
+        metric("cuewarden_store_commits_total"),
+        metric("cuewarden_store_changes_total"),
+    );
     // No clean stop: what was answered must already be on disk.
     drop(daemon);
     let store = Store::open(&dir.join("data")).unwrap();
@@ -217,6 +238,8 @@ fn round(dir: &Path, webhooks: usize, clients: usize, languages: usize) -> Round
         per_second: latencies.len() as f64 / elapsed,
         latencies,
         jobs_in_store,
+        commits,
+        changes,
     }
 }
 
@@ -247,7 +270,7 @@ fn main() {
         let p99 = percentile(&result.latencies, 0.99);
         println!(
             "webhooks round {r}: {:>7.0} accepted/s, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; \
-             jobs in the store after SIGKILL: {} of {}",
+             jobs in the store after SIGKILL: {} of {}; {} commits, {:.1} changes/commit",
             result.per_second,
             percentile(&result.latencies, 0.50).as_secs_f64() * 1e3,
             p99.as_secs_f64() * 1e3,
@@ -260,6 +283,8 @@ fn main() {
                 * 1e3,
             result.jobs_in_store,
             webhooks * languages,
+            result.commits,
+            result.changes / result.commits.max(1.0),
         );
         assert_eq!(
             result.jobs_in_store,
