@@ -90,8 +90,8 @@ fn a_registered_source_hands_its_detections_to_the_shared_intake() {
         .iter()
         .map(|s| s["name"].clone())
         .collect();
-    assert_eq!(names, [json!("api"), json!("watcher")]);
-    let watcher = &health["sources"][1];
+    assert_eq!(names, [json!("api"), json!("webhook"), json!("watcher")]);
+    let watcher = &health["sources"][2];
     assert_eq!(watcher["state"], "running", "{watcher}");
     assert_eq!(watcher["detected"], 1, "{watcher}");
     assert_eq!(watcher["refused"], 2, "{watcher}");

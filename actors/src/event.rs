@@ -46,6 +46,9 @@ pub mod kind {
     pub const RETRY_REQUESTED: &str = "job.retry_requested";
     /// A user cancelled the job.
     pub const CANCELLED: &str = "job.cancelled";
+    /// Another source reported the video of an unfinished job (once per source and job;
+    /// the event's `source` names it).
+    pub const DETECTED: &str = "job.detected";
     /// The daemon restarted while the job was running; it is queued again.
     pub const RESUMED: &str = "job.resumed";
 }

@@ -257,6 +257,11 @@ impl EventSource {
             _ => Priority::Normal,
         }
     }
+
+    /// This source as one bit of a set of sources (what saw a job, see `job.detected`).
+    pub fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
 }
 
 /// A video the daemon knows about, as this daemon sees it on disk.
@@ -372,6 +377,9 @@ pub struct JobHead {
     /// When a `waiting` job wakes by itself.
     #[serde(default)]
     pub wake_at_ms: Option<i64>,
+    /// What created the job (the first source that saw it).
+    #[serde(default)]
+    pub origin: Option<EventSource>,
 }
 
 /// The fields of [`JobHead`] borrowed from a stored record, as the store's start-up check
@@ -394,6 +402,9 @@ pub struct JobHeadRef<'a> {
     /// When a `waiting` job wakes by itself.
     #[serde(default)]
     pub wake_at_ms: Option<i64>,
+    /// What created the job (the first source that saw it).
+    #[serde(default)]
+    pub origin: Option<EventSource>,
 }
 
 impl From<&Job> for JobHead {
@@ -405,6 +416,7 @@ impl From<&Job> for JobHead {
             path: job.path.clone(),
             language: job.language.clone(),
             wake_at_ms: job.wake_at_ms,
+            origin: Some(job.origin),
         }
     }
 }
@@ -418,6 +430,7 @@ impl From<Job> for JobHead {
             path: job.path,
             language: job.language,
             wake_at_ms: job.wake_at_ms,
+            origin: Some(job.origin),
         }
     }
 }

@@ -9,6 +9,7 @@ mod guard;
 mod health;
 mod jobs;
 mod stream;
+mod webhooks;
 
 use std::future::Ready;
 use std::sync::Arc;
@@ -261,7 +262,13 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 .service(get_resource!("/jobs/{id}/events", jobs::job_events))
                 .service(post_resource!("/jobs/{id}/retry", jobs::retry_job))
                 .service(post_resource!("/jobs/{id}/cancel", jobs::cancel_job))
-                .service(get_resource!("/events/stream", stream::event_stream)),
+                .service(get_resource!("/events/stream", stream::event_stream))
+                .service(
+                    web::resource("/webhooks/{sender}")
+                        .route(web::post().to(webhooks::receive))
+                        .route(web::put().to(webhooks::receive))
+                        .default_service(web::to(method_not_allowed("POST, PUT"))),
+                ),
         )
         .default_service(web::to(not_found));
     }

@@ -9,6 +9,7 @@
 
 pub mod intake;
 pub mod status;
+pub mod webhook;
 
 pub use intake::{Detection, Intake, IntakeError, IntakeRules, Submitted, Target};
 pub use status::{SourceBoard, SourceState, SourceStatus};
@@ -69,7 +70,7 @@ pub const API_SOURCE: SourceInfo = SourceInfo {
 
 /// The sources the HTTP server serves (always there, state `running`); their handlers find
 /// their status on the [`SourceBoard`].
-pub const SERVED_SOURCES: &[SourceInfo] = &[API_SOURCE];
+pub const SERVED_SOURCES: &[SourceInfo] = &[API_SOURCE, webhook::WEBHOOK_SOURCE];
 
 /// A registered source, as `/health/sources` lists it.
 #[derive(Debug, Clone, serde::Serialize)]

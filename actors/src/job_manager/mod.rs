@@ -311,6 +311,7 @@ impl KeyHasher {
                 bucket: self.0.hash_one(key),
                 check: self.1.hash_one(key),
             },
+            seen_by: head.origin.map_or(0, EventSource::bit),
         }
     }
 
@@ -322,6 +323,7 @@ impl KeyHasher {
             priority: head.priority,
             wake_at_ms: head.wake_at_ms,
             key: self.hash(&head.path, &head.language),
+            seen_by: head.origin.map_or(0, EventSource::bit),
         }
     }
 }
@@ -377,6 +379,8 @@ pub struct Unfinished {
     pub wake_at_ms: Option<i64>,
     /// Its deduplication key, hashed by the core's [`KeyHasher`].
     pub key: KeyHash,
+    /// The sources known to have seen it ([`EventSource::bit`]s).
+    pub seen_by: u16,
 }
 
 /// What the core keeps of every unfinished job.
@@ -386,6 +390,9 @@ struct Entry {
     priority: Priority,
     wake_at_ms: Option<i64>,
     key: KeyHash,
+    /// The sources that reported the video ([`EventSource::bit`]s): a second source gets
+    /// one `job.detected` event, a repeat none.
+    seen_by: u16,
 }
 
 /// The compact view of an unfinished job the core holds.
@@ -695,9 +702,23 @@ impl ManagerCore {
             last_source: request.source,
         })];
         let mut new_ids = Vec::new();
+        let mut detected = Vec::new();
+        let bit = request.source.bit();
         for language in &request.languages {
             let key = self.key_hash(&request.media.path, language);
             if let Some(id) = self.find_key(key) {
+                if let Some(entry) = self.jobs.get_mut(&id)
+                    && entry.seen_by & bit == 0
+                {
+                    entry.seen_by |= bit;
+                    detected.push(Event::for_job(
+                        id,
+                        kind::DETECTED,
+                        request.source,
+                        now,
+                        json!({"status": entry.status, "language": language}),
+                    ));
+                }
                 if !summaries.iter().any(|s: &JobSummary| s.id == id) {
                     summaries.push(JobSummary {
                         id,
@@ -743,6 +764,7 @@ impl ManagerCore {
                     priority: job.priority,
                     wake_at_ms: None,
                     key,
+                    seen_by: bit,
                 },
             );
             changes.push(Change::PutJob {
@@ -751,6 +773,9 @@ impl ManagerCore {
             });
             // Pending until queued: the record stays in hand (the bound applies once queued).
             self.records.insert(job.id, job);
+        }
+        if !detected.is_empty() {
+            changes.push(Change::AppendEvents(detected));
         }
         Ok(Accepted {
             summaries,
@@ -1237,6 +1262,7 @@ impl ManagerCore {
                     priority: stored.priority,
                     wake_at_ms: None,
                     key,
+                    seen_by: stored.origin.bit(),
                 },
             );
             self.records.insert(id, stored);
@@ -1310,6 +1336,7 @@ impl ManagerCore {
                     priority: job.priority,
                     wake_at_ms,
                     key: job.key,
+                    seen_by: job.seen_by,
                 },
             );
             let requeue = |core: &mut Self, to: JobStatus, event: &str| {

@@ -246,6 +246,71 @@ fn the_same_video_and_language_never_get_two_live_jobs() {
     assert_eq!(twice.summaries.len(), 1);
 }
 
+fn detected_events(changes: &[Change]) -> Vec<(JobId, EventSource)> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::AppendEvents(events) => Some(events),
+            _ => None,
+        })
+        .flatten()
+        .filter(|e| e.kind == kind::DETECTED)
+        .map(|e| (e.job_id.unwrap(), e.source))
+        .collect()
+}
+
+#[test]
+fn a_second_source_is_recorded_once_on_the_existing_job() {
+    let mut core = ManagerCore::new(settings());
+    let first = submit(
+        &mut core,
+        &new_request("Movie", &["fr", "en"], Priority::High),
+    );
+    // The same source again: nothing but the media record.
+    let again = core
+        .request(&new_request("Movie", &["fr", "en"], Priority::High), NOW)
+        .unwrap();
+    assert!(detected_events(&again.changes).is_empty());
+
+    let mut from_webhook = new_request("Movie", &["fr", "en"], Priority::Critical);
+    from_webhook.source = EventSource::Webhook;
+    let seen = core.request(&from_webhook, NOW).unwrap();
+    assert!(seen.new_ids.is_empty());
+    assert_eq!(
+        detected_events(&seen.changes),
+        [
+            (first[0], EventSource::Webhook),
+            (first[1], EventSource::Webhook)
+        ]
+    );
+    // Once per source and job, not per repeat.
+    let repeat = core.request(&from_webhook, NOW).unwrap();
+    assert!(detected_events(&repeat.changes).is_empty());
+
+    // A job resumed after a restart knows its origin.
+    let mut fresh = ManagerCore::new(settings());
+    let hasher = fresh.key_hasher();
+    let head = JobHead {
+        id: first[0],
+        status: JobStatus::DownloadQueued,
+        priority: Priority::High,
+        path: video("Movie"),
+        language: lang("fr"),
+        wake_at_ms: None,
+        origin: Some(EventSource::Api),
+    };
+    fresh.resume_unfinished(vec![hasher.unfinished(head)], NOW);
+    let api_again = fresh
+        .request(&new_request("Movie", &["fr"], Priority::High), NOW)
+        .unwrap();
+    assert!(detected_events(&api_again.changes).is_empty());
+    let seen = fresh.request(&from_webhook, NOW).unwrap();
+    assert_eq!(
+        detected_events(&seen.changes),
+        [(first[0], EventSource::Webhook)]
+    );
+}
+
 #[test]
 fn a_finished_job_no_longer_blocks_a_new_request() {
     let mut core = ManagerCore::new(settings());
@@ -1090,6 +1155,7 @@ fn waiting_and_resumed_jobs_are_held_as_compact_entries_without_their_records() 
             path: video(&id.to_string()),
             language: lang("fr"),
             wake_at_ms: Some(NOW),
+            origin: None,
         }),
         NOW,
     );
