@@ -206,7 +206,7 @@ pub async fn run_with(
         wanted: settings.languages.wanted.clone(),
         translate_by_default: !settings.languages.translate_from.is_empty(),
     };
-    let intake = Intake::new(manager.clone(), rules, components.jellyfin);
+    let intake = Intake::new(manager.clone(), rules, components.jellyfin).with_store(store.clone());
     let mut listed: Vec<(SourceInfo, SourceStatus)> = SERVED_SOURCES
         .iter()
         .map(|info| (info.clone(), SourceStatus::new(SourceState::Running)))

@@ -15,7 +15,7 @@ use cuewarden_actors::job_manager::{
     JobManager, JobSummary, ManagerError, NewRequest, RequestSubtitles,
 };
 use cuewarden_actors::library::PathError;
-use cuewarden_actors::{EventSource, Language, Libraries, MediaItem, Priority};
+use cuewarden_actors::{EventSource, Language, Libraries, MediaItem, Priority, Store};
 
 use crate::clients::jellyfin::{JellyfinClient, JellyfinError};
 use crate::config::{PathMapping, map_path};
@@ -52,6 +52,9 @@ pub struct Detection {
     pub auto_translate: Option<bool>,
     /// Queue priority; `None` for the origin's default.
     pub priority: Option<Priority>,
+    /// Languages the video already has as embedded subtitle tracks, when the source knows
+    /// (Jellyfin's `MediaStreams`): a wanted language among them gets a `skipped` job.
+    pub existing: Vec<Language>,
 }
 
 impl Detection {
@@ -63,6 +66,7 @@ impl Detection {
             languages: None,
             auto_translate: None,
             priority: None,
+            existing: Vec::new(),
         }
     }
 }
@@ -118,6 +122,7 @@ pub struct Intake {
     manager: Addr<JobManager>,
     rules: IntakeRules,
     jellyfin: Option<JellyfinClient>,
+    store: Option<Store>,
 }
 
 impl Intake {
@@ -131,7 +136,26 @@ impl Intake {
             manager,
             rules,
             jellyfin,
+            store: None,
         }
+    }
+
+    /// The same intake, with the store a source keeps its own small state in (a session
+    /// token, how far it has caught up): see [`Intake::store`].
+    pub fn with_store(mut self, store: Store) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The store, for a source's own settings (`Store::setting`, `Change::PutSetting`);
+    /// `None` in an intake built without one.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// Jellyfin's REST client, when `[jellyfin]` is configured.
+    pub fn jellyfin(&self) -> Option<&JellyfinClient> {
+        self.jellyfin.as_ref()
     }
 
     /// The libraries this intake checks against.
@@ -178,6 +202,7 @@ impl Intake {
             priority: detection
                 .priority
                 .unwrap_or_else(|| detection.origin.default_priority()),
+            existing: detection.existing,
         })
     }
 
