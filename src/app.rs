@@ -24,6 +24,7 @@ use tracing::{info, warn};
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::JellyfinClient;
 use crate::config::{Secret, Settings};
+use crate::sources::jellyfin_ws::{JellyfinSocket, SocketSettings};
 use crate::sources::{
     Intake, IntakeRules, SERVED_SOURCES, Source, SourceBoard, SourceHandle, SourceInfo,
     SourceState, SourceStatus,
@@ -143,9 +144,13 @@ impl Components {
             .jellyfin
             .as_ref()
             .map(|j| JellyfinClient::new(http.clone(), j));
-        // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
-        // line here.
-        let sources: Vec<Box<dyn Source>> = Vec::new();
+        // Each source to come (webhooks, watcher, library sync) is one line here.
+        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        if let Some(jellyfin) = &settings.jellyfin {
+            sources.push(Box::new(JellyfinSocket::new(SocketSettings::with_config(
+                jellyfin,
+            ))));
+        }
         Ok(Self {
             libraries,
             providers: Vec::new(),

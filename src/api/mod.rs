@@ -276,7 +276,9 @@ impl From<crate::clients::jellyfin::JellyfinError> for ApiError {
                 "unknown_jellyfin_item",
                 err.to_string(),
             ),
-            JellyfinError::Unauthorized(_) | JellyfinError::Request(_) => Self::new(
+            JellyfinError::Unauthorized(_)
+            | JellyfinError::LoginRefused { .. }
+            | JellyfinError::Request(_) => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "jellyfin_unavailable",
                 err.to_string(),

@@ -27,6 +27,14 @@ pub enum Target {
     Path(PathBuf),
     /// A Jellyfin item id, looked up through Jellyfin's REST API.
     JellyfinItem(String),
+    /// A Jellyfin item the source looked up already: its id and its path as Jellyfin names
+    /// it (before `[[path_mappings]]`).
+    JellyfinItemAt {
+        /// The item id.
+        id: String,
+        /// Its file, as Jellyfin sees it.
+        path: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Target {
@@ -34,6 +42,9 @@ impl std::fmt::Display for Target {
         match self {
             Self::Path(path) => write!(f, "{}", path.display()),
             Self::JellyfinItem(id) => write!(f, "Jellyfin item {id}"),
+            Self::JellyfinItemAt { id, path } => {
+                write!(f, "{} (Jellyfin item {id})", path.display())
+            }
         }
     }
 }
@@ -167,6 +178,7 @@ impl Intake {
     pub async fn prepare(&self, detection: Detection) -> Result<NewRequest, IntakeError> {
         let (path, jellyfin_item_id) = match detection.target {
             Target::Path(path) => (path, None),
+            Target::JellyfinItemAt { id, path } => (path, Some(id)),
             Target::JellyfinItem(id) => {
                 let jellyfin = self
                     .jellyfin
