@@ -459,3 +459,25 @@ fn the_fake_gives_an_api_key_socket_no_library_changed() {
     });
     assert_eq!(bad, 403);
 }
+
+#[test]
+fn a_path_prefix_works_and_force_keepalive_sets_the_pace() {
+    // Behind a reverse proxy at /jellyfin, with a server that closes a socket silent for
+    // 3 s (as Jellyfin 12.0 does past its timeout): KeepAlive every 1.5 s keeps it open.
+    let fake = FakeJellyfin::start_under("/jellyfin");
+    fake.set_force_keepalive_secs(3);
+    let sandbox = with_user(&fake, "");
+    let movie_path = sandbox.video(MOVIE_FILE);
+    fake.add_item(movie(MOVIE, &media(MOVIE_FILE), &[]));
+    let daemon = sandbox.serve();
+    fake.wait_for_open_sockets(1);
+    fake.wait_until("six KeepAlives", |f| f.keepalives() >= 6);
+    assert_eq!(
+        fake.accepted().len(),
+        1,
+        "never closed for silence: {:?}",
+        fake.connects()
+    );
+    fake.library_changed(&[MOVIE], &[]);
+    wait_for_jobs(&daemon, &movie_path, &["fr", "en"]);
+}

@@ -575,7 +575,7 @@ async fn handle_text(
         }
         Ok(Frame::ForceKeepAlive(timeout)) => {
             send_keepalive(socket).await?;
-            let half = Duration::from_secs(timeout.max(2) / 2);
+            let half = Duration::from_secs(timeout.max(2)) / 2;
             Ok(Some(half.min(core.settings.keepalive_interval)))
         }
         Ok(Frame::LibraryChanged(added, updated)) => {
