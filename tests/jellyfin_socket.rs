@@ -481,3 +481,28 @@ fn a_path_prefix_works_and_force_keepalive_sets_the_pace() {
     fake.library_changed(&[MOVIE], &[]);
     wait_for_jobs(&daemon, &movie_path, &["fr", "en"]);
 }
+
+#[test]
+fn a_refused_login_shows_as_failing_and_the_rest_keeps_serving() {
+    let fake = FakeJellyfin::start();
+    let sandbox = sandbox(
+        &fake,
+        &format!("username = \"{}\"\npassword = \"wrong\"", jellyfin::USER),
+    );
+    let video = sandbox.video(MOVIE_FILE);
+    let daemon = sandbox.serve();
+    let health = wait_for_health(&daemon, "failing", |h| h["state"] == "failing");
+    assert!(
+        health["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused the login"),
+        "{health}"
+    );
+    let logins = fake.logins();
+    assert_eq!(logins.len(), 1, "not retried at once: {logins:?}");
+    assert!(!logins[0].ok);
+    assert!(fake.accepted().is_empty());
+    let (status, body) = daemon.post("/api/v1/subtitles", &json!({"path": video}));
+    assert_eq!(status, 202, "{body}");
+}

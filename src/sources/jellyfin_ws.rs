@@ -274,9 +274,24 @@ impl JellyfinListener {
         if let Some(connected) = ended.connected_at {
             self.reconnect.connected(connected);
         }
-        let delay = self.reconnect.next_delay(now);
+        let mut delay = self.reconnect.next_delay(now);
         let status = &self.core.status;
         status.error(ended.error.to_string());
+        if let SessionError::Jellyfin(JellyfinError::LoginRefused { .. }) = &ended.error {
+            // A wrong name or password does not mend by itself: say so, and try again only
+            // at the longest delay (the password may be changed in Jellyfin meanwhile).
+            delay = self.core.settings.max_reconnect_delay;
+            status.set(SourceState::Failing {
+                error: format!(
+                    "{}; check [jellyfin] username and password (next try in {} s)",
+                    ended.error,
+                    delay.as_secs()
+                ),
+            });
+            warn!(error = %ended.error, retry_in_secs = delay.as_secs(), "jellyfin login refused");
+            ctx.run_later(delay, |_, ctx| ctx.stop());
+            return;
+        }
         status.reconnecting(now_ms() + i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
         warn!(
             error = %ended.error,
