@@ -132,6 +132,9 @@ fn main() {
     std::thread::sleep(Duration::from_millis(200));
 
     let mut latencies = Vec::with_capacity(rounds);
+    // Where the time goes: push → the daemon's /Items lookup arrives; push → first job.
+    let mut lookups = Vec::with_capacity(rounds);
+    let mut firsts = Vec::with_capacity(rounds);
     for round in 0..rounds {
         let mut ids = Vec::with_capacity(items);
         for n in 0..items {
@@ -147,15 +150,33 @@ fn main() {
         let start = Instant::now();
         fake.library_changed(&refs, &[]);
         let mut last = start;
-        for _ in 0..items * 2 {
+        for n in 0..items * 2 {
             last = events
                 .recv_timeout(DEADLINE)
                 .expect("every job's subtitle.requested arrives");
+            if n == 0 {
+                firsts.push(last.duration_since(start));
+            }
         }
         latencies.push(last.duration_since(start));
+        let lookup = fake
+            .item_query_times()
+            .into_iter()
+            .rev()
+            .find(|at| *at >= start);
+        lookups.push(lookup.map_or(Duration::ZERO, |at| at.duration_since(start)));
     }
     latencies.sort();
+    lookups.sort();
+    firsts.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "  push -> /Items lookup: p50 {:.1} ms, p99 {:.1} ms; push -> first job persisted: p50 {:.1} ms, p99 {:.1} ms",
+        ms(percentile(&lookups, 0.50)),
+        ms(percentile(&lookups, 0.99)),
+        ms(percentile(&firsts, 0.50)),
+        ms(percentile(&firsts, 0.99)),
+    );
     println!(
         "LibraryChanged with {items} new items ({} jobs) -> all jobs persisted, {rounds} rounds: \
          p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",

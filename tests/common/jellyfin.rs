@@ -75,8 +75,9 @@ struct State {
     connects: Vec<Connect>,
     open_sockets: usize,
     keepalives: usize,
-    /// Query strings of every `/Items` call.
+    /// Query strings of every `/Items` call, and when each came.
     item_queries: Vec<String>,
+    item_query_times: Vec<Instant>,
     refuse_upgrades: bool,
     force_keepalive_secs: u64,
 }
@@ -224,6 +225,11 @@ impl FakeJellyfin {
 
     pub fn item_queries(&self) -> Vec<String> {
         self.with(|s| s.item_queries.clone())
+    }
+
+    /// When each `/Items` call came.
+    pub fn item_query_times(&self) -> Vec<Instant> {
+        self.with(|s| s.item_query_times.clone())
     }
 
     /// Waits (up to the test deadline) until `done` holds for the fake's counters.
@@ -482,6 +488,7 @@ fn route(state: &Arc<Mutex<State>>, head: &Head, path: &str, body: &[u8]) -> (u1
                 .collect::<Vec<_>>()
                 .join("&");
             state.item_queries.push(query_text);
+            state.item_query_times.push(Instant::now());
             let get = |name: &str| {
                 head.query
                     .iter()
