@@ -114,6 +114,22 @@ pub enum IntakeError {
     Blocking(String),
 }
 
+/// The library rule for one path (blocking): mapped, resolved to a real video inside a
+/// library, with its languages (the detection's, else its library's or `wanted`).
+fn check_path(
+    rules: &IntakeRules,
+    path: &std::path::Path,
+    languages: Option<Vec<Language>>,
+) -> Result<(PathBuf, Vec<Language>), PathError> {
+    let mapped = map_path(&rules.path_mappings, path);
+    let real = rules.libraries.resolve_video(&mapped)?;
+    let languages = match languages {
+        Some(languages) => languages,
+        None => rules.libraries.languages_for(&real, &rules.wanted),
+    };
+    Ok((real, languages))
+}
+
 /// The rules every detection goes through, from the settings.
 #[derive(Debug, Clone)]
 pub struct IntakeRules {
@@ -176,32 +192,34 @@ impl Intake {
 
     /// Resolves and checks a detection into the core's request, without submitting it.
     pub async fn prepare(&self, detection: Detection) -> Result<NewRequest, IntakeError> {
-        let (path, jellyfin_item_id) = match detection.target {
-            Target::Path(path) => (path, None),
-            Target::JellyfinItemAt { id, path } => (path, Some(id)),
+        let (path, jellyfin_item_id) = match &detection.target {
+            Target::Path(path) => (path.clone(), None),
+            Target::JellyfinItemAt { id, path } => (path.clone(), Some(id.clone())),
             Target::JellyfinItem(id) => {
                 let jellyfin = self
                     .jellyfin
                     .as_ref()
                     .ok_or(IntakeError::JellyfinNotConfigured)?;
-                (jellyfin.item_path(&id).await?, Some(id))
+                (jellyfin.item_path(id).await?, Some(id.clone()))
             }
         };
-        let mapped = map_path(&self.rules.path_mappings, &path);
-        let libraries = self.rules.libraries.clone();
-        let wanted = self.rules.wanted.clone();
-        let languages = detection.languages;
-        let (real, languages) = tokio::task::spawn_blocking(move || {
-            let real = libraries.resolve_video(&mapped)?;
-            let languages = match languages {
-                Some(languages) => languages,
-                None => libraries.languages_for(&real, &wanted),
-            };
-            Ok::<_, PathError>((real, languages))
-        })
-        .await
-        .map_err(|err| IntakeError::Blocking(err.to_string()))??;
-        Ok(NewRequest {
+        let rules = self.rules.clone();
+        let languages = detection.languages.clone();
+        let (real, languages) =
+            tokio::task::spawn_blocking(move || check_path(&rules, &path, languages))
+                .await
+                .map_err(|err| IntakeError::Blocking(err.to_string()))??;
+        Ok(self.request(detection, real, languages, jellyfin_item_id))
+    }
+
+    fn request(
+        &self,
+        detection: Detection,
+        real: PathBuf,
+        languages: Vec<Language>,
+        jellyfin_item_id: Option<String>,
+    ) -> NewRequest {
+        NewRequest {
             media: MediaItem {
                 path: real,
                 jellyfin_item_id,
@@ -215,7 +233,79 @@ impl Intake {
                 .priority
                 .unwrap_or_else(|| detection.origin.default_priority()),
             existing: detection.existing,
+        }
+    }
+
+    /// Submits many detections of known paths at once: their path checks run in one
+    /// blocking call, their requests concurrently (so their commits share a group commit).
+    /// One answer per detection, in order. A detection by bare item id goes through
+    /// [`submit`](Self::submit).
+    pub async fn submit_all(
+        &self,
+        detections: Vec<Detection>,
+    ) -> Vec<Result<Submitted, IntakeError>> {
+        let mut answers: Vec<Option<Result<Submitted, IntakeError>>> =
+            detections.iter().map(|_| None).collect();
+        let mut known = Vec::new();
+        let mut by_id = Vec::new();
+        for (n, detection) in detections.into_iter().enumerate() {
+            match &detection.target {
+                Target::Path(path) => known.push((n, path.clone(), None, detection)),
+                Target::JellyfinItemAt { id, path } => {
+                    known.push((n, path.clone(), Some(id.clone()), detection))
+                }
+                Target::JellyfinItem(_) => by_id.push((n, detection)),
+            }
+        }
+        let rules = self.rules.clone();
+        let inputs: Vec<(PathBuf, Option<Vec<Language>>)> = known
+            .iter()
+            .map(|(_, path, _, detection)| (path.clone(), detection.languages.clone()))
+            .collect();
+        let checked = tokio::task::spawn_blocking(move || {
+            inputs
+                .into_iter()
+                .map(|(path, languages)| check_path(&rules, &path, languages))
+                .collect::<Vec<_>>()
         })
+        .await;
+        let mut sends = Vec::new();
+        match checked {
+            Ok(checked) => {
+                for ((n, _, item_id, detection), result) in known.into_iter().zip(checked) {
+                    match result {
+                        Ok((real, languages)) => {
+                            sends.push((n, self.request(detection, real, languages, item_id)))
+                        }
+                        Err(err) => answers[n] = Some(Err(err.into())),
+                    }
+                }
+            }
+            Err(err) => {
+                for (n, ..) in known {
+                    answers[n] = Some(Err(IntakeError::Blocking(err.to_string())));
+                }
+            }
+        }
+        let sent = futures_util::future::join_all(sends.into_iter().map(|(n, request)| {
+            let path = request.media.path.clone();
+            let reply = self.manager.send(RequestSubtitles(request));
+            async move {
+                let jobs = reply.await.map_err(IntakeError::from).and_then(|r| Ok(r?));
+                (n, jobs.map(|jobs| Submitted { path, jobs }))
+            }
+        }))
+        .await;
+        for (n, answer) in sent {
+            answers[n] = Some(answer);
+        }
+        for (n, detection) in by_id {
+            answers[n] = Some(self.submit(detection).await);
+        }
+        answers
+            .into_iter()
+            .map(|answer| answer.unwrap_or_else(|| Err(IntakeError::Blocking("no answer".into()))))
+            .collect()
     }
 
     /// Checks a detection and submits it; answers once the new jobs are durable.

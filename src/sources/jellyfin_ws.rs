@@ -713,12 +713,10 @@ async fn submit_items(core: &Rc<Core>, items: Vec<JellyfinItem>) -> Result<(), S
         detection.existing = embedded_languages(&item);
         pending.push((id, path, detection));
     }
-    let results = futures_util::future::join_all(
-        pending
-            .iter()
-            .map(|(_, _, detection)| core.intake.submit(detection.clone())),
-    )
-    .await;
+    let results = core
+        .intake
+        .submit_all(pending.iter().map(|(_, _, d)| d.clone()).collect())
+        .await;
     for ((id, path, _), result) in pending.into_iter().zip(results) {
         match result {
             Ok(submitted) => {
