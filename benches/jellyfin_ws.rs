@@ -9,7 +9,8 @@
 //! Two wanted languages: 100 jobs a round. p50/p99 over `BENCH_ROUNDS` (100) rounds.
 //!
 //! Knobs (environment): `CUEWARDEN_BIN` (the binary; default the bench build's; the README
-//! figures use `target/release/cuewarden`), `BENCH_ROUNDS`, `BENCH_ITEMS`.
+//! figures use `target/release/cuewarden`), `BENCH_ROUNDS`, `BENCH_ITEMS`, `BENCH_LOG` (a
+//! file for the daemon's debug log).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../tests/common/jellyfin.rs"]
@@ -59,12 +60,23 @@ fn free_port() -> u16 {
 fn launch(config: &Path, port: u16) -> Daemon {
     let binary =
         std::env::var("CUEWARDEN_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_cuewarden").into());
+    // `BENCH_LOG=FILE` keeps the daemon's debug log there (where the time goes).
+    let log = std::env::var("BENCH_LOG").ok();
+    let stderr = match &log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
+    let filter = if log.is_some() {
+        "cuewarden=debug,cuewarden_actors=debug"
+    } else {
+        "warn"
+    };
     let child = Command::new(binary)
         .args(["run", "--config"])
         .arg(config)
-        .env("CUEWARDEN_LOG", "warn")
+        .env("CUEWARDEN_LOG", filter)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let start = Instant::now();
