@@ -277,7 +277,7 @@ impl Store {
         Ok(meta.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    /// The setting kept under `key` (written with [`Change::PutSetting`]), decoded as `T`.
+    /// The setting kept under `key` (written with [`Change::PutSetting`](super::Change::PutSetting)), decoded as `T`.
     /// A store from a build without the table has no settings.
     pub fn setting<T: serde::de::DeserializeOwned>(
         &self,
