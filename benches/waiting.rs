@@ -116,6 +116,7 @@ fn main() {
                 auto_translate: false,
                 source: EventSource::LibrarySync,
                 priority: Priority::Low,
+                existing: Vec::new(),
             };
             let accepted = core.request(&request, t0).unwrap();
             steps.push(Step {

@@ -25,6 +25,7 @@ use crate::api::{self, AppState};
 use crate::clients::jellyfin::{JellyfinClient, JellyfinRefresher};
 use crate::clients::jellyfin_subtitles::JellyfinSubtitles;
 use crate::config::{Secret, Settings};
+use crate::sources::jellyfin_ws::{JellyfinSocket, SocketSettings};
 use crate::sources::{
     Intake, IntakeRules, SERVED_SOURCES, Source, SourceBoard, SourceHandle, SourceInfo,
     SourceState, SourceStatus,
@@ -165,9 +166,13 @@ impl Components {
             .as_ref()
             .filter(|_| refresh)
             .map(|client| Rc::new(JellyfinRefresher::new(client.clone())) as Rc<dyn MediaServer>);
-        // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
-        // line here.
-        let sources: Vec<Box<dyn Source>> = Vec::new();
+        // Each source is one line here.
+        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        if let Some(jellyfin) = &settings.jellyfin {
+            sources.push(Box::new(JellyfinSocket::new(SocketSettings::with_config(
+                jellyfin,
+            ))));
+        }
         Ok(Self {
             libraries,
             providers,
@@ -235,7 +240,7 @@ pub async fn run_with(
         wanted: settings.languages.wanted.clone(),
         translate_by_default: !settings.languages.translate_from.is_empty(),
     };
-    let intake = Intake::new(manager.clone(), rules, components.jellyfin);
+    let intake = Intake::new(manager.clone(), rules, components.jellyfin).with_store(store.clone());
     let mut listed: Vec<(SourceInfo, SourceStatus)> = SERVED_SOURCES
         .iter()
         .map(|info| (info.clone(), SourceStatus::new(SourceState::Running)))

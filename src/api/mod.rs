@@ -285,6 +285,7 @@ impl From<crate::clients::jellyfin::JellyfinError> for ApiError {
             ),
             JellyfinError::Unauthorized(_)
             | JellyfinError::Status(_)
+            | JellyfinError::LoginRefused { .. }
             | JellyfinError::Request(_) => Self::new(
                 StatusCode::BAD_GATEWAY,
                 "jellyfin_unavailable",

@@ -1,6 +1,7 @@
 //! Jellyfin REST: typed items (by id, paged, filtered), resolving an item id to the video's
 //! path and a video's path to its item id, refreshing an item after a subtitle was written,
-//! and its remote subtitle search.
+//! its remote subtitle search, and the user session the WebSocket needs (`POST
+//! /Users/AuthenticateByName`, a token check, the `/socket` address).
 //!
 //! Authenticates with `Authorization: MediaBrowser Token="…"`, which every Jellyfin
 //! version from 10.9 to 12.0 accepts. `GET /Items` (with `Ids=`, or paged with
@@ -38,6 +39,14 @@ pub enum JellyfinError {
     /// Jellyfin answered another error status.
     #[error("jellyfin answered HTTP {0}")]
     Status(u16),
+    /// Jellyfin refused the user's name or password (HTTP 401), or the login header.
+    #[error("jellyfin refused the login of user {user:?} (HTTP {status})")]
+    LoginRefused {
+        /// The user name.
+        user: String,
+        /// Jellyfin's answer.
+        status: u16,
+    },
     /// Jellyfin could not be reached or answered badly.
     #[error("jellyfin request failed: {0}")]
     Request(String),
@@ -49,13 +58,68 @@ impl JellyfinError {
         match self {
             Self::Status(status) => *status >= 500 || *status == 429,
             Self::Request(_) => true,
-            Self::UnknownItem(_) | Self::Unauthorized(_) => false,
+            Self::UnknownItem(_) | Self::Unauthorized(_) | Self::LoginRefused { .. } => false,
         }
     }
 }
 
 /// The fields cuewarden asks `/Items` for (`Fields=`).
 pub const ITEM_FIELDS: &str = "Path,ProviderIds,MediaStreams,DateCreated";
+
+/// The `Client` and `Device` cuewarden names itself with in the `Authorization` header.
+pub const CLIENT_NAME: &str = "cuewarden";
+
+/// Who is calling, as Jellyfin's session manager needs it for a login and for the socket:
+/// sessions are keyed by client + device id, and a new login with the same device id
+/// logs out that device's earlier tokens, so the id is stable per daemon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Stable, unique per daemon (kept in the store).
+    pub id: String,
+}
+
+impl Device {
+    /// The `Authorization: MediaBrowser …` value, with `token` when there is one. Values
+    /// are URL-encoded, as Jellyfin URL-decodes them.
+    pub fn authorization(&self, token: Option<&Secret>) -> String {
+        let encode = |value: &str| -> String {
+            url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+        };
+        let mut header = format!(
+            "MediaBrowser Client=\"{CLIENT_NAME}\", Device=\"{CLIENT_NAME}\", DeviceId=\"{}\", Version=\"{}\"",
+            encode(&self.id),
+            env!("CARGO_PKG_VERSION"),
+        );
+        if let Some(token) = token {
+            header.push_str(&format!(", Token=\"{}\"", encode(token.expose())));
+        }
+        header
+    }
+}
+
+/// A user session: what `POST /Users/AuthenticateByName` answers.
+#[derive(Debug, Clone)]
+pub struct UserSession {
+    /// The access token (a device token, not an API key).
+    pub token: Secret,
+    /// The user's id.
+    pub user_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AuthenticationResult {
+    access_token: String,
+    #[serde(default)]
+    user: Option<AuthenticatedUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AuthenticatedUser {
+    #[serde(default)]
+    id: String,
+}
 
 /// One page of `GET /Items` (`QueryResult<BaseItemDto>`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -268,6 +332,90 @@ impl JellyfinClient {
         Ok(response)
     }
 
+    /// The configured base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    /// The WebSocket address: `ws://` for `http://`, `wss://` for `https://`, under the
+    /// base URL's path, with `?deviceId=` (read by Jellyfin 10.9/10.10).
+    pub fn socket_url(&self, device: &Device) -> Result<Url, JellyfinError> {
+        let mut url = self.url(&["socket"])?;
+        let scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+        url.set_scheme(scheme)
+            .map_err(|()| JellyfinError::Request(format!("cannot make a {scheme} URL")))?;
+        url.query_pairs_mut().append_pair("deviceId", &device.id);
+        Ok(url)
+    }
+
+    /// Logs `user` in (`POST /Users/AuthenticateByName`) as `device`. Jellyfin answers
+    /// 401 for a wrong name or password ([`JellyfinError::LoginRefused`]).
+    pub async fn authenticate(
+        &self,
+        user: &str,
+        password: &Secret,
+        device: &Device,
+    ) -> Result<UserSession, JellyfinError> {
+        let response = self
+            .http
+            .post(self.url(&["Users", "AuthenticateByName"])?)
+            .header("Authorization", device.authorization(None))
+            .json(&serde_json::json!({"Username": user, "Pw": password.expose()}))
+            .send()
+            .await
+            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            || status == reqwest::StatusCode::FORBIDDEN
+            || status == reqwest::StatusCode::BAD_REQUEST
+        {
+            return Err(JellyfinError::LoginRefused {
+                user: user.to_owned(),
+                status: status.as_u16(),
+            });
+        }
+        if !status.is_success() {
+            return Err(JellyfinError::Request(format!(
+                "login answered HTTP {status}"
+            )));
+        }
+        let result: AuthenticationResult = response
+            .json()
+            .await
+            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+        if result.access_token.is_empty() {
+            return Err(JellyfinError::Request(
+                "login answered without an AccessToken".to_owned(),
+            ));
+        }
+        Ok(UserSession {
+            token: Secret::from(result.access_token),
+            user_id: result.user.map(|u| u.id).unwrap_or_default(),
+        })
+    }
+
+    /// Checks a user token with `GET /System/Info`: `Ok` if Jellyfin takes it,
+    /// [`JellyfinError::Unauthorized`] on 401 (the token was revoked: log in again).
+    pub async fn check_token(&self, token: &Secret, device: &Device) -> Result<(), JellyfinError> {
+        let response = self
+            .http
+            .get(self.url(&["System", "Info"])?)
+            .header("Authorization", device.authorization(Some(token)))
+            .send()
+            .await
+            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(JellyfinError::Unauthorized(status.as_u16()));
+        }
+        if !status.is_success() {
+            return Err(JellyfinError::Request(format!(
+                "token check answered HTTP {status}"
+            )));
+        }
+        Ok(())
+    }
+
     /// The file path of a movie or episode, as Jellyfin sees it.
     pub async fn item_path(&self, item_id: &str) -> Result<PathBuf, JellyfinError> {
         let page = self
@@ -478,6 +626,55 @@ impl MediaServer for JellyfinRefresher {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_socket_url_keeps_the_path_prefix_and_switches_the_scheme() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::new();
+        let device = Device {
+            id: "cuewarden-1".to_owned(),
+        };
+        for (base, socket) in [
+            (
+                "http://nas:8096",
+                "ws://nas:8096/socket?deviceId=cuewarden-1",
+            ),
+            (
+                "https://example.org/jellyfin/",
+                "wss://example.org/jellyfin/socket?deviceId=cuewarden-1",
+            ),
+            (
+                "https://example.org/jellyfin",
+                "wss://example.org/jellyfin/socket?deviceId=cuewarden-1",
+            ),
+        ] {
+            let client = JellyfinClient {
+                http: http.clone(),
+                base: Url::parse(base).unwrap(),
+                api_key: Secret::from("k".to_owned()),
+                path_mappings: Vec::new(),
+                libraries: Libraries::default(),
+                index: Arc::default(),
+                rebuilding: Arc::default(),
+            };
+            assert_eq!(client.socket_url(&device).unwrap().as_str(), socket);
+        }
+    }
+
+    #[test]
+    fn the_authorization_header_names_client_device_id_version_and_token() {
+        let device = Device {
+            id: "cuewarden-1".to_owned(),
+        };
+        let header = device.authorization(Some(&Secret::from("t0k".to_owned())));
+        assert_eq!(
+            header,
+            format!(
+                "MediaBrowser Client=\"cuewarden\", Device=\"cuewarden\", DeviceId=\"cuewarden-1\", Version=\"{}\", Token=\"t0k\"",
+                env!("CARGO_PKG_VERSION")
+            )
+        );
+    }
 
     #[test]
     fn an_items_page_fixture_reads_paths_ids_and_streams() {

@@ -8,6 +8,7 @@
 //! line in `app::Components::from_settings` that registers it.
 
 pub mod intake;
+pub mod jellyfin_ws;
 pub mod status;
 pub mod webhook;
 

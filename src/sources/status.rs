@@ -53,6 +53,10 @@ struct Record {
     since: String,
     /// When the source last heard from the outside (a frame, a webhook, an event).
     last_message: Option<String>,
+    /// How the source works when that is worth saying (polling instead of a socket, and
+    /// why).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
     /// The last error, kept after recovering, with its time.
     last_error: Option<String>,
     last_error_at: Option<String>,
@@ -76,6 +80,7 @@ impl SourceStatus {
             state,
             since: format_rfc3339(now_ms()),
             last_message: None,
+            note: None,
             last_error: None,
             last_error_at: None,
             reconnects: 0,
@@ -112,6 +117,11 @@ impl SourceStatus {
     /// The source heard from the outside now.
     pub fn message(&self) {
         self.update(|record| record.last_message = Some(format_rfc3339(now_ms())));
+    }
+
+    /// Says how the source works (shown as `note`).
+    pub fn note(&self, note: impl Into<String>) {
+        self.update(|record| record.note = Some(note.into()));
     }
 
     /// An error happened (kept as the last error; the state is set separately).

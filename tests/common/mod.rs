@@ -6,6 +6,8 @@
 //! for what only a process shows: signals, exit codes, `kill -9`, logs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod jellyfin;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -91,6 +93,9 @@ impl Api {
             .unwrap();
         let client = reqwest::Client::builder()
             .timeout(DEADLINE)
+            // The daemon closes a connection idle for 5 s (actix-web's keep-alive); reusing
+            // one just then fails with IncompleteMessage, so idle ones are not reused.
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .unwrap();
         Self {

@@ -165,6 +165,10 @@ pub struct NewRequest {
     pub source: EventSource,
     /// Queue priority.
     pub priority: Priority,
+    /// Languages the video already has as embedded subtitle tracks, as the source knows
+    /// them (Jellyfin's `MediaStreams`): a wanted language one of them satisfies gets a
+    /// `skipped` job at once, never a download. Empty when unknown.
+    pub existing: Vec<Language>,
 }
 
 /// What the API answers for each language of a request.
@@ -737,6 +741,15 @@ impl ManagerCore {
             job.jellyfin_item_id = request.media.jellyfin_item_id.clone();
             job.priority = request.priority;
             job.auto_translate = request.auto_translate;
+            if let Some(found) = request
+                .existing
+                .iter()
+                .find(|found| language.is_satisfied_by(found))
+            {
+                // Terminal at once: no entry in the index, nothing to queue.
+                changes.push(self.skipped_as_embedded(job, found, now, &mut summaries));
+                continue;
+            }
             let event = Event::for_job(
                 job.id,
                 kind::SUBTITLE_REQUESTED,
@@ -782,6 +795,52 @@ impl ManagerCore {
             changes,
             new_ids,
         })
+    }
+
+    /// A new job for a language the video already has as an embedded track: `skipped`,
+    /// with its request and the reason in its events.
+    fn skipped_as_embedded(
+        &self,
+        mut job: Job,
+        found: &Language,
+        now: i64,
+        summaries: &mut Vec<JobSummary>,
+    ) -> Change {
+        let requested = Event::for_job(
+            job.id,
+            kind::SUBTITLE_REQUESTED,
+            job.origin,
+            now,
+            json!({
+                "status": JobStatus::Pending,
+                "path": job.path,
+                "language": job.language,
+                "priority": job.priority,
+                "auto_translate": job.auto_translate,
+                "jellyfin_item_id": job.jellyfin_item_id,
+            }),
+        );
+        job.status = JobStatus::Skipped;
+        let skipped = Event::for_job(
+            job.id,
+            kind::SKIPPED,
+            job.origin,
+            now,
+            json!({
+                "status": JobStatus::Skipped,
+                "existing": "embedded",
+                "track_language": found,
+            }),
+        );
+        summaries.push(JobSummary {
+            id: job.id,
+            language: job.language.clone(),
+            status: JobStatus::Skipped,
+        });
+        Change::PutJob {
+            job,
+            events: vec![requested, skipped],
+        }
     }
 
     /// Queues newly committed `pending` jobs for download.

@@ -36,6 +36,7 @@ fn new_request(name: &str, languages: &[&str], priority: Priority) -> NewRequest
         auto_translate: true,
         source: EventSource::Api,
         priority,
+        existing: Vec::new(),
     }
 }
 
@@ -202,6 +203,51 @@ fn a_request_makes_one_pending_job_per_language_after_recording_the_media() {
         [("fr", JobStatus::Pending), ("en", JobStatus::Pending)]
     );
     assert!(core.job(accepted.new_ids[0]).is_some());
+}
+
+#[test]
+fn a_language_the_video_has_as_an_embedded_track_is_skipped_at_once() {
+    let mut core = ManagerCore::new(settings());
+    let mut request = new_request("Movie", &["fr", "en", "zh"], Priority::Normal);
+    // As Jellyfin names them: 639-2/B and a regional Chinese.
+    request.existing = vec![lang("fre"), lang("zh-TW")];
+    let accepted = core.request(&request, NOW).unwrap();
+    let puts = put_jobs(&accepted.changes);
+    let by_language: Vec<(&str, JobStatus, Vec<&str>)> = puts
+        .iter()
+        .map(|(job, kinds)| (job.language.as_str(), job.status, kinds.clone()))
+        .collect();
+    assert_eq!(
+        by_language,
+        [
+            (
+                "fr",
+                JobStatus::Skipped,
+                vec![kind::SUBTITLE_REQUESTED, kind::SKIPPED]
+            ),
+            ("en", JobStatus::Pending, vec![kind::SUBTITLE_REQUESTED]),
+            (
+                "zh",
+                JobStatus::Skipped,
+                vec![kind::SUBTITLE_REQUESTED, kind::SKIPPED]
+            ),
+        ]
+    );
+    assert_eq!(accepted.new_ids.len(), 1, "only English is queued");
+    assert_eq!(
+        accepted
+            .summaries
+            .iter()
+            .map(|s| s.status)
+            .collect::<Vec<_>>(),
+        [JobStatus::Skipped, JobStatus::Pending, JobStatus::Skipped]
+    );
+    let step = core.queue_new(&accepted.new_ids, NOW);
+    assert_eq!(put_jobs(&step.changes).len(), 1);
+    // A skipped job is finished: asking again makes a new one, skipped again.
+    let again = core.request(&request, NOW + 1).unwrap();
+    assert_eq!(again.summaries[0].status, JobStatus::Skipped);
+    assert_ne!(again.summaries[0].id, accepted.summaries[0].id);
 }
 
 #[test]

@@ -123,6 +123,13 @@ pub enum Change {
     EnqueueOutbox(OutboxEntry),
     /// Remove a delivered outbox entry.
     AckOutbox(u64),
+    /// Set a setting (see [`Store::setting`]): replaces the value kept under `key`.
+    PutSetting {
+        /// Key, namespaced by its owner (`jellyfin.session`).
+        key: String,
+        /// The value, stored as a record.
+        value: serde_json::Value,
+    },
     /// Set a metadata value.
     PutMeta {
         /// Key.
@@ -452,6 +459,7 @@ impl Store {
             txn.open_table(MEDIA)?;
             txn.open_table(PROVIDER_STATE)?;
             txn.open_table(OUTBOX)?;
+            txn.open_table(SETTINGS)?;
         }
         txn.commit()?;
         Ok(seqs)

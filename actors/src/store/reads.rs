@@ -8,7 +8,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::codec::{decode, decode_or_skip};
 use super::schema::*;
-use super::{Down, MediaRecord, OutboxEntry, ProviderState, Store, StoreError};
+use super::{DecodeError, Down, MediaRecord, OutboxEntry, ProviderState, Store, StoreError};
 use crate::event::Event;
 use crate::job::{ALL_STATUSES, Job, JobHead, JobId, JobStatus};
 
@@ -275,6 +275,30 @@ impl Store {
         let txn = self.read()?;
         let meta = txn.open_table(META)?;
         Ok(meta.get(key)?.map(|v| v.value().to_vec()))
+    }
+
+    /// The setting kept under `key` (written with [`Change::PutSetting`](super::Change::PutSetting)), decoded as `T`.
+    /// A store from a build without the table has no settings.
+    pub fn setting<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let txn = self.read()?;
+        let settings = match txn.open_table(SETTINGS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let Some(bytes) = settings.get(key)? else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = decode("settings", bytes.value())?;
+        serde_json::from_value(value)
+            .map(Some)
+            .map_err(|err| StoreError::Decode {
+                table: "settings",
+                source: DecodeError::Json(err),
+            })
     }
 
     /// What is known about a video.

@@ -28,6 +28,10 @@ pub const PROVIDER_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("p
 /// Work for external sinks (notifiers, bridges), by sequence number, until acknowledged.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// Small settings the daemon keeps for itself (a source's session token, its device id,
+/// how far it has caught up), by key: a record (version byte + JSON) each.
+pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+
 /// Meta key of the schema version (u32, little endian).
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 /// Meta key of the next event sequence number (u64, little endian).

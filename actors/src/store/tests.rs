@@ -912,3 +912,56 @@ fn move_job_changes_the_stored_record_and_its_index_without_the_caller_holding_i
     assert_eq!(heads[0].status, JobStatus::DownloadQueued);
     assert_eq!(heads[0].path, job.path);
 }
+
+#[test]
+fn a_setting_is_kept_across_reopen_and_in_snapshots_and_replaced_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    assert_eq!(store.setting::<String>("jellyfin.device_id").unwrap(), None);
+    store
+        .submit_blocking(vec![
+            Change::PutSetting {
+                key: "jellyfin.device_id".to_owned(),
+                value: json!("cuewarden-1"),
+            },
+            Change::PutSetting {
+                key: "jellyfin.session".to_owned(),
+                value: json!({"token": "a"}),
+            },
+        ])
+        .unwrap();
+    store
+        .submit_blocking(vec![Change::PutSetting {
+            key: "jellyfin.session".to_owned(),
+            value: json!({"token": "b"}),
+        }])
+        .unwrap();
+    store.close();
+    drop(store);
+    let store = open(&dir);
+    assert_eq!(
+        store.setting::<String>("jellyfin.device_id").unwrap(),
+        Some("cuewarden-1".to_owned())
+    );
+    let session: serde_json::Value = store.setting("jellyfin.session").unwrap().unwrap();
+    assert_eq!(session, json!({"token": "b"}));
+    assert!(
+        store.setting::<u32>("jellyfin.session").is_err(),
+        "a value of another shape is a decode error, not a default"
+    );
+    let copy = tempfile::tempdir().unwrap();
+    snapshot::copy_store(
+        &*store.database(),
+        &copy.path().join(STORE_FILE_NAME),
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    store.close();
+    drop(store);
+    let restored = Store::open(copy.path()).unwrap();
+    assert_eq!(
+        restored.setting::<String>("jellyfin.device_id").unwrap(),
+        Some("cuewarden-1".to_owned())
+    );
+    restored.close();
+}

@@ -139,6 +139,7 @@ impl Sandbox {
             auto_translate,
             source: EventSource::Api,
             priority: Priority::High,
+            existing: Vec::new(),
         })
     }
 }
