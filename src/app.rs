@@ -24,6 +24,7 @@ use tracing::{info, warn};
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::JellyfinClient;
 use crate::config::{Secret, Settings};
+use crate::sources::watcher::FileWatcher;
 use crate::sources::{
     Intake, IntakeRules, SERVED_SOURCES, Source, SourceBoard, SourceHandle, SourceInfo,
     SourceState, SourceStatus,
@@ -145,7 +146,10 @@ impl Components {
             .map(|j| JellyfinClient::new(http.clone(), j));
         // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
         // line here.
-        let sources: Vec<Box<dyn Source>> = Vec::new();
+        let sources: Vec<Box<dyn Source>> = vec![Box::new(FileWatcher::new(
+            settings.watcher.enabled && !libraries.is_empty(),
+            settings.watcher.stable,
+        ))];
         Ok(Self {
             libraries,
             providers: Vec::new(),

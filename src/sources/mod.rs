@@ -9,6 +9,7 @@
 
 pub mod intake;
 pub mod status;
+pub mod watcher;
 
 pub use intake::{Detection, Intake, IntakeError, IntakeRules, Submitted, Target};
 pub use status::{SourceBoard, SourceState, SourceStatus};

@@ -123,6 +123,13 @@ pub enum Change {
     EnqueueOutbox(OutboxEntry),
     /// Remove a delivered outbox entry.
     AckOutbox(u64),
+    /// Set a named state record (see [`schema::STATE`]); `Value::Null` removes it.
+    PutState {
+        /// Key, e.g. `library_sync`.
+        key: String,
+        /// The record.
+        value: serde_json::Value,
+    },
     /// Set a metadata value.
     PutMeta {
         /// Key.
@@ -430,6 +437,7 @@ impl Store {
             txn.open_table(MEDIA)?;
             txn.open_table(PROVIDER_STATE)?;
             txn.open_table(OUTBOX)?;
+            txn.open_table(STATE)?;
         }
         txn.commit()?;
         Ok(seqs)

@@ -277,6 +277,16 @@ impl Store {
         Ok(meta.get(key)?.map(|v| v.value().to_vec()))
     }
 
+    /// A named state record (see [`STATE`]), if one was written.
+    pub fn state(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let txn = self.read()?;
+        let state = txn.open_table(STATE)?;
+        match state.get(key)? {
+            Some(bytes) => Ok(Some(decode("state", bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
     /// What is known about a video.
     pub fn media(&self, path: &str) -> Result<Option<MediaRecord>, StoreError> {
         let txn = self.read()?;

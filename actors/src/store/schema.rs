@@ -25,6 +25,9 @@ pub const JOB_EVENTS: TableDefinition<(u128, u64), ()> = TableDefinition::new("j
 pub const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
 /// Provider state (cooldowns, quotas) by provider name.
 pub const PROVIDER_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("provider_state");
+/// Small named state of the daemon's parts (a source's last run, …): key → one record
+/// (version byte + JSON), written with `Change::PutState`, read with `Store::state`.
+pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// Work for external sinks (notifiers, bridges), by sequence number, until acknowledged.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 

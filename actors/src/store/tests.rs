@@ -903,3 +903,29 @@ fn move_job_changes_the_stored_record_and_its_index_without_the_caller_holding_i
     assert_eq!(heads[0].status, JobStatus::DownloadQueued);
     assert_eq!(heads[0].path, job.path);
 }
+
+#[test]
+fn a_state_record_is_kept_across_reopen_and_removed_by_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.state("library_sync").unwrap(), None);
+    let record = json!({"last_finished_ms": 1234, "videos": 3});
+    store
+        .submit_blocking(vec![Change::PutState {
+            key: "library_sync".to_owned(),
+            value: record.clone(),
+        }])
+        .unwrap();
+    assert_eq!(store.state("library_sync").unwrap(), Some(record.clone()));
+    store.close();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.state("library_sync").unwrap(), Some(record));
+    store
+        .submit_blocking(vec![Change::PutState {
+            key: "library_sync".to_owned(),
+            value: serde_json::Value::Null,
+        }])
+        .unwrap();
+    assert_eq!(store.state("library_sync").unwrap(), None);
+}
