@@ -16,6 +16,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use cuewarden_actors::clients::{SubtitleProvider, TranslationService};
 use cuewarden_actors::job_manager::{JobManager, Shutdown};
+use cuewarden_actors::walk::Walker;
 use cuewarden_actors::worker::WorkerContext;
 use cuewarden_actors::{Libraries, Library, Store};
 use tokio::sync::watch;
@@ -24,6 +25,7 @@ use tracing::{info, warn};
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::JellyfinClient;
 use crate::config::{Secret, Settings};
+use crate::sources::library_sync::{LibrarySync, SyncTrigger};
 use crate::sources::watcher::FileWatcher;
 use crate::sources::{
     Intake, IntakeRules, SERVED_SOURCES, Source, SourceBoard, SourceHandle, SourceInfo,
@@ -118,6 +120,10 @@ pub fn libraries_of(settings: &Settings) -> Libraries {
     )
 }
 
+/// How often the library sync runs without `[jellyfin]` (its
+/// `fallback_sync_interval_hours` default).
+pub const DEFAULT_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// The built parts of the daemon, made from the settings by [`Components::from_settings`]:
 /// what [`run`] wires together. Adding a provider, a translator, a source or a sink is one
 /// file in its folder plus one line here.
@@ -132,6 +138,8 @@ pub struct Components {
     pub jellyfin: Option<JellyfinClient>,
     /// The sources to start (the API is always there).
     pub sources: Vec<Box<dyn Source>>,
+    /// Asks the library sync to run now (for the scheduler and the API).
+    pub library_sync: Option<SyncTrigger>,
 }
 
 impl Components {
@@ -146,16 +154,30 @@ impl Components {
             .map(|j| JellyfinClient::new(http.clone(), j));
         // Each source to come (webhooks, Jellyfin socket, watcher, library sync) is one
         // line here.
-        let sources: Vec<Box<dyn Source>> = vec![Box::new(FileWatcher::new(
-            settings.watcher.enabled && !libraries.is_empty(),
-            settings.watcher.stable,
-        ))];
+        let sync = LibrarySync::new(
+            settings.library_sync && !libraries.is_empty(),
+            settings
+                .jellyfin
+                .as_ref()
+                .map_or(DEFAULT_SYNC_INTERVAL, |j| j.fallback_sync_interval),
+            Walker::new(libraries.clone(), settings.languages.wanted.clone()),
+            jellyfin.clone(),
+        );
+        let library_sync = Some(sync.trigger());
+        let sources: Vec<Box<dyn Source>> = vec![
+            Box::new(FileWatcher::new(
+                settings.watcher.enabled && !libraries.is_empty(),
+                settings.watcher.stable,
+            )),
+            Box::new(sync),
+        ];
         Ok(Self {
             libraries,
             providers: Vec::new(),
             translator: None,
             jellyfin,
             sources,
+            library_sync,
         })
     }
 }
@@ -210,7 +232,7 @@ pub async fn run_with(
         wanted: settings.languages.wanted.clone(),
         translate_by_default: !settings.languages.translate_from.is_empty(),
     };
-    let intake = Intake::new(manager.clone(), rules, components.jellyfin);
+    let intake = Intake::new(manager.clone(), rules, components.jellyfin).with_store(store.clone());
     let mut listed: Vec<(SourceInfo, SourceStatus)> = SERVED_SOURCES
         .iter()
         .map(|info| (info.clone(), SourceStatus::new(SourceState::Running)))

@@ -15,7 +15,7 @@ use cuewarden_actors::job_manager::{
     JobManager, JobSummary, ManagerError, NewRequest, RequestSubtitles,
 };
 use cuewarden_actors::library::PathError;
-use cuewarden_actors::{EventSource, Language, Libraries, MediaItem, Priority};
+use cuewarden_actors::{EventSource, Language, Libraries, MediaItem, Priority, Store};
 
 use crate::clients::jellyfin::{JellyfinClient, JellyfinError};
 use crate::config::{PathMapping, map_path};
@@ -118,6 +118,7 @@ pub struct Intake {
     manager: Addr<JobManager>,
     rules: IntakeRules,
     jellyfin: Option<JellyfinClient>,
+    store: Option<Store>,
 }
 
 impl Intake {
@@ -131,7 +132,27 @@ impl Intake {
             manager,
             rules,
             jellyfin,
+            store: None,
         }
+    }
+
+    /// The same intake, giving sources the store for their own small state
+    /// (`Store::state`, `Change::PutState`) and source-level events.
+    pub fn with_store(self, store: Store) -> Self {
+        Self {
+            store: Some(store),
+            ..self
+        }
+    }
+
+    /// The store, for a source's own state and events.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
+    }
+
+    /// `path` as this daemon names it, after `[[path_mappings]]`.
+    pub fn map_path(&self, path: &std::path::Path) -> PathBuf {
+        map_path(&self.rules.path_mappings, path)
     }
 
     /// The libraries this intake checks against.

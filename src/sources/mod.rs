@@ -8,6 +8,7 @@
 //! line in `app::Components::from_settings` that registers it.
 
 pub mod intake;
+pub mod library_sync;
 pub mod status;
 pub mod watcher;
 
