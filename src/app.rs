@@ -15,6 +15,7 @@ use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use cuewarden_actors::clients::{SubtitleProvider, TranslationService};
+use cuewarden_actors::downloader::embedded;
 use cuewarden_actors::job_manager::{JobManager, Shutdown};
 use cuewarden_actors::walk::Walker;
 use cuewarden_actors::worker::WorkerContext;
@@ -225,6 +226,7 @@ pub async fn run_with(
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
+    workers.ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe).await?;
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers).start();
     let rules = IntakeRules {
         libraries: components.libraries,

@@ -44,6 +44,8 @@ pub struct WorkerContext {
     pub min_score: u32,
     /// Hearing-impaired preference.
     pub hearing_impaired: HearingImpaired,
+    /// `ffprobe`, when installed: embedded text tracks count as existing subtitles.
+    pub ffprobe: Option<PathBuf>,
     /// What is known of each provider; written by the JobManager only.
     pub(crate) provider_states: ProviderRegistry,
 }
@@ -58,6 +60,7 @@ impl WorkerContext {
             translate_from: Vec::new(),
             min_score: 60,
             hearing_impaired: HearingImpaired::default(),
+            ffprobe: None,
             provider_states: ProviderRegistry::default(),
         }
     }
@@ -109,6 +112,11 @@ pub enum Outcome {
     AlreadyExists {
         /// The existing file.
         path: PathBuf,
+    },
+    /// The language is already a text track inside the video (read with ffprobe).
+    AlreadyEmbedded {
+        /// The track, for people: `subtitle track 2 (subrip, fre)`.
+        track: String,
     },
     /// Nothing in the wanted language, but a source to translate from.
     NeedsTranslation {
