@@ -233,11 +233,15 @@ fn a_sync_lists_jellyfin_page_by_page_walks_the_library_and_runs_once_at_a_time(
     }
     assert_eq!(fake.pages.load(Ordering::SeqCst), 3, "three pages of two");
 
-    // A second sync now runs, and finds the same jobs still unfinished: nothing new.
-    assert_eq!(
-        trigger.request().blocking_recv().unwrap(),
-        SyncAnswer::Started
-    );
+    // Once the first has ended (it still records itself after the last count), a second
+    // sync runs, and finds the same jobs still unfinished: nothing new.
+    wait_until("a second sync starts", || {
+        match trigger.request().blocking_recv().unwrap() {
+            SyncAnswer::Started => Some(()),
+            SyncAnswer::AlreadyRunning => None,
+            SyncAnswer::NotRunning => panic!("the sync source stopped"),
+        }
+    });
     wait_until("the second sync finishes", || {
         let report = sync_report(&daemon);
         (report["refused"] == 4 && report["detected"] == 8).then_some(())
@@ -264,5 +268,52 @@ fn a_sync_lists_jellyfin_page_by_page_walks_the_library_and_runs_once_at_a_time(
         .collect();
     assert_eq!(finished.len(), 2, "one sync.finished per sync");
     assert!(finished.iter().all(|e| e.job_id.is_none()));
+    store.close();
+}
+
+#[test]
+fn a_library_root_that_is_a_symlink_does_not_make_jellyfin_items_look_unseen() {
+    let sandbox = Sandbox::new("[library_sync]\nenabled = true\n");
+    let library = sandbox.library();
+    let real = sandbox.dir.path().join("volume1-movies");
+    std::fs::remove_dir_all(&library).unwrap();
+    std::fs::create_dir_all(&real).unwrap();
+    std::os::unix::fs::symlink(&real, &library).unwrap();
+    // Complete already: both wanted languages are next to it.
+    sandbox.video("A (2020)/A (2020).mkv");
+    for language in ["fr", "en"] {
+        std::fs::write(
+            library.join(format!("A (2020)/A (2020).{language}.srt")),
+            b"1\n",
+        )
+        .unwrap();
+    }
+    let fake = Arc::new(Fake {
+        items: vec![item("a", "Movie", Some("/media/A (2020)/A (2020).mkv"))],
+        ..Fake::default()
+    });
+    let url = serve_fake(fake.clone());
+    let mut config = std::fs::read_to_string(sandbox.config()).unwrap();
+    config.push_str(&format!(
+        "[jellyfin]\nurl = \"{url}\"\napi_key = \"{JELLYFIN_KEY}\"\n\
+         [[path_mappings]]\nfrom = \"/media\"\nto = {:?}\n",
+        library.display().to_string()
+    ));
+    std::fs::write(sandbox.config(), config).unwrap();
+    let daemon = sandbox.serve();
+    wait_until("the sync lists Jellyfin", || {
+        (fake.pages.load(Ordering::SeqCst) >= 1).then_some(())
+    });
+    // Stopping lets the sync in progress end and record itself.
+    daemon.stop().unwrap();
+    let store = cuewarden_actors::Store::open(&sandbox.dir.path().join("data")).unwrap();
+    let record = store.state(STATE_KEY).unwrap().unwrap();
+    assert_eq!(record["jellyfin_items"], 1, "{record}");
+    assert_eq!(record["videos_walked"], 1, "{record}");
+    assert_eq!(
+        record["submitted"], 0,
+        "nothing lacks, nothing unseen: {record}"
+    );
+    assert_eq!(store.job_count().unwrap(), 0);
     store.close();
 }

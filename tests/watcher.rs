@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use common::{DEADLINE, Sandbox, Served};
 use serde_json::Value;
 
-/// `stable_secs = 2`: a write every 200 ms keeps a file unstable with a wide margin.
-const CONFIG: &str = "[watcher]\nenabled = true\nstable_secs = 2\n";
+/// `stable_secs = 3`: a write every 200 ms keeps a file unstable with a wide margin.
+const CONFIG: &str = "[watcher]\nenabled = true\nstable_secs = 3\n";
 
 fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();

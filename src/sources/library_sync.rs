@@ -55,6 +55,8 @@ use crate::clients::jellyfin::JellyfinClient;
 pub const PAGE_SIZE: u64 = 1000;
 /// Detections in flight at once.
 pub const MAX_SUBMITTING: usize = 32;
+/// How long a sync in progress may go on once the daemon stops.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The store's state key of the last sync.
 pub const STATE_KEY: &str = "library_sync";
 /// Event type: a sync started (no job).
@@ -276,8 +278,12 @@ async fn run(
             }
         }
     }
-    // A sync in progress ends with the daemon: the next start plans from the last finished.
-    if let Some(task) = current {
+    // A sync in progress gets a moment to end (its submissions are short); one that does
+    // not is dropped, and the next start plans from the last one that finished.
+    if let Some(mut task) = current
+        && tokio::time::timeout(STOP_GRACE, &mut task).await.is_err()
+    {
+        info!("library sync stopped before its end");
         task.abort();
     }
 }
@@ -383,6 +389,12 @@ impl SyncContext {
         let jellyfin_paths = self.jellyfin_paths(&mut record).await;
 
         let walker = self.walker.clone();
+        let roots: Vec<PathBuf> = self
+            .intake
+            .libraries()
+            .iter()
+            .map(|l| l.root.clone())
+            .collect();
         let walked = tokio::task::spawn_blocking(move || {
             let seen = Mutex::new(HashSet::new());
             let report = walker.walk_libraries(&|video| {
@@ -390,10 +402,16 @@ impl SyncContext {
                     seen.insert(video.path.clone());
                 }
             });
-            (report, seen.into_inner().unwrap_or_default())
+            // Jellyfin's paths name a library by its configured root; the walk by its real
+            // one (a root may be a symlink).
+            let real_roots: Vec<(PathBuf, PathBuf)> = roots
+                .into_iter()
+                .filter_map(|root| root.canonicalize().ok().map(|real| (root, real)))
+                .collect();
+            (report, seen.into_inner().unwrap_or_default(), real_roots)
         })
         .await;
-        let (report, seen) = match walked {
+        let (report, seen, real_roots) = match walked {
             Ok(walked) => walked,
             Err(err) => {
                 warn!(error = %err, "library sync: the walk did not run");
@@ -418,7 +436,10 @@ impl SyncContext {
             .collect();
         let mut unseen: HashMap<PathBuf, ()> = HashMap::new();
         for path in jellyfin_paths {
-            if !seen.contains(&path) {
+            let real = real_roots
+                .iter()
+                .find_map(|(root, real)| path.strip_prefix(root).ok().map(|rest| real.join(rest)));
+            if !seen.contains(real.as_ref().unwrap_or(&path)) {
                 unseen.insert(path, ());
             }
         }

@@ -262,6 +262,8 @@ impl State {
                         self.consider(path, true);
                     }
                 }
+                // A change of permissions or times alone is no new content.
+                EventKind::Modify(ModifyKind::Metadata(_)) => {}
                 EventKind::Modify(_) | EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
                     for path in &event.paths {
                         self.consider(path, false);
