@@ -54,7 +54,7 @@ use crate::clients::jellyfin::JellyfinClient;
 /// Items asked of Jellyfin per page.
 pub const PAGE_SIZE: u64 = 1000;
 /// Detections in flight at once.
-pub const MAX_SUBMITTING: usize = 32;
+pub const MAX_SUBMITTING: usize = 64;
 /// How long a sync in progress may go on once the daemon stops.
 pub const STOP_GRACE: Duration = Duration::from_secs(5);
 /// The store's state key of the last sync.
@@ -89,6 +89,15 @@ pub struct SyncRecord {
     pub jobs: u64,
     /// Folders or links the walk could not read.
     pub unreadable: u64,
+    /// How long Jellyfin's listing took (ms).
+    #[serde(default)]
+    pub jellyfin_ms: u64,
+    /// How long the walk took (ms; it runs while Jellyfin is listed).
+    #[serde(default)]
+    pub walk_ms: u64,
+    /// How long handing the detections over took, until every job was durable (ms).
+    #[serde(default)]
+    pub submit_ms: u64,
 }
 
 /// The answer to a request for a sync now.
@@ -386,8 +395,6 @@ impl SyncContext {
         };
         info!(jellyfin = self.jellyfin.is_some(), "library sync started");
         self.record(SYNC_STARTED, &record, false).await;
-        let jellyfin_paths = self.jellyfin_paths(&mut record).await;
-
         let walker = self.walker.clone();
         let roots: Vec<PathBuf> = self
             .intake
@@ -395,7 +402,9 @@ impl SyncContext {
             .iter()
             .map(|l| l.root.clone())
             .collect();
-        let walked = tokio::task::spawn_blocking(move || {
+        // The walk (blocking threads) and Jellyfin's pages (this task) run side by side.
+        let walk_started = std::time::Instant::now();
+        let walking = tokio::task::spawn_blocking(move || {
             let seen = Mutex::new(HashSet::new());
             let report = walker.walk_libraries(&|video| {
                 if let Ok(mut seen) = seen.lock() {
@@ -408,10 +417,19 @@ impl SyncContext {
                 .into_iter()
                 .filter_map(|root| root.canonicalize().ok().map(|real| (root, real)))
                 .collect();
-            (report, seen.into_inner().unwrap_or_default(), real_roots)
-        })
-        .await;
-        let (report, seen, real_roots) = match walked {
+            let walk_ms = walk_started.elapsed().as_millis() as u64;
+            (
+                report,
+                seen.into_inner().unwrap_or_default(),
+                real_roots,
+                walk_ms,
+            )
+        });
+        let listing_started = std::time::Instant::now();
+        let jellyfin_paths = self.jellyfin_paths(&mut record).await;
+        record.jellyfin_ms = listing_started.elapsed().as_millis() as u64;
+        let walked = walking.await;
+        let (report, seen, real_roots, walk_ms) = match walked {
             Ok(walked) => walked,
             Err(err) => {
                 warn!(error = %err, "library sync: the walk did not run");
@@ -420,6 +438,7 @@ impl SyncContext {
                 Default::default()
             }
         };
+        record.walk_ms = walk_ms;
         record.videos_walked = report.videos as u64;
         record.videos_missing = report.missing.len() as u64;
         record.unreadable = report.unreadable.len() as u64;
@@ -447,6 +466,7 @@ impl SyncContext {
         detections.extend(unseen.into_keys().map(|path| (path, None)));
         record.submitted = detections.len() as u64;
 
+        let submit_started = std::time::Instant::now();
         let accepted = Cell::new(0u64);
         let refused = Cell::new(0u64);
         let jobs = Cell::new(0u64);
@@ -473,6 +493,7 @@ impl SyncContext {
         record.accepted = accepted.get();
         record.refused = refused.get();
         record.jobs = jobs.get();
+        record.submit_ms = submit_started.elapsed().as_millis() as u64;
         record.finished_at_ms = now_ms();
         info!(
             jellyfin_items = record.jellyfin_items,
@@ -481,6 +502,9 @@ impl SyncContext {
             accepted = record.accepted,
             refused = record.refused,
             jobs = record.jobs,
+            jellyfin_ms = record.jellyfin_ms,
+            walk_ms = record.walk_ms,
+            submit_ms = record.submit_ms,
             secs = (record.finished_at_ms - record.started_at_ms) as f64 / 1000.0,
             "library sync finished"
         );
