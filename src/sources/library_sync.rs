@@ -198,6 +198,15 @@ impl Source for LibrarySync {
     }
 }
 
+/// A path's hash, to remember which videos the walk saw (a collision only spares one
+/// Jellyfin item its check).
+fn path_hash(path: &std::path::Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// When the next sync is due, from the last one kept in the store (`None`: never synced,
 /// so now).
 fn first_delay(last: Option<&SyncRecord>, interval: Duration, now: i64) -> Duration {
@@ -405,10 +414,11 @@ impl SyncContext {
         // The walk (blocking threads) and Jellyfin's pages (this task) run side by side.
         let walk_started = std::time::Instant::now();
         let walking = tokio::task::spawn_blocking(move || {
+            // A 64-bit hash per walked video, not its path: 8 bytes each, not ~100.
             let seen = Mutex::new(HashSet::new());
             let report = walker.walk_libraries(&|video| {
                 if let Ok(mut seen) = seen.lock() {
-                    seen.insert(video.path.clone());
+                    seen.insert(path_hash(&video.path));
                 }
             });
             // Jellyfin's paths name a library by its configured root; the walk by its real
@@ -458,7 +468,7 @@ impl SyncContext {
             let real = real_roots
                 .iter()
                 .find_map(|(root, real)| path.strip_prefix(root).ok().map(|rest| real.join(rest)));
-            if !seen.contains(real.as_ref().unwrap_or(&path)) {
+            if !seen.contains(&path_hash(real.as_ref().unwrap_or(&path))) {
                 unseen.insert(path, ());
             }
         }
