@@ -15,7 +15,9 @@ use actix::Actor;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 use cuewarden_actors::clients::{MediaServer, SubtitleProvider, TranslationService};
+use cuewarden_actors::downloader::embedded;
 use cuewarden_actors::job_manager::{JobManager, Shutdown, open_store};
+use cuewarden_actors::walk::Walker;
 use cuewarden_actors::worker::{RefreshRetry, WorkerContext};
 use cuewarden_actors::{Libraries, Library};
 use tokio::sync::watch;
@@ -26,6 +28,8 @@ use crate::clients::jellyfin::{JellyfinClient, JellyfinRefresher};
 use crate::clients::jellyfin_subtitles::JellyfinSubtitles;
 use crate::config::{Secret, Settings};
 use crate::sources::jellyfin_ws::{JellyfinSocket, SocketSettings};
+use crate::sources::library_sync::{LibrarySync, SyncTrigger};
+use crate::sources::watcher::FileWatcher;
 use crate::sources::{
     Intake, IntakeRules, SERVED_SOURCES, Source, SourceBoard, SourceHandle, SourceInfo,
     SourceState, SourceStatus,
@@ -119,6 +123,10 @@ pub fn libraries_of(settings: &Settings) -> Libraries {
     )
 }
 
+/// How often the library sync runs without `[jellyfin]` (its
+/// `fallback_sync_interval_hours` default).
+pub const DEFAULT_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// The built parts of the daemon, made from the settings by [`Components::from_settings`]:
 /// what [`run`] wires together. Adding a provider, a translator, a source or a sink is one
 /// file in its folder plus one line here.
@@ -138,6 +146,8 @@ pub struct Components {
     pub refresh_retry: RefreshRetry,
     /// The sources to start (the API is always there).
     pub sources: Vec<Box<dyn Source>>,
+    /// Asks the library sync to run now (for the scheduler and the API).
+    pub library_sync: Option<SyncTrigger>,
 }
 
 impl Components {
@@ -167,7 +177,23 @@ impl Components {
             .filter(|_| refresh)
             .map(|client| Rc::new(JellyfinRefresher::new(client.clone())) as Rc<dyn MediaServer>);
         // Each source is one line here.
-        let mut sources: Vec<Box<dyn Source>> = Vec::new();
+        let sync = LibrarySync::new(
+            settings.library_sync && !libraries.is_empty(),
+            settings
+                .jellyfin
+                .as_ref()
+                .map_or(DEFAULT_SYNC_INTERVAL, |j| j.fallback_sync_interval),
+            Walker::new(libraries.clone(), settings.languages.wanted.clone()),
+            jellyfin.clone(),
+        );
+        let library_sync = Some(sync.trigger());
+        let mut sources: Vec<Box<dyn Source>> = vec![
+            Box::new(FileWatcher::new(
+                settings.watcher.enabled && !libraries.is_empty(),
+                settings.watcher.stable,
+            )),
+            Box::new(sync),
+        ];
         if let Some(jellyfin) = &settings.jellyfin {
             sources.push(Box::new(JellyfinSocket::new(SocketSettings::with_config(
                 jellyfin,
@@ -181,6 +207,7 @@ impl Components {
             media_server,
             refresh_retry: RefreshRetry::default(),
             sources,
+            library_sync,
         })
     }
 }
@@ -231,6 +258,7 @@ pub async fn run_with(
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
+    workers.ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe).await?;
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();

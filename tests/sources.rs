@@ -60,6 +60,8 @@ fn a_registered_source_hands_its_detections_to_the_shared_intake() {
     let (sender, results) = mpsc::channel();
     let paths = vec![video.clone(), nfo, PathBuf::from("/etc/passwd")];
     let daemon = Served::start_with(&sandbox.config(), move |components| {
+        // Only the test's source (it borrows the watcher's name).
+        components.sources.clear();
         components.sources.push(Box::new(OneShot {
             paths,
             results: sender,

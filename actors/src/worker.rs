@@ -48,6 +48,8 @@ pub struct WorkerContext {
     pub media_server: Option<Rc<dyn MediaServer>>,
     /// How a failed refresh is tried again.
     pub refresh_retry: RefreshRetry,
+    /// `ffprobe`, when installed: embedded text tracks count as existing subtitles.
+    pub ffprobe: Option<PathBuf>,
     /// What is known of each provider; written by the JobManager only.
     pub(crate) provider_states: ProviderRegistry,
 }
@@ -85,6 +87,7 @@ impl WorkerContext {
             hearing_impaired: HearingImpaired::default(),
             media_server: None,
             refresh_retry: RefreshRetry::default(),
+            ffprobe: None,
             provider_states: ProviderRegistry::default(),
         }
     }
@@ -211,6 +214,11 @@ pub enum Outcome {
     AlreadyExists {
         /// The existing file.
         path: PathBuf,
+    },
+    /// The language is already a text track inside the video (read with ffprobe).
+    AlreadyEmbedded {
+        /// The track, for people: `subtitle track 2 (subrip, fre)`.
+        track: String,
     },
     /// Nothing in the wanted language, but a source to translate from.
     NeedsTranslation {

@@ -23,7 +23,7 @@ use super::server::ServerSection;
 use super::storage::StorageSection;
 use super::suggest::{closest, suggestion, unknown_key};
 use super::translator::TranslatorSection;
-use super::watcher::WatcherSection;
+use super::watcher::{LibrarySyncSection, WatcherSection};
 
 /// A section's raw struct: serde reads it, `Default` is what an absent key takes.
 pub(crate) trait RawSection: DeserializeOwned + Serialize + Default {
@@ -126,6 +126,8 @@ sections! {
     jellyfin: optional JellyfinSection,
     /// `[watcher]`
     watcher: table WatcherSection,
+    /// `[library_sync]`
+    library_sync: table LibrarySyncSection,
     /// `[providers.*]`
     providers: table ProvidersSection,
     /// `[translator]`

@@ -54,7 +54,7 @@ pub use schedule::ScheduleSection;
 pub use server::{ServerSection, ServerSettings};
 pub use storage::StorageSection;
 pub use translator::{TranslatorKind, TranslatorSection};
-pub use watcher::WatcherSection;
+pub use watcher::{LibrarySyncSection, WatcherSection, WatcherSettings};
 
 use file::ConfigFile;
 use problems::{Problems, toml_error};
@@ -120,6 +120,10 @@ pub struct Settings {
     pub jobs: ManagerSettings,
     /// `[notify.*]`.
     pub notify: NotifySettings,
+    /// `[watcher]`.
+    pub watcher: WatcherSettings,
+    /// `[library_sync] enabled`.
+    pub library_sync: bool,
     /// Configured sections this version validates but does not act on yet (logged at
     /// start-up, so nobody wonders why their provider is never asked).
     pub not_yet_active: Vec<&'static str>,
@@ -231,7 +235,8 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         libraries,
         path_mappings,
         jellyfin,
-        watcher: _,
+        watcher,
+        library_sync,
         providers,
         translator,
         notify,
@@ -253,6 +258,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
     let notify = NotifySettings::with_config(notify, jellyfin_present, check);
     schedule.check(check);
     let jobs = jobs.with_config(check);
+    let watcher = watcher.with_config(check);
     Some(Settings {
         origin: None,
         server: server?,
@@ -264,6 +270,8 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         providers,
         jobs,
         notify,
+        watcher,
+        library_sync: library_sync.enabled,
         not_yet_active: std::mem::take(&mut check.not_yet_active),
     })
 }

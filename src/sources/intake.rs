@@ -174,7 +174,7 @@ impl Intake {
         self
     }
 
-    /// The store, for a source's own settings (`Store::setting`, `Change::PutSetting`);
+    /// The store, for a source's own settings (`Store::state_as`, `Change::PutState`);
     /// `None` in an intake built without one.
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()
@@ -183,6 +183,11 @@ impl Intake {
     /// Jellyfin's REST client, when `[jellyfin]` is configured.
     pub fn jellyfin(&self) -> Option<&JellyfinClient> {
         self.jellyfin.as_ref()
+    }
+
+    /// `path` as this daemon names it, after `[[path_mappings]]`.
+    pub fn map_path(&self, path: &std::path::Path) -> PathBuf {
+        map_path(&self.rules.path_mappings, path)
     }
 
     /// The libraries this intake checks against.

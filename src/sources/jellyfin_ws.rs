@@ -1028,7 +1028,7 @@ async fn read_setting<T: serde::de::DeserializeOwned + Send + 'static>(
     let Some(store) = core.intake.store().cloned() else {
         return Ok(None);
     };
-    match tokio::task::spawn_blocking(move || store.setting::<T>(key)).await {
+    match tokio::task::spawn_blocking(move || store.state_as::<T>(key)).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(err)) => {
             // A value that cannot be read is as good as none: it is written again.
@@ -1048,7 +1048,7 @@ async fn put_setting(
         return Ok(());
     };
     store
-        .submit(vec![Change::PutSetting {
+        .submit(vec![Change::PutState {
             key: key.to_owned(),
             value,
         }])

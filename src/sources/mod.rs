@@ -9,7 +9,9 @@
 
 pub mod intake;
 pub mod jellyfin_ws;
+pub mod library_sync;
 pub mod status;
+pub mod watcher;
 pub mod webhook;
 
 pub use intake::{Detection, Intake, IntakeError, IntakeRules, Submitted, Target};

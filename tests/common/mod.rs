@@ -37,7 +37,15 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    /// `extra_config` is appended; the watcher and the library sync are off unless it has
+    /// a `[watcher]` / `[library_sync]` section of its own.
     pub fn new(extra_config: &str) -> Self {
+        let mut extra_config = extra_config.to_owned();
+        for section in ["[watcher]", "[library_sync]"] {
+            if !extra_config.contains(section) {
+                extra_config.push_str(&format!("\n{section}\nenabled = false\n"));
+            }
+        }
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("library")).unwrap();
         let config = format!(

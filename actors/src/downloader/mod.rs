@@ -3,10 +3,13 @@
 //! next to the video. When nothing exists in the wanted language but a subtitle in a
 //! `translate_from` language sits next to the video, hand over to translation.
 
+pub mod embedded;
+
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use serde_json::json;
+use tracing::warn;
 
 use crate::clients::{Candidate, LocalBoxFuture};
 use crate::files::{Listing, sidecar_path, write_atomically};
@@ -213,6 +216,24 @@ async fn attempt(
     };
     if let Some(path) = existing.into_iter().next() {
         return Outcome::AlreadyExists { path };
+    }
+    if let Some(ffprobe) = context.ffprobe.clone() {
+        let video = job.path.clone();
+        let probed = tokio::task::spawn_blocking(move || {
+            embedded::probe(&ffprobe, &video, embedded::PROBE_TIMEOUT)
+        })
+        .await;
+        match probed {
+            Ok(Ok(streams)) => {
+                if let Some(track) = embedded::track_for(&streams, &job.language) {
+                    return Outcome::AlreadyEmbedded { track };
+                }
+            }
+            Ok(Err(error)) => {
+                warn!(job = %job.id, %error, "cannot read the embedded subtitle tracks; going on without them")
+            }
+            Err(error) => warn!(job = %job.id, %error, "the ffprobe thread did not run"),
+        }
     }
     let can_translate = context.translator.is_some() && translation_source.is_some();
     let translate = || {

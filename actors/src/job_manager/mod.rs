@@ -1057,6 +1057,17 @@ impl ManagerCore {
                 vec![(kind::SKIPPED, source, json!({"existing": path}))],
                 |job| job.error = None,
             ),
+            Outcome::AlreadyEmbedded { track } => self.transition(
+                id,
+                JobStatus::Skipped,
+                now,
+                vec![(
+                    kind::SKIPPED,
+                    source,
+                    json!({"embedded": track, "reason": format!("already in the video: {track}")}),
+                )],
+                |job| job.error = None,
+            ),
             Outcome::NeedsTranslation { source: file, from } => {
                 let change = self.transition(
                     id,

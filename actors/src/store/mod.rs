@@ -123,11 +123,11 @@ pub enum Change {
     EnqueueOutbox(OutboxEntry),
     /// Remove a delivered outbox entry.
     AckOutbox(u64),
-    /// Set a setting (see [`Store::setting`]): replaces the value kept under `key`.
-    PutSetting {
-        /// Key, namespaced by its owner (`jellyfin.session`).
+    /// Set a named state record (see [`schema::STATE`]); `Value::Null` removes it.
+    PutState {
+        /// Key, e.g. `library_sync`.
         key: String,
-        /// The value, stored as a record.
+        /// The record.
         value: serde_json::Value,
     },
     /// Set a metadata value.
@@ -459,7 +459,7 @@ impl Store {
             txn.open_table(MEDIA)?;
             txn.open_table(PROVIDER_STATE)?;
             txn.open_table(OUTBOX)?;
-            txn.open_table(SETTINGS)?;
+            txn.open_table(STATE)?;
         }
         txn.commit()?;
         Ok(seqs)

@@ -277,26 +277,28 @@ impl Store {
         Ok(meta.get(key)?.map(|v| v.value().to_vec()))
     }
 
-    /// The setting kept under `key` (written with [`Change::PutSetting`](super::Change::PutSetting)), decoded as `T`.
-    /// A store from a build without the table has no settings.
-    pub fn setting<T: serde::de::DeserializeOwned>(
+    /// A named state record (see [`STATE`]), if one was written.
+    pub fn state(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let txn = self.read()?;
+        let state = txn.open_table(STATE)?;
+        match state.get(key)? {
+            Some(bytes) => Ok(Some(decode("state", bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The state record kept under `key`, decoded as `T` (see [`state`](Self::state)).
+    pub fn state_as<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
     ) -> Result<Option<T>, StoreError> {
-        let txn = self.read()?;
-        let settings = match txn.open_table(SETTINGS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(err) => return Err(err.into()),
-        };
-        let Some(bytes) = settings.get(key)? else {
+        let Some(value) = self.state(key)? else {
             return Ok(None);
         };
-        let value: serde_json::Value = decode("settings", bytes.value())?;
         serde_json::from_value(value)
             .map(Some)
             .map_err(|err| StoreError::Decode {
-                table: "settings",
+                table: "state",
                 source: DecodeError::Json(err),
             })
     }

@@ -25,12 +25,12 @@ pub const JOB_EVENTS: TableDefinition<(u128, u64), ()> = TableDefinition::new("j
 pub const MEDIA: TableDefinition<&str, &[u8]> = TableDefinition::new("media");
 /// Provider state (cooldowns, quotas) by provider name.
 pub const PROVIDER_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("provider_state");
+/// Small named state of the daemon's parts (a source's session token and device id, how far
+/// it has caught up, the last library sync, …): key → one record (version byte + JSON),
+/// written with `Change::PutState`, read with `Store::state` / `Store::state_as`.
+pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// Work for external sinks (notifiers, bridges), by sequence number, until acknowledged.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-
-/// Small settings the daemon keeps for itself (a source's session token, its device id,
-/// how far it has caught up), by key: a record (version byte + JSON) each.
-pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 
 /// Meta key of the schema version (u32, little endian).
 pub const META_SCHEMA_VERSION: &str = "schema_version";

@@ -917,21 +917,24 @@ fn move_job_changes_the_stored_record_and_its_index_without_the_caller_holding_i
 fn a_setting_is_kept_across_reopen_and_in_snapshots_and_replaced_by_key() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(&dir);
-    assert_eq!(store.setting::<String>("jellyfin.device_id").unwrap(), None);
+    assert_eq!(
+        store.state_as::<String>("jellyfin.device_id").unwrap(),
+        None
+    );
     store
         .submit_blocking(vec![
-            Change::PutSetting {
+            Change::PutState {
                 key: "jellyfin.device_id".to_owned(),
                 value: json!("cuewarden-1"),
             },
-            Change::PutSetting {
+            Change::PutState {
                 key: "jellyfin.session".to_owned(),
                 value: json!({"token": "a"}),
             },
         ])
         .unwrap();
     store
-        .submit_blocking(vec![Change::PutSetting {
+        .submit_blocking(vec![Change::PutState {
             key: "jellyfin.session".to_owned(),
             value: json!({"token": "b"}),
         }])
@@ -940,13 +943,13 @@ fn a_setting_is_kept_across_reopen_and_in_snapshots_and_replaced_by_key() {
     drop(store);
     let store = open(&dir);
     assert_eq!(
-        store.setting::<String>("jellyfin.device_id").unwrap(),
+        store.state_as::<String>("jellyfin.device_id").unwrap(),
         Some("cuewarden-1".to_owned())
     );
-    let session: serde_json::Value = store.setting("jellyfin.session").unwrap().unwrap();
+    let session: serde_json::Value = store.state_as("jellyfin.session").unwrap().unwrap();
     assert_eq!(session, json!({"token": "b"}));
     assert!(
-        store.setting::<u32>("jellyfin.session").is_err(),
+        store.state_as::<u32>("jellyfin.session").is_err(),
         "a value of another shape is a decode error, not a default"
     );
     let copy = tempfile::tempdir().unwrap();
@@ -960,8 +963,34 @@ fn a_setting_is_kept_across_reopen_and_in_snapshots_and_replaced_by_key() {
     drop(store);
     let restored = Store::open(copy.path()).unwrap();
     assert_eq!(
-        restored.setting::<String>("jellyfin.device_id").unwrap(),
+        restored.state_as::<String>("jellyfin.device_id").unwrap(),
         Some("cuewarden-1".to_owned())
     );
     restored.close();
+}
+
+#[test]
+fn a_state_record_is_kept_across_reopen_and_removed_by_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.state("library_sync").unwrap(), None);
+    let record = json!({"last_finished_ms": 1234, "videos": 3});
+    store
+        .submit_blocking(vec![Change::PutState {
+            key: "library_sync".to_owned(),
+            value: record.clone(),
+        }])
+        .unwrap();
+    assert_eq!(store.state("library_sync").unwrap(), Some(record.clone()));
+    store.close();
+    drop(store);
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.state("library_sync").unwrap(), Some(record));
+    store
+        .submit_blocking(vec![Change::PutState {
+            key: "library_sync".to_owned(),
+            value: serde_json::Value::Null,
+        }])
+        .unwrap();
+    assert_eq!(store.state("library_sync").unwrap(), None);
 }

@@ -301,7 +301,7 @@ impl Writer {
             let mut providers = txn.open_table(PROVIDER_STATE)?;
             let mut outbox = txn.open_table(OUTBOX)?;
             let mut meta = txn.open_table(META)?;
-            let mut settings = txn.open_table(SETTINGS)?;
+            let mut state = txn.open_table(STATE)?;
             let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
                               job_events: &mut redb::Table<(u128, u64), ()>,
                               list: &[Event],
@@ -409,8 +409,12 @@ impl Writer {
                         Change::AckOutbox(seq) => {
                             outbox.remove(*seq)?;
                         }
-                        Change::PutSetting { key, value } => {
-                            settings.insert(key.as_str(), encode(value).as_slice())?;
+                        Change::PutState { key, value } => {
+                            if value.is_null() {
+                                state.remove(key.as_str())?;
+                            } else {
+                                state.insert(key.as_str(), encode(value).as_slice())?;
+                            }
                         }
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;
