@@ -167,7 +167,7 @@ async fn candidates_under_min_score_are_not_taken_and_the_reason_says_so() {
         ..CandidateMeta::default()
     };
     let only = Offering::new("only", &[("x", "Another.Film.1990", other_movie)]);
-    let manager = start(&sandbox, &store, &[only.clone()]);
+    let manager = start(&sandbox, &store, std::slice::from_ref(&only));
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     let job = job_in(&store, id, JobStatus::Waiting).await;
     assert!(only.downloaded.borrow().is_empty());
@@ -185,7 +185,7 @@ async fn bad_credentials_make_the_job_wait_plainly_without_a_failed_attempt() {
         "os",
         ProviderError::Auth("HTTP 401: invalid username/password".to_owned()),
     );
-    let manager = start(&sandbox, &store, &[refused.clone()]);
+    let manager = start(&sandbox, &store, std::slice::from_ref(&refused));
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     let job = job_in(&store, id, JobStatus::Waiting).await;
     assert_eq!(job.failures, 0);
@@ -206,7 +206,7 @@ async fn three_unavailable_calls_in_a_row_cool_a_provider_down() {
     let sandbox = Sandbox::new();
     let store = sandbox.open_store();
     let down = Offering::failing("down", ProviderError::Unavailable("HTTP 503".to_owned()));
-    let manager = start(&sandbox, &store, &[down.clone()]);
+    let manager = start(&sandbox, &store, std::slice::from_ref(&down));
     let id = request(&manager, sandbox.request(&["fr"], false)).await[0].id;
     let job = job_where(&store, id, "waiting for the cooldown", |j| {
         j.error.as_deref() == Some("every subtitle provider is cooling down")
