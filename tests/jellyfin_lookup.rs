@@ -5,58 +5,14 @@
 
 mod common;
 
-use std::sync::mpsc;
-
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use common::{Daemon, Sandbox};
-use serde_json::{Value, json};
+use serde_json::json;
 
-const JELLYFIN_KEY: &str = "jf-api-key-42";
-const ITEMS_PAGE: &str = include_str!("fixtures/jellyfin_items_page.json");
+use common::jellyfin::API_KEY as JELLYFIN_KEY;
 const MOVIE_ID: &str = "c2a7e9f14b3d4e8fa6b1d0c9e8f7a6b5";
 
-async fn items(request: HttpRequest, query: web::Query<Vec<(String, String)>>) -> HttpResponse {
-    let token = format!("MediaBrowser Token=\"{JELLYFIN_KEY}\"");
-    if request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        != Some(token.as_str())
-    {
-        return HttpResponse::Unauthorized().finish();
-    }
-    let ids: Vec<String> = query
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("ids"))
-        .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    let page: Value = serde_json::from_str(ITEMS_PAGE).unwrap();
-    let found: Vec<Value> = page["Items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|item| ids.iter().any(|id| item["Id"] == id.as_str()))
-        .cloned()
-        .collect();
-    HttpResponse::Ok()
-        .json(json!({"Items": found, "TotalRecordCount": found.len(), "StartIndex": 0}))
-}
-
-/// Starts the fake Jellyfin on port 0 in its own thread; returns its base URL.
 fn fake_jellyfin() -> String {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = HttpServer::new(|| App::new().route("/Items", web::get().to(items)))
-                .workers(1)
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .unwrap();
-            sender.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        });
-    });
-    format!("http://{}", receiver.recv().unwrap())
+    common::loopback::jellyfin_items()
 }
 
 fn sandbox(jellyfin_url: &str) -> Sandbox {

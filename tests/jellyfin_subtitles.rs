@@ -11,10 +11,10 @@ mod common;
 use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use common::Sandbox;
 use serde_json::{Value, json};
 
@@ -165,34 +165,23 @@ async fn refresh(request: HttpRequest, state: Shared, path: web::Path<String>) -
 fn fake_jellyfin(state: State) -> (String, Arc<Mutex<State>>) {
     let shared = Arc::new(Mutex::new(state));
     let data = web::Data::new(shared.clone());
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                App::new()
-                    .app_data(data.clone())
-                    .route("/Items", web::get().to(items))
-                    .service(
-                        // GET searches by language; POST downloads by subtitle id.
-                        web::resource("/Items/{id}/RemoteSearch/Subtitles/{language}")
-                            .route(web::get().to(remote_search))
-                            .route(web::post().to(download_post)),
-                    )
-                    .route("/Items/{id}/Refresh", web::post().to(refresh))
-                    .route(
-                        "/Providers/Subtitles/Subtitles/{id}",
-                        web::get().to(remote_subtitle),
-                    )
-            })
-            .workers(1)
-            .disable_signals()
-            .bind("127.0.0.1:0")
-            .unwrap();
-            sender.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        });
+    let url = common::loopback::serve(move |config| {
+        config
+            .app_data(data.clone())
+            .route("/Items", web::get().to(items))
+            .service(
+                // GET searches by language; POST downloads by subtitle id.
+                web::resource("/Items/{id}/RemoteSearch/Subtitles/{language}")
+                    .route(web::get().to(remote_search))
+                    .route(web::post().to(download_post)),
+            )
+            .route("/Items/{id}/Refresh", web::post().to(refresh))
+            .route(
+                "/Providers/Subtitles/Subtitles/{id}",
+                web::get().to(remote_subtitle),
+            );
     });
-    (format!("http://{}", receiver.recv().unwrap()), shared)
+    (url, shared)
 }
 
 /// A sandbox whose `[jellyfin]` is the fake, its `/media/movies` mapped to the library.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use common::{DEADLINE, Sandbox, Served};
 use cuewarden::sources::library_sync::{LibrarySync, STATE_KEY, SyncAnswer, SyncTrigger};
 use cuewarden_actors::walk::Walker;
@@ -72,23 +72,11 @@ async fn items(
 }
 
 fn serve_fake(fake: Arc<Fake>) -> String {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = HttpServer::new(move || {
-                App::new()
-                    .app_data(web::Data::new(fake.clone()))
-                    .route("/Items", web::get().to(items))
-            })
-            .workers(1)
-            .disable_signals()
-            .bind("127.0.0.1:0")
-            .unwrap();
-            sender.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        });
-    });
-    format!("http://{}", receiver.recv().unwrap())
+    common::loopback::serve(move |config| {
+        config
+            .app_data(web::Data::new(fake.clone()))
+            .route("/Items", web::get().to(items));
+    })
 }
 
 fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {

@@ -8,15 +8,12 @@
 mod common;
 
 use std::path::PathBuf;
-use std::sync::mpsc;
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine as _;
 use common::{KEY, Sandbox, Served};
 use serde_json::{Value, json};
 
-const JELLYFIN_KEY: &str = "jf-api-key-42";
-const ITEMS_PAGE: &str = include_str!("fixtures/jellyfin_items_page.json");
+use common::jellyfin::API_KEY as JELLYFIN_KEY;
 const JELLYFIN_ITEM_ADDED: &str = include_str!("fixtures/jellyfin_webhook_itemadded.json");
 const SONARR_DOWNLOAD: &str = include_str!("fixtures/sonarr_download.json");
 const SONARR_TEST: &str = include_str!("fixtures/sonarr_test.json");
@@ -27,49 +24,8 @@ const EPISODE: &str =
     "tv/Northern Relay/Season 02/Northern Relay - S02E05 - Static Bloom WEBDL-1080p.mkv";
 const MOVIE: &str = "movies/The Quiet Harbor (2021)/The Quiet Harbor (2021) Bluray-1080p.mkv";
 
-/// `GET /Items?Ids=…` as Jellyfin answers it, from the items-page fixture.
-async fn items(request: HttpRequest, query: web::Query<Vec<(String, String)>>) -> HttpResponse {
-    let token = format!("MediaBrowser Token=\"{JELLYFIN_KEY}\"");
-    if request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        != Some(token.as_str())
-    {
-        return HttpResponse::Unauthorized().finish();
-    }
-    let ids: Vec<String> = query
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("ids"))
-        .flat_map(|(_, v)| v.split(',').map(str::to_owned).collect::<Vec<_>>())
-        .collect();
-    let page: Value = serde_json::from_str(ITEMS_PAGE).unwrap();
-    let found: Vec<Value> = page["Items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        // Jellyfin compares ids as Guids: N format, as the daemon must send them here.
-        .filter(|item| ids.iter().any(|id| item["Id"] == id.as_str()))
-        .cloned()
-        .collect();
-    HttpResponse::Ok()
-        .json(json!({"Items": found, "TotalRecordCount": found.len(), "StartIndex": 0}))
-}
-
 fn fake_jellyfin() -> String {
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let server = HttpServer::new(|| App::new().route("/Items", web::get().to(items)))
-                .workers(1)
-                .disable_signals()
-                .bind("127.0.0.1:0")
-                .unwrap();
-            sender.send(server.addrs()[0]).unwrap();
-            server.run().await.unwrap();
-        });
-    });
-    format!("http://{}", receiver.recv().unwrap())
+    common::loopback::jellyfin_items()
 }
 
 /// A sandbox whose Sonarr/Radarr/Jellyfin paths (`/media/tv`, `/media/movies`) map into

@@ -7,6 +7,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod jellyfin;
+pub mod loopback;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
