@@ -51,6 +51,20 @@ impl SourceHandle {
         }
     }
 
+    /// A source that runs as one task on the actix `System`: `run` gets a receiver that
+    /// resolves when the source must stop; stopping waits until the task has ended.
+    pub fn spawn<F>(run: impl FnOnce(tokio::sync::oneshot::Receiver<()>) -> F) -> Self
+    where
+        F: Future<Output = ()> + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = actix_rt::spawn(run(stopped));
+        Self::new(move || async move {
+            let _ = stop.send(());
+            let _ = task.await;
+        })
+    }
+
     /// A source with nothing to stop (it ends by itself).
     pub fn finished() -> Self {
         Self { stop: None }

@@ -73,12 +73,7 @@ impl Source for FileWatcher {
     }
 
     fn start(self: Box<Self>, intake: Intake, status: SourceStatus) -> SourceHandle {
-        let (stop, stopped) = oneshot::channel();
-        let task = actix_rt::spawn(run(*self, intake, status, stopped));
-        SourceHandle::new(move || async move {
-            let _ = stop.send(());
-            let _ = task.await;
-        })
+        SourceHandle::spawn(move |stopped| run(*self, intake, status, stopped))
     }
 }
 
