@@ -150,7 +150,7 @@ fn write_config(dir: &Path, port: u16) -> PathBuf {
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"{KEY}\"\n[storage]\ndata_dir = {:?}\n\
-             [languages]\nwanted = [\"fr\"]\n[[libraries]]\npath = {:?}\n",
+             [languages]\nwanted = [\"fr\"]\n[watcher]\nenabled = false\n[library_sync]\nenabled = false\n[[libraries]]\npath = {:?}\n",
             dir.join("data").display().to_string(),
             library.display().to_string()
         ),

@@ -124,7 +124,7 @@ fn main() {
             "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"{KEY}\"\n\
              [storage]\ndata_dir = {:?}\n\
              [languages]\nwanted = [\"fr\", \"en\"]\n\
-             [[libraries]]\npath = {:?}\n\
+             [watcher]\nenabled = false\n[library_sync]\nenabled = false\n[[libraries]]\npath = {:?}\n\
              [jellyfin]\nurl = \"{}\"\napi_key = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\n\
              [[path_mappings]]\nfrom = \"/media\"\nto = {:?}\n",
             dir.path().join("data").display().to_string(),

@@ -62,7 +62,7 @@ fn launch(dir: &Path, fake: &FakeOs) -> Daemon {
         &config,
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"{KEY}\"\n[storage]\ndata_dir = {:?}\n\
-             [languages]\nwanted = [\"en\"]\n[[libraries]]\npath = {:?}\n{}",
+             [languages]\nwanted = [\"en\"]\n[watcher]\nenabled = false\n[library_sync]\nenabled = false\n[[libraries]]\npath = {:?}\n{}",
             dir.join("data").display().to_string(),
             library.display().to_string(),
             fake.config("")
@@ -188,7 +188,7 @@ fn throughput(jobs: usize, latency: Duration) {
         .enable_all()
         .build()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = http_client();
     let start = Instant::now();
     for video in &videos {
         let _ = post(&runtime, &client, &daemon.base, video);
@@ -261,7 +261,7 @@ fn overhead(jobs: usize) {
         .enable_all()
         .build()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = http_client();
     // Warm up: the login, the connection pool.
     let warm = videos.remove(0);
     let _ = post(&runtime, &client, &daemon.base, &warm);
@@ -359,4 +359,13 @@ fn main() {
     if only.is_empty() || only == "overhead" {
         overhead(jobs);
     }
+}
+
+/// A client that drops idle connections before the daemon's 5 s keep-alive closes them
+/// (a request on a connection the server is closing fails with `IncompleteMessage`).
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(2))
+        .build()
+        .expect("an HTTP client")
 }

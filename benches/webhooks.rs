@@ -72,7 +72,7 @@ fn launch(dir: &Path, port: u16, languages: usize) -> Daemon {
         format!(
             "[server]\nlisten = \"127.0.0.1:{port}\"\napi_key = \"{KEY}\"\n\
              [storage]\ndata_dir = {:?}\n[languages]\nwanted = {wanted}\n\
-             [[libraries]]\npath = {:?}\n\
+             [watcher]\nenabled = false\n[library_sync]\nenabled = false\n[[libraries]]\npath = {:?}\n\
              [[path_mappings]]\nfrom = \"/media/tv\"\nto = {:?}\n",
             dir.join("data").display().to_string(),
             library.display().to_string(),

@@ -139,15 +139,25 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// Ends the process after a failed write to stdout: quietly (0) when the reader closed the
+/// pipe, else with the error (1).
+pub fn stdout_failed(err: &std::io::Error) -> ! {
+    if err.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {err}");
+    std::process::exit(1);
+}
+
 /// Prints jobs as a table; `path` fills the column for answers that do not carry one.
 pub fn print_jobs(jobs: &[Value], path: Option<&str>) {
-    println!("{:<36}  {:<21}  {:<6}  PATH", "ID", "STATUS", "LANG");
+    crate::out!("{:<36}  {:<21}  {:<6}  PATH", "ID", "STATUS", "LANG");
     for job in jobs {
         let detail = job["error"]
             .as_str()
             .map(|e| format!("  ({})", printable(e)))
             .unwrap_or_default();
-        println!(
+        crate::out!(
             "{:<36}  {:<21}  {:<6}  {}{detail}",
             job["id"].as_str().unwrap_or("?"),
             job["status"].as_str().unwrap_or("?"),
@@ -159,12 +169,15 @@ pub fn print_jobs(jobs: &[Value], path: Option<&str>) {
 
 /// Prints events as a table under a header.
 pub fn print_events(events: &[Value]) {
-    println!(
+    crate::out!(
         "{:>6}  {:<24}  {:<28}  {:<12}  PAYLOAD",
-        "SEQ", "AT", "TYPE", "SOURCE"
+        "SEQ",
+        "AT",
+        "TYPE",
+        "SOURCE"
     );
     for event in events {
-        println!(
+        crate::out!(
             "{:>6}  {:<24}  {:<28}  {:<12}  {}",
             event["seq"]
                 .as_u64()

@@ -4,6 +4,18 @@
 //! [`app::run`] is the whole daemon; it takes its listener and shutdown future as
 //! parameters so tests can bind port 0 and stop it when they like.
 
+/// `println!` for the CLI's answers: a closed pipe (`cuewarden events … | head -1`) ends the
+/// process quietly with status 0 instead of a panic; another write error exits 1.
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(err) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::control::stdout_failed(&err)
+        }
+    }};
+}
+
 pub mod api;
 pub mod app;
 pub mod cli;

@@ -83,7 +83,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for warning in settings.warnings() {
                 eprintln!("warning: {warning}");
             }
-            println!("{origin}: ok");
+            cuewarden::out!("{origin}: ok");
         }
         Command::Run => {
             let listener = std::net::TcpListener::bind(settings.server.listen)
@@ -204,12 +204,12 @@ fn store_command(settings: &config::Settings, command: StoreCommand) -> anyhow::
     };
     let result = match &command {
         StoreCommand::Check => store::check_file(&path).map(|report| {
-            println!("{}: ok: {}", path.display(), describe(&report));
+            cuewarden::out!("{}: ok: {}", path.display(), describe(&report));
         }),
         StoreCommand::Backup { path: dest } => {
             let dest = std::path::absolute(dest).unwrap_or_else(|_| dest.clone());
             store::backup(data_dir, &dest).map(|report| {
-                println!(
+                cuewarden::out!(
                     "{}: backup of {}: {}",
                     dest.display(),
                     path.display(),
@@ -219,9 +219,9 @@ fn store_command(settings: &config::Settings, command: StoreCommand) -> anyhow::
         }
         StoreCommand::Restore { path: from } => store::restore(data_dir, from).map(|restored| {
             if let Some(replaced) = &restored.replaced {
-                println!("{}: the replaced store is kept", replaced.display());
+                cuewarden::out!("{}: the replaced store is kept", replaced.display());
             }
-            println!(
+            cuewarden::out!(
                 "{}: restored from {}: {}",
                 path.display(),
                 from.display(),

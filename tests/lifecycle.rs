@@ -231,6 +231,19 @@ fn cli_requests_and_inspects_through_the_running_daemon() {
     };
     let out = cli(&["request", video.to_str().unwrap(), "--lang", "fr", "de"]);
     assert_eq!(out.lines().count(), 3, "header + two jobs:\n{out}");
+    // A reader that closed the pipe (`cuewarden jobs | head -0`) ends the CLI quietly.
+    let mut closed = Command::new(binary())
+        .args(["jobs", "--config"])
+        .arg(&cli_config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(closed.stdout.take());
+    let closed = closed.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&closed.stderr);
+    assert!(closed.status.success(), "{:?}: {stderr}", closed.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
         out.lines().skip(1).all(|l| l.ends_with("h.mkv")),
         "each job line names the video:\n{out}"

@@ -106,3 +106,19 @@ fn a_registered_source_hands_its_detections_to_the_shared_intake() {
     assert_eq!(health["libraries"][0]["state"], "ok", "{health}");
     daemon.stop().unwrap();
 }
+
+#[test]
+fn a_library_folder_removed_while_running_shows_as_missing() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.serve();
+    let (_, before) = daemon.get("/api/v1/health/sources");
+    assert_eq!(before["libraries"][0]["state"], "ok", "{before}");
+    let moved = sandbox.library().with_extension("away");
+    std::fs::rename(sandbox.library(), &moved).unwrap();
+    let (_, after) = daemon.get("/api/v1/health/sources");
+    assert_eq!(after["libraries"][0]["state"], "missing", "{after}");
+    std::fs::rename(&moved, sandbox.library()).unwrap();
+    let (_, back) = daemon.get("/api/v1/health/sources");
+    assert_eq!(back["libraries"][0]["state"], "ok", "{back}");
+    daemon.stop().unwrap();
+}

@@ -301,6 +301,8 @@ fn malformed_bodies_are_a_json_400_and_the_daemon_keeps_serving() {
         (status, &answer["error"]["code"]),
         (404, &json!("not_found"))
     );
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("no webhook for \"plex\""), "{message}");
     assert!(webhook_health(&daemon)["last_error"].is_string());
     assert_eq!(daemon.get("/api/v1/jobs").0, 200);
 }

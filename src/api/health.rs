@@ -42,7 +42,7 @@ pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpRe
         libraries
             .iter()
             .map(|library| {
-                let found = !unresolved.contains(&library.root);
+                let found = !unresolved.contains(&library.root) && library.root.is_dir();
                 json!({
                     "path": library.root,
                     "state": if found { "ok" } else { "missing" },

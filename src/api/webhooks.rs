@@ -48,8 +48,9 @@ pub async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let Some(sender) = Sender::from_segment(&sender) else {
         return Err(ApiError::not_found(format!(
-            "no webhook for {sender:?}: use /webhooks/jellyfin, /webhooks/sonarr or \
-             /webhooks/radarr"
+            "no webhook for \"{}\": use /webhooks/jellyfin, /webhooks/sonarr or \
+             /webhooks/radarr",
+            sender.as_str()
         )));
     };
     let body = read_body(payload, state.settings.server.max_body_bytes).await?;
