@@ -506,3 +506,23 @@ fn a_refused_login_shows_as_failing_and_the_rest_keeps_serving() {
     let (status, body) = daemon.post("/api/v1/subtitles", &json!({"path": video}));
     assert_eq!(status, 202, "{body}");
 }
+
+#[test]
+fn an_unreachable_jellyfin_shows_as_failing_from_the_first_poll() {
+    // A port nothing listens on: the first poll (no mark to catch up from yet) must still
+    // reach Jellyfin, so the health says it cannot, long before the next poll (300 s).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let sandbox = Sandbox::new("");
+    let mut config = std::fs::read_to_string(sandbox.config()).unwrap();
+    config.push_str(&format!(
+        "[jellyfin]\nurl = \"{url}\"\napi_key = \"{}\"\npoll_interval_secs = 300\n",
+        jellyfin::API_KEY
+    ));
+    std::fs::write(sandbox.config(), config).unwrap();
+    let daemon = sandbox.serve();
+    let health = wait_for_health(&daemon, "failing", |h| h["state"] == "failing");
+    assert!(health["last_error"].is_string(), "{health}");
+    assert_eq!(daemon.get("/api/v1/jobs").0, 200, "the rest keeps serving");
+}

@@ -861,6 +861,16 @@ async fn catch_up(core: &Rc<Core>) -> Result<(), SessionError> {
                 mark
             }
             None => {
+                // Nothing to catch up on yet, but Jellyfin must answer: an unreachable
+                // server shows as failing now, not at the first item.
+                core.client
+                    .items(&[
+                        ("Recursive", "true"),
+                        ("IncludeItemTypes", "Movie,Episode"),
+                        ("Limit", "1"),
+                        ("EnableTotalRecordCount", "false"),
+                    ])
+                    .await?;
                 let now = jiff::Timestamp::now().to_string();
                 info!(from = %now, "jellyfin: first start; catching up from now on");
                 advance_mark(core, &now).await?;
