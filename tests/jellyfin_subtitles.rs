@@ -83,7 +83,11 @@ async fn items(
         return HttpResponse::Ok()
             .json(json!({"Items": found, "TotalRecordCount": found.len(), "StartIndex": 0}));
     }
-    state.listings += 1;
+    // The daemon's index of paths asks for `Fields=Path` only (the Jellyfin socket's polls
+    // ask for more, and are not counted).
+    if query_value(&query, "Fields") == Some("Path") {
+        state.listings += 1;
+    }
     let start: usize = query_value(&query, "StartIndex")
         .unwrap_or("0")
         .parse()
