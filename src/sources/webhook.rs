@@ -305,7 +305,56 @@ fn other_event(event: String) -> Parsed {
     }
 }
 
+/// The fields of a Sonarr or Radarr payload that name the event or a file: each, when
+/// present, must be a string (a number or an object there is not their payload).
+const TEXT_FIELDS: &[(&str, &[&str])] = &[
+    ("", &["eventType"]),
+    ("episodeFile", &["path", "relativePath"]),
+    ("episodeFiles", &["path", "relativePath"]),
+    ("series", &["path"]),
+    ("movie", &["folderPath", "filePath"]),
+    ("movieFile", &["path", "relativePath"]),
+];
+
+/// Refuses a payload whose event or file fields have the wrong JSON type.
+fn check_text_fields(object: &Map<String, Value>) -> Result<(), PayloadError> {
+    for (parent, keys) in TEXT_FIELDS {
+        let holders: Vec<&Map<String, Value>> = match *parent {
+            "" => vec![object],
+            parent => match object.get(parent) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::Object(holder)) => vec![holder],
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).collect(),
+                Some(other) => {
+                    return Err(PayloadError::Incomplete(format!(
+                        "{parent} must be an object, not {other}"
+                    )));
+                }
+            },
+        };
+        for holder in holders {
+            for key in *keys {
+                match holder.get(*key) {
+                    None | Some(Value::Null | Value::String(_)) => {}
+                    Some(other) => {
+                        let name = if parent.is_empty() {
+                            (*key).to_owned()
+                        } else {
+                            format!("{parent}.{key}")
+                        };
+                        return Err(PayloadError::Incomplete(format!(
+                            "{name} must be a string, not {other}"
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_sonarr(object: &Map<String, Value>) -> Result<Parsed, PayloadError> {
+    check_text_fields(object)?;
     let event = event_type(object, "Sonarr")?;
     if event.eq_ignore_ascii_case("Test") {
         return Ok(Parsed::Test);
@@ -345,6 +394,7 @@ fn parse_sonarr(object: &Map<String, Value>) -> Result<Parsed, PayloadError> {
 }
 
 fn parse_radarr(object: &Map<String, Value>) -> Result<Parsed, PayloadError> {
+    check_text_fields(object)?;
     let event = event_type(object, "Radarr")?;
     if event.eq_ignore_ascii_case("Test") {
         return Ok(Parsed::Test);
@@ -642,6 +692,26 @@ mod tests {
 
     #[test]
     fn other_events_and_unknown_fields_are_tolerated() {
+        for wrong in [
+            json!({"eventType": 123}),
+            json!({"eventType": "Download", "episodeFile": {"path": 123}}),
+            json!({"eventType": "Download", "episodeFiles": [{"path": "/a.mkv"}, {"relativePath": {}}]}),
+            json!({"eventType": "Download", "series": "x"}),
+        ] {
+            let body = wrong.to_string();
+            assert!(
+                matches!(
+                    parse(Sender::Sonarr, body.as_bytes()),
+                    Err(PayloadError::Incomplete(_))
+                ),
+                "{body}"
+            );
+        }
+        let wrong = json!({"eventType": "Download", "movieFile": {"path": 1}}).to_string();
+        assert!(matches!(
+            parse(Sender::Radarr, wrong.as_bytes()),
+            Err(PayloadError::Incomplete(_))
+        ));
         let grab = json!({"eventType": "Grab", "series": {"path": "/x"}, "whatever": [1, 2]});
         assert!(matches!(
             parse(Sender::Sonarr, grab.to_string().as_bytes()).unwrap(),
