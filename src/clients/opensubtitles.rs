@@ -202,6 +202,20 @@ struct Inner {
 #[derive(Clone)]
 pub struct OpenSubtitles(Rc<Inner>);
 
+/// Reads a successful answer's body as the API's JSON for `what` (`login`, `search`,
+/// `download`); a body that is not is a parse error (the provider cools down for it).
+async fn api_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+    what: &str,
+) -> Result<T, ProviderError> {
+    let text = response
+        .text()
+        .await
+        .map_err(|e| unavailable(&e.without_url()))?;
+    serde_json::from_str(&text)
+        .map_err(|e| ProviderError::Parse(format!("{what} answer is not the API's JSON ({e})")))
+}
+
 fn unavailable(err: &reqwest::Error) -> ProviderError {
     if err.is_timeout() {
         ProviderError::Unavailable("timed out".to_owned())
@@ -468,12 +482,7 @@ impl Inner {
         if !status.is_success() {
             return Err(Self::error_of(response).await);
         }
-        let text = response
-            .text()
-            .await
-            .map_err(|e| unavailable(&e.without_url()))?;
-        let answer: LoginAnswer = serde_json::from_str(&text)
-            .map_err(|e| ProviderError::Parse(format!("login answer: {e}")))?;
+        let answer: LoginAnswer = api_json(response, "login").await?;
         self.apply_base(answer.base_url.as_deref());
         let base = self.base.borrow().clone();
         info!(base = %base, "logged in to OpenSubtitles");
@@ -498,13 +507,7 @@ impl Inner {
         if !response.status().is_success() {
             return Err(Self::error_of(response).await);
         }
-        let text = response
-            .text()
-            .await
-            .map_err(|e| unavailable(&e.without_url()))?;
-        let answer: SearchAnswer = serde_json::from_str(&text).map_err(|e| {
-            ProviderError::Parse(format!("search answer is not the API's JSON ({e})"))
-        })?;
+        let answer: SearchAnswer = api_json(response, "search").await?;
         let wanted = language_code(&query.language);
         Ok(answer
             .data
@@ -568,13 +571,7 @@ impl Inner {
             if !status.is_success() {
                 return Err(Self::error_of(response).await);
             }
-            let text = response
-                .text()
-                .await
-                .map_err(|e| unavailable(&e.without_url()))?;
-            break serde_json::from_str::<DownloadAnswer>(&text).map_err(|e| {
-                ProviderError::Parse(format!("download answer is not the API's JSON ({e})"))
-            })?;
+            break api_json::<DownloadAnswer>(response, "download").await?;
         };
         if let Some(remaining) = answer.remaining {
             self.quota.set(Some(Quota {
