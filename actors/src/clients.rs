@@ -176,34 +176,81 @@ pub trait MediaServer {
     -> LocalBoxFuture<Result<String, MediaServerError>>;
 }
 
-/// Why a translation call failed.
+/// Why a translation call failed; decides what the Translator does next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TranslateError {
-    /// 429 or quota; try again later.
-    #[error("translator rate limited")]
+    /// HTTP 429: wait `retry_after` (or a default) and send the batch again.
+    #[error("translator rate limited{}", .retry_after.map(|d| format!(" for {}s", d.as_secs())).unwrap_or_default())]
     RateLimited {
         /// From the `Retry-After` header.
         retry_after: Option<Duration>,
     },
-    /// 5xx, timeout: try again later.
+    /// The account's character quota is used up (DeepL 456, OpenAI `insufficient_quota`):
+    /// the job waits until the period resets; it is not a failure.
+    #[error("translator quota exhausted")]
+    QuotaExhausted {
+        /// Until when, if the service said.
+        resets_in: Option<Duration>,
+    },
+    /// The batch was too big for one answer (OpenAI `finish_reason: "length"`, HTTP 413):
+    /// send it again in smaller halves.
+    #[error("translator answer cut short: batch too large")]
+    TooLarge,
+    /// The answer is not the service's protocol, or not one text per input (unparseable
+    /// JSON, missing numbers): the batch is retried, halved.
+    #[error("unreadable translator answer: {0}")]
+    Parse(String),
+    /// 5xx, timeout, connection refused: try again later.
     #[error("translator unavailable: {0}")]
     Unavailable(String),
-    /// Bad key, unsupported language: retrying will not help.
+    /// The service refused our key, or the key belongs to another host (DeepL Free vs
+    /// Pro): nothing helps until the configuration changes; the message says what to fix.
+    #[error("translator refused the credentials: {0}")]
+    Auth(String),
+    /// Unsupported language pair, bad request: retrying will not help.
     #[error("translator error: {0}")]
     Permanent(String),
 }
 
+/// How much one request to a service may carry; the Translator sizes its batches to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TranslationLimits {
+    /// Most texts per request (DeepL: 50).
+    pub max_texts: usize,
+    /// Most bytes of text (the sum of the texts' UTF-8 lengths) per request (DeepL: 128 KiB
+    /// for the whole body, so a little less).
+    pub max_bytes: usize,
+    /// Cues of context the service wants before and after each batch (OpenAI-compatible
+    /// chat models: a few; DeepL and LibreTranslate: 0).
+    pub context: usize,
+}
+
+/// One request to a translation service: the texts to translate, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TranslationRequest {
+    /// The cue texts, one per cue; a text may hold `\n` line breaks and inline tags
+    /// (`<i>`, `<b>`, `<font …>`), which the service must keep.
+    pub texts: Vec<String>,
+    /// The source language.
+    pub from: Language,
+    /// The target language.
+    pub to: Language,
+    /// Texts of the cues just before the batch (context only, not translated).
+    pub before: Vec<String>,
+    /// Texts of the cues just after the batch (context only, not translated).
+    pub after: Vec<String>,
+}
+
 /// A machine-translation service (DeepL, LibreTranslate, OpenAI-compatible).
 pub trait TranslationService {
-    /// Stable name (`deepl`).
+    /// Stable name (`deepl`), used in events, the cache key and budgets.
     fn name(&self) -> &str;
-    /// Most texts one request may carry.
-    fn max_batch(&self) -> usize;
-    /// Translates `texts`, answering one text per input, in order.
+    /// What one request may carry.
+    fn limits(&self) -> TranslationLimits;
+    /// Translates `request.texts`, answering exactly one text per input, in order; an
+    /// answer that cannot keep that promise is an error (`Parse`), never a guess.
     fn translate(
         &self,
-        texts: Vec<String>,
-        from: &Language,
-        to: &Language,
+        request: TranslationRequest,
     ) -> LocalBoxFuture<Result<Vec<String>, TranslateError>>;
 }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use serde_json::json;
 use tracing::warn;
 
-use crate::clients::{LocalBoxFuture, TranslateError};
+use crate::clients::{LocalBoxFuture, TranslateError, TranslationRequest};
 use crate::files::{subtitle_path, write_atomically};
 use crate::job::Job;
 use crate::refresh::refresh_after_write;
@@ -55,12 +55,19 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
         Ok(cues) => cues,
         Err(err) => return fail(format!("cannot parse {}: {err}", source.display()), false),
     };
-    let batch_size = service.max_batch().max(1);
+    let batch_size = service.limits().max_texts.max(1);
     for chunk in cues.chunks_mut(batch_size) {
         let texts: Vec<String> = chunk.iter().map(|c| c.text.clone()).collect();
         let mut translated = None;
         for attempt in 1..=BATCH_ATTEMPTS {
-            match service.translate(texts.clone(), &from, &job.language).await {
+            let request = TranslationRequest {
+                texts: texts.clone(),
+                from: from.clone(),
+                to: job.language.clone(),
+                before: Vec::new(),
+                after: Vec::new(),
+            };
+            match service.translate(request).await {
                 Ok(out) if out.len() == texts.len() => {
                     translated = Some(out);
                     break;
@@ -74,8 +81,19 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
                         retry_after,
                     };
                 }
+                Err(TranslateError::QuotaExhausted { resets_in }) => {
+                    return Outcome::NothingFound {
+                        reason: format!("{} quota exhausted", service.name()),
+                        retry_after: resets_in,
+                    };
+                }
+                Err(err @ (TranslateError::TooLarge | TranslateError::Parse(_))) => {
+                    warn!(job_id = %job.id, attempt, error = %err, "translation batch failed");
+                }
                 Err(err @ TranslateError::Unavailable(_)) => return fail(err.to_string(), true),
-                Err(err @ TranslateError::Permanent(_)) => return fail(err.to_string(), false),
+                Err(err @ (TranslateError::Permanent(_) | TranslateError::Auth(_))) => {
+                    return fail(err.to_string(), false);
+                }
             }
         }
         let Some(out) = translated else {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use cuewarden_actors::clients::{
     Candidate, LocalBoxFuture, ProviderError, SubtitleProvider, SubtitleQuery, TranslateError,
-    TranslationService,
+    TranslationLimits, TranslationRequest, TranslationService,
 };
 use cuewarden_actors::files::subtitle_path;
 use cuewarden_actors::job_manager::{
@@ -423,23 +423,25 @@ impl TranslationService for FakeTranslator {
         "fake-translator"
     }
 
-    fn max_batch(&self) -> usize {
-        self.max_batch
+    fn limits(&self) -> TranslationLimits {
+        TranslationLimits {
+            max_texts: self.max_batch,
+            max_bytes: usize::MAX,
+            context: 0,
+        }
     }
 
     fn translate(
         &self,
-        texts: Vec<String>,
-        _from: &Language,
-        to: &Language,
+        request: TranslationRequest,
     ) -> LocalBoxFuture<Result<Vec<String>, TranslateError>> {
+        let TranslationRequest { texts, to, .. } = request;
         self.batches.borrow_mut().push(texts.clone());
         let step = self
             .script
             .borrow_mut()
             .pop_front()
             .unwrap_or(Translate::Prefix);
-        let to = to.clone();
         Box::pin(async move {
             match step {
                 Translate::Prefix => Ok(texts.iter().map(|t| format!("[{to}] {t}")).collect()),
