@@ -76,13 +76,28 @@ pub fn language_code(language: &Language) -> String {
 
 /// The search's query parameters (without the API key).
 pub fn search_parameters(query: &SubtitleQuery) -> Vec<(&'static str, String)> {
+    search_parameters_with(query, true)
+}
+
+/// The search again by name, when the first one went by ids and found nothing.
+pub fn fallback_parameters(query: &SubtitleQuery) -> Option<Vec<(&'static str, String)>> {
+    let facts = &query.facts;
+    let ids = if facts.is_episode() {
+        facts.parent_imdb_id.or(facts.parent_tmdb_id)
+    } else {
+        facts.imdb_id.or(facts.tmdb_id)
+    };
+    (ids.is_some() && facts.release.title.is_some()).then(|| search_parameters_with(query, false))
+}
+
+fn search_parameters_with(query: &SubtitleQuery, use_ids: bool) -> Vec<(&'static str, String)> {
     let facts = &query.facts;
     let mut params = vec![("languages", language_code(&query.language))];
     let episode = facts.is_episode();
-    let (imdb, tmdb) = if episode {
-        (facts.parent_imdb_id, facts.parent_tmdb_id)
-    } else {
-        (facts.imdb_id, facts.tmdb_id)
+    let (imdb, tmdb) = match (use_ids, episode) {
+        (false, _) => (None, None),
+        (true, true) => (facts.parent_imdb_id, facts.parent_tmdb_id),
+        (true, false) => (facts.imdb_id, facts.tmdb_id),
     };
     params.push(("type", if episode { "tv" } else { "movie" }.to_owned()));
     if let Some(id) = imdb {
@@ -147,6 +162,21 @@ fn refusal(error: &str) -> Result<Vec<Candidate>, ProviderError> {
 
 impl Inner {
     async fn search(&self, query: SubtitleQuery) -> Result<Vec<Candidate>, ProviderError> {
+        let found = self.search_with(&query, search_parameters(&query)).await?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        match fallback_parameters(&query) {
+            Some(parameters) => self.search_with(&query, parameters).await,
+            None => Ok(found),
+        }
+    }
+
+    async fn search_with(
+        &self,
+        query: &SubtitleQuery,
+        parameters: Vec<(&'static str, String)>,
+    ) -> Result<Vec<Candidate>, ProviderError> {
         let mut url = self
             .base
             .join("subtitles")
@@ -154,7 +184,7 @@ impl Inner {
         {
             let mut pairs = url.query_pairs_mut();
             pairs.append_pair("api_key", self.api_key.expose());
-            for (key, value) in search_parameters(&query) {
+            for (key, value) in parameters {
                 pairs.append_pair(key, &value);
             }
         }
@@ -182,7 +212,7 @@ impl Inner {
         Ok(answer
             .subtitles
             .into_iter()
-            .filter_map(|subtitle| candidate(subtitle, show, &query))
+            .filter_map(|subtitle| candidate(subtitle, show, query))
             .collect())
     }
 
@@ -350,6 +380,25 @@ mod tests {
             "languages=BR_PT&type=tv&imdb_id=tt0012345&season_number=2&episode_number=6\
              &subs_per_page=30&releases=1&hi=1"
         );
+    }
+
+    #[test]
+    fn a_search_by_ids_falls_back_to_the_name() {
+        let q = query(
+            "/m/Example Movie (2019) {tmdb-603}/Example Movie (2019).mkv",
+            "en",
+        );
+        assert_eq!(
+            joined(&search_parameters(&q)),
+            "languages=EN&type=movie&tmdb_id=603&subs_per_page=30&releases=1&hi=1"
+        );
+        assert_eq!(
+            joined(&fallback_parameters(&q).unwrap()),
+            "languages=EN&type=movie&film_name=example movie&year=2019&subs_per_page=30\
+             &releases=1&hi=1"
+        );
+        let plain = query("/m/Example Movie (2019)/Example Movie (2019).mkv", "en");
+        assert!(fallback_parameters(&plain).is_none());
     }
 
     #[test]
