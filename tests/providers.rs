@@ -520,3 +520,26 @@ fn the_configured_order_is_the_priority_order() {
     let subdl_at = subdl.requests("/api/v1/subtitles")[0].at;
     assert!(gestdown_at < podnapisi_at && podnapisi_at < subdl_at);
 }
+
+#[test]
+fn three_5xx_in_a_row_cool_a_provider_down_as_unavailable() {
+    let podnapisi = Fake::podnapisi();
+    podnapisi.with(|s| s.search_default = Behaviour::Status(502));
+    let sandbox = sandbox(&podnapisi.config(""));
+    let video = sandbox.video(MOVIE);
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video, "en");
+    // The first failures are retried on the job's backoff, each said plainly.
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    assert_eq!(
+        job["error"], "podnapisi: provider unavailable: HTTP 502",
+        "{job}"
+    );
+    let job = daemon.wait_for_job(&id, |j| {
+        j["error"] == "every subtitle provider is cooling down"
+    });
+    assert_eq!(job["status"], "waiting", "{job}");
+    let state = health(&daemon, "podnapisi");
+    assert_eq!(state["cooldown"], "unavailable", "{state}");
+    assert_eq!(podnapisi.count("/subtitles/search/advanced"), 3);
+}
