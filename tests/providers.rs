@@ -168,6 +168,33 @@ fn subdl_nothing_found_waits_with_the_reason() {
 }
 
 #[test]
+fn subdl_ids_it_does_not_know_are_searched_again_by_name() {
+    let subdl = Fake::subdl();
+    subdl.with(|s| s.unknown_ids = true);
+    let sandbox = sandbox(&subdl.config(""));
+    let video = sandbox.video(
+        "Example Movie (2019) [imdbid-tt0012345]/Example.Movie.2019.1080p.BluRay.x264-GROUP.mkv",
+    );
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video, "fr");
+    daemon.wait_for_job(&id, |j| j["status"] == "done");
+    let queries: Vec<String> = subdl
+        .requests("/api/v1/subtitles")
+        .into_iter()
+        .map(|l| l.query)
+        .collect();
+    assert_eq!(queries.len(), 2, "{queries:?}");
+    assert!(
+        queries[0].contains("&type=movie&imdb_id=tt0012345&"),
+        "{queries:?}"
+    );
+    assert!(
+        queries[1].contains("&type=movie&film_name=example+movie&year=2019&"),
+        "{queries:?}"
+    );
+}
+
+#[test]
 fn a_refused_subdl_key_is_said_plainly_and_waits() {
     let subdl = Fake::subdl();
     let config = subdl
@@ -397,6 +424,11 @@ fn a_tvdb_id_in_the_folder_finds_the_show_by_id_and_an_unknown_show_finds_nothin
     let job = daemon.wait_for_job(&unknown_id, |j| j["status"] == "waiting");
     assert_eq!(job["error"], "no en subtitle found (searched gestdown)");
     assert_eq!(health(&daemon, "gestdown")["state"], "ok");
+    // Another episode of the unknown show: Gestdown is not asked for the show again.
+    let next = sandbox.video("Nobody Knows (2001)/Season 01/Nobody.Knows.S01E02.mkv");
+    let next_id = request(&daemon, &next, "en");
+    daemon.wait_for_job(&next_id, |j| j["status"] == "waiting");
+    assert_eq!(gestdown.count("/shows/search/nobody%20knows"), 1);
 }
 
 #[test]

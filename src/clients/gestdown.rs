@@ -4,7 +4,8 @@
 //! - The show: `GET /shows/external/tvdb/{id}` when the video's folder carries a TVDB id
 //!   (`[tvdbid-80379]`, `{tvdb-80379}`), else `GET /shows/search/{title}`; the show whose
 //!   name is the title is taken (else the first). An unknown show is a 404 with a bare JSON
-//!   string body: nothing to find. Shows found are remembered while the daemon runs.
+//!   string body: nothing to find. Shows found are remembered while the daemon runs; an
+//!   unknown show is not asked for again for [`UNKNOWN_SHOW_TTL`].
 //! - The subtitles: `GET /subtitles/get/{showId}/{season}/{episode}/{language}` with the
 //!   ISO 639-3 code (`eng`, `fra`); `completed: false` ones (still being translated) are
 //!   skipped. 423 Locked = Gestdown is refreshing the show from Addic7ed: rate limited for
@@ -16,7 +17,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cuewarden_actors::clients::{
     Candidate, CandidateMeta, LocalBoxFuture, ProviderError, SubtitleProvider, SubtitleQuery,
@@ -34,6 +35,9 @@ pub const NAME: &str = "gestdown";
 
 /// How long a 423 ("refreshing from Addic7ed") holds the provider back.
 pub const LOCKED_WAIT: Duration = Duration::from_secs(30);
+
+/// How long a show Gestdown does not know is not asked for again (it may add it later).
+pub const UNKNOWN_SHOW_TTL: Duration = Duration::from_secs(6 * 3600);
 
 #[derive(Deserialize)]
 struct ShowsAnswer {
@@ -84,8 +88,8 @@ pub struct Gestdown(Rc<Inner>);
 struct Inner {
     http: ProviderHttp,
     base: Url,
-    /// Shows looked up (`tvdb:80379`, `name:the office`): found, or known unknown.
-    shows: RefCell<HashMap<String, Option<Show>>>,
+    /// Shows looked up (`tvdb:80379`, `name:the office`): found, or unknown since then.
+    shows: RefCell<HashMap<String, (Option<Show>, Instant)>>,
 }
 
 /// The TVDB id a Jellyfin-style name in the video's path carries.
@@ -162,7 +166,9 @@ impl Inner {
             ),
             (None, None) => return Ok(None),
         };
-        if let Some(known) = self.shows.borrow().get(&key) {
+        if let Some((known, since)) = self.shows.borrow().get(&key)
+            && (known.is_some() || since.elapsed() < UNKNOWN_SHOW_TTL)
+        {
             return Ok(known.clone());
         }
         let response = self.http.send(self.http.client.get(url)).await?;
@@ -182,7 +188,9 @@ impl Inner {
             });
             named.or_else(|| answer.shows.into_iter().next())
         };
-        self.shows.borrow_mut().insert(key, show.clone());
+        self.shows
+            .borrow_mut()
+            .insert(key, (show.clone(), Instant::now()));
         Ok(show)
     }
 

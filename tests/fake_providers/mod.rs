@@ -82,6 +82,8 @@ pub struct State {
     pub file: Vec<u8>,
     /// Podnapisi: results per page.
     pub per_page: usize,
+    /// Subdl: a search by `imdb_id`/`tmdb_id` finds nothing (ids it does not know).
+    pub unknown_ids: bool,
     pub log: Vec<Logged>,
 }
 
@@ -135,6 +137,7 @@ impl Fake {
             shows,
             file,
             per_page: 50,
+            unknown_ids: false,
             log: Vec::new(),
         }));
         let (sender, receiver) = mpsc::channel();
@@ -377,7 +380,8 @@ fn subdl(
     let Some(languages) = get(params, "languages") else {
         return HttpResponse::Ok().json(json!({"status": false, "error": "languages is required"}));
     };
-    if *behaviour == Behaviour::Nothing {
+    let by_id = get(params, "imdb_id").is_some() || get(params, "tmdb_id").is_some();
+    if *behaviour == Behaviour::Nothing || (s.unknown_ids && by_id) {
         return HttpResponse::Ok()
             .content_type("application/json")
             .body(SUBDL_ERROR);
