@@ -4,6 +4,7 @@
 //! DeepL Free/Pro host.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
 mod fake_translators;
 
 use fake_translators::{API_KEY, Fake, Fault, translate};
@@ -549,4 +550,49 @@ fn openai_faults_map_to_their_errors() {
     // A wrong key.
     fake.with(|s| s.api_key = Some("another".to_owned()));
     assert!(matches!(run(&chat, three()), Err(TranslateError::Auth(m)) if m.contains("api_key")));
+}
+
+// ---- through the daemon ----
+
+const SOURCE: &str = "1\n00:00:01,000 --> 00:00:02,500\n<i>Hello there.</i>\n\n\
+2\n00:00:03,000 --> 00:00:04,000\n{\\an8}Tom & <b>Jerry</b>\nare here.\n\n\
+3\n00:01:00,250 --> 00:01:02,000\nGeneral Kenobi!\n";
+
+/// Each configured kind is built by the daemon and translates a job end to end: the `.fr.srt`
+/// has the source's cues, timings and tags, each text translated.
+#[test]
+fn the_configured_translator_translates_a_job_end_to_end() {
+    for kind in ["deepl", "libretranslate", "openai"] {
+        let fake = Fake::start();
+        let sandbox = common::Sandbox::new(&fake.config(kind, ""));
+        let config = std::fs::read_to_string(sandbox.config())
+            .unwrap()
+            .replace("wanted = [\"fr\", \"en\"]", "wanted = [\"fr\"]")
+            .replace("translate_from = []", "translate_from = [\"en\"]");
+        std::fs::write(sandbox.config(), config).unwrap();
+        let video = sandbox.video("Film (2020)/Film.2020.mkv");
+        std::fs::write(video.with_extension("en.srt"), SOURCE).unwrap();
+        let daemon = sandbox.serve();
+        let (status, body) = daemon.post(
+            "/api/v1/subtitles",
+            &json!({"path": video, "languages": ["fr"]}),
+        );
+        assert_eq!(status, 202, "{body}");
+        let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+        let job = daemon.wait_for_job(&id, |job| {
+            ["done", "failed", "waiting"].contains(&job["status"].as_str().unwrap_or_default())
+        });
+        assert_eq!(job["status"], "done", "{kind}: {job}");
+        let written = std::fs::read_to_string(video.with_extension("fr.srt")).unwrap();
+        let want = "1\n00:00:01,000 --> 00:00:02,500\n<i>olleH ereht.</i>\n\n\
+2\n00:00:03,000 --> 00:00:04,000\n{\\an8}moT & <b>yrreJ</b>\nera ereh.\n\n\
+3\n00:01:00,250 --> 00:01:02,000\nlareneG iboneK!\n";
+        assert_eq!(
+            written.replace("\r\n", "\n").trim_end(),
+            want.trim_end(),
+            "{kind}"
+        );
+        assert_eq!(fake.count(), 1, "{kind}: one request for three cues");
+        daemon.stop().unwrap();
+    }
 }
