@@ -189,10 +189,17 @@ impl Components {
                 jellyfin,
             ))));
         }
+        // The translation service: one line.
+        let translator = settings
+            .translator
+            .as_ref()
+            .map(crate::clients::translators::translator)
+            .transpose()
+            .context("cannot build the translation client")?;
         Ok(Self {
             libraries,
             providers,
-            translator: None,
+            translator,
             jellyfin,
             media_server,
             refresh_retry: RefreshRetry::default(),

@@ -1,12 +1,16 @@
 //! Outbound adapters: HTTP clients for the services cuewarden talks to.
 
+pub mod deepl;
 pub mod gestdown;
 pub mod jellyfin;
 pub mod jellyfin_subtitles;
+pub mod libretranslate;
+pub mod openai;
 pub mod opensubtitles;
 pub mod podnapisi;
 pub mod provider_http;
 pub mod subdl;
+pub mod translators;
 
 use std::rc::Rc;
 
