@@ -52,6 +52,8 @@ pub struct WorkerContext {
     pub ffprobe: Option<PathBuf>,
     /// What is known of each provider; written by the JobManager only.
     pub(crate) provider_states: ProviderRegistry,
+    /// The store, for what workers read (the blacklist); set by the JobManager.
+    pub(crate) store: Option<crate::store::Store>,
 }
 
 /// How a failed media-server refresh is tried again: exponential backoff with jitter from
@@ -89,6 +91,7 @@ impl WorkerContext {
             refresh_retry: RefreshRetry::default(),
             ffprobe: None,
             provider_states: ProviderRegistry::default(),
+            store: None,
         }
     }
 

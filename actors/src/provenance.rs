@@ -1,0 +1,138 @@
+//! Provenance of written subtitles and the blacklist rule: the content hash of the bytes
+//! written, the [`Provenance`] record built from a worker's `Written` outcome, and the check
+//! that keeps a rejected subtitle from being chosen again for its video.
+//!
+//! A translation worker fills the record through its `Outcome::Written`: `producer` is the
+//! service name, and `detail.content_hash` (or `detail.written.content_hash`) the
+//! [`content_hash`] of the text it wrote; a translation is always `machine_translated`.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::job::{Job, JobId};
+use crate::store::{BlacklistEntry, Provenance};
+use crate::worker::WorkKind;
+
+/// `sha256:<hex>` of `bytes`.
+pub fn content_hash(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(7 + 64);
+    out.push_str("sha256:");
+    for byte in digest {
+        out.push_str(&format!("{byte:02x}"));
+    }
+    out
+}
+
+/// The content hash of the file at `path`, `None` when it cannot be read.
+pub fn file_hash(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|bytes| content_hash(&bytes))
+}
+
+/// Who chose a written subtitle.
+pub mod chosen_by {
+    /// The downloader's ranking.
+    pub const SEARCH: &str = "search";
+    /// A user, through `POST /api/v1/jobs/{id}/choose`.
+    pub const USER: &str = "user";
+    /// The upgrade pass.
+    pub const UPGRADE: &str = "upgrade";
+}
+
+/// The provenance of what a worker of `kind` wrote for `job` (from its `Written` outcome).
+pub fn from_written(
+    job: &Job,
+    kind: WorkKind,
+    path: &Path,
+    producer: &str,
+    detail: &serde_json::Value,
+    now_ms: i64,
+) -> Provenance {
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+    let content_hash = text(&detail["written"]["content_hash"])
+        .or_else(|| text(&detail["content_hash"]))
+        .unwrap_or_default();
+    let machine_translated =
+        kind == WorkKind::Translate || detail["machine_translated"].as_bool().unwrap_or(false);
+    Provenance {
+        job_id: job.id,
+        provider: producer.to_owned(),
+        candidate_id: text(&detail["id"]).unwrap_or_default(),
+        release: text(&detail["release"]),
+        score: detail["score"].as_u64().and_then(|s| u32::try_from(s).ok()),
+        breakdown: detail
+            .get("breakdown")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null),
+        language: job.language.clone(),
+        forced: detail["forced"].as_bool().unwrap_or(false),
+        sdh: detail["hearing_impaired"].as_bool().unwrap_or(false),
+        content_hash,
+        machine_translated,
+        path: path.to_path_buf(),
+        written_at_ms: now_ms,
+        chosen_by: text(&detail["chosen_by"]).unwrap_or_else(|| chosen_by::SEARCH.to_owned()),
+        upgrade_checked_at_ms: None,
+        previous_hashes: Vec::new(),
+    }
+}
+
+/// The blacklist entry that rejects `provenance` for `video`.
+pub fn blacklist_entry(
+    video: PathBuf,
+    job_id: JobId,
+    provenance: &Provenance,
+    now_ms: i64,
+) -> BlacklistEntry {
+    BlacklistEntry {
+        video,
+        provider: provenance.provider.clone(),
+        candidate_id: provenance.candidate_id.clone(),
+        content_hash: provenance.content_hash.clone(),
+        language: provenance.language.clone(),
+        job_id,
+        rejected_at_ms: now_ms,
+    }
+}
+
+/// What is blacklisted for one video.
+#[derive(Debug, Clone, Default)]
+pub struct Blacklist(Vec<BlacklistEntry>);
+
+impl Blacklist {
+    /// The entries read from the store.
+    pub fn new(entries: Vec<BlacklistEntry>) -> Self {
+        Self(entries)
+    }
+
+    /// Whether the provider's candidate `id` was rejected.
+    pub fn has_candidate(&self, provider: &str, id: &str) -> bool {
+        self.0
+            .iter()
+            .any(|e| e.provider == provider && e.candidate_id == id)
+    }
+
+    /// Whether content with this hash was rejected.
+    pub fn has_content(&self, hash: &str) -> bool {
+        self.0.iter().any(|e| e.content_hash == hash)
+    }
+
+    /// Whether nothing is blacklisted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_content_hash_is_sha256_in_hex() {
+        assert_eq!(
+            content_hash(b"abc"),
+            "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
