@@ -361,3 +361,151 @@ fn reject_and_candidates_refuse_jobs_in_the_wrong_state() {
     );
     assert_eq!(status, 409, "{body}");
 }
+
+/// The daemon with its upgrade trigger.
+fn serve_with_upgrades(sandbox: &Sandbox) -> (Served, cuewarden::upgrades::UpgradeTrigger) {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let daemon = Served::start_with(&sandbox.config(), move |components| {
+        sender.send(components.upgrades.clone()).unwrap();
+    });
+    (daemon, receiver.recv().unwrap())
+}
+
+fn upgrade(trigger: &cuewarden::upgrades::UpgradeTrigger) -> Value {
+    serde_json::to_value(trigger.request().blocking_recv().unwrap()).unwrap()
+}
+
+/// Only the second (weak, 26 points) English candidate is offered at first.
+fn offer_only_the_weak_one(fake: &FakeOs) -> Vec<Value> {
+    fake.with(|s| {
+        let all = s.results.clone();
+        s.results.retain(|r| r["id"] != "5100001");
+        all
+    })
+}
+
+#[test]
+fn an_upgrade_replaces_a_weak_subtitle_once_and_says_so() {
+    let fake = FakeOs::start();
+    fake.with(|s| {
+        s.files.insert(6200002, OTHER_SRT.to_owned());
+    });
+    let all = offer_only_the_weak_one(&fake);
+    let sandbox = sandbox(&fake);
+    let video = big_video(&sandbox, &fake);
+    let (daemon, trigger) = serve_with_upgrades(&sandbox);
+    let id = request(&daemon, &video);
+    let weak = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    assert_eq!(weak["subtitle"]["score"], 26, "{weak}");
+    let weak_path = PathBuf::from(weak["output_path"].as_str().unwrap());
+
+    // The better one appears: the pass takes it.
+    fake.with(|s| s.results = all);
+    let counts = upgrade(&trigger);
+    assert_eq!(counts["ran"], true, "{counts}");
+    assert_eq!(counts["due"], 1, "{counts}");
+    assert_eq!(counts["upgraded"], 1, "{counts}");
+    let (_, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+    assert_eq!(job["status"], "done");
+    assert_eq!(job["subtitle"]["candidate_id"], "6200001", "{job}");
+    assert_eq!(job["subtitle"]["chosen_by"], "upgrade", "{job}");
+    let path = PathBuf::from(job["output_path"].as_str().unwrap());
+    assert_eq!(path, video.with_extension("en.srt"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), SRT.trim());
+    assert!(!weak_path.exists(), "the weak subtitle is removed");
+    let upgraded = events(&daemon, &id)
+        .into_iter()
+        .find(|e| e["type"] == "subtitle.upgraded")
+        .unwrap();
+    assert_eq!(upgraded["payload"]["old"]["score"], 26, "{upgraded}");
+    assert_eq!(upgraded["payload"]["new"]["score"], 100, "{upgraded}");
+    assert_eq!(upgraded["payload"]["old"]["id"], "6200002", "{upgraded}");
+
+    // Now good enough: the next pass searches nothing.
+    let searches = fake.count("/subtitles");
+    let counts = upgrade(&trigger);
+    assert_eq!(counts["due"], 0, "{counts}");
+    assert_eq!(fake.count("/subtitles"), searches);
+}
+
+#[test]
+fn an_upgrade_never_writes_the_same_content_again_nor_searches_twice_a_day() {
+    let fake = FakeOs::start();
+    // Both candidates serve the same bytes: the "better" one is the same subtitle.
+    let all = offer_only_the_weak_one(&fake);
+    let sandbox = sandbox(&fake);
+    let video = big_video(&sandbox, &fake);
+    let (daemon, trigger) = serve_with_upgrades(&sandbox);
+    let id = request(&daemon, &video);
+    let weak = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    fake.with(|s| s.results = all);
+
+    let counts = upgrade(&trigger);
+    assert_eq!(counts["searched"], 1, "{counts}");
+    assert_eq!(counts["upgraded"], 0, "{counts}");
+    assert_eq!(counts["failed"], 1, "same content refused: {counts}");
+    let (_, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+    assert_eq!(job["subtitle"]["candidate_id"], "6200002", "kept: {job}");
+    assert_eq!(
+        job["subtitle"]["content_hash"],
+        weak["subtitle"]["content_hash"]
+    );
+    assert!(job["subtitle"]["upgrade_checked_at"].is_string(), "{job}");
+    assert!(!video.with_extension("en.srt").exists(), "nothing written");
+
+    // Searched today: the next pass leaves it alone, spending nothing.
+    let (searches, downloads) = (fake.count("/subtitles"), fake.with(|s| s.downloads));
+    let counts = upgrade(&trigger);
+    assert_eq!(counts["due"], 0, "{counts}");
+    assert_eq!(fake.count("/subtitles"), searches);
+    assert_eq!(fake.with(|s| s.downloads), downloads);
+}
+
+#[test]
+fn an_exhausted_quota_stops_the_upgrade_pass() {
+    let fake = FakeOs::start();
+    let all = offer_only_the_weak_one(&fake);
+    let sandbox = sandbox(&fake);
+    let first = big_video(&sandbox, &fake);
+    let second = sandbox
+        .library()
+        .join("Example Movie (2019)/Example.Movie.2019.Extended.mkv");
+    std::fs::copy(&first, &second).unwrap();
+    let (daemon, trigger) = serve_with_upgrades(&sandbox);
+    let a = request(&daemon, &first);
+    let b = request(&daemon, &second);
+    daemon.wait_for_job(&a, |j| j["status"] == "done");
+    daemon.wait_for_job(&b, |j| j["status"] == "done");
+    fake.with(|s| {
+        s.results = all;
+        s.files.insert(
+            6200001,
+            "1\n00:00:01,000 --> 00:00:02,000\nBetter.\n\n".to_owned(),
+        );
+        s.download_default = Behaviour::Quota;
+    });
+
+    let (searches, download_calls) = (fake.count("/subtitles"), fake.count("/api/v1/download"));
+    let counts = upgrade(&trigger);
+    assert_eq!(counts["due"], 2, "{counts}");
+    assert_eq!(counts["searched"], 1, "{counts}");
+    assert_eq!(counts["failed"], 1, "{counts}");
+    assert_eq!(counts["deferred"], 1, "the quota is used up: {counts}");
+    assert_eq!(fake.count("/subtitles"), searches + 1);
+    assert_eq!(fake.count("/api/v1/download"), download_calls + 1);
+    let (_, health) = daemon.get("/health/sources");
+    let os = health["providers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "opensubtitles")
+        .unwrap()
+        .clone();
+    assert_eq!(os["cooldown"], "quota", "{os}");
+
+    // The deferred one stays due, but the provider still cools down: nothing is spent.
+    let counts = upgrade(&trigger);
+    assert_eq!(counts["due"], 1, "{counts}");
+    assert_eq!(counts["deferred"], 1, "{counts}");
+    assert_eq!(fake.count("/api/v1/download"), download_calls + 1);
+}

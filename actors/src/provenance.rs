@@ -96,14 +96,21 @@ pub fn blacklist_entry(
     }
 }
 
-/// What is blacklisted for one video.
+/// What is blacklisted for one video, plus contents never to write again (an upgrade's
+/// earlier subtitles).
 #[derive(Debug, Clone, Default)]
-pub struct Blacklist(Vec<BlacklistEntry>);
+pub struct Blacklist(Vec<BlacklistEntry>, Vec<String>);
 
 impl Blacklist {
     /// The entries read from the store.
     pub fn new(entries: Vec<BlacklistEntry>) -> Self {
-        Self(entries)
+        Self(entries, Vec::new())
+    }
+
+    /// Also refuses these contents (by hash).
+    pub fn with_contents(mut self, hashes: impl IntoIterator<Item = String>) -> Self {
+        self.1.extend(hashes.into_iter().filter(|h| !h.is_empty()));
+        self
     }
 
     /// Whether the provider's candidate `id` was rejected.
@@ -115,12 +122,12 @@ impl Blacklist {
 
     /// Whether content with this hash was rejected.
     pub fn has_content(&self, hash: &str) -> bool {
-        self.0.iter().any(|e| e.content_hash == hash)
+        self.0.iter().any(|e| e.content_hash == hash) || self.1.iter().any(|h| h == hash)
     }
 
     /// Whether nothing is blacklisted.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.is_empty() && self.1.is_empty()
     }
 }
 

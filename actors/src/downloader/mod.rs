@@ -144,7 +144,8 @@ pub(crate) async fn write_candidate(
         let content_hash = content_hash(normalized.text.as_bytes());
         if blacklist.has_content(&content_hash) {
             return Err(format!(
-                "{provider} sent a subtitle rejected for this video (same content)"
+                "{provider} sent a subtitle rejected for this video, or one already written \
+                 (same content)"
             ));
         }
         let target = sidecar_path(

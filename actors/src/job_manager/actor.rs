@@ -24,10 +24,12 @@ use crate::time::now_ms;
 use crate::worker::{StartedWorker, StopWork, WorkerContext};
 
 mod manual;
+mod upgrade;
 pub use manual::{
     CANDIDATE_LISTS_KEPT, CANDIDATES_KEPT_FOR, ChooseCandidate, ListCandidates, ManualError,
     REJECTED, RejectSubtitle, provenance_json,
 };
+pub use upgrade::{RunUpgrades, UPGRADED, UpgradeCounts, is_due};
 
 /// How often waiting jobs are checked for their wake time.
 pub const WAKE_CHECK_INTERVAL: Duration = Duration::from_secs(1);

@@ -35,7 +35,7 @@ use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
 
 pub use actor::{
     CANDIDATE_LISTS_KEPT, CANDIDATES_KEPT_FOR, ChooseCandidate, ListCandidates, ManualError,
-    REJECTED, RejectSubtitle, provenance_json,
+    REJECTED, RejectSubtitle, RunUpgrades, UPGRADED, UpgradeCounts, is_due, provenance_json,
 };
 pub use actor::{
     CancelJob, JobManager, ManagerStatus, ProviderStatus, RequestSubtitles, RetryJob, Shutdown,

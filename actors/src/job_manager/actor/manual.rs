@@ -34,6 +34,19 @@ pub const REJECTED: &str = "subtitle.rejected";
 #[derive(Default)]
 pub(crate) struct Manual {
     lists: HashMap<JobId, (i64, Vec<Ranked>, Blacklist)>,
+    /// While an upgrade pass runs: the jobs it may rewrite (choose and reject wait).
+    pub(super) upgrading: Option<Vec<JobId>>,
+}
+
+impl Manual {
+    fn check_not_upgrading(&self, id: JobId) -> Result<(), ManualError> {
+        if self.upgrading.as_ref().is_some_and(|ids| ids.contains(&id)) {
+            return Err(ManualError::Conflict(format!(
+                "the upgrade pass is searching a better subtitle for job {id}; try again once it ends"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl Manual {
@@ -149,7 +162,7 @@ impl ManagerCore {
     }
 
     /// Records provider states a manual search learnt (cooldowns, quotas, sessions).
-    fn provider_step(&mut self, updates: Vec<ProviderState>) -> Step {
+    pub(super) fn provider_step(&mut self, updates: Vec<ProviderState>) -> Step {
         let mut step = Step::default();
         for state in updates {
             let state = self.providers.update(state);
@@ -409,7 +422,11 @@ impl Handler<ChooseCandidate> for JobManager {
 
     fn handle(&mut self, msg: ChooseCandidate, _: &mut Self::Context) -> Self::Result {
         let ChooseCandidate { job, provider, id } = msg;
-        if let Err(err) = self.core.check_choosable(&job) {
+        if let Err(err) = self
+            .manual
+            .check_not_upgrading(job.id)
+            .and_then(|()| self.core.check_choosable(&job))
+        {
             return Box::pin(fut::ready(Err(err)));
         }
         let Some((chosen, blacklist)) = self.manual.find(job.id, &provider, &id, now_ms()) else {
@@ -551,7 +568,7 @@ async fn previous_of(workers: &crate::worker::WorkerContext, id: JobId) -> Optio
 }
 
 /// Removes `path` when it still holds the content written (`hash`); answers whether it did.
-fn remove_if_ours(path: &std::path::Path, hash: &str) -> bool {
+pub(super) fn remove_if_ours(path: &std::path::Path, hash: &str) -> bool {
     if hash.is_empty() || provenance::file_hash(path).as_deref() != Some(hash) {
         return false;
     }
@@ -589,6 +606,9 @@ impl Handler<RejectSubtitle> for JobManager {
 
     fn handle(&mut self, msg: RejectSubtitle, _: &mut Self::Context) -> Self::Result {
         let job = msg.0;
+        if let Err(err) = self.manual.check_not_upgrading(job.id) {
+            return Box::pin(fut::ready(Err(err)));
+        }
         if job.status != JobStatus::Done || self.core.live_status(job.id).is_some() {
             return Box::pin(fut::ready(Err(ManualError::Conflict(format!(
                 "job {} is {}: only a done job's subtitle can be rejected",

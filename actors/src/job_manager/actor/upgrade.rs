@@ -1,0 +1,372 @@
+//! The upgrade pass ([`RunUpgrades`]): `done` subtitles that scored below
+//! `upgrade_below_score`, or that are machine translations, written within the upgrade
+//! window, are searched again, at most once per subtitle per `min_interval` (a day); one
+//! is replaced only by a candidate that beats its score by the margin and whose content was
+//! never written for the job nor rejected for the video. Providers cooling down (a quota
+//! used up, a rate limit) are skipped, and the pass stops when every provider cools down,
+//! so a quota is never spent in a loop. The scheduler runs it (`app::UpgradeTrigger`).
+
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::JobManager;
+use super::manual::remove_if_ours;
+use crate::clients::ProviderError;
+use crate::downloader::search::{fold_provider_states, search_providers};
+use crate::event::Event;
+use crate::job::{EventSource, Job, JobId, JobStatus};
+use crate::job_manager::WorkKind;
+use crate::provenance::{self, chosen_by};
+use crate::store::{Change, Provenance, ProviderState, Store, error_chain};
+use crate::time::now_ms;
+use crate::worker::{UpgradePolicy, WorkerContext};
+
+/// The event an upgrade records: the old and the new subtitle, with their scores.
+pub const UPGRADED: &str = "subtitle.upgraded";
+
+/// Runs the upgrade pass once; answers what it did.
+#[derive(Message)]
+#[rtype(result = "UpgradeCounts")]
+pub struct RunUpgrades;
+
+/// What one upgrade pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct UpgradeCounts {
+    /// `false`: a pass was already running; nothing was done.
+    pub ran: bool,
+    /// Subtitles due for a search (below the threshold or machine-translated, within the
+    /// window, not searched within the interval).
+    pub due: usize,
+    /// Searched again.
+    pub searched: usize,
+    /// Replaced by a better one.
+    pub upgraded: usize,
+    /// Kept: nothing beat them by the margin.
+    pub kept: usize,
+    /// Left for a later pass: every provider cools down.
+    pub deferred: usize,
+    /// A better candidate was found but could not be written (unusable download, write
+    /// error, store error); the subtitle is kept.
+    pub failed: usize,
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Whether `record` is due for an upgrade search at `now`.
+pub fn is_due(record: &Provenance, policy: &UpgradePolicy, now: i64) -> bool {
+    let low = record.machine_translated || record.score.is_some_and(|s| s < policy.below_score);
+    let recent = now.saturating_sub(record.written_at_ms) <= millis(policy.window);
+    let rested = record
+        .upgrade_checked_at_ms
+        .is_none_or(|at| now.saturating_sub(at) >= millis(policy.min_interval));
+    low && recent && rested
+}
+
+/// The done jobs whose subtitles are due, with their records (blocking).
+fn due_jobs(
+    store: &Store,
+    policy: &UpgradePolicy,
+    now: i64,
+) -> Result<Vec<(Job, Provenance)>, crate::store::StoreError> {
+    let mut out = Vec::new();
+    for record in store.provenances()? {
+        if !is_due(&record, policy, now) {
+            continue;
+        }
+        if let Some(job) = store.job(record.job_id)?
+            && job.status == JobStatus::Done
+        {
+            out.push((job, record));
+        }
+    }
+    Ok(out)
+}
+
+/// How the search for one subtitle ended.
+enum Tried {
+    /// Replaced: the job's new record, provenance and events.
+    Upgraded(Vec<Change>),
+    /// Kept (with `upgrade_checked_at_ms` set).
+    Kept(Vec<Change>),
+    /// Better found, not written; kept (checked).
+    Failed(Vec<Change>),
+    /// Every provider cools down: not searched.
+    Deferred,
+}
+
+async fn try_upgrade(
+    mut job: Job,
+    mut old: Provenance,
+    workers: &WorkerContext,
+    updates: &mut Vec<ProviderState>,
+) -> Tried {
+    let now = now_ms();
+    let cooling_all = !workers.providers.is_empty()
+        && workers.provider_health(now).iter().all(|p| p.state != "ok");
+    if workers.providers.is_empty() || cooling_all {
+        return Tried::Deferred;
+    }
+    let searched = search_providers(&job, workers, true).await;
+    let mut own = Vec::new();
+    fold_provider_states(workers, &searched.touched, &mut own);
+    for state in &own {
+        // Later searches of this pass see the cooldown at once.
+        workers.provider_states.update(state.clone());
+    }
+    updates.extend(own);
+    old.upgrade_checked_at_ms = Some(now);
+    let kept = |old: &Provenance| vec![Change::PutProvenance(old.clone())];
+    let old_score = old.score.unwrap_or(0);
+    let blacklist = searched.blacklist.clone().with_contents(
+        old.previous_hashes
+            .iter()
+            .cloned()
+            .chain([old.content_hash.clone()]),
+    );
+    let stopped = |name: &str| {
+        searched.touched.get(name).is_some_and(|(_, errors, _)| {
+            errors.iter().any(|e| {
+                matches!(
+                    e,
+                    ProviderError::QuotaExhausted { .. }
+                        | ProviderError::RateLimited { .. }
+                        | ProviderError::Auth(_)
+                )
+            })
+        })
+    };
+    let better: Vec<_> = searched
+        .ranked
+        .iter()
+        .filter(|r| {
+            r.scored.rejected.is_none()
+                && r.scored.score >= workers.min_score
+                && r.scored.score >= old_score.saturating_add(workers.upgrades.margin)
+                && !(r.candidate.provider == old.provider && r.candidate.id == old.candidate_id)
+                && !blacklist.has_candidate(&r.candidate.provider, &r.candidate.id)
+                && !stopped(&r.candidate.provider)
+        })
+        .collect();
+    let Some(best) = better.first() else {
+        return Tried::Kept(kept(&old));
+    };
+    // One download per subtitle and pass: the best only, so a quota is spent once.
+    let bytes = match best.provider.download(&best.candidate).await {
+        Ok(bytes) => {
+            let touched = [(
+                best.candidate.provider.clone(),
+                (best.provider.clone(), Vec::new(), true),
+            )]
+            .into_iter()
+            .collect();
+            let mut own = Vec::new();
+            fold_provider_states(workers, &touched, &mut own);
+            for state in &own {
+                workers.provider_states.update(state.clone());
+            }
+            updates.extend(own);
+            bytes
+        }
+        Err(err) => {
+            warn!(job_id = %job.id, provider = %best.candidate.provider, error = %err, "upgrade download failed");
+            let touched = [(
+                best.candidate.provider.clone(),
+                (best.provider.clone(), vec![err], false),
+            )]
+            .into_iter()
+            .collect();
+            let mut own = Vec::new();
+            fold_provider_states(workers, &touched, &mut own);
+            for state in &own {
+                workers.provider_states.update(state.clone());
+            }
+            updates.extend(own);
+            return Tried::Failed(kept(&old));
+        }
+    };
+    let written =
+        match crate::downloader::write_candidate(&job, &best.candidate, bytes, workers, &blacklist)
+            .await
+        {
+            Ok(written) => written,
+            Err(reason) => {
+                warn!(job_id = %job.id, %reason, "upgrade candidate not written");
+                return Tried::Failed(kept(&old));
+            }
+        };
+    let mut old_file = None;
+    if old.path != written.path {
+        let (path, hash) = (old.path.clone(), old.content_hash.clone());
+        let removed = tokio::task::spawn_blocking(move || remove_if_ours(&path, &hash))
+            .await
+            .unwrap_or(false);
+        old_file = Some(json!({"path": old.path, "removed": removed}));
+    }
+    let replaced = written.detail["replaced"].as_bool().unwrap_or(false);
+    let refresh = crate::refresh::refresh_after_write(&job, &written.path, replaced, workers).await;
+    let now = now_ms();
+    let detail = json!({
+        "score": best.scored.score,
+        "release": best.candidate.release,
+        "id": best.candidate.id,
+        "hearing_impaired": best.candidate.hearing_impaired,
+        "forced": best.candidate.forced,
+        "machine_translated": best.candidate.meta.machine_translated
+            || best.candidate.meta.ai_translated,
+        "breakdown": best.scored.breakdown,
+        "chosen_by": chosen_by::UPGRADE,
+        "written": written.detail,
+    });
+    let mut record = provenance::from_written(
+        &job,
+        WorkKind::Download,
+        &written.path,
+        &best.candidate.provider,
+        &detail,
+        now,
+    );
+    record.upgrade_checked_at_ms = Some(now);
+    record.previous_hashes = old.previous_hashes.clone();
+    record.previous_hashes.push(old.content_hash.clone());
+    info!(job_id = %job.id, old = old_score, new = best.scored.score, provider = %record.provider, "subtitle upgraded");
+    let payload = json!({
+        "old": {
+            "provider": old.provider,
+            "id": old.candidate_id,
+            "score": old.score,
+            "machine_translated": old.machine_translated,
+            "content_hash": old.content_hash,
+            "path": old.path,
+        },
+        "new": {
+            "provider": record.provider,
+            "id": record.candidate_id,
+            "score": record.score,
+            "content_hash": record.content_hash,
+            "path": record.path,
+        },
+        "old_file": old_file,
+        "detail": detail,
+        "status": JobStatus::Done,
+    });
+    let id = job.id;
+    job.output_path = Some(record.path.clone());
+    job.updated_at_ms = now;
+    let mut events = vec![Event::for_job(
+        id,
+        UPGRADED,
+        EventSource::Downloader,
+        now,
+        payload,
+    )];
+    events.extend(refresh.into_iter().map(|(kind, mut payload)| {
+        if let Some(map) = payload.as_object_mut() {
+            map.insert("status".into(), json!(JobStatus::Done));
+        }
+        Event::for_job(id, kind, EventSource::Downloader, now, payload)
+    }));
+    Tried::Upgraded(vec![
+        Change::PutJob { job, events },
+        Change::PutProvenance(record),
+    ])
+}
+
+impl Handler<RunUpgrades> for JobManager {
+    type Result = ResponseActFuture<Self, UpgradeCounts>;
+
+    fn handle(&mut self, _: RunUpgrades, _: &mut Self::Context) -> Self::Result {
+        if self.manual.upgrading.is_some() || !self.core.is_accepting() {
+            return Box::pin(fut::ready(UpgradeCounts::default()));
+        }
+        self.manual.upgrading = Some(Vec::new());
+        let (store, workers) = (self.store.clone(), self.workers.clone());
+        let policy = workers.upgrades;
+        Box::pin(
+            async move {
+                let now = now_ms();
+                let reader = store.clone();
+                let due = tokio::task::spawn_blocking(move || due_jobs(&reader, &policy, now))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| error_chain(&e)));
+                (store, workers, due)
+            }
+            .into_actor(self)
+            .then(|(store, workers, due), act, _| {
+                let due = match due {
+                    Ok(due) => due,
+                    Err(error) => {
+                        warn!(%error, "cannot list the subtitles due for an upgrade");
+                        act.manual.upgrading = None;
+                        let answer: ResponseActFuture<JobManager, UpgradeCounts> =
+                            Box::pin(fut::ready(UpgradeCounts {
+                                ran: true,
+                                ..UpgradeCounts::default()
+                            }));
+                        return answer;
+                    }
+                };
+                // The jobs being upgraded are refused to choose and reject meanwhile.
+                let ids: Vec<JobId> = due.iter().map(|(job, _)| job.id).collect();
+                act.manual.upgrading = Some(ids);
+                Box::pin(run_pass(due, store, workers).into_actor(act).map(
+                    |(counts, updates), act, ctx| {
+                        act.manual.upgrading = None;
+                        let step = act.core.provider_step(updates);
+                        act.persist_and_run(step, ctx);
+                        counts
+                    },
+                ))
+            }),
+        )
+    }
+}
+
+async fn run_pass(
+    due: Vec<(Job, Provenance)>,
+    store: Store,
+    workers: std::rc::Rc<WorkerContext>,
+) -> (UpgradeCounts, Vec<ProviderState>) {
+    let mut counts = UpgradeCounts {
+        ran: true,
+        due: due.len(),
+        ..UpgradeCounts::default()
+    };
+    let mut updates = Vec::new();
+    for (job, old) in due {
+        let id = job.id;
+        let tried = try_upgrade(job, old, &workers, &mut updates).await;
+        let changes = match tried {
+            Tried::Deferred => {
+                counts.deferred += 1;
+                continue;
+            }
+            Tried::Upgraded(changes) => {
+                counts.searched += 1;
+                counts.upgraded += 1;
+                changes
+            }
+            Tried::Kept(changes) => {
+                counts.searched += 1;
+                counts.kept += 1;
+                changes
+            }
+            Tried::Failed(changes) => {
+                counts.searched += 1;
+                counts.failed += 1;
+                changes
+            }
+        };
+        if let Err(err) = store.submit(changes).await {
+            warn!(job_id = %id, error = %error_chain(&err), "cannot record the upgrade search");
+            counts.failed += 1;
+        }
+    }
+    info!(?counts, "upgrade pass done");
+    (counts, updates)
+}
