@@ -20,6 +20,10 @@ const OTHER_SRT: &str = "1\n00:00:01,000 --> 00:00:02,500\n[DOOR CREAKS] Hello t
 /// The second candidate (another release, SDH) scores 26: a `min_score` of 20 lets a
 /// search take it once the first is rejected.
 fn sandbox(fake: &FakeOs) -> Sandbox {
+    sandbox_with(fake, 20)
+}
+
+fn sandbox_with(fake: &FakeOs, min_score: u32) -> Sandbox {
     let sandbox = Sandbox::new(&format!(
         "[jobs]\nretry_min_delay_secs = 1\nretry_max_delay_secs = 2\n{}",
         fake.config("")
@@ -27,7 +31,7 @@ fn sandbox(fake: &FakeOs) -> Sandbox {
     let config = std::fs::read_to_string(sandbox.config()).unwrap();
     let config = config.replacen(
         "translate_from = []",
-        "translate_from = []\nmin_score = 20",
+        &format!("translate_from = []\nmin_score = {min_score}"),
         1,
     );
     std::fs::write(sandbox.config(), config).unwrap();
@@ -508,4 +512,78 @@ fn an_exhausted_quota_stops_the_upgrade_pass() {
     assert_eq!(counts["due"], 1, "{counts}");
     assert_eq!(counts["deferred"], 1, "{counts}");
     assert_eq!(fake.count("/api/v1/download"), download_calls + 1);
+}
+
+#[test]
+fn a_waiting_job_can_be_given_a_candidate_below_min_score() {
+    let fake = FakeOs::start();
+    fake.with(|s| {
+        s.files.insert(6200002, OTHER_SRT.to_owned());
+    });
+    offer_only_the_weak_one(&fake);
+    let sandbox = sandbox_with(&fake, 60);
+    let video = big_video(&sandbox, &fake);
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video);
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    assert!(
+        job["error"].as_str().unwrap().contains("below min_score"),
+        "{job}"
+    );
+
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/candidates"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["candidates"][0]["id"], "6200002", "{list}");
+    assert_eq!(
+        list["candidates"][0]["eligible"], false,
+        "below min_score: {list}"
+    );
+    let (status, body) = daemon.post(
+        &format!("/api/v1/jobs/{id}/choose"),
+        &json!({"provider": "opensubtitles", "id": "6200002"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    assert!(job["retry_at"].is_null(), "{job}");
+    assert_eq!(job["error"], Value::Null, "{job}");
+    assert_eq!(job["subtitle"]["chosen_by"], "user", "{job}");
+    assert_eq!(
+        std::fs::read_to_string(video.with_extension("en.sdh.srt"))
+            .unwrap()
+            .trim(),
+        OTHER_SRT.trim()
+    );
+    // A finished job: its wake timer is gone, no search follows.
+    let searches = fake.count("/subtitles");
+    daemon.stop().unwrap();
+    let daemon = Served::start(&sandbox.config());
+    let (_, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(fake.count("/subtitles"), searches);
+}
+
+#[test]
+fn a_provider_cooling_down_is_listed_as_skipped_and_not_called() {
+    let fake = FakeOs::start();
+    fake.with(|s| s.download_default = Behaviour::Quota);
+    let sandbox = sandbox(&fake);
+    let video = big_video(&sandbox, &fake);
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video);
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+
+    let searches = fake.count("/subtitles");
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/candidates"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(fake.count("/subtitles"), searches, "not called");
+    assert_eq!(list["searched"], json!([]), "{list}");
+    assert_eq!(list["candidates"], json!([]), "{list}");
+    let skipped = &list["skipped"][0];
+    assert_eq!(skipped["provider"], "opensubtitles", "{list}");
+    assert_eq!(skipped["cooldown"], "quota", "{list}");
+    assert!(skipped["until"].is_string(), "{list}");
+    assert!(
+        skipped["reason"].as_str().unwrap().contains("quota"),
+        "{list}"
+    );
 }

@@ -156,6 +156,25 @@ impl ManagerCore {
         self.jobs.get(&id).map(|entry| entry.status)
     }
 
+    /// Takes a waiting job's wake timer off (a choice is being written); answers it.
+    fn hold_wake(&mut self, id: JobId) -> Option<i64> {
+        let entry = self.jobs.get_mut(&id)?;
+        let at = entry.wake_at_ms.take()?;
+        self.wakes.remove(&(at, id));
+        Some(at)
+    }
+
+    /// Puts back a wake timer [`hold_wake`](Self::hold_wake) took (the choice failed).
+    fn restore_wake(&mut self, id: JobId, at: i64) {
+        if let Some(entry) = self.jobs.get_mut(&id)
+            && entry.status == JobStatus::Waiting
+            && entry.wake_at_ms.is_none()
+        {
+            entry.wake_at_ms = Some(at);
+            self.wakes.insert((at, id));
+        }
+    }
+
     /// Whether a worker runs (or is about to run) for the job.
     fn is_working_on(&self, id: JobId) -> bool {
         self.running.contains_key(&id) || self.loading.contains_key(&id)
@@ -444,6 +463,10 @@ impl Handler<ChooseCandidate> for JobManager {
             )))));
         }
         let workers = self.workers.clone();
+        // A waiting job does not wake by itself while its choice is written, and a
+        // shutdown waits for the choice (up to its grace).
+        let held = self.core.hold_wake(job.id);
+        self.in_flight += 1;
         Box::pin(
             async move {
                 let downloaded = chosen.provider.download(&chosen.candidate).await;
@@ -534,21 +557,42 @@ impl Handler<ChooseCandidate> for JobManager {
             .then(move |(job, result, updates), act, ctx| {
                 let step = act.core.provider_step(updates);
                 act.persist_and_run(step, ctx);
-                let (record, detail, refresh, now) = match result {
-                    Ok(done) => done,
-                    Err(err) => return refuse(err),
-                };
-                let answer = json!({
-                    "id": job.id,
-                    "language": job.language,
-                    "status": JobStatus::Done,
-                    "subtitle": provenance_json(&record),
+                let result = result.and_then(|done| {
+                    if act.is_stopped {
+                        Err(ManualError::Manager(ManagerError::ShuttingDown))
+                    } else {
+                        Ok(done)
+                    }
                 });
-                act.manual.lists.remove(&job.id);
-                match act.core.chosen(job, record, detail, refresh, now) {
-                    Ok(step) => act.commit_then(step, answer),
-                    Err(err) => refuse(err),
-                }
+                let answer = match result {
+                    Ok((record, detail, refresh, now)) => {
+                        let answer = json!({
+                            "id": job.id,
+                            "language": job.language,
+                            "status": JobStatus::Done,
+                            "subtitle": provenance_json(&record),
+                        });
+                        act.manual.lists.remove(&job.id);
+                        let id = job.id;
+                        match act.core.chosen(job, record, detail, refresh, now) {
+                            Ok(step) => act.commit_then(step, answer),
+                            Err(err) => {
+                                if let Some(at) = held {
+                                    act.core.restore_wake(id, at);
+                                }
+                                refuse(err)
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        if let Some(at) = held {
+                            act.core.restore_wake(job.id, at);
+                        }
+                        refuse(err)
+                    }
+                };
+                act.settle();
+                answer
             }),
         )
     }

@@ -6,10 +6,12 @@
 //! used up, a rate limit) are skipped, and the pass stops when every provider cools down,
 //! so a quota is never spent in a loop. The scheduler runs it (`app::UpgradeTrigger`).
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::json;
+use tokio::sync::oneshot;
 use tracing::{info, warn};
 
 use super::JobManager;
@@ -17,7 +19,7 @@ use super::manual::remove_if_ours;
 use crate::clients::ProviderError;
 use crate::downloader::search::{fold_provider_states, search_providers};
 use crate::event::Event;
-use crate::job::{EventSource, Job, JobId, JobStatus};
+use crate::job::{EventSource, Job, JobStatus};
 use crate::job_manager::WorkKind;
 use crate::provenance::{self, chosen_by};
 use crate::store::{Change, Provenance, ProviderState, Store, error_chain};
@@ -112,13 +114,7 @@ async fn try_upgrade(
         return Tried::Deferred;
     }
     let searched = search_providers(&job, workers, true).await;
-    let mut own = Vec::new();
-    fold_provider_states(workers, &searched.touched, &mut own);
-    for state in &own {
-        // Later searches of this pass see the cooldown at once.
-        workers.provider_states.update(state.clone());
-    }
-    updates.extend(own);
+    fold_provider_states(workers, &searched.touched, updates);
     old.upgrade_checked_at_ms = Some(now);
     let kept = |old: &Provenance| vec![Change::PutProvenance(old.clone())];
     let old_score = old.score.unwrap_or(0);
@@ -164,12 +160,7 @@ async fn try_upgrade(
             )]
             .into_iter()
             .collect();
-            let mut own = Vec::new();
-            fold_provider_states(workers, &touched, &mut own);
-            for state in &own {
-                workers.provider_states.update(state.clone());
-            }
-            updates.extend(own);
+            fold_provider_states(workers, &touched, updates);
             bytes
         }
         Err(err) => {
@@ -180,12 +171,7 @@ async fn try_upgrade(
             )]
             .into_iter()
             .collect();
-            let mut own = Vec::new();
-            fold_provider_states(workers, &touched, &mut own);
-            for state in &own {
-                workers.provider_states.update(state.clone());
-            }
-            updates.extend(own);
+            fold_provider_states(workers, &touched, updates);
             return Tried::Failed(kept(&old));
         }
     };
@@ -279,94 +265,115 @@ async fn try_upgrade(
 impl Handler<RunUpgrades> for JobManager {
     type Result = ResponseActFuture<Self, UpgradeCounts>;
 
-    fn handle(&mut self, _: RunUpgrades, _: &mut Self::Context) -> Self::Result {
-        if self.manual.upgrading.is_some() || !self.core.is_accepting() {
+    fn handle(&mut self, _: RunUpgrades, ctx: &mut Self::Context) -> Self::Result {
+        if self.manual.upgrading.is_some() || !self.core.is_accepting() || self.is_stopped {
             return Box::pin(fut::ready(UpgradeCounts::default()));
         }
         self.manual.upgrading = Some(Vec::new());
-        let (store, workers) = (self.store.clone(), self.workers.clone());
-        let policy = workers.upgrades;
-        Box::pin(
+        let (reply, answer) = oneshot::channel();
+        let store = self.store.clone();
+        let policy = self.workers.upgrades;
+        self.in_flight += 1;
+        ctx.spawn(
             async move {
                 let now = now_ms();
-                let reader = store.clone();
-                let due = tokio::task::spawn_blocking(move || due_jobs(&reader, &policy, now))
+                tokio::task::spawn_blocking(move || due_jobs(&store, &policy, now))
                     .await
                     .map_err(|e| e.to_string())
-                    .and_then(|r| r.map_err(|e| error_chain(&e)));
-                (store, workers, due)
+                    .and_then(|r| r.map_err(|e| error_chain(&e)))
             }
             .into_actor(self)
-            .then(|(store, workers, due), act, _| {
-                let due = match due {
-                    Ok(due) => due,
-                    Err(error) => {
-                        warn!(%error, "cannot list the subtitles due for an upgrade");
-                        act.manual.upgrading = None;
-                        let answer: ResponseActFuture<JobManager, UpgradeCounts> =
-                            Box::pin(fut::ready(UpgradeCounts {
-                                ran: true,
-                                ..UpgradeCounts::default()
-                            }));
-                        return answer;
-                    }
+            .map(move |due, act, ctx| {
+                let mut counts = UpgradeCounts {
+                    ran: true,
+                    ..UpgradeCounts::default()
                 };
-                // The jobs being upgraded are refused to choose and reject meanwhile.
-                let ids: Vec<JobId> = due.iter().map(|(job, _)| job.id).collect();
-                act.manual.upgrading = Some(ids);
-                Box::pin(run_pass(due, store, workers).into_actor(act).map(
-                    |(counts, updates), act, ctx| {
-                        act.manual.upgrading = None;
-                        let step = act.core.provider_step(updates);
-                        act.persist_and_run(step, ctx);
-                        counts
-                    },
-                ))
+                let due = due.unwrap_or_else(|error| {
+                    warn!(%error, "cannot list the subtitles due for an upgrade");
+                    Vec::new()
+                });
+                counts.due = due.len();
+                // The jobs of the pass refuse a choice or a reject meanwhile.
+                act.manual.upgrading = Some(due.iter().map(|(job, _)| job.id).collect());
+                act.upgrade_next(due.into(), counts, reply, ctx);
+                act.settle();
             }),
-        )
+        );
+        Box::pin(async move { answer.await.unwrap_or_default() }.into_actor(self))
     }
 }
 
-async fn run_pass(
-    due: Vec<(Job, Provenance)>,
-    store: Store,
-    workers: std::rc::Rc<WorkerContext>,
-) -> (UpgradeCounts, Vec<ProviderState>) {
-    let mut counts = UpgradeCounts {
-        ran: true,
-        due: due.len(),
-        ..UpgradeCounts::default()
-    };
-    let mut updates = Vec::new();
-    for (job, old) in due {
-        let id = job.id;
-        let tried = try_upgrade(job, old, &workers, &mut updates).await;
-        let changes = match tried {
-            Tried::Deferred => {
-                counts.deferred += 1;
-                continue;
-            }
-            Tried::Upgraded(changes) => {
-                counts.searched += 1;
-                counts.upgraded += 1;
-                changes
-            }
-            Tried::Kept(changes) => {
-                counts.searched += 1;
-                counts.kept += 1;
-                changes
-            }
-            Tried::Failed(changes) => {
-                counts.searched += 1;
-                counts.failed += 1;
-                changes
-            }
+impl JobManager {
+    /// Searches the next subtitle of the pass, commits what it found, then goes on; ends
+    /// the pass (and answers) when none is left or the daemon stops.
+    fn upgrade_next(
+        &mut self,
+        mut due: VecDeque<(Job, Provenance)>,
+        mut counts: UpgradeCounts,
+        reply: oneshot::Sender<UpgradeCounts>,
+        ctx: &mut Context<Self>,
+    ) {
+        let next = due
+            .pop_front()
+            .filter(|_| self.core.is_accepting() && !self.is_stopped);
+        let Some((job, old)) = next else {
+            info!(?counts, "upgrade pass done");
+            self.manual.upgrading = None;
+            let _ = reply.send(counts);
+            return;
         };
-        if let Err(err) = store.submit(changes).await {
-            warn!(job_id = %id, error = %error_chain(&err), "cannot record the upgrade search");
-            counts.failed += 1;
-        }
+        let workers = self.workers.clone();
+        // Counted in flight: a shutdown waits for this subtitle (up to its grace).
+        self.in_flight += 1;
+        ctx.spawn(
+            async move {
+                let mut updates = Vec::new();
+                let tried = try_upgrade(job, old, &workers, &mut updates).await;
+                (tried, updates)
+            }
+            .into_actor(self)
+            .then(move |(tried, updates), act, ctx| {
+                // Later searches of the pass see the cooldowns at once.
+                let step = act.core.provider_step(updates);
+                act.persist_and_run(step, ctx);
+                let changes = match tried {
+                    Tried::Deferred => {
+                        counts.deferred += 1;
+                        Vec::new()
+                    }
+                    Tried::Upgraded(changes) => {
+                        counts.searched += 1;
+                        counts.upgraded += 1;
+                        changes
+                    }
+                    Tried::Kept(changes) => {
+                        counts.searched += 1;
+                        counts.kept += 1;
+                        changes
+                    }
+                    Tried::Failed(changes) => {
+                        counts.searched += 1;
+                        counts.failed += 1;
+                        changes
+                    }
+                };
+                if changes.is_empty() || act.is_stopped {
+                    act.upgrade_next(due, counts, reply, ctx);
+                    act.settle();
+                    let done: ResponseActFuture<JobManager, ()> = Box::pin(fut::ready(()));
+                    return done;
+                }
+                let commit = act.submit(changes);
+                act.settle();
+                Box::pin(commit.into_actor(act).map(move |result, act, ctx| {
+                    if let Err(err) = result {
+                        warn!(error = %error_chain(&err), "cannot record an upgrade search");
+                        counts.failed += 1;
+                    }
+                    act.upgrade_next(due, counts, reply, ctx);
+                    act.settle();
+                }))
+            }),
+        );
     }
-    info!(?counts, "upgrade pass done");
-    (counts, updates)
 }
