@@ -287,6 +287,13 @@ fn a_rejected_subtitle_is_removed_blacklisted_and_never_chosen_again_even_after_
     assert_eq!(status, 202, "{body}");
     let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting");
     assert!(job["output_path"].is_null(), "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("; 2 candidate(s) rejected for this video"),
+        "{job}"
+    );
     let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/reject"), &json!({}));
     assert_eq!(status, 409, "nothing to reject: {body}");
     daemon.stop().unwrap();

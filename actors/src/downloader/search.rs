@@ -471,7 +471,11 @@ pub(super) async fn search_and_write(
             retryable,
         };
     }
-    let below = ranked
+    let is_blacklisted =
+        |r: &&Ranked| blacklist.has_candidate(&r.candidate.provider, &r.candidate.id);
+    let blacklisted = ranked.iter().filter(is_blacklisted).count();
+    let others: Vec<&Ranked> = ranked.iter().filter(|r| !is_blacklisted(r)).collect();
+    let below = others
         .iter()
         .filter(|r| r.scored.score < context.min_score || r.scored.rejected.is_some())
         .count();
@@ -488,7 +492,12 @@ pub(super) async fn search_and_write(
         reason.push_str(&format!(
             "; {below} candidate(s) below min_score {} (best {})",
             context.min_score,
-            ranked.first().map_or(0, |r| r.scored.score)
+            others.first().map_or(0, |r| r.scored.score)
+        ));
+    }
+    if blacklisted > 0 {
+        reason.push_str(&format!(
+            "; {blacklisted} candidate(s) rejected for this video"
         ));
     }
     if !cooling.is_empty() {
