@@ -377,3 +377,70 @@ impl JobManager {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Language;
+
+    const DAY: i64 = 24 * 3600 * 1000;
+
+    fn record(score: Option<u32>, machine_translated: bool, written_at_ms: i64) -> Provenance {
+        Provenance {
+            job_id: crate::job::JobId::new(),
+            provider: "opensubtitles".to_owned(),
+            candidate_id: "1".to_owned(),
+            release: None,
+            score,
+            breakdown: serde_json::Value::Null,
+            language: Language::parse("en").unwrap(),
+            forced: false,
+            sdh: false,
+            content_hash: "sha256:00".to_owned(),
+            machine_translated,
+            path: "/library/Movie.en.srt".into(),
+            written_at_ms,
+            chosen_by: chosen_by::SEARCH.to_owned(),
+            upgrade_checked_at_ms: None,
+            previous_hashes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_weak_or_machine_translated_recent_subtitle_is_due_once_a_day() {
+        let policy = UpgradePolicy::default();
+        let now = 100 * DAY;
+        assert!(is_due(&record(Some(79), false, now - DAY), &policy, now));
+        assert!(!is_due(&record(Some(80), false, now - DAY), &policy, now));
+        assert!(is_due(&record(Some(95), true, now - DAY), &policy, now));
+        assert!(is_due(&record(None, true, now - DAY), &policy, now));
+        // Outside the window.
+        assert!(!is_due(
+            &record(Some(10), false, now - 31 * DAY),
+            &policy,
+            now
+        ));
+        assert!(is_due(
+            &record(Some(10), false, now - 30 * DAY),
+            &policy,
+            now
+        ));
+        // Searched less than a day ago.
+        let mut checked = record(Some(10), false, now - DAY);
+        checked.upgrade_checked_at_ms = Some(now - DAY + 1);
+        assert!(!is_due(&checked, &policy, now));
+        checked.upgrade_checked_at_ms = Some(now - DAY);
+        assert!(is_due(&checked, &policy, now));
+        // `upgrade_below_score = 0`: machine translations only.
+        let only_translations = UpgradePolicy {
+            below_score: 0,
+            ..policy
+        };
+        assert!(!is_due(
+            &record(Some(0), false, now),
+            &only_translations,
+            now
+        ));
+        assert!(is_due(&record(Some(0), true, now), &only_translations, now));
+    }
+}
