@@ -594,3 +594,34 @@ fn a_provider_cooling_down_is_listed_as_skipped_and_not_called() {
         "{list}"
     );
 }
+
+#[test]
+fn a_reject_that_would_clash_with_another_unfinished_job_changes_nothing() {
+    let fake = FakeOs::start();
+    let sandbox = sandbox(&fake);
+    let video = big_video(&sandbox, &fake);
+    let daemon = sandbox.serve();
+    let first = request(&daemon, &video);
+    let job = daemon.wait_for_job(&first, |j| j["status"] == "done");
+    let written = PathBuf::from(job["output_path"].as_str().unwrap());
+
+    // A second job for the same video and language, running (its search hangs).
+    let aside = written.with_extension("bak");
+    std::fs::rename(&written, &aside).unwrap();
+    fake.with(|s| s.search_default = Behaviour::Hang(std::time::Duration::from_secs(3)));
+    let second = request(&daemon, &video);
+    assert_ne!(second, first);
+    daemon.wait_for_job(&second, |j| j["status"] == "download_in_progress");
+    std::fs::rename(&aside, &written).unwrap();
+
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{first}/reject"), &json!({}));
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains(&second),
+        "names the other job: {body}"
+    );
+    assert!(written.exists(), "nothing removed");
+    let (_, job) = daemon.get(&format!("/api/v1/jobs/{first}"));
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["subtitle"]["candidate_id"], "6200001", "{job}");
+}

@@ -263,17 +263,9 @@ impl ManagerCore {
         })
     }
 
-    /// The step that blacklists a done job's subtitle and queues the job to search again.
-    fn rejected(
-        &mut self,
-        mut job: Job,
-        provenance: &Provenance,
-        removed: bool,
-        now: i64,
-    ) -> Result<Step, ManualError> {
-        if !self.is_accepting {
-            return Err(ManagerError::ShuttingDown.into());
-        }
+    /// Checks that the job's subtitle may be rejected now: the job is `done`, and no other
+    /// job for its video and language is unfinished (the re-queue would clash with it).
+    fn check_rejectable(&self, job: &Job) -> Result<(), ManualError> {
         let id = job.id;
         if job.status != JobStatus::Done || self.live_status(id).is_some() {
             return Err(ManualError::Conflict(format!(
@@ -287,6 +279,23 @@ impl ManagerCore {
                 "job {other} for the same video and language is unfinished; reject once it ends"
             )));
         }
+        Ok(())
+    }
+
+    /// The step that blacklists a done job's subtitle and queues the job to search again.
+    fn rejected(
+        &mut self,
+        mut job: Job,
+        provenance: &Provenance,
+        removed: bool,
+        now: i64,
+    ) -> Result<Step, ManualError> {
+        if !self.is_accepting {
+            return Err(ManagerError::ShuttingDown.into());
+        }
+        let id = job.id;
+        self.check_rejectable(&job)?;
+        let key = self.key_hash(&job.path, &job.language);
         let entry = provenance::blacklist_entry(job.path.clone(), id, provenance, now);
         let payload = json!({
             "provider": provenance.provider,
@@ -650,15 +659,12 @@ impl Handler<RejectSubtitle> for JobManager {
 
     fn handle(&mut self, msg: RejectSubtitle, _: &mut Self::Context) -> Self::Result {
         let job = msg.0;
-        if let Err(err) = self.manual.check_not_upgrading(job.id) {
+        if let Err(err) = self
+            .manual
+            .check_not_upgrading(job.id)
+            .and_then(|()| self.core.check_rejectable(&job))
+        {
             return Box::pin(fut::ready(Err(err)));
-        }
-        if job.status != JobStatus::Done || self.core.live_status(job.id).is_some() {
-            return Box::pin(fut::ready(Err(ManualError::Conflict(format!(
-                "job {} is {}: only a done job's subtitle can be rejected",
-                job.id,
-                self.core.live_status(job.id).unwrap_or(job.status)
-            )))));
         }
         let store = self.store.clone();
         let id = job.id;
