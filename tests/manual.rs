@@ -625,3 +625,43 @@ fn a_reject_that_would_clash_with_another_unfinished_job_changes_nothing() {
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["subtitle"]["candidate_id"], "6200001", "{job}");
 }
+
+#[test]
+fn a_choice_never_replaces_a_subtitle_cuewarden_did_not_write() {
+    let fake = FakeOs::start();
+    let sandbox = sandbox(&fake);
+    let video = big_video(&sandbox, &fake);
+    let own = video.with_extension("en.srt");
+    std::fs::write(&own, "1\n00:00:01,000 --> 00:00:02,000\nMine.\n").unwrap();
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video);
+    daemon.wait_for_job(&id, |j| j["status"] == "skipped");
+
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/candidates"));
+    assert_eq!(status, 200, "{list}");
+    let downloads = fake.count("/api/v1/download");
+    let (status, body) = daemon.post(
+        &format!("/api/v1/jobs/{id}/choose"),
+        &json!({"provider": "opensubtitles", "id": "6200001"}),
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.to_string().contains("not written by cuewarden"),
+        "{body}"
+    );
+    assert_eq!(fake.count("/api/v1/download"), downloads, "no quota spent");
+    assert_eq!(
+        std::fs::read_to_string(&own).unwrap(),
+        "1\n00:00:01,000 --> 00:00:02,000\nMine.\n"
+    );
+    // Another kind (SDH) has its own name: that choice is written beside it.
+    let (status, body) = daemon.post(
+        &format!("/api/v1/jobs/{id}/choose"),
+        &json!({"provider": "opensubtitles", "id": "6200002"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(video.with_extension("en.sdh.srt").exists());
+    assert!(own.exists());
+    let (_, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+    assert_eq!(job["status"], "done", "{job}");
+}

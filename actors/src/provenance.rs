@@ -30,6 +30,31 @@ pub fn file_hash(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|bytes| content_hash(&bytes))
 }
 
+/// A subtitle file at one of the names a write for `video` in `language` (forced, SDH)
+/// would take, that is not `ours` (the job's own subtitle, by path and content hash): a
+/// user's file, which a choice or an upgrade must not replace (blocking).
+pub fn foreign_sidecar(
+    video: &Path,
+    language: &crate::job::Language,
+    forced: bool,
+    sdh: bool,
+    ours: Option<&Provenance>,
+) -> Option<PathBuf> {
+    ["srt", "ass", "ssa"]
+        .into_iter()
+        .map(|ext| crate::files::sidecar_path(video, language, forced, sdh, ext))
+        .find(|path| {
+            if std::fs::symlink_metadata(path).is_err() {
+                return false;
+            }
+            !ours.is_some_and(|own| {
+                own.path == *path
+                    && !own.content_hash.is_empty()
+                    && file_hash(path).as_deref() == Some(own.content_hash.as_str())
+            })
+        })
+}
+
 /// Who chose a written subtitle.
 pub mod chosen_by {
     /// The downloader's ranking.

@@ -478,8 +478,27 @@ impl Handler<ChooseCandidate> for JobManager {
         self.in_flight += 1;
         Box::pin(
             async move {
-                let downloaded = chosen.provider.download(&chosen.candidate).await;
                 let mut updates = Vec::new();
+                // Never over a user's own file: checked before the download spends quota.
+                let previous = previous_of(&workers, job.id).await;
+                let foreign = tokio::task::spawn_blocking({
+                    let (video, language) = (job.path.clone(), job.language.clone());
+                    let (forced, sdh) = (chosen.candidate.forced, chosen.candidate.hearing_impaired);
+                    let ours = previous.clone();
+                    move || provenance::foreign_sidecar(&video, &language, forced, sdh, ours.as_ref())
+                })
+                .await
+                .ok()
+                .flatten();
+                if let Some(path) = foreign {
+                    let message = format!(
+                        "{} exists and was not written by cuewarden for this job; move it away \
+                         to choose another subtitle of this kind",
+                        path.display()
+                    );
+                    return (job, Err(ManualError::Conflict(message)), updates);
+                }
+                let downloaded = chosen.provider.download(&chosen.candidate).await;
                 let bytes = match downloaded {
                     Ok(bytes) => {
                         let touched = [(provider.clone(), (chosen.provider.clone(), Vec::new(), true))]
@@ -512,7 +531,6 @@ impl Handler<ChooseCandidate> for JobManager {
                     }
                 };
                 // The subtitle it replaces: removed when it sits elsewhere and is still ours.
-                let previous = previous_of(&workers, job.id).await;
                 let mut removed_old = None;
                 if let Some(old) = &previous
                     && old.path != written.path

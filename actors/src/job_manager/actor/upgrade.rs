@@ -151,6 +151,20 @@ async fn try_upgrade(
     let Some(best) = better.first() else {
         return Tried::Kept(kept(&old));
     };
+    // Never over a user's own file at the new name.
+    let foreign = tokio::task::spawn_blocking({
+        let (video, language) = (job.path.clone(), job.language.clone());
+        let (forced, sdh) = (best.candidate.forced, best.candidate.hearing_impaired);
+        let ours = old.clone();
+        move || provenance::foreign_sidecar(&video, &language, forced, sdh, Some(&ours))
+    })
+    .await
+    .ok()
+    .flatten();
+    if let Some(path) = foreign {
+        info!(job_id = %job.id, path = %path.display(), "a file not written by cuewarden is where the upgrade would go; kept");
+        return Tried::Kept(kept(&old));
+    }
     // One download per subtitle and pass: the best only, so a quota is spent once.
     let bytes = match best.provider.download(&best.candidate).await {
         Ok(bytes) => {
