@@ -2,7 +2,7 @@
 //! ([`ListCandidates`]), write the one the user names ([`ChooseCandidate`]), or reject the
 //! one written ([`RejectSubtitle`]: blacklisted for the video, removed, searched again).
 //!
-//! The providers live on this thread (in the [`WorkerContext`]), so these run here, on the
+//! The providers live on this thread (in the [`WorkerContext`](crate::worker::WorkerContext)), so these run here, on the
 //! JobManager, which also stays the only writer of job state: a choice commits `done` in one
 //! step, a reject commits the blacklist entry and the re-queue in one step.
 
