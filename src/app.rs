@@ -25,7 +25,6 @@ use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::{JellyfinClient, JellyfinRefresher};
-use crate::clients::jellyfin_subtitles::JellyfinSubtitles;
 use crate::config::{Secret, Settings};
 use crate::sources::jellyfin_ws::{JellyfinSocket, SocketSettings};
 use crate::sources::library_sync::{LibrarySync, SyncTrigger};
@@ -164,17 +163,8 @@ impl Components {
             JellyfinClient::new(http.clone(), j)
                 .with_paths(settings.path_mappings.clone(), libraries.clone())
         });
-        // Providers in priority order (OpenSubtitles matches by hash and scores its own
-        // candidates; Jellyfin's plugins come after): each is one line here.
-        let mut providers: Vec<Rc<dyn SubtitleProvider>> = Vec::new();
-        if let Some(os) = &settings.providers.opensubtitles {
-            let client = crate::clients::opensubtitles::OpenSubtitles::new(os)
-                .context("cannot build the OpenSubtitles client")?;
-            providers.push(Rc::new(client));
-        }
-        if let Some(client) = jellyfin.as_ref().filter(|_| settings.providers.jellyfin) {
-            providers.push(Rc::new(JellyfinSubtitles::new(client.clone())));
-        }
+        // The providers, in the configured priority order: each is one line there.
+        let providers = crate::clients::subtitle_providers(&settings.providers, jellyfin.as_ref())?;
         let refresh = settings.notify.jellyfin.as_ref().is_none_or(|j| j.refresh);
         let media_server = jellyfin
             .as_ref()

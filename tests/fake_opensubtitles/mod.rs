@@ -67,6 +67,9 @@ pub struct State {
     pub results: Vec<Value>,
     /// The movie hash whose results say `moviehash_match: true`.
     pub known_hash: Option<String>,
+    /// Searches by id (`imdb_id`, `tmdb_id`, `parent_*`) find nothing: ids the API does not
+    /// know (yet).
+    pub unknown_ids: bool,
     pub quota: u32,
     pub downloads: u32,
     pub logins: u32,
@@ -121,6 +124,7 @@ impl FakeOs {
             download_default: Behaviour::Ok,
             results: results["data"].as_array().unwrap().clone(),
             known_hash: None,
+            unknown_ids: false,
             quota: 20,
             downloads: 0,
             logins: 0,
@@ -382,7 +386,10 @@ fn search(query: &str, nothing: bool, state: &Mutex<State>) -> HttpResponse {
         .unwrap_or_default();
     let hash = get("moviehash");
     let s = state.lock().unwrap();
-    let data: Vec<Value> = if nothing {
+    let by_id = ["imdb_id", "tmdb_id", "parent_imdb_id", "parent_tmdb_id"]
+        .iter()
+        .any(|key| get(key).is_some());
+    let data: Vec<Value> = if nothing || (s.unknown_ids && by_id) {
         Vec::new()
     } else {
         s.results
