@@ -665,3 +665,41 @@ fn a_choice_never_replaces_a_subtitle_cuewarden_did_not_write() {
     let (_, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
     assert_eq!(job["status"], "done", "{job}");
 }
+
+#[test]
+fn a_machine_translated_subtitle_is_upgraded_whatever_its_score() {
+    let fake = FakeOs::start();
+    fake.with(|s| {
+        s.files.insert(6200002, OTHER_SRT.to_owned());
+    });
+    let all = offer_only_the_weak_one(&fake);
+    fake.with(|s| {
+        s.results[0]["attributes"]["machine_translated"] = json!(true);
+    });
+    let sandbox = sandbox_with(&fake, 0);
+    // Only machine translations are searched again.
+    let config = std::fs::read_to_string(sandbox.config()).unwrap();
+    let config = config.replacen("min_score = 0", "min_score = 0\nupgrade_below_score = 0", 1);
+    std::fs::write(sandbox.config(), config).unwrap();
+    let video = big_video(&sandbox, &fake);
+    let (daemon, trigger) = serve_with_upgrades(&sandbox);
+    let id = request(&daemon, &video);
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    assert_eq!(job["subtitle"]["machine_translated"], true, "{job}");
+
+    fake.with(|s| s.results = all);
+    let counts = upgrade(&trigger);
+    assert_eq!(counts["due"], 1, "{counts}");
+    assert_eq!(counts["upgraded"], 1, "{counts}");
+    let (_, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+    assert_eq!(job["subtitle"]["candidate_id"], "6200001", "{job}");
+    assert_eq!(job["subtitle"]["machine_translated"], false, "{job}");
+    let upgraded = events(&daemon, &id)
+        .into_iter()
+        .find(|e| e["type"] == "subtitle.upgraded")
+        .unwrap();
+    assert_eq!(
+        upgraded["payload"]["old"]["machine_translated"], true,
+        "{upgraded}"
+    );
+}

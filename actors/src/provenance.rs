@@ -47,10 +47,11 @@ pub fn foreign_sidecar(
             if std::fs::symlink_metadata(path).is_err() {
                 return false;
             }
+            // A record without a hash (a translation that did not give one) owns its path.
             !ours.is_some_and(|own| {
                 own.path == *path
-                    && !own.content_hash.is_empty()
-                    && file_hash(path).as_deref() == Some(own.content_hash.as_str())
+                    && (own.content_hash.is_empty()
+                        || file_hash(path).as_deref() == Some(own.content_hash.as_str()))
             })
         })
 }
