@@ -147,6 +147,10 @@ pub struct Components {
     pub sources: Vec<Box<dyn Source>>,
     /// Asks the library sync to run now (for the scheduler and the API).
     pub library_sync: Option<SyncTrigger>,
+    /// Runs the upgrade pass (for the scheduler): `upgrades.run().await` → counts.
+    pub upgrades: crate::upgrades::UpgradeTrigger,
+    /// The upgrade requests, served once the JobManager runs.
+    pub upgrade_requests: Option<crate::upgrades::UpgradeRequests>,
 }
 
 impl Components {
@@ -177,6 +181,7 @@ impl Components {
             jellyfin.clone(),
         );
         let library_sync = Some(sync.trigger());
+        let (upgrades, upgrade_requests) = crate::upgrades::channel();
         let mut sources: Vec<Box<dyn Source>> = vec![
             Box::new(FileWatcher::new(
                 settings.watcher.enabled && !libraries.is_empty(),
@@ -205,6 +210,8 @@ impl Components {
             refresh_retry: RefreshRetry::default(),
             sources,
             library_sync,
+            upgrades,
+            upgrade_requests: Some(upgrade_requests),
         })
     }
 }
@@ -255,10 +262,14 @@ pub async fn run_with(
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
+    workers.upgrades = settings.languages.upgrades;
     workers.ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe).await?;
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();
+    if let Some(requests) = components.upgrade_requests {
+        requests.serve(manager.clone());
+    }
     let rules = IntakeRules {
         libraries: components.libraries,
         path_mappings: settings.path_mappings.clone(),

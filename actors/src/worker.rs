@@ -52,6 +52,36 @@ pub struct WorkerContext {
     pub ffprobe: Option<PathBuf>,
     /// What is known of each provider; written by the JobManager only.
     pub(crate) provider_states: ProviderRegistry,
+    /// The store, for what workers read (the blacklist); set by the JobManager.
+    pub(crate) store: Option<crate::store::Store>,
+    /// When a written subtitle is searched again for a better one.
+    pub upgrades: UpgradePolicy,
+}
+
+/// When the upgrade pass searches a `done` subtitle again, and what replaces it
+/// (`[languages] upgrade_below_score`, `upgrade_window_days`, `upgrade_margin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpgradePolicy {
+    /// A subtitle that scored below this is searched again (machine translations always).
+    pub below_score: u32,
+    /// Only subtitles written this recently are searched again.
+    pub window: Duration,
+    /// A candidate replaces the subtitle only when it scores at least this much more.
+    pub margin: u32,
+    /// One search per subtitle per this period at most.
+    pub min_interval: Duration,
+}
+
+impl Default for UpgradePolicy {
+    /// Below 80, for 30 days, by 10 points, once a day.
+    fn default() -> Self {
+        Self {
+            below_score: 80,
+            window: Duration::from_secs(30 * 24 * 3600),
+            margin: 10,
+            min_interval: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// How a failed media-server refresh is tried again: exponential backoff with jitter from
@@ -89,6 +119,8 @@ impl WorkerContext {
             refresh_retry: RefreshRetry::default(),
             ffprobe: None,
             provider_states: ProviderRegistry::default(),
+            store: None,
+            upgrades: UpgradePolicy::default(),
         }
     }
 

@@ -83,6 +83,8 @@ pub struct State {
     pub redirects: u32,
     pub bad_user_agent: u32,
     pub address: String,
+    /// What a link serves per file id (the default: [`SRT`]).
+    pub files: std::collections::HashMap<u64, String>,
 }
 
 #[derive(Clone)]
@@ -135,6 +137,7 @@ impl FakeOs {
             redirects: 0,
             bad_user_agent: 0,
             address: String::new(),
+            files: std::collections::HashMap::new(),
         }));
         let (sender, receiver) = mpsc::channel();
         let shared = state.clone();
@@ -253,9 +256,17 @@ async fn handle(
         if !s.links.contains(rest) || !s.used_links.insert(rest.to_owned()) {
             return HttpResponse::Gone().json(json!({"message": "link expired"}));
         }
+        let file_id = rest
+            .rsplit('/')
+            .next()
+            .and_then(|name| name.strip_suffix(".srt"))
+            .and_then(|id| id.parse::<u64>().ok());
+        let body = file_id
+            .and_then(|id| s.files.get(&id).cloned())
+            .unwrap_or_else(|| SRT.to_owned());
         return HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
-            .body(SRT);
+            .body(body);
     }
     if !header("user-agent").is_some_and(|ua| ua.starts_with("cuewarden v")) {
         state.lock().unwrap().bad_user_agent += 1;

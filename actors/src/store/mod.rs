@@ -55,7 +55,10 @@ pub use check::{CheckReport, check_file};
 use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
-pub use records::{CooldownKind, MediaRecord, OutboxEntry, ProviderSession, ProviderState};
+pub use records::{
+    BlacklistEntry, CooldownKind, MediaRecord, OutboxEntry, Provenance, ProviderSession,
+    ProviderState,
+};
 use schema::*;
 pub use snapshot::{
     RestoreReport, SNAPSHOT_DIR, SNAPSHOT_INTERVAL, SNAPSHOTS_KEPT, Snapshot, StartState, backup,
@@ -130,6 +133,12 @@ pub enum Change {
         /// The record.
         value: serde_json::Value,
     },
+    /// Record what produced a job's written subtitle (replaces the job's earlier one).
+    PutProvenance(Provenance),
+    /// Remove a job's provenance (its subtitle was rejected and removed).
+    DeleteProvenance(JobId),
+    /// Blacklist a subtitle for a video.
+    PutBlacklist(BlacklistEntry),
     /// Set a metadata value.
     PutMeta {
         /// Key.
@@ -460,6 +469,8 @@ impl Store {
             txn.open_table(PROVIDER_STATE)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(STATE)?;
+            txn.open_table(SUBTITLES)?;
+            txn.open_table(BLACKLIST)?;
         }
         txn.commit()?;
         Ok(seqs)

@@ -32,6 +32,11 @@ pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// Work for external sinks (notifiers, bridges), by sequence number, until acknowledged.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// What produced each job's written subtitle (provenance), by job id.
+pub const SUBTITLES: TableDefinition<u128, &[u8]> = TableDefinition::new("subtitles");
+/// Subtitles users rejected: `<video path>\0<provider>\0<candidate id>` → entry.
+pub const BLACKLIST: TableDefinition<&str, &[u8]> = TableDefinition::new("blacklist");
+
 /// Meta key of the schema version (u32, little endian).
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 /// Meta key of the next event sequence number (u64, little endian).

@@ -302,6 +302,8 @@ impl Writer {
             let mut outbox = txn.open_table(OUTBOX)?;
             let mut meta = txn.open_table(META)?;
             let mut state = txn.open_table(STATE)?;
+            let mut subtitles = txn.open_table(SUBTITLES)?;
+            let mut blacklist = txn.open_table(BLACKLIST)?;
             let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
                               job_events: &mut redb::Table<(u128, u64), ()>,
                               list: &[Event],
@@ -394,6 +396,7 @@ impl Writer {
                                 by_status.remove((old.status.code(), key))?;
                             }
                             job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+                            subtitles.remove(key)?;
                         }
                         Change::PutMedia(record) => {
                             let key = record.path.display().to_string();
@@ -415,6 +418,16 @@ impl Writer {
                             } else {
                                 state.insert(key.as_str(), encode(value).as_slice())?;
                             }
+                        }
+                        Change::PutProvenance(record) => {
+                            subtitles
+                                .insert(record.job_id.0.as_u128(), encode(record).as_slice())?;
+                        }
+                        Change::DeleteProvenance(id) => {
+                            subtitles.remove(id.0.as_u128())?;
+                        }
+                        Change::PutBlacklist(entry) => {
+                            blacklist.insert(entry.key().as_str(), encode(entry).as_slice())?;
                         }
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;
