@@ -8,6 +8,7 @@ mod auth;
 mod guard;
 mod health;
 mod jobs;
+mod schedule;
 mod stream;
 mod webhooks;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub sources: crate::sources::SourceBoard,
     /// The open event streams, at most `server.max_event_streams`.
     pub streams: StreamSlots,
+    /// The scheduled tasks (`/schedule`).
+    pub schedule: crate::schedule::ScheduleHandle,
 }
 
 /// A JSON error answer.
@@ -263,6 +266,8 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 .service(post_resource!("/jobs/{id}/retry", jobs::retry_job))
                 .service(post_resource!("/jobs/{id}/cancel", jobs::cancel_job))
                 .service(get_resource!("/events/stream", stream::event_stream))
+                .service(get_resource!("/schedule", schedule::list))
+                .service(post_resource!("/schedule/{task}/run", schedule::run_now))
                 .service(
                     web::resource("/webhooks/{sender}")
                         .route(web::post().to(webhooks::receive))

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use cuewarden_actors::job_manager::ManagerSettings;
 
 pub use jellyfin::{JellyfinSection, JellyfinSettings};
-pub use jobs::{JobsSection, RetentionSection};
+pub use jobs::{JobsSection, Retention, RetentionSection};
 pub use languages::{LanguageSettings, LanguagesSection};
 pub use libraries::{LibrarySection, LibrarySettings, PathMapping, PathMappingSection, map_path};
 pub use notify::{
@@ -50,7 +50,7 @@ pub use providers::{
     JellyfinProviderSection, OPENSUBTITLES_MAX_RATE, OpenSubtitlesSection, OpenSubtitlesSettings,
     ProviderSettings, ProvidersSection,
 };
-pub use schedule::ScheduleSection;
+pub use schedule::{ScheduleSection, ScheduleSettings, TaskSchedule, parse_cron, time_zone};
 pub use server::{ServerSection, ServerSettings};
 pub use storage::StorageSection;
 pub use translator::{TranslatorKind, TranslatorSection};
@@ -124,6 +124,10 @@ pub struct Settings {
     pub watcher: WatcherSettings,
     /// `[library_sync] enabled`.
     pub library_sync: bool,
+    /// `[schedule]`: the periodic tasks' cron expressions and time zone.
+    pub schedule: ScheduleSettings,
+    /// `[retention]`: how long terminal jobs are kept.
+    pub retention: Retention,
     /// Configured sections this version validates but does not act on yet (logged at
     /// start-up, so nobody wonders why their provider is never asked).
     pub not_yet_active: Vec<&'static str>,
@@ -241,7 +245,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         translator,
         notify,
         schedule,
-        retention: _,
+        retention,
         jobs,
     } = file;
     let server = ServerSettings::with_config(server, check);
@@ -256,7 +260,8 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         translator.check(check);
     }
     let notify = NotifySettings::with_config(notify, jellyfin_present, check);
-    schedule.check(check);
+    let schedule = schedule.with_config(check);
+    let retention = retention.settings();
     let jobs = jobs.with_config(check);
     let watcher = watcher.with_config(check);
     Some(Settings {
@@ -272,6 +277,8 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         notify,
         watcher,
         library_sync: library_sync.enabled,
+        schedule,
+        retention,
         not_yet_active: std::mem::take(&mut check.not_yet_active),
     })
 }

@@ -29,6 +29,9 @@ use crate::job::{Job, JobStatus};
 /// Most changes one commit takes; the rest wait for the next commit.
 pub const MAX_BATCH: usize = 4096;
 
+/// How long a compaction waits for the other holders of the database handle to let go.
+pub const COMPACT_WAIT: Duration = Duration::from_secs(2);
+
 /// How often a writer without a usable database tries to open the file again.
 pub const REOPEN_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -176,8 +179,17 @@ impl Writer {
             }
             let (event_seq, outbox_seq) = (self.next_event_seq, self.next_outbox_seq);
             match self.commit(&batch) {
-                Ok(results) => {
+                Ok(mut results) => {
                     self.stats.record(changes);
+                    for (request, committed) in batch.iter().zip(results.iter_mut()) {
+                        let wanted = request.changes.iter().find_map(|change| match change {
+                            Change::Compact { min_free_percent } => Some(*min_free_percent),
+                            _ => None,
+                        });
+                        if let Some(min_free_percent) = wanted {
+                            committed.compaction = Some(self.compact(min_free_percent));
+                        }
+                    }
                     for (request, committed) in batch.into_iter().zip(results) {
                         for event in &committed.events {
                             // No subscriber is fine.
@@ -282,6 +294,101 @@ impl Writer {
             error!(error = %error_chain(err.as_ref()), "cannot reopen the store yet");
         }
         self.close_database(Down(cause));
+    }
+
+    /// Compacts the file if at least `min_free_percent` of it is free. `Database::compact`
+    /// needs `&mut Database`, so the writer takes the handle out of the slot and holds the
+    /// slot's lock meanwhile: a reader that comes now waits on the lock (a short read already
+    /// under way ends first; the snapshot thread may hold the handle longer, and after
+    /// [`COMPACT_WAIT`] the compaction is skipped until the next cleanup). Nothing is written
+    /// meanwhile: this runs on the writer thread between two commits.
+    fn compact(&mut self, min_free_percent: u8) -> super::Compaction {
+        let mut report = super::Compaction::default();
+        let file_bytes = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        report.file_bytes_before = file_bytes(&self.path);
+        report.file_bytes_after = report.file_bytes_before;
+        let Ok(db) = self.db.as_ref() else {
+            report.skipped = Some("the store is not open".to_owned());
+            return report;
+        };
+        let used = db.begin_write().map_err(redb::Error::from).and_then(|txn| {
+            let stats = txn.stats()?;
+            txn.abort()?;
+            Ok(stats.allocated_pages() * stats.page_size() as u64)
+        });
+        match used {
+            Ok(used) => report.used_bytes_before = used,
+            Err(err) => {
+                report.skipped = Some(format!("cannot measure the free space: {err}"));
+                return report;
+            }
+        }
+        let free = report
+            .file_bytes_before
+            .saturating_sub(report.used_bytes_before);
+        if report.file_bytes_before == 0
+            || free * 100 < u64::from(min_free_percent) * report.file_bytes_before
+        {
+            return report;
+        }
+        let started = std::time::Instant::now();
+        let Ok(mut slot) = self.slot.write() else {
+            report.skipped = Some("the store's lock is poisoned".to_owned());
+            return report;
+        };
+        let Ok(mut shared) = std::mem::replace(&mut *slot, Err(Down(None))) else {
+            report.skipped = Some("the store is not open".to_owned());
+            return report;
+        };
+        // The writer's own handle is the same Arc.
+        self.db = Err(Down(None));
+        let deadline = started + COMPACT_WAIT;
+        let db = loop {
+            match Arc::try_unwrap(shared) {
+                Ok(mut db) => {
+                    // A read transaction outlives the handle it was begun on: wait for the
+                    // ones under way (new ones wait on the slot's lock).
+                    loop {
+                        match db.compact() {
+                            Ok(compacted) => report.compacted = compacted,
+                            Err(redb::CompactionError::TransactionInProgress)
+                                if std::time::Instant::now() < deadline =>
+                            {
+                                std::thread::sleep(Duration::from_millis(2));
+                                continue;
+                            }
+                            Err(err) => report.skipped = Some(format!("redb refused: {err}")),
+                        }
+                        break;
+                    }
+                    break Arc::new(db);
+                }
+                Err(back) if std::time::Instant::now() < deadline => {
+                    shared = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(back) => {
+                    report.skipped = Some(format!(
+                        "another part of the daemon held the store for {} ms (a snapshot?)",
+                        COMPACT_WAIT.as_millis()
+                    ));
+                    break back;
+                }
+            }
+        };
+        *slot = Ok(db.clone());
+        drop(slot);
+        self.db = Ok(db);
+        report.held_ms = started.elapsed().as_millis() as u64;
+        report.file_bytes_after = file_bytes(&self.path);
+        tracing::info!(
+            before = report.file_bytes_before,
+            after = report.file_bytes_after,
+            held_ms = report.held_ms,
+            skipped = report.skipped.as_deref().unwrap_or(""),
+            "store compaction"
+        );
+        report
     }
 
     fn commit(&mut self, batch: &[WriteRequest]) -> Result<Vec<Committed>, StoreError> {
@@ -419,6 +526,36 @@ impl Writer {
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;
                         }
+                        Change::PurgeJob {
+                            id,
+                            finished_before_ms,
+                        } => {
+                            let key = id.0.as_u128();
+                            let old = jobs
+                                .get(key)?
+                                .and_then(|bytes| decode::<Job>("jobs", bytes.value()).ok());
+                            let Some(old) = old else {
+                                continue;
+                            };
+                            if !old.status.is_terminal() || old.updated_at_ms >= *finished_before_ms
+                            {
+                                continue;
+                            }
+                            jobs.remove(key)?;
+                            by_status.remove((old.status.code(), key))?;
+                            let mut seqs = Vec::new();
+                            for entry in job_events.range((key, 0u64)..=(key, u64::MAX))? {
+                                seqs.push(entry?.0.value().1);
+                            }
+                            for seq in &seqs {
+                                events_table.remove(*seq)?;
+                            }
+                            job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+                            committed.purged_jobs += 1;
+                            committed.purged_events += seqs.len() as u64;
+                        }
+                        // Done after the commit, in `run`.
+                        Change::Compact { .. } => {}
                     }
                 }
                 results.push(committed);
