@@ -107,7 +107,8 @@ pub fn cleanup_counts(report: &CleanupReport) -> Counts {
         counts.insert("file_bytes_before".to_owned(), compaction.file_bytes_before);
         counts.insert("file_bytes_after".to_owned(), compaction.file_bytes_after);
         counts.insert("compacted".to_owned(), u64::from(compaction.compacted));
-        if compaction.compacted || compaction.skipped.is_some() {
+        if compaction.compacted {
+            counts.insert("compaction_copy_ms".to_owned(), compaction.copy_ms);
             counts.insert("compaction_held_ms".to_owned(), compaction.held_ms);
         }
     }

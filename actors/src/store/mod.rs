@@ -150,8 +150,8 @@ pub enum Change {
         finished_before_ms: i64,
     },
     /// Once this commit is durable, compact the file if at least `min_free_percent` of it is
-    /// free (redb's `Database::compact`, which needs the only handle: readers wait for it,
-    /// see `writer.rs`). The result is [`Committed::compaction`].
+    /// free (a copy of the live data swapped in; see `writer.rs`). The result is
+    /// [`Committed::compaction`].
     Compact {
         /// The share of the file that must be free, 0–100.
         min_free_percent: u8,
@@ -180,9 +180,11 @@ pub struct Compaction {
     pub used_bytes_before: u64,
     /// The file's size after.
     pub file_bytes_after: u64,
-    /// Whether redb compacted the file.
+    /// Whether the file was compacted.
     pub compacted: bool,
-    /// How long the compaction held the store (ms; readers wait meanwhile).
+    /// How long copying the live data took (ms; writes wait meanwhile, reads go on).
+    pub copy_ms: u64,
+    /// How long the swap held the store (ms; reads and writes wait meanwhile).
     pub held_ms: u64,
     /// Why it was not compacted, when it was due but could not be.
     pub skipped: Option<String>,

@@ -29,9 +29,6 @@ use crate::job::{Job, JobStatus};
 /// Most changes one commit takes; the rest wait for the next commit.
 pub const MAX_BATCH: usize = 4096;
 
-/// How long a compaction waits for the other holders of the database handle to let go.
-pub const COMPACT_WAIT: Duration = Duration::from_secs(2);
-
 /// How often a writer without a usable database tries to open the file again.
 pub const REOPEN_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -296,18 +293,21 @@ impl Writer {
         self.close_database(Down(cause));
     }
 
-    /// Compacts the file if at least `min_free_percent` of it is free. `Database::compact`
-    /// needs `&mut Database`, so the writer takes the handle out of the slot and holds the
-    /// slot's lock meanwhile: a reader that comes now waits on the lock (a short read already
-    /// under way ends first; the snapshot thread may hold the handle longer, and after
-    /// [`COMPACT_WAIT`] the compaction is skipped until the next cleanup). Nothing is written
-    /// meanwhile: this runs on the writer thread between two commits.
+    /// Compacts the file if at least `min_free_percent` of it is free: copies every table,
+    /// from one read transaction, into a new file next to the store (what a snapshot does:
+    /// the copy holds only live data), then swaps it in. The copy runs on the writer thread,
+    /// so no write happens meanwhile (they queue) and the copy is the committed state; reads
+    /// go on, from the old file. The swap renames the copy over the store and opens it;
+    /// readers that come meanwhile wait on the slot's lock for that moment, and a read or a
+    /// snapshot still holding the old handle finishes on the old file (its inode lives until
+    /// then). redb's own `Database::compact` would need the only handle for the whole
+    /// compaction, stalling every reader (5.7 s for a 2.1 GiB store).
     fn compact(&mut self, min_free_percent: u8) -> super::Compaction {
         let mut report = super::Compaction::default();
         let file_bytes = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
         report.file_bytes_before = file_bytes(&self.path);
         report.file_bytes_after = report.file_bytes_before;
-        let Ok(db) = self.db.as_ref() else {
+        let Ok(db) = self.db.as_ref().map(Arc::clone) else {
             report.skipped = Some("the store is not open".to_owned());
             return report;
         };
@@ -332,58 +332,61 @@ impl Writer {
             return report;
         }
         let started = std::time::Instant::now();
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+        let temp = self.path.with_file_name(format!(".{name}.compacting"));
+        let _ = std::fs::remove_file(&temp);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        if let Err(err) = super::snapshot::copy_store(&*db, &temp, &stop) {
+            let _ = std::fs::remove_file(&temp);
+            report.skipped = Some(format!("cannot copy the store: {}", error_chain(&err)));
+            return report;
+        }
+        report.copy_ms = started.elapsed().as_millis() as u64;
+        let swap = std::time::Instant::now();
         let Ok(mut slot) = self.slot.write() else {
+            let _ = std::fs::remove_file(&temp);
             report.skipped = Some("the store's lock is poisoned".to_owned());
             return report;
         };
-        let Ok(mut shared) = std::mem::replace(&mut *slot, Err(Down(None))) else {
-            report.skipped = Some("the store is not open".to_owned());
+        let renamed = std::fs::rename(&temp, &self.path).and_then(|()| match self.path.parent() {
+            Some(dir) => super::snapshot::sync_dir(dir),
+            None => Ok(()),
+        });
+        if let Err(err) = renamed {
+            drop(slot);
+            let _ = std::fs::remove_file(&temp);
+            report.skipped = Some(format!("cannot put the copy in place: {err}"));
             return report;
-        };
-        // The writer's own handle is the same Arc.
-        self.db = Err(Down(None));
-        let deadline = started + COMPACT_WAIT;
-        let db = loop {
-            match Arc::try_unwrap(shared) {
-                Ok(mut db) => {
-                    // A read transaction outlives the handle it was begun on: wait for the
-                    // ones under way (new ones wait on the slot's lock).
-                    loop {
-                        match db.compact() {
-                            Ok(compacted) => report.compacted = compacted,
-                            Err(redb::CompactionError::TransactionInProgress)
-                                if std::time::Instant::now() < deadline =>
-                            {
-                                std::thread::sleep(Duration::from_millis(2));
-                                continue;
-                            }
-                            Err(err) => report.skipped = Some(format!("redb refused: {err}")),
-                        }
-                        break;
-                    }
-                    break Arc::new(db);
-                }
-                Err(back) if std::time::Instant::now() < deadline => {
-                    shared = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(back) => {
-                    report.skipped = Some(format!(
-                        "another part of the daemon held the store for {} ms (a snapshot?)",
-                        COMPACT_WAIT.as_millis()
-                    ));
-                    break back;
-                }
+        }
+        // The old handle goes with the last reader holding it; the file is the copy now.
+        drop(db);
+        match open_database(&self.path) {
+            Ok(new) => {
+                let new = Arc::new(new);
+                *slot = Ok(new.clone());
+                self.db = Ok(new);
+                report.compacted = true;
             }
-        };
-        *slot = Ok(db.clone());
+            Err(err) => {
+                // The copy is in place and whole; the writer opens it again before the next
+                // batch (as after an I/O error).
+                error!(error = %error_chain(&err), "cannot open the compacted store yet");
+                let down = Down(Some(Arc::new(err)));
+                *slot = Err(down.clone());
+                self.db = Err(down);
+                report.skipped = Some("the compacted store could not be opened yet".to_owned());
+            }
+        }
         drop(slot);
-        self.db = Ok(db);
-        report.held_ms = started.elapsed().as_millis() as u64;
+        report.held_ms = swap.elapsed().as_millis() as u64;
         report.file_bytes_after = file_bytes(&self.path);
         tracing::info!(
             before = report.file_bytes_before,
             after = report.file_bytes_after,
+            copy_ms = report.copy_ms,
             held_ms = report.held_ms,
             skipped = report.skipped.as_deref().unwrap_or(""),
             "store compaction"

@@ -213,6 +213,13 @@ fn a_mostly_free_store_is_compacted_and_keeps_what_is_left() {
         compaction.file_bytes_after
     );
     assert_eq!(store.file_bytes(), compaction.file_bytes_after);
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains("compacting"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     for id in &kept {
         assert_eq!(store.job_events(*id).unwrap().len(), 2);
     }
