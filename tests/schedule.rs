@@ -267,3 +267,56 @@ fn cleanup_removes_exactly_the_expired_history_and_keeps_the_rest() {
     });
     assert_eq!(view["last_run"]["counts"]["events_deleted"], 0);
 }
+
+#[test]
+fn a_library_sync_still_going_is_not_started_twice() {
+    // A Jellyfin that accepts connections and never answers: the sync waits on its listing.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut connections = Vec::new();
+        for stream in silent.incoming().take(16) {
+            connections.push(stream);
+        }
+        connections.len()
+    });
+    let sandbox = Sandbox::new(&format!(
+        "[library_sync]\nenabled = true\n[jellyfin]\nurl = \"{url}\"\napi_key = \"k\"\nwebsocket = false\n"
+    ));
+    // Synced before: the first start does not sync by itself.
+    let data = sandbox.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Store::open(&data).unwrap();
+    store
+        .submit_blocking(vec![Change::PutState {
+            key: "library_sync".to_owned(),
+            value: json!({"started_at_ms": now_ms() - 1000, "finished_at_ms": now_ms() - 900,
+                "jellyfin_items": 0, "jellyfin_error": null, "videos_walked": 0,
+                "videos_missing": 0, "submitted": 0, "accepted": 0, "refused": 0, "jobs": 0,
+                "unreadable": 0}),
+        }])
+        .unwrap();
+    store.close();
+    drop(store);
+    let daemon = sandbox.serve();
+    let (status, body) = daemon.post("/api/v1/schedule/library_sync/run", &json!({}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["running"], true, "{body}");
+    let (status, body) = daemon.post("/api/v1/schedule/library_sync/run", &json!({}));
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "already_running");
+    let (_, list) = daemon.get("/api/v1/schedule");
+    let view = list["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["task"] == "library_sync")
+        .cloned()
+        .unwrap();
+    assert_eq!(view["running"], true, "{view}");
+    assert!(view["last_run"]["finished_at"].is_null(), "{view}");
+    assert_eq!(view["last_run"]["trigger"], "manual");
+    drop(daemon);
+    // The silent server's thread ends with the test process.
+    drop(held);
+}
