@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::{JellyfinClient, JellyfinRefresher};
 use crate::config::{Secret, Settings};
+use crate::schedule::{Scheduler, tasks};
 use crate::sources::jellyfin_ws::{JellyfinSocket, SocketSettings};
 use crate::sources::library_sync::{LibrarySync, SyncTrigger};
 use crate::sources::watcher::FileWatcher;
@@ -171,12 +172,23 @@ impl Components {
             .filter(|_| refresh)
             .map(|client| Rc::new(JellyfinRefresher::new(client.clone())) as Rc<dyn MediaServer>);
         // Each source is one line here.
+        let sync_interval = settings
+            .jellyfin
+            .as_ref()
+            .map_or(DEFAULT_SYNC_INTERVAL, |j| j.fallback_sync_interval);
+        // With `[schedule] library_sync` set, the scheduler plans the syncs; the source
+        // still syncs on the first start.
+        let scheduled = settings
+            .schedule
+            .task(crate::schedule::tasks::LIBRARY_SYNC)
+            .is_some_and(|t| t.cron.is_some());
         let sync = LibrarySync::new(
             settings.library_sync && !libraries.is_empty(),
-            settings
-                .jellyfin
-                .as_ref()
-                .map_or(DEFAULT_SYNC_INTERVAL, |j| j.fallback_sync_interval),
+            if scheduled {
+                std::time::Duration::ZERO
+            } else {
+                sync_interval
+            },
             Walker::new(libraries.clone(), settings.languages.wanted.clone()),
             jellyfin.clone(),
         );
@@ -247,6 +259,7 @@ pub async fn run_with(
     for root in components.libraries.unresolved() {
         warn!(path = %root.display(), "library folder does not exist (yet)");
     }
+    let sync_enabled = settings.library_sync && !components.libraries.is_empty();
     let data_dir = settings.data_dir.clone();
     // The start-up check decodes every unfinished job; the JobManager takes them over.
     let (store, start_jobs) = tokio::task::spawn_blocking(move || open_store(&data_dir))
@@ -267,6 +280,7 @@ pub async fn run_with(
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();
+    let upgrades_served = components.upgrade_requests.is_some();
     if let Some(requests) = components.upgrade_requests {
         requests.serve(manager.clone());
     }
@@ -296,6 +310,24 @@ pub async fn run_with(
         }
     }
 
+    // The scheduled tasks: each is one registration.
+    let mut scheduler = Scheduler::new(&settings.schedule, store.clone());
+    if let Some(trigger) = components.library_sync.clone().filter(|_| sync_enabled) {
+        scheduler.register(
+            tasks::LIBRARY_SYNC,
+            tasks::library_sync(trigger, store.clone()),
+        );
+    }
+    scheduler.register(tasks::WANTED_RETRY, tasks::wanted_retry(manager.clone()));
+    if upgrades_served {
+        scheduler.register(tasks::UPGRADE, tasks::upgrade(components.upgrades.clone()));
+    }
+    scheduler.register(
+        tasks::CLEANUP,
+        tasks::cleanup(store.clone(), settings.retention),
+    );
+    let (schedule, scheduler_task) = scheduler.start();
+
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let max_body = settings.server.max_body_bytes;
     let grace = settings.server.shutdown_grace;
@@ -308,6 +340,7 @@ pub async fn run_with(
         streams: api::StreamSlots::new(settings.server.max_event_streams),
         settings: Arc::new(settings),
         shutdown: shutdown_receiver,
+        schedule,
     };
     let address = listener.local_addr()?;
     let server = HttpServer::new(move || {
@@ -337,6 +370,8 @@ pub async fn run_with(
     info!("shutting down");
     sd_notify("STOPPING=1");
     let _ = shutdown_sender.send(true);
+    scheduler_task.stop().await;
+    info!("scheduler stopped");
     for (info, handle) in running {
         handle.stop().await;
         info!(source = ?info.name, "source stopped");

@@ -9,6 +9,7 @@ mod guard;
 mod health;
 mod jobs;
 mod manual;
+mod schedule;
 mod stream;
 mod webhooks;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub sources: crate::sources::SourceBoard,
     /// The open event streams, at most `server.max_event_streams`.
     pub streams: StreamSlots,
+    /// The scheduled tasks (`/schedule`).
+    pub schedule: crate::schedule::ScheduleHandle,
 }
 
 /// A JSON error answer.
@@ -267,6 +270,8 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 .service(post_resource!("/jobs/{id}/choose", manual::choose))
                 .service(post_resource!("/jobs/{id}/reject", manual::reject))
                 .service(get_resource!("/events/stream", stream::event_stream))
+                .service(get_resource!("/schedule", schedule::list))
+                .service(post_resource!("/schedule/{task}/run", schedule::run_now))
                 .service(
                     web::resource("/webhooks/{sender}")
                         .route(web::post().to(webhooks::receive))

@@ -78,7 +78,7 @@ impl JobsSection {
     }
 }
 
-/// `[retention]`, as read (validated by serde alone; the cleanup to come reads it).
+/// `[retention]`, as read (validated by serde alone; the scheduled `cleanup` reads it).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RetentionSection {
@@ -96,3 +96,29 @@ impl Default for RetentionSection {
 }
 
 impl RawSection for RetentionSection {}
+
+/// `[retention]`, typed: how long terminal jobs and their events are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// `done`, `skipped` and `cancelled` jobs (`completed_days`).
+    pub completed: Duration,
+    /// `failed` jobs (`failed_days`).
+    pub failed: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        RetentionSection::default().settings()
+    }
+}
+
+impl RetentionSection {
+    /// The typed retention (0 days: kept until the next cleanup, which removes them).
+    pub(crate) fn settings(&self) -> Retention {
+        let day = 24 * 3600;
+        Retention {
+            completed: Duration::from_secs(u64::from(self.completed_days) * day),
+            failed: Duration::from_secs(u64::from(self.failed_days) * day),
+        }
+    }
+}

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 use cuewarden_actors::job_manager::ManagerSettings;
 
 pub use jellyfin::{JellyfinSection, JellyfinSettings};
-pub use jobs::{JobsSection, RetentionSection};
+pub use jobs::{JobsSection, Retention, RetentionSection};
 pub use languages::{LanguageSettings, LanguagesSection};
 pub use libraries::{LibrarySection, LibrarySettings, PathMapping, PathMappingSection, map_path};
 pub use notify::{
@@ -51,7 +51,7 @@ pub use providers::{
     OPENSUBTITLES_MAX_RATE, OpenSubtitlesSection, OpenSubtitlesSettings, PROVIDER_NAMES,
     PodnapisiSection, ProviderSettings, ProvidersSection, SubdlSection, SubdlSettings,
 };
-pub use schedule::ScheduleSection;
+pub use schedule::{ScheduleSection, ScheduleSettings, TaskSchedule, parse_cron, time_zone};
 pub use server::{ServerSection, ServerSettings};
 pub use storage::StorageSection;
 pub use translator::{TranslatorKind, TranslatorSection, TranslatorSettings};
@@ -127,6 +127,10 @@ pub struct Settings {
     pub library_sync: bool,
     /// `[translator]`, if configured.
     pub translator: Option<TranslatorSettings>,
+    /// `[schedule]`: the periodic tasks' cron expressions and time zone.
+    pub schedule: ScheduleSettings,
+    /// `[retention]`: how long terminal jobs are kept.
+    pub retention: Retention,
     /// Configured sections this version validates but does not act on yet (logged at
     /// start-up, so nobody wonders why their provider is never asked).
     pub not_yet_active: Vec<&'static str>,
@@ -244,7 +248,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         translator,
         notify,
         schedule,
-        retention: _,
+        retention,
         jobs,
     } = file;
     let server = ServerSettings::with_config(server, check);
@@ -257,7 +261,8 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
     let providers = providers.with_config(jellyfin_present, check);
     let translator = translator.and_then(|t| t.check(check));
     let notify = NotifySettings::with_config(notify, jellyfin_present, check);
-    schedule.check(check);
+    let schedule = schedule.with_config(check);
+    let retention = retention.settings();
     let jobs = jobs.with_config(check);
     let watcher = watcher.with_config(check);
     Some(Settings {
@@ -274,6 +279,8 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         watcher,
         library_sync: library_sync.enabled,
         translator,
+        schedule,
+        retention,
         not_yet_active: std::mem::take(&mut check.not_yet_active),
     })
 }

@@ -184,7 +184,7 @@ impl Source for LibrarySync {
         SourceInfo {
             name: EventSource::LibrarySync,
             enabled: self.enabled,
-            description: "Jellyfin's paged /Items listing and a walk of every library, on first start and every [jellyfin] fallback_sync_interval_hours",
+            description: "Jellyfin's paged /Items listing and a walk of every library, on first start and at [schedule] library_sync (or every [jellyfin] fallback_sync_interval_hours)",
         }
     }
 

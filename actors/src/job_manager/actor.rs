@@ -522,3 +522,20 @@ impl Handler<ProviderStatus> for JobManager {
         MessageResult(self.workers.provider_health(crate::time::now_ms()))
     }
 }
+
+/// Wakes every `waiting` job whose wake time has come, now (the scheduler's `wanted_retry`;
+/// the manager also checks every [`WAKE_CHECK_INTERVAL`]). Answers how many were queued.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct WakeDue;
+
+impl Handler<WakeDue> for JobManager {
+    type Result = MessageResult<WakeDue>;
+
+    fn handle(&mut self, _: WakeDue, ctx: &mut Self::Context) -> Self::Result {
+        let step = self.core.wake_due(now_ms());
+        let woken = step.changes.len();
+        self.persist_and_run(step, ctx);
+        MessageResult(woken)
+    }
+}

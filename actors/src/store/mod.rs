@@ -30,6 +30,7 @@
 //! start, backup and restore.
 
 mod check;
+mod cleanup;
 mod codec;
 mod error;
 mod reads;
@@ -52,6 +53,7 @@ use tracing::{error, warn};
 use crate::event::Event;
 use crate::job::{Job, JobId, JobStatus};
 pub use check::{CheckReport, check_file};
+pub use cleanup::{CleanupPolicy, CleanupReport, ExpiredPage, TERMINAL_STATUSES};
 use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
@@ -146,6 +148,23 @@ pub enum Change {
         /// Raw bytes.
         value: Vec<u8>,
     },
+    /// Retention: delete a terminal job that finished (`updated_at_ms`) before
+    /// `finished_before_ms`, with its status index entry, its per-job event index and its
+    /// events. A job that is no longer terminal (retried meanwhile), finished later, or whose
+    /// record does not decode is kept. Counted in [`Committed::purged_jobs`].
+    PurgeJob {
+        /// The job.
+        id: JobId,
+        /// Only if it finished before this (ms since the epoch).
+        finished_before_ms: i64,
+    },
+    /// Once this commit is durable, compact the file if at least `min_free_percent` of it is
+    /// free (a copy of the live data swapped in; see `writer.rs`). The result is
+    /// [`Committed::compaction`].
+    Compact {
+        /// The share of the file that must be free, 0–100.
+        min_free_percent: u8,
+    },
 }
 
 /// What a commit produced: the events with their sequence numbers.
@@ -153,6 +172,31 @@ pub enum Change {
 pub struct Committed {
     /// The sequenced events, in commit order.
     pub events: Vec<Arc<Event>>,
+    /// Jobs deleted by [`Change::PurgeJob`].
+    pub purged_jobs: u64,
+    /// Events deleted with them.
+    pub purged_events: u64,
+    /// What a [`Change::Compact`] did.
+    pub compaction: Option<Compaction>,
+}
+
+/// What a [`Change::Compact`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Compaction {
+    /// The file's size before (bytes).
+    pub file_bytes_before: u64,
+    /// The bytes of it in use before.
+    pub used_bytes_before: u64,
+    /// The file's size after.
+    pub file_bytes_after: u64,
+    /// Whether the file was compacted.
+    pub compacted: bool,
+    /// How long copying the live data took (ms; writes wait meanwhile, reads go on).
+    pub copy_ms: u64,
+    /// How long the swap held the store (ms; reads and writes wait meanwhile).
+    pub held_ms: u64,
+    /// Why it was not compacted, when it was due but could not be.
+    pub skipped: Option<String>,
 }
 
 /// The open database, shared by readers and the writer; `None` while the writer reopens it.

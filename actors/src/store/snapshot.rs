@@ -110,7 +110,7 @@ pub fn list_snapshots(data_dir: &Path) -> Vec<Snapshot> {
 }
 
 /// Syncs a folder, so a rename in it is durable.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
 }
 

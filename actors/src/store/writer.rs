@@ -176,8 +176,17 @@ impl Writer {
             }
             let (event_seq, outbox_seq) = (self.next_event_seq, self.next_outbox_seq);
             match self.commit(&batch) {
-                Ok(results) => {
+                Ok(mut results) => {
                     self.stats.record(changes);
+                    for (request, committed) in batch.iter().zip(results.iter_mut()) {
+                        let wanted = request.changes.iter().find_map(|change| match change {
+                            Change::Compact { min_free_percent } => Some(*min_free_percent),
+                            _ => None,
+                        });
+                        if let Some(min_free_percent) = wanted {
+                            committed.compaction = Some(self.compact(min_free_percent));
+                        }
+                    }
                     for (request, committed) in batch.into_iter().zip(results) {
                         for event in &committed.events {
                             // No subscriber is fine.
@@ -282,6 +291,119 @@ impl Writer {
             error!(error = %error_chain(err.as_ref()), "cannot reopen the store yet");
         }
         self.close_database(Down(cause));
+    }
+
+    /// Compacts the file if at least `min_free_percent` of it is free: copies every table,
+    /// from one read transaction, into a new file next to the store (what a snapshot does:
+    /// the copy holds only live data), then swaps it in. The copy runs on the writer thread,
+    /// so no write happens meanwhile (they queue) and the copy is the committed state; reads
+    /// go on, from the old file. The swap renames the copy over the store and opens it;
+    /// readers that come meanwhile wait on the slot's lock for that moment, and a read or a
+    /// snapshot still holding the old handle finishes on the old file (its inode lives until
+    /// then). redb's own `Database::compact` would need the only handle for the whole
+    /// compaction, stalling every reader (5.7 s for a 2.1 GiB store).
+    fn compact(&mut self, min_free_percent: u8) -> super::Compaction {
+        let mut report = super::Compaction::default();
+        let file_bytes = |path: &std::path::Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        report.file_bytes_before = file_bytes(&self.path);
+        report.file_bytes_after = report.file_bytes_before;
+        let Ok(db) = self.db.as_ref().map(Arc::clone) else {
+            report.skipped = Some("the store is not open".to_owned());
+            return report;
+        };
+        let used = db.begin_write().map_err(redb::Error::from).and_then(|txn| {
+            let stats = txn.stats()?;
+            txn.abort()?;
+            Ok(stats.allocated_pages() * stats.page_size() as u64)
+        });
+        match used {
+            Ok(used) => report.used_bytes_before = used,
+            Err(err) => {
+                report.skipped = Some(format!("cannot measure the free space: {err}"));
+                return report;
+            }
+        }
+        let free = report
+            .file_bytes_before
+            .saturating_sub(report.used_bytes_before);
+        if report.file_bytes_before == 0
+            || free * 100 < u64::from(min_free_percent) * report.file_bytes_before
+        {
+            return report;
+        }
+        let started = std::time::Instant::now();
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+        let temp = self.path.with_file_name(format!(".{name}.compacting"));
+        let _ = std::fs::remove_file(&temp);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        if let Err(err) = super::snapshot::copy_store(&*db, &temp, &stop) {
+            let _ = std::fs::remove_file(&temp);
+            report.skipped = Some(format!("cannot copy the store: {}", error_chain(&err)));
+            return report;
+        }
+        report.copy_ms = started.elapsed().as_millis() as u64;
+        let swap = std::time::Instant::now();
+        let Ok(mut slot) = self.slot.write() else {
+            let _ = std::fs::remove_file(&temp);
+            report.skipped = Some("the store's lock is poisoned".to_owned());
+            return report;
+        };
+        let renamed = std::fs::rename(&temp, &self.path).and_then(|()| match self.path.parent() {
+            Some(dir) => super::snapshot::sync_dir(dir),
+            None => Ok(()),
+        });
+        if let Err(err) = renamed {
+            drop(slot);
+            let _ = std::fs::remove_file(&temp);
+            report.skipped = Some(format!("cannot put the copy in place: {err}"));
+            return report;
+        }
+        // The file is the copy now; the old handle (its inode) goes with the last holder.
+        match open_database(&self.path) {
+            Ok(new) => {
+                let new = Arc::new(new);
+                *slot = Ok(new.clone());
+                self.db = Ok(new);
+                report.compacted = true;
+            }
+            Err(err) => {
+                // The copy is in place and whole; the writer opens it again before the next
+                // batch (as after an I/O error).
+                error!(error = %error_chain(&err), "cannot open the compacted store yet");
+                let down = Down(Some(Arc::new(err)));
+                *slot = Err(down.clone());
+                self.db = Err(down);
+                report.skipped = Some("the compacted store could not be opened yet".to_owned());
+            }
+        }
+        drop(slot);
+        report.held_ms = swap.elapsed().as_millis() as u64;
+        self.db_dropped_elsewhere(db);
+        report.file_bytes_after = file_bytes(&self.path);
+        tracing::info!(
+            before = report.file_bytes_before,
+            after = report.file_bytes_after,
+            copy_ms = report.copy_ms,
+            held_ms = report.held_ms,
+            skipped = report.skipped.as_deref().unwrap_or(""),
+            "store compaction"
+        );
+        report
+    }
+
+    /// Closing a large redb handle takes a while (1.2 s for a 2.1 GiB store, on the swap's
+    /// path before): the old one is dropped on a thread of its own, so neither reads nor
+    /// writes wait for it.
+    fn db_dropped_elsewhere(&self, db: Arc<Database>) {
+        let spawned = std::thread::Builder::new()
+            .name("store-old-handle".to_owned())
+            .spawn(move || drop(db));
+        if let Err(err) = spawned {
+            debug!(error = %err, "no thread for the old store handle; it is dropped here");
+        }
     }
 
     fn commit(&mut self, batch: &[WriteRequest]) -> Result<Vec<Committed>, StoreError> {
@@ -432,6 +554,36 @@ impl Writer {
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;
                         }
+                        Change::PurgeJob {
+                            id,
+                            finished_before_ms,
+                        } => {
+                            let key = id.0.as_u128();
+                            let old = jobs
+                                .get(key)?
+                                .and_then(|bytes| decode::<Job>("jobs", bytes.value()).ok());
+                            let Some(old) = old else {
+                                continue;
+                            };
+                            if !old.status.is_terminal() || old.updated_at_ms >= *finished_before_ms
+                            {
+                                continue;
+                            }
+                            jobs.remove(key)?;
+                            by_status.remove((old.status.code(), key))?;
+                            let mut seqs = Vec::new();
+                            for entry in job_events.range((key, 0u64)..=(key, u64::MAX))? {
+                                seqs.push(entry?.0.value().1);
+                            }
+                            for seq in &seqs {
+                                events_table.remove(*seq)?;
+                            }
+                            job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+                            committed.purged_jobs += 1;
+                            committed.purged_events += seqs.len() as u64;
+                        }
+                        // Done after the commit, in `run`.
+                        Change::Compact { .. } => {}
                     }
                 }
                 results.push(committed);

@@ -1,0 +1,39 @@
+//! `/schedule`: the periodic tasks, their last and next runs, and a run on demand.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+
+use super::auth::Authorized;
+use super::{ApiError, AppState};
+use crate::schedule::RunAnswer;
+
+/// `GET /schedule`
+pub async fn list(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(state.schedule.list()))
+}
+
+/// `POST /schedule/{task}/run`: 202 with the task once the run started.
+pub async fn run_now(
+    _: Authorized,
+    state: web::Data<AppState>,
+    task: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let task = task.into_inner();
+    match state.schedule.run_now(&task).await {
+        RunAnswer::Started => Ok(HttpResponse::Accepted().json(state.schedule.task(&task))),
+        RunAnswer::AlreadyRunning => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "already_running",
+            format!("{task} is running; it is not started twice"),
+        )),
+        RunAnswer::NotAvailable => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_available",
+            format!("{task} has nothing to run in this build or configuration"),
+        )),
+        RunAnswer::Unknown => Err(ApiError::not_found(format!(
+            "no scheduled task {task:?} (library_sync, wanted_retry, upgrade, cleanup)"
+        ))),
+        RunAnswer::NotRunning => Err(ApiError::unavailable("the scheduler is stopping")),
+    }
+}
