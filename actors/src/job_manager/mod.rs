@@ -715,6 +715,25 @@ impl ManagerCore {
         }
     }
 
+    /// Raises an unfinished job's priority to `priority` if it is lower (a webhook for a
+    /// video a library sync queued at `low`): a queued job moves up its queue at once (its
+    /// older queue entry is skipped as stale once it runs), and the store's record follows.
+    fn raise_priority(&mut self, id: JobId, priority: Priority) -> Option<Change> {
+        let entry = self.jobs.get_mut(&id)?;
+        if entry.priority >= priority {
+            return None;
+        }
+        entry.priority = priority;
+        let status = entry.status;
+        if let Some(job) = self.records.get_mut(&id) {
+            job.priority = priority;
+        }
+        if let Some(kind) = WorkKind::of_status(status).filter(|k| k.queued_status() == status) {
+            self.push_queue(id, kind);
+        }
+        Some(Change::SetJobPriority { id, priority })
+    }
+
     /// Accepts a request: one new `pending` job per language that has no unfinished job,
     /// the existing job for the others. Returns the answer, the changes, and the new ids
     /// (to pass to [`queue_new`](Self::queue_new) once committed).
@@ -737,18 +756,24 @@ impl ManagerCore {
         for language in &request.languages {
             let key = self.key_hash(&request.media.path, language);
             if let Some(id) = self.find_key(key) {
+                let raised = self.raise_priority(id, request.priority);
                 if let Some(entry) = self.jobs.get_mut(&id)
-                    && entry.seen_by & bit == 0
+                    && (entry.seen_by & bit == 0 || raised.is_some())
                 {
                     entry.seen_by |= bit;
+                    let mut payload = json!({"status": entry.status, "language": language});
+                    if raised.is_some() {
+                        payload["priority"] = json!(entry.priority);
+                    }
                     detected.push(Event::for_job(
                         id,
                         kind::DETECTED,
                         request.source,
                         now,
-                        json!({"status": entry.status, "language": language}),
+                        payload,
                     ));
                 }
+                changes.extend(raised);
                 if !summaries.iter().any(|s: &JobSummary| s.id == id) {
                     summaries.push(JobSummary {
                         id,

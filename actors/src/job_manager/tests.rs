@@ -264,10 +264,25 @@ fn the_same_video_and_language_never_get_two_live_jobs() {
             NOW,
         )
         .unwrap();
-    // Only the new language makes a job; the media record is still refreshed.
+    // Only the new language makes a job; the media record is still refreshed, and the
+    // existing jobs rise to the request's higher priority.
     assert_eq!(again.new_ids.len(), 1);
-    assert_eq!(again.changes.len(), 2);
     assert!(matches!(again.changes[0], Change::PutMedia { .. }));
+    assert_eq!(put_jobs(&again.changes).len(), 1);
+    let raised = again
+        .changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c,
+                Change::SetJobPriority {
+                    priority: Priority::Critical,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(raised, 2);
     let answered: Vec<(JobId, &str, JobStatus)> = again
         .summaries
         .iter()
@@ -281,8 +296,7 @@ fn the_same_video_and_language_never_get_two_live_jobs() {
             (first[0], "fr", JobStatus::DownloadQueued),
         ]
     );
-    // The existing jobs keep their priority.
-    assert_eq!(core.job(first[0]).unwrap().priority, Priority::Normal);
+    assert_eq!(core.job(first[0]).unwrap().priority, Priority::Critical);
 
     // The same language twice in one request is one job.
     let twice = core
@@ -1664,4 +1678,62 @@ fn a_provider_outage_leaves_one_event_per_wait_and_releases_jobs_spread_after_it
             "{id}"
         );
     }
+}
+
+// See: engine brief, "a webhook detection for a job already queued at `low` priority
+// (library sync) does not raise it to `critical`".
+#[test]
+fn a_webhook_for_a_job_a_library_sync_queued_raises_it_to_critical_ahead_of_the_others() {
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 1,
+        ..settings()
+    });
+    let mut sync = |name: &str| {
+        let mut request = new_request(name, &["fr"], Priority::Low);
+        request.source = EventSource::LibrarySync;
+        submit(&mut core, &request)[0]
+    };
+    let (first, second, third) = (sync("A"), sync("B"), sync("C"));
+    let mut webhook = new_request("C", &["fr"], Priority::Critical);
+    webhook.source = EventSource::Webhook;
+    let seen = core.request(&webhook, NOW).unwrap();
+    assert!(seen.new_ids.is_empty());
+    assert!(
+        seen.changes.iter().any(|c| matches!(
+            c,
+            Change::SetJobPriority { id, priority: Priority::Critical } if *id == third
+        )),
+        "{:?}",
+        seen.changes
+    );
+    let detected = seen
+        .changes
+        .iter()
+        .find_map(|c| match c {
+            Change::AppendEvents(events) => events.iter().find(|e| e.kind == kind::DETECTED),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(detected.payload["priority"], json!("critical"));
+    assert_eq!(core.job(third).unwrap().priority, Priority::Critical);
+    // It runs first; the two the sync queued before it follow in their order.
+    assert_eq!(started(&core.dispatch(NOW)), [(third, WorkKind::Download)]);
+    core.finish(
+        third,
+        WorkKind::Download,
+        written("/media/movies/C.fr.srt"),
+        NOW,
+    );
+    assert_eq!(started(&core.dispatch(NOW)), [(first, WorkKind::Download)]);
+    // A lower priority never lowers one, and a repeat changes nothing.
+    let mut again = new_request("B", &["fr"], Priority::Low);
+    again.source = EventSource::LibrarySync;
+    let repeat = core.request(&again, NOW).unwrap();
+    assert!(
+        !repeat
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::SetJobPriority { .. }))
+    );
+    assert_eq!(core.job(second).unwrap().priority, Priority::Low);
 }

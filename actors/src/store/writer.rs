@@ -419,6 +419,17 @@ impl Writer {
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;
                         }
+                        Change::SetJobPriority { id, priority } => {
+                            let key = id.0.as_u128();
+                            let old = jobs
+                                .get(key)?
+                                .map(|bytes| decode::<Job>("jobs", bytes.value()))
+                                .transpose()?;
+                            if let Some(mut job) = old {
+                                job.priority = *priority;
+                                jobs.insert(key, encode(&job).as_slice())?;
+                            }
+                        }
                     }
                 }
                 results.push(committed);
