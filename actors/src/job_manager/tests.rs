@@ -1634,6 +1634,12 @@ fn a_provider_outage_leaves_one_event_per_wait_and_releases_jobs_spread_after_it
         if now == NOW + outage - 1_000 {
             // During the outage the provider was asked about once per cooldown, which
             // grows to an hour: not once per job every 5 minutes.
+            println!(
+                "{JOBS} jobs, 12 h outage: {} provider calls, {} job writes, {} events left",
+                provider.calls,
+                store.writes - writes_at_start,
+                store.jobs.values().map(|(_, k)| k.len()).sum::<usize>()
+            );
             assert!(provider.calls <= 40, "{} calls", provider.calls);
             // A retry that found every provider cooling down again cost a job one record
             // write and left it one event: its request and its newest wait.
