@@ -89,6 +89,8 @@ fn main() {
     let settings = ManagerSettings {
         // Every due job runs in its tick: the schedule, not the slots, sets the searches.
         max_downloads: jobs.max(1),
+        // One tick here is 10 minutes of the daemon's once-a-second checks.
+        wakes_per_tick: jobs.max(1),
         ..ManagerSettings::default()
     };
     let mut core = ManagerCore::new(settings);

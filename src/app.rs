@@ -235,8 +235,31 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // The start-up check of the store is most of the start: it runs while the HTTP clients
+    // (their TLS roots) and the other components are built.
+    let opening = start_opening(&settings)?;
     let components = Components::from_settings(&settings)?;
-    run_with(settings, components, listener, shutdown).await
+    serve(settings, components, opening, listener, shutdown).await
+}
+
+/// The store being opened and checked on a blocking thread while the rest starts.
+type Opening = tokio::task::JoinHandle<
+    Result<
+        (
+            cuewarden_actors::Store,
+            Option<cuewarden_actors::job_manager::StartJobs>,
+        ),
+        cuewarden_actors::StoreError,
+    >,
+>;
+
+/// Creates `data_dir` and starts opening the store in it (the check decodes every
+/// unfinished job; the JobManager takes them over).
+fn start_opening(settings: &Settings) -> anyhow::Result<Opening> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+    let data_dir = settings.data_dir.clone();
+    Ok(tokio::task::spawn_blocking(move || open_store(&data_dir)))
 }
 
 /// Runs the daemon with the given components until `shutdown` resolves. Must run inside an
@@ -247,8 +270,19 @@ pub async fn run_with(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("cannot create data_dir {}", settings.data_dir.display()))?;
+    let opening = start_opening(&settings)?;
+    serve(settings, components, opening, listener, shutdown).await
+}
+
+/// [`run_with`] once the store is being opened.
+async fn serve(
+    settings: Settings,
+    components: Components,
+    opening: Opening,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe);
     let api_key = api_key(&settings)?;
     if !settings.not_yet_active.is_empty() {
         warn!(
@@ -260,9 +294,7 @@ pub async fn run_with(
         warn!(path = %root.display(), "library folder does not exist (yet)");
     }
     let sync_enabled = settings.library_sync && !components.libraries.is_empty();
-    let data_dir = settings.data_dir.clone();
-    // The start-up check decodes every unfinished job; the JobManager takes them over.
-    let (store, start_jobs) = tokio::task::spawn_blocking(move || open_store(&data_dir))
+    let (store, start_jobs) = opening
         .await?
         .with_context(|| format!("while opening the store in {}", settings.data_dir.display()))?;
     info!(path = %store.path().display(), "store open");
@@ -276,7 +308,7 @@ pub async fn run_with(
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
     workers.upgrades = settings.languages.upgrades;
-    workers.ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe).await?;
+    workers.ffprobe = ffprobe.await?;
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod control;
+pub mod logging;
 pub mod scan;
 pub mod schedule;
 pub mod sources;

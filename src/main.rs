@@ -24,10 +24,15 @@ fn init_tracing() {
     let filter = EnvFilter::try_from_env("CUEWARDEN_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    let colored = std::io::stderr().is_terminal();
+    // A quoted path or message never splits or forges a log line.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
+        .with_writer(cuewarden::logging::EscapeControls::new(
+            std::io::stderr,
+            colored,
+        ))
+        .with_ansi(colored);
     // journald timestamps every line itself.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         builder.without_time().init();

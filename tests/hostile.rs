@@ -319,3 +319,44 @@ fn requests_the_http_layer_refuses_get_its_documented_bare_status_and_the_daemon
         assert_eq!(code, 200, "{what}: {health}");
     }
 }
+
+// See: engine brief, "raw paths with NUL/newlines reach the logs unescaped".
+#[test]
+fn a_path_with_a_newline_or_nul_cannot_forge_a_log_line() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.start();
+    let body = json!({
+        "eventType": "Download",
+        "movie": {"title": "X", "folderPath": "/elsewhere"},
+        "movieFile": {"path": "/elsewhere/x.mkv\nERROR cuewarden: forged line\u{0}\r\u{1b}[2J.mkv"},
+    });
+    let (client, _) = daemon.raw();
+    let (status, answer) = daemon.call(
+        client
+            .post(format!(
+                "{}/api/v1/webhooks/radarr?apikey={KEY}",
+                daemon.base
+            ))
+            .header("Content-Type", "application/json")
+            .body(body.to_string()),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["ignored"][0]["code"], "path_outside_library",
+        "{answer}"
+    );
+    let deadline = Instant::now() + DEADLINE;
+    while !daemon.log_text().contains("forged line") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_, log) = daemon.terminate();
+    let quoted: Vec<&str> = log.lines().filter(|l| l.contains("forged line")).collect();
+    assert_eq!(quoted.len(), 1, "{log}");
+    assert!(
+        quoted[0].contains(r"x.mkv\nERROR cuewarden: forged line\0\r\x1b[2J.mkv"),
+        "{}",
+        quoted[0]
+    );
+    assert!(!log.lines().any(|l| l.starts_with("ERROR")), "{log}");
+    assert!(!log.contains('\u{0}') && !log.contains('\r') && !log.contains('\u{1b}'));
+}

@@ -282,3 +282,56 @@ fn store_backup_and_restore_bring_a_store_back() {
     assert_eq!(listed, expected);
     let _: Value = daemon.get("/health").1;
 }
+
+// See: engine brief, "the runtime behaviour when redb panics on a page damaged after start
+// (the release profile aborts)": whether the running daemon reads the bad page and aborts,
+// or dies by `kill -9` / a power cut before it does, the next start finds the damage and
+// serves from the snapshot.
+#[test]
+fn a_store_damaged_while_the_daemon_runs_is_restored_from_the_snapshot_at_the_next_start() {
+    let sandbox = Sandbox::new("");
+    let ids = populated_store(&sandbox, 40, true);
+    let daemon = sandbox.start();
+    assert_eq!(daemon.get("/health").1["status"], "ok");
+    let path = store_file(&sandbox);
+    write_garbage(&path, 0.25);
+    write_garbage(&path, 0.5);
+    // Reads that may reach the damaged pages: the daemon answers, fails the request, or
+    // aborts (redb's panic under `panic = "abort"`); any of these, then it is gone.
+    let (client, runtime) = daemon.raw();
+    for id in &ids {
+        let url = format!("{}/api/v1/jobs/{id}/events", daemon.base);
+        let answer = runtime.block_on(async {
+            client
+                .get(url)
+                .header("X-Api-Key", common::KEY)
+                .send()
+                .await
+        });
+        if answer.is_err() {
+            break;
+        }
+    }
+    daemon.crash();
+    let damaged = std::fs::read(&path).unwrap();
+
+    let daemon = sandbox.start();
+    let (status, health) = daemon.get("/health");
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["reason"].as_str().unwrap().contains("snapshot"),
+        "{health}"
+    );
+    let mut listed = daemon.all_job_ids();
+    listed.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(listed, expected, "every job of the snapshot is back");
+    let aside = data_files(&sandbox, "cuewarden.redb.damaged-");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert!(std::fs::read(&aside[0]).unwrap() == damaged);
+    let (status, log) = daemon.terminate();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("restored the snapshot"), "{log}");
+}

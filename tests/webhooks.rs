@@ -438,11 +438,11 @@ fn the_api_then_a_webhook_for_the_same_video_is_one_job_per_language_seen_by_bot
         };
         assert_eq!(by("subtitle.requested"), ["api"]);
         assert_eq!(by("job.detected"), ["webhook"], "once, not per repeat");
-        // The job keeps what the API gave it.
+        // The job keeps the API as its origin, and runs at the webhook's higher priority.
         let stored = job(&daemon, id);
         assert_eq!(
             (&stored["origin"], &stored["priority"]),
-            (&json!("api"), &json!("high"))
+            (&json!("api"), &json!("critical"))
         );
     }
 }

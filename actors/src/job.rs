@@ -327,6 +327,10 @@ pub struct Job {
     /// ends the job (`video removed`).
     #[serde(default)]
     pub video_missing_since_ms: Option<i64>,
+    /// Waits in a row for every subtitle provider to end its cooldown (an outage, a rate
+    /// limit, a quota): not failures, not searches; their events are compacted.
+    #[serde(default)]
+    pub provider_waits: u32,
 }
 
 impl Job {
@@ -353,6 +357,7 @@ impl Job {
             failures: 0,
             nothing_found: 0,
             video_missing_since_ms: None,
+            provider_waits: 0,
         }
     }
 

@@ -321,7 +321,7 @@ impl JellyfinClient {
             )
             .send()
             .await
-            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+            .map_err(|e| JellyfinError::Request(super::request_error(e)))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(JellyfinError::Unauthorized(status.as_u16()));
@@ -363,7 +363,7 @@ impl JellyfinClient {
             .json(&serde_json::json!({"Username": user, "Pw": password.expose()}))
             .send()
             .await
-            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+            .map_err(|e| JellyfinError::Request(super::request_error(e)))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED
             || status == reqwest::StatusCode::FORBIDDEN
@@ -382,7 +382,7 @@ impl JellyfinClient {
         let result: AuthenticationResult = response
             .json()
             .await
-            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+            .map_err(|e| JellyfinError::Request(super::request_error(e)))?;
         if result.access_token.is_empty() {
             return Err(JellyfinError::Request(
                 "login answered without an AccessToken".to_owned(),
@@ -403,7 +403,7 @@ impl JellyfinClient {
             .header("Authorization", device.authorization(Some(token)))
             .send()
             .await
-            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))?;
+            .map_err(|e| JellyfinError::Request(super::request_error(e)))?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED {
             return Err(JellyfinError::Unauthorized(status.as_u16()));
@@ -448,7 +448,7 @@ impl JellyfinClient {
             Ok(response) => response
                 .json()
                 .await
-                .map_err(|e| JellyfinError::Request(e.without_url().to_string())),
+                .map_err(|e| JellyfinError::Request(super::request_error(e))),
         }
     }
 
@@ -564,7 +564,7 @@ impl JellyfinClient {
             .bytes()
             .await
             .map(|b| b.to_vec())
-            .map_err(|e| JellyfinError::Request(e.without_url().to_string()))
+            .map_err(|e| JellyfinError::Request(super::request_error(e)))
     }
 }
 

@@ -24,6 +24,35 @@ pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 /// The User-Agent of every outbound request.
 pub const USER_AGENT: &str = concat!("cuewarden/", env!("CARGO_PKG_VERSION"));
 
+/// What went wrong with an outbound request, for logs, job errors and `/health`: the host
+/// it was for (never the path or query, which may carry a key), what reqwest says, and each
+/// cause down to the root, e.g. `localhost:9: error sending request: client error (Connect):
+/// tcp connect error: Connection refused (os error 111)`.
+pub fn request_error(err: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let host = err.url().and_then(|url| {
+        let host = url.host_str()?;
+        Some(match url.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_owned(),
+        })
+    });
+    let err = err.without_url();
+    let mut text = host.map(|h| format!("{h}: ")).unwrap_or_default();
+    text.push_str(&err.to_string());
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        // Some layers repeat their cause in their own message.
+        if !message.is_empty() && !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// A reqwest client with our timeouts and user agent (rustls with the ring provider).
 pub fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -76,4 +105,42 @@ pub fn subtitle_providers(
     }
     providers.sort_by_key(|p| settings.rank(p.name()));
     Ok(providers)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    // See: engine brief, "'error sending request' messages do not name the host nor say
+    // 'connection refused'".
+    #[test]
+    fn a_refused_connection_names_the_host_and_the_root_cause_but_not_the_query() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = runtime
+            .block_on(async {
+                let client = super::http_client().unwrap();
+                client
+                    .get(format!("http://127.0.0.1:{port}/Items?api_key=secret"))
+                    .send()
+                    .await
+            })
+            .unwrap_err();
+        let text = super::request_error(err);
+        assert!(
+            text.starts_with(&format!("127.0.0.1:{port}: error sending request")),
+            "{text}"
+        );
+        assert!(text.contains("Connection refused"), "{text}");
+        assert!(
+            !text.contains("secret") && !text.contains("/Items"),
+            "{text}"
+        );
+    }
 }

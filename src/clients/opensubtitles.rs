@@ -208,21 +208,19 @@ async fn api_json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
     what: &str,
 ) -> Result<T, ProviderError> {
-    let text = response
-        .text()
-        .await
-        .map_err(|e| unavailable(&e.without_url()))?;
+    let text = response.text().await.map_err(unavailable)?;
     serde_json::from_str(&text)
         .map_err(|e| ProviderError::Parse(format!("{what} answer is not the API's JSON ({e})")))
 }
 
-fn unavailable(err: &reqwest::Error) -> ProviderError {
+fn unavailable(err: reqwest::Error) -> ProviderError {
     if err.is_timeout() {
         ProviderError::Unavailable("timed out".to_owned())
     } else if err.is_decode() || err.is_body() {
-        ProviderError::Parse(err.to_string())
+        ProviderError::Parse(err.without_url().to_string())
     } else {
-        ProviderError::Unavailable(err.to_string())
+        // The host and the root cause: "connection refused", a DNS failure, a certificate.
+        ProviderError::Unavailable(super::request_error(err))
     }
 }
 
@@ -493,7 +491,7 @@ impl Inner {
             .json(&serde_json::json!({"username": username, "password": password.expose()}))
             .send()
             .await
-            .map_err(|e| unavailable(&e.without_url()))?;
+            .map_err(unavailable)?;
         self.logins.set(self.logins.get() + 1);
         let status = response.status();
         if status == StatusCode::BAD_REQUEST && username.contains('@') {
@@ -544,7 +542,7 @@ impl Inner {
             .request(reqwest::Method::GET, url)
             .send()
             .await
-            .map_err(|e| unavailable(&e.without_url()))?;
+            .map_err(unavailable)?;
         if !response.status().is_success() {
             return Err(Self::error_of(response).await);
         }
@@ -584,10 +582,7 @@ impl Inner {
             if let Some(token) = &token {
                 request = request.bearer_auth(token);
             }
-            let response = request
-                .send()
-                .await
-                .map_err(|e| unavailable(&e.without_url()))?;
+            let response = request.send().await.map_err(unavailable)?;
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && token.is_some() && !relogged {
                 // The token expired early: log in again, once.
@@ -628,12 +623,7 @@ impl Inner {
         let link = Url::parse(&answer.link)
             .map_err(|e| ProviderError::Parse(format!("download link: {e}")))?;
         self.limiter.wait().await;
-        let response = self
-            .http
-            .get(link)
-            .send()
-            .await
-            .map_err(|e| unavailable(&e.without_url()))?;
+        let response = self.http.get(link).send().await.map_err(unavailable)?;
         let status = response.status();
         if status == StatusCode::GONE {
             return Err(ProviderError::Unavailable(
@@ -643,10 +633,7 @@ impl Inner {
         if !status.is_success() {
             return Err(Self::error_of(response).await);
         }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| unavailable(&e.without_url()))?;
+        let bytes = response.bytes().await.map_err(unavailable)?;
         if bytes.is_empty() {
             return Err(ProviderError::Permanent(format!(
                 "file {file_id} is empty on OpenSubtitles"

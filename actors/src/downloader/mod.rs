@@ -28,7 +28,7 @@ pub(crate) mod search;
 pub(crate) use search::cooldown_of;
 pub use search::{
     AUTH_COOLDOWN, DEFAULT_QUOTA_COOLDOWN, DEFAULT_RATE_LIMIT_COOLDOWN, PARSE_COOLDOWN,
-    UNAVAILABLE_AFTER, UNAVAILABLE_COOLDOWN,
+    UNAVAILABLE_AFTER, UNAVAILABLE_COOLDOWN, UNAVAILABLE_MAX_COOLDOWN, unavailable_cooldown,
 };
 
 /// Searches providers and writes the subtitle of one job (a [`Work`] run by the

@@ -27,8 +27,20 @@ pub const DEFAULT_QUOTA_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
 pub const AUTH_COOLDOWN: Duration = Duration::from_secs(6 * 3600);
 /// Cooldown after an answer we cannot read.
 pub const PARSE_COOLDOWN: Duration = Duration::from_secs(10 * 60);
-/// Cooldown once a provider was unavailable [`UNAVAILABLE_AFTER`] times in a row.
+/// Cooldown once a provider was unavailable [`UNAVAILABLE_AFTER`] times in a row; it
+/// doubles with each further failure in a row, up to [`UNAVAILABLE_MAX_COOLDOWN`].
 pub const UNAVAILABLE_COOLDOWN: Duration = Duration::from_secs(5 * 60);
+/// The longest cooldown of a provider that stays unavailable (a long outage is asked
+/// about once an hour, not every 5 minutes).
+pub const UNAVAILABLE_MAX_COOLDOWN: Duration = Duration::from_secs(3600);
+
+/// The cooldown after `failures` unavailable calls in a row (at least [`UNAVAILABLE_AFTER`]).
+pub fn unavailable_cooldown(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(UNAVAILABLE_AFTER).min(16);
+    UNAVAILABLE_COOLDOWN
+        .saturating_mul(1 << doublings)
+        .min(UNAVAILABLE_MAX_COOLDOWN)
+}
 /// Failed calls in a row (5xx, timeouts) that cool a provider down.
 pub const UNAVAILABLE_AFTER: u32 = 3;
 
@@ -126,7 +138,7 @@ fn apply_error(
             }
             (
                 CooldownKind::Unavailable,
-                UNAVAILABLE_COOLDOWN,
+                unavailable_cooldown(state.consecutive_failures),
                 format!("unavailable: {message}"),
             )
         }

@@ -63,6 +63,10 @@ pub struct ManagerSettings {
     /// missing. Once the last has passed, a video still missing ends the job `failed`
     /// ("video removed"): a share unmounted for less than that is not a deletion.
     pub video_checks: Vec<Duration>,
+    /// Waiting jobs released into the queue per wake-up check (once a second), earliest
+    /// first: 100,000 jobs due at one instant (the end of a provider outage, a restart)
+    /// reach the queue, the store and the providers a batch at a time.
+    pub wakes_per_tick: usize,
 }
 
 /// The waits between searches that found nothing: the first steps one after the other,
@@ -108,14 +112,30 @@ impl NothingFoundSchedule {
     /// [`base_delay`](Self::base_delay) with ±10 % jitter drawn from `id` and `count`.
     pub fn delay(&self, id: JobId, count: u32, age: Duration) -> Duration {
         let base = self.base_delay(count, age);
-        // splitmix64 of the id's random bits and the count: a fraction in [0, 1).
-        let mut x = (id.0.as_u128() as u64) ^ u64::from(count).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-        let fraction = (x >> 11) as f64 / (1u64 << 53) as f64;
-        base.mul_f64(0.9 + 0.2 * fraction)
+        base.mul_f64(0.9 + 0.2 * spread_fraction(id, u64::from(count)))
     }
+}
+
+/// A fraction in [0, 1) drawn from `id` and `salt` (splitmix64 of the id's random bits and
+/// the salt): the same job and salt always get the same one, jobs of one batch spread.
+fn spread_fraction(id: JobId, salt: u64) -> f64 {
+    let mut x = (id.0.as_u128() as u64) ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^= x >> 31;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The shortest and longest spread of the wake-ups of jobs waiting for the same cooldown.
+const PROVIDER_WAIT_SPREAD: (Duration, Duration) = (Duration::from_secs(30), HOUR);
+
+/// The wait of job `id` for a cooldown that ends in `until_end`: never before the end,
+/// then spread over a fifth of the wait (at least 30 s, at most an hour) so the jobs that
+/// waited for one provider do not all ask it again at the same instant.
+pub fn provider_wait(id: JobId, salt: u64, until_end: Duration) -> Duration {
+    let (shortest, longest) = PROVIDER_WAIT_SPREAD;
+    let spread = (until_end / 5).clamp(shortest, longest);
+    until_end + spread.mul_f64(spread_fraction(id, salt))
 }
 
 /// The error a job fails with once its video stayed missing through every check.
@@ -152,6 +172,7 @@ impl Default for ManagerSettings {
             worker_timeout: Duration::from_secs(600),
             nothing_found: NothingFoundSchedule::default(),
             video_checks: vec![Duration::from_secs(600), HOUR, 6 * HOUR, DAY],
+            wakes_per_tick: 256,
         }
     }
 }
@@ -436,6 +457,9 @@ pub struct ManagerCore {
     order: u64,
     is_accepting: bool,
     providers: ProviderRegistry,
+    /// Waiting jobs whose last attempt found every provider cooling down: while every
+    /// provider still is, they are not woken (see [`wake_due`](Self::wake_due)).
+    provider_waiters: std::collections::HashSet<JobId>,
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -460,6 +484,7 @@ impl ManagerCore {
             order: 0,
             is_accepting: true,
             providers: ProviderRegistry::default(),
+            provider_waiters: std::collections::HashSet::new(),
         }
     }
 
@@ -671,6 +696,7 @@ impl ManagerCore {
         self.running.remove(&id);
         self.loading.remove(&id);
         self.records.remove(&id);
+        self.provider_waiters.remove(&id);
         let Some(entry) = self.jobs.remove(&id) else {
             return;
         };
@@ -691,6 +717,25 @@ impl ManagerCore {
         } else {
             self.overflow.retain(|other| *other != id);
         }
+    }
+
+    /// Raises an unfinished job's priority to `priority` if it is lower (a webhook for a
+    /// video a library sync queued at `low`): a queued job moves up its queue at once (its
+    /// older queue entry is skipped as stale once it runs), and the store's record follows.
+    fn raise_priority(&mut self, id: JobId, priority: Priority) -> Option<Change> {
+        let entry = self.jobs.get_mut(&id)?;
+        if entry.priority >= priority {
+            return None;
+        }
+        entry.priority = priority;
+        let status = entry.status;
+        if let Some(job) = self.records.get_mut(&id) {
+            job.priority = priority;
+        }
+        if let Some(kind) = WorkKind::of_status(status).filter(|k| k.queued_status() == status) {
+            self.push_queue(id, kind);
+        }
+        Some(Change::SetJobPriority { id, priority })
     }
 
     /// Accepts a request: one new `pending` job per language that has no unfinished job,
@@ -715,18 +760,24 @@ impl ManagerCore {
         for language in &request.languages {
             let key = self.key_hash(&request.media.path, language);
             if let Some(id) = self.find_key(key) {
+                let raised = self.raise_priority(id, request.priority);
                 if let Some(entry) = self.jobs.get_mut(&id)
-                    && entry.seen_by & bit == 0
+                    && (entry.seen_by & bit == 0 || raised.is_some())
                 {
                     entry.seen_by |= bit;
+                    let mut payload = json!({"status": entry.status, "language": language});
+                    if raised.is_some() {
+                        payload["priority"] = json!(entry.priority);
+                    }
                     detected.push(Event::for_job(
                         id,
                         kind::DETECTED,
                         request.source,
                         now,
-                        json!({"status": entry.status, "language": language}),
+                        payload,
                     ));
                 }
+                changes.extend(raised);
                 if !summaries.iter().any(|s: &JobSummary| s.id == id) {
                     summaries.push(JobSummary {
                         id,
@@ -1006,6 +1057,8 @@ impl ManagerCore {
             events: extra_events,
         } = report.into();
         let mut step = Step::default();
+        // A worker that asked a provider reports its state (a failure, a session, a quota).
+        let asked_a_provider = !provider_updates.is_empty();
         for state in provider_updates {
             // Workers see a cooldown at once; it is durable once this step commits.
             let state = self.providers.update(state);
@@ -1098,19 +1151,49 @@ impl ManagerCore {
                 }
                 change
             }
-            // Every provider cools down: look again when the first one may be asked.
+            // Every provider cools down (an outage, a rate limit, a quota): look again once
+            // the first cooldown ends, spread. Not a failure; a start that asked no provider
+            // is not an attempt either; a wait after a wait leaves one event.
             Outcome::NothingFound {
                 reason,
                 retry_after: Some(delay),
-            } => self.wait(id, reason, delay, now, source, true, |_| {}),
+            } => {
+                let (waits, waited_before) = self.records.get_mut(&id).map_or((1, false), |j| {
+                    if !asked_a_provider {
+                        j.attempts = j.attempts.saturating_sub(1);
+                    }
+                    (
+                        j.provider_waits.saturating_add(1),
+                        j.provider_waits > 0 || j.nothing_found > 0 || j.failures > 0,
+                    )
+                });
+                if waited_before {
+                    step.changes.push(Change::DropJobEvents {
+                        id,
+                        kinds: RETRY_EVENT_KINDS,
+                    });
+                }
+                let delay = provider_wait(id, u64::from(waits), delay);
+                let result = self.wait(id, reason, delay, now, source, !waited_before, |job| {
+                    job.provider_waits = waits;
+                });
+                if result.is_ok() {
+                    self.provider_waiters.insert(id);
+                }
+                result
+            }
             Outcome::NothingFound {
                 reason,
                 retry_after: None,
             } => {
-                let count = self.records.get(&id).map_or(1, |j| j.nothing_found + 1);
+                let (count, after_provider_waits) = self
+                    .records
+                    .get(&id)
+                    .map_or((1, false), |j| (j.nothing_found + 1, j.provider_waits > 0));
                 let age = Duration::from_millis(u64::try_from(now - created_at).unwrap_or(0));
                 let delay = self.settings.nothing_found.delay(id, count, age);
-                if count >= 2 {
+                let compact = count >= 2 || after_provider_waits;
+                if compact {
                     // A retry that found nothing again: it leaves one event behind.
                     step.changes.push(Change::DropJobEvents {
                         id,
@@ -1119,8 +1202,9 @@ impl ManagerCore {
                 }
                 // The first wait is announced as every retry is (`job.retry_scheduled`);
                 // later ones are the one `subtitle.waiting` left after compaction.
-                self.wait(id, reason, delay, now, source, count == 1, |job| {
+                self.wait(id, reason, delay, now, source, !compact, |job| {
                     job.nothing_found = count;
+                    job.provider_waits = 0;
                 })
             }
             Outcome::VideoMissing { path } => {
@@ -1201,6 +1285,7 @@ impl ManagerCore {
         announce: bool,
         edit: impl FnOnce(&mut Job),
     ) -> Result<Change, IllegalTransition> {
+        self.provider_waiters.remove(&id);
         let wake_at = now.saturating_add(millis(delay));
         let attempt = self.records.get(&id).map_or(0, |j| j.attempts);
         let at = crate::time::format_rfc3339(wake_at);
@@ -1230,35 +1315,75 @@ impl ManagerCore {
         Ok(change)
     }
 
-    /// Re-queues every `waiting` job whose wake time has come.
+    /// The end of the first cooldown while every provider known is cooling down at `now`.
+    fn providers_gate(&self, now: i64) -> Option<i64> {
+        let states = self.providers.all();
+        let mut gate: Option<i64> = None;
+        for state in &states {
+            let until = state.cooling_until(now)?;
+            gate = Some(gate.map_or(until, |g| g.min(until)));
+        }
+        gate
+    }
+
+    /// Re-queues the `waiting` jobs whose wake time has come, earliest first, at most
+    /// [`ManagerSettings::wakes_per_tick`] of them (the others at the next check). A job
+    /// whose last attempt found every provider cooling down is not woken while every
+    /// provider still is: its wake time moves, in memory only (no store write, no event),
+    /// to the end of the first cooldown, spread ([`provider_wait`]).
     pub fn wake_due(&mut self, now: i64) -> Step {
         let mut step = Step::default();
         if !self.is_accepting {
             return step;
         }
+        let gate = if self.provider_waiters.is_empty() {
+            None
+        } else {
+            self.providers_gate(now)
+        };
+        let mut released = 0;
+        let mut postponed = Vec::new();
         while let Some(&(at, id)) = self.wakes.first() {
-            if at > now {
+            if at > now || released >= self.settings.wakes_per_tick.max(1) {
                 break;
             }
             self.wakes.pop_first();
-            if self
+            let due = self
                 .jobs
                 .get(&id)
-                .is_some_and(|e| e.status == JobStatus::Waiting && e.wake_at_ms == Some(at))
-                && let Ok(change) = self.transition(
-                    id,
-                    JobStatus::DownloadQueued,
-                    now,
-                    vec![(
-                        kind::DOWNLOAD_REQUESTED,
-                        EventSource::Scheduler,
-                        json!({"reason": "retry"}),
-                    )],
-                    |job| job.wake_at_ms = None,
-                )
+                .is_some_and(|e| e.status == JobStatus::Waiting && e.wake_at_ms == Some(at));
+            if !due {
+                continue;
+            }
+            if let Some(until) = gate
+                && self.provider_waiters.contains(&id)
             {
+                postponed.push((id, until));
+                continue;
+            }
+            self.provider_waiters.remove(&id);
+            if let Ok(change) = self.transition(
+                id,
+                JobStatus::DownloadQueued,
+                now,
+                vec![(
+                    kind::DOWNLOAD_REQUESTED,
+                    EventSource::Scheduler,
+                    json!({"reason": "retry"}),
+                )],
+                |job| job.wake_at_ms = None,
+            ) {
+                released += 1;
                 step.changes.push(change);
                 self.push_queue(id, WorkKind::Download);
+            }
+        }
+        for (id, until) in postponed {
+            let wait = Duration::from_millis(u64::try_from(until - now).unwrap_or(0));
+            let at = now.saturating_add(millis(provider_wait(id, until as u64, wait)));
+            if let Some(entry) = self.jobs.get_mut(&id) {
+                entry.wake_at_ms = Some(at);
+                self.wakes.insert((at, id));
             }
         }
         if !step.changes.is_empty() {
@@ -1311,6 +1436,7 @@ impl ManagerCore {
             if let Some(at) = live.wake_at_ms {
                 self.wakes.remove(&(at, id));
             }
+            self.provider_waiters.remove(&id);
             // The record read by the caller is the one this core last wrote.
             let mut stored = stored;
             stored.status = live.status;
@@ -1359,6 +1485,7 @@ impl ManagerCore {
                     job.attempts = 0;
                     job.failures = 0;
                     job.nothing_found = 0;
+                    job.provider_waits = 0;
                     job.video_missing_since_ms = None;
                     job.error = None;
                     job.wake_at_ms = None;

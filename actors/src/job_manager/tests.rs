@@ -264,10 +264,25 @@ fn the_same_video_and_language_never_get_two_live_jobs() {
             NOW,
         )
         .unwrap();
-    // Only the new language makes a job; the media record is still refreshed.
+    // Only the new language makes a job; the media record is still refreshed, and the
+    // existing jobs rise to the request's higher priority.
     assert_eq!(again.new_ids.len(), 1);
-    assert_eq!(again.changes.len(), 2);
     assert!(matches!(again.changes[0], Change::PutMedia { .. }));
+    assert_eq!(put_jobs(&again.changes).len(), 1);
+    let raised = again
+        .changes
+        .iter()
+        .filter(|c| {
+            matches!(
+                c,
+                Change::SetJobPriority {
+                    priority: Priority::Critical,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(raised, 2);
     let answered: Vec<(JobId, &str, JobStatus)> = again
         .summaries
         .iter()
@@ -281,8 +296,7 @@ fn the_same_video_and_language_never_get_two_live_jobs() {
             (first[0], "fr", JobStatus::DownloadQueued),
         ]
     );
-    // The existing jobs keep their priority.
-    assert_eq!(core.job(first[0]).unwrap().priority, Priority::Normal);
+    assert_eq!(core.job(first[0]).unwrap().priority, Priority::Critical);
 
     // The same language twice in one request is one job.
     let twice = core
@@ -600,7 +614,10 @@ fn nothing_found_parks_the_job_until_the_cooldown_or_the_backoff_ends() {
     );
     let (job, kinds) = only_put(&step);
     assert_eq!(job.status, JobStatus::Waiting);
-    assert_eq!(job.wake_at_ms, Some(NOW + 30_000));
+    // Not before the cooldown ends; spread over 30 s after it.
+    let wake = job.wake_at_ms.unwrap() - NOW;
+    assert!((30_000..=60_000).contains(&wake), "{wake}");
+    assert_eq!(job.provider_waits, 1);
     assert_eq!(
         job.error.as_deref(),
         Some("every subtitle provider is cooling down")
@@ -755,19 +772,22 @@ fn wake_due_requeues_only_the_jobs_whose_time_has_come() {
         );
         id
     };
+    // Cooldowns of 10 s and 100 s: woken within 30 s after their end (spread).
     let soon = park("Soon", 10);
-    let later = park("Later", 20);
+    let later = park("Later", 100);
+    let at = core.job(soon).unwrap().wake_at_ms.unwrap();
+    assert!((NOW + 10_000..=NOW + 40_000).contains(&at), "{}", at - NOW);
 
-    let step = core.wake_due(NOW + 9_999);
+    let step = core.wake_due(at - 1);
     assert!(step.is_empty(), "{step:?}");
-    let step = core.wake_due(NOW + 10_000);
+    let step = core.wake_due(at);
     let (job, _) = only_put(&step);
     assert_eq!(job.id, soon);
     assert!(has_dispatch(&step));
     assert_eq!(core.job(later).unwrap().status, JobStatus::Waiting);
     // Woken once only.
-    assert!(core.wake_due(NOW + 15_000).is_empty());
-    let (job, _) = only_put(&core.wake_due(NOW + 60_000));
+    assert!(core.wake_due(NOW + 60_000).is_empty());
+    let (job, _) = only_put(&core.wake_due(NOW + 200_000));
     assert_eq!(job.id, later);
 }
 
@@ -1148,6 +1168,7 @@ fn waiting_and_resumed_jobs_are_held_as_compact_entries_without_their_records() 
     );
     let mut core = ManagerCore::new(ManagerSettings {
         max_downloads: 10_000,
+        wakes_per_tick: 10_000,
         ..settings()
     });
     let mut ids = Vec::new();
@@ -1416,4 +1437,309 @@ fn a_head_decoded_from_a_stored_record_has_the_key_of_a_new_request() {
         assert_eq!(compact.key, hasher.hash(&job.path, &job.language), "{name}");
         assert_eq!(compact.key, hasher.unfinished(JobHead::from(&job)).key);
     }
+}
+
+/// What the store holds of each job in the outage simulation: the record and its events'
+/// kinds, kept by applying every change as the writer does.
+#[derive(Default)]
+struct StoreModel {
+    jobs: HashMap<JobId, (Job, Vec<String>)>,
+    /// Job records written (puts and moves).
+    writes: usize,
+}
+
+impl StoreModel {
+    fn apply(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::PutJob { job, events } => {
+                    self.writes += 1;
+                    let entry = self
+                        .jobs
+                        .entry(job.id)
+                        .or_insert_with(|| (job.clone(), Vec::new()));
+                    entry.0 = job.clone();
+                    entry.1.extend(events.iter().map(|e| e.kind.clone()));
+                }
+                Change::MoveJob {
+                    id,
+                    status,
+                    at_ms,
+                    events,
+                } => {
+                    self.writes += 1;
+                    let entry = self.jobs.get_mut(id).unwrap();
+                    entry.0.status = *status;
+                    entry.0.updated_at_ms = *at_ms;
+                    entry.0.wake_at_ms = None;
+                    entry.1.extend(events.iter().map(|e| e.kind.clone()));
+                }
+                Change::DropJobEvents { id, kinds } => {
+                    if let Some(entry) = self.jobs.get_mut(id) {
+                        entry.1.retain(|k| !kinds.contains(&k.as_str()));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A provider that is down (every call a 503) until `back_at`, then answers "nothing": it
+/// answers a started download the way the downloader does (a provider cooling down is not
+/// called; the third failure in a row cools it down, longer each time).
+struct DownProvider {
+    back_at: i64,
+    calls: usize,
+    calls_per_job: HashMap<JobId, u32>,
+}
+
+impl DownProvider {
+    fn answer(&mut self, id: JobId, registry: &ProviderRegistry, now: i64) -> WorkReport {
+        let state = registry.get("down").unwrap_or_else(|| ProviderState {
+            provider: "down".to_owned(),
+            ..ProviderState::default()
+        });
+        if let Some(until) = state.cooling_until(now) {
+            return Outcome::NothingFound {
+                reason: "every subtitle provider is cooling down".to_owned(),
+                retry_after: Some(Duration::from_millis((until - now) as u64)),
+            }
+            .into();
+        }
+        self.calls += 1;
+        *self.calls_per_job.entry(id).or_default() += 1;
+        if now >= self.back_at {
+            let mut state = state;
+            state.consecutive_failures = 0;
+            return WorkReport {
+                outcome: nothing_found(),
+                provider_updates: vec![state],
+                events: Vec::new(),
+            };
+        }
+        let mut state = state;
+        state.consecutive_failures += 1;
+        let outcome = if state.consecutive_failures < crate::downloader::UNAVAILABLE_AFTER {
+            failed(true)
+        } else {
+            let wait = crate::downloader::unavailable_cooldown(state.consecutive_failures);
+            state.cooldown_until_ms = Some(now + millis(wait));
+            state.cooldown_kind = Some(crate::store::CooldownKind::Unavailable);
+            Outcome::NothingFound {
+                reason: "every subtitle provider is cooling down".to_owned(),
+                retry_after: Some(wait),
+            }
+        };
+        WorkReport {
+            outcome,
+            provider_updates: vec![state],
+            events: Vec::new(),
+        }
+    }
+}
+
+/// Commits each step in the model, then performs its actions (persist first), until
+/// nothing is left.
+fn settle_model(
+    core: &mut ManagerCore,
+    store: &mut StoreModel,
+    provider: &mut DownProvider,
+    step: Step,
+    now: i64,
+) {
+    let mut steps = vec![step];
+    while let Some(step) = steps.pop() {
+        store.apply(&step.changes);
+        for action in step.actions {
+            match action {
+                Action::Dispatch => steps.push(core.dispatch(now)),
+                Action::Load(id, kind) => {
+                    let record = store.jobs.get(&id).map(|(job, _)| job.clone());
+                    steps.push(core.loaded(id, kind, Ok(record), now));
+                }
+                Action::Start(job, kind) => {
+                    let report = provider.answer(job.id, &core.provider_registry(), now);
+                    steps.push(core.finish(job.id, kind, report, now));
+                }
+                Action::Stop(_) => {}
+            }
+        }
+    }
+}
+
+// See: engine brief, "Provider outage": with providers unavailable, waiting jobs woke every
+// 5 minutes, appended 4 uncompacted events per cycle, counted attempts beyond
+// `max_attempts` and were all released at the same instant.
+#[test]
+fn a_provider_outage_leaves_one_event_per_wait_and_releases_jobs_spread_after_it() {
+    const JOBS: usize = 200;
+    let mut core = ManagerCore::new(ManagerSettings {
+        wakes_per_tick: 10,
+        ..settings() // max_attempts 3, two downloads at once
+    });
+    let mut store = StoreModel::default();
+    let outage = 12 * 3_600_000;
+    let mut provider = DownProvider {
+        back_at: NOW + outage,
+        calls: 0,
+        calls_per_job: HashMap::new(),
+    };
+    let mut ids = Vec::new();
+    for n in 0..JOBS {
+        let accepted = core
+            .request(
+                &new_request(&format!("Outage {n}"), &["fr"], Priority::Low),
+                NOW,
+            )
+            .unwrap();
+        store.apply(&accepted.changes);
+        ids.extend(accepted.new_ids.iter().copied());
+        let queued = core.queue_new(&accepted.new_ids, NOW);
+        settle_model(&mut core, &mut store, &mut provider, queued, NOW);
+    }
+    assert_eq!(core.status_counts().get(&JobStatus::Waiting), Some(&JOBS));
+    let writes_at_start = store.writes;
+    // Every job waits for the cooldown the third call started, none before its end, and
+    // their wake-ups are spread rather than all at one instant.
+    let cooldown_end = core
+        .provider_registry()
+        .get("down")
+        .unwrap()
+        .cooldown_until_ms
+        .unwrap();
+    let wakes: Vec<i64> = ids
+        .iter()
+        .filter_map(|id| core.job(*id).and_then(|e| e.wake_at_ms))
+        .collect();
+    let cooling_waits = wakes.iter().filter(|at| **at >= cooldown_end).count();
+    assert!(cooling_waits >= JOBS - 2, "{cooling_waits} of {JOBS}");
+    let spread = wakes.iter().max().unwrap()
+        - wakes
+            .iter()
+            .filter(|at| **at >= cooldown_end)
+            .min()
+            .unwrap();
+    assert!(spread >= 20_000, "wake-ups spread over {spread} ms only");
+
+    // Twelve hours of outage, checked every second as the actor does.
+    let mut now = NOW;
+    let mut most_released = 0;
+    while now < NOW + outage + 2 * 3_600_000 {
+        now += 1_000;
+        let woken = core.wake_due(now);
+        let released = put_jobs(&woken.changes).len();
+        most_released = most_released.max(released);
+        settle_model(&mut core, &mut store, &mut provider, woken, now);
+        if now == NOW + outage - 1_000 {
+            // During the outage the provider was asked about once per cooldown, which
+            // grows to an hour: not once per job every 5 minutes.
+            println!(
+                "{JOBS} jobs, 12 h outage: {} provider calls, {} job writes, {} events left",
+                provider.calls,
+                store.writes - writes_at_start,
+                store.jobs.values().map(|(_, k)| k.len()).sum::<usize>()
+            );
+            assert!(provider.calls <= 40, "{} calls", provider.calls);
+            // A retry that found every provider cooling down again cost a job one record
+            // write and left it one event: its request and its newest wait.
+            let writes = store.writes - writes_at_start;
+            assert!(writes <= 40 * JOBS, "{writes} job writes during the outage");
+            for (id, (job, kinds)) in &store.jobs {
+                assert_eq!(job.status, JobStatus::Waiting);
+                if job.provider_waits >= 2 {
+                    assert_eq!(
+                        kinds,
+                        &[
+                            kind::SUBTITLE_REQUESTED.to_owned(),
+                            kind::WAITING.to_owned()
+                        ],
+                        "{id}"
+                    );
+                }
+                // Waiting for a cooldown is no failure, and a start that asked no
+                // provider is no attempt.
+                assert!(job.failures < 3, "{id}: {} failures", job.failures);
+                let asked = provider.calls_per_job.get(id).copied().unwrap_or(0);
+                assert_eq!(job.attempts, asked, "{id}");
+            }
+        }
+    }
+    assert!(
+        most_released <= 10,
+        "{most_released} jobs released in one check"
+    );
+    // Once the provider is back, every job was searched again and found nothing: the
+    // "nothing found" schedule takes over.
+    for (id, (job, kinds)) in &store.jobs {
+        assert_eq!(job.status, JobStatus::Waiting, "{id}");
+        assert!(job.nothing_found >= 1 && job.provider_waits == 0, "{id}");
+        assert!(job.updated_at_ms >= NOW + outage, "{id}");
+        assert_eq!(
+            kinds,
+            &[
+                kind::SUBTITLE_REQUESTED.to_owned(),
+                kind::WAITING.to_owned()
+            ],
+            "{id}"
+        );
+    }
+}
+
+// See: engine brief, "a webhook detection for a job already queued at `low` priority
+// (library sync) does not raise it to `critical`".
+#[test]
+fn a_webhook_for_a_job_a_library_sync_queued_raises_it_to_critical_ahead_of_the_others() {
+    let mut core = ManagerCore::new(ManagerSettings {
+        max_downloads: 1,
+        ..settings()
+    });
+    let mut sync = |name: &str| {
+        let mut request = new_request(name, &["fr"], Priority::Low);
+        request.source = EventSource::LibrarySync;
+        submit(&mut core, &request)[0]
+    };
+    let (first, second, third) = (sync("A"), sync("B"), sync("C"));
+    let mut webhook = new_request("C", &["fr"], Priority::Critical);
+    webhook.source = EventSource::Webhook;
+    let seen = core.request(&webhook, NOW).unwrap();
+    assert!(seen.new_ids.is_empty());
+    assert!(
+        seen.changes.iter().any(|c| matches!(
+            c,
+            Change::SetJobPriority { id, priority: Priority::Critical } if *id == third
+        )),
+        "{:?}",
+        seen.changes
+    );
+    let detected = seen
+        .changes
+        .iter()
+        .find_map(|c| match c {
+            Change::AppendEvents(events) => events.iter().find(|e| e.kind == kind::DETECTED),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(detected.payload["priority"], json!("critical"));
+    assert_eq!(core.job(third).unwrap().priority, Priority::Critical);
+    // It runs first; the two the sync queued before it follow in their order.
+    assert_eq!(started(&core.dispatch(NOW)), [(third, WorkKind::Download)]);
+    core.finish(
+        third,
+        WorkKind::Download,
+        written("/media/movies/C.fr.srt"),
+        NOW,
+    );
+    assert_eq!(started(&core.dispatch(NOW)), [(first, WorkKind::Download)]);
+    // A lower priority never lowers one, and a repeat changes nothing.
+    let mut again = new_request("B", &["fr"], Priority::Low);
+    again.source = EventSource::LibrarySync;
+    let repeat = core.request(&again, NOW).unwrap();
+    assert!(
+        !repeat
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::SetJobPriority { .. }))
+    );
+    assert_eq!(core.job(second).unwrap().priority, Priority::Low);
 }

@@ -403,3 +403,30 @@ fn the_check_hands_over_the_heads_of_a_good_store_only() {
     );
     assert_eq!(store.unfinished_heads().unwrap().len(), 100);
 }
+
+// See: engine brief, "no store snapshot is taken on the very first start".
+#[test]
+fn a_new_store_gets_its_first_snapshot_minutes_after_the_start_not_a_day() {
+    use super::snapshot::{FIRST_SNAPSHOT_DELAY, first_snapshot_wait};
+    assert_eq!(first_snapshot_wait(&StartState::New), FIRST_SNAPSHOT_DELAY);
+    assert_eq!(
+        first_snapshot_wait(&StartState::Fresh("damaged".to_owned())),
+        FIRST_SNAPSHOT_DELAY
+    );
+    assert!(FIRST_SNAPSHOT_DELAY <= Duration::from_secs(15 * 60));
+    assert_eq!(first_snapshot_wait(&StartState::Good), Duration::ZERO);
+    assert_eq!(
+        first_snapshot_wait(&StartState::Restored("damaged".to_owned())),
+        SNAPSHOT_INTERVAL
+    );
+    // The very first start is a new store: no snapshot at once (it holds nothing yet), and
+    // the thread's first one is due after the delay.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.start_state(), &StartState::New);
+    assert_eq!(
+        Snapshots::next_due(dir.path(), first_snapshot_wait(store.start_state())),
+        FIRST_SNAPSHOT_DELAY
+    );
+    store.close();
+}

@@ -165,6 +165,15 @@ pub enum Change {
         /// The share of the file that must be free, 0–100.
         min_free_percent: u8,
     },
+    /// Raise a stored job's queue priority (a webhook for a video a library sync queued at
+    /// `low`), without the caller holding the record. A job the store does not hold is left
+    /// alone.
+    SetJobPriority {
+        /// The job.
+        id: JobId,
+        /// Its new priority.
+        priority: crate::job::Priority,
+    },
 }
 
 /// What a commit produced: the events with their sequence numbers.
@@ -244,15 +253,14 @@ struct Snapshots {
 
 impl Snapshots {
     /// Starts the thread; the first snapshot is taken once the newest one is
-    /// [`SNAPSHOT_INTERVAL`] old, or at once if there is none and `now`.
-    fn start(slot: DbSlot, data_dir: PathBuf, now: bool) -> std::io::Result<Self> {
+    /// [`SNAPSHOT_INTERVAL`] old, or after `none` if there is none.
+    fn start(slot: DbSlot, data_dir: PathBuf, none: Duration) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (wake, woken) = mpsc::channel::<()>();
         let stopping = stop.clone();
         let handle = std::thread::Builder::new()
             .name("store-snapshots".to_owned())
             .spawn(move || {
-                let none = if now { Duration::ZERO } else { SNAPSHOT_INTERVAL };
                 let mut wait = Self::next_due(&data_dir, none);
                 while let Err(mpsc::RecvTimeoutError::Timeout) = woken.recv_timeout(wait) {
                     let db = slot.read().ok().and_then(|slot| slot.as_ref().ok().cloned());
@@ -418,9 +426,9 @@ impl Store {
         };
         // A store that checked good gets a snapshot at start if none is a day old, so that
         // restarts neither rotate the older ones out nor pay for a copy each time; a restored
-        // store is its snapshot already; a new one holds nothing yet.
-        let now = inner.start_state == StartState::Good;
-        match Snapshots::start(slot, data_dir.to_owned(), now) {
+        // store is its snapshot already; a new one gets its first soon after the start.
+        let first = snapshot::first_snapshot_wait(&inner.start_state);
+        match Snapshots::start(slot, data_dir.to_owned(), first) {
             Ok(snapshots) => {
                 if let Ok(mut slot) = inner.snapshots.lock() {
                     *slot = Some(snapshots);

@@ -35,6 +35,21 @@ pub const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// How long the daemon waits before trying again after a snapshot failed (a full disk, say).
 pub const SNAPSHOT_RETRY: Duration = Duration::from_secs(60 * 60);
+/// When a new store (the very first start, or an empty one replacing a damaged file with
+/// no good snapshot) gets its first snapshot: soon, so that it holds the first library
+/// sync's jobs, not a day later.
+pub const FIRST_SNAPSHOT_DELAY: Duration = Duration::from_secs(10 * 60);
+
+/// How long after the start the first snapshot is due when there is none yet: at once for a
+/// store that checked good, [`FIRST_SNAPSHOT_DELAY`] for a new or emptied one, a day for a
+/// restored one (it is its snapshot already).
+pub(super) fn first_snapshot_wait(state: &StartState) -> Duration {
+    match state {
+        StartState::Good => Duration::ZERO,
+        StartState::New | StartState::Fresh(_) => FIRST_SNAPSHOT_DELAY,
+        StartState::Restored(_) => SNAPSHOT_INTERVAL,
+    }
+}
 
 /// Records copied between two looks at the stop flag.
 const STOP_CHECK_EVERY: usize = 4096;

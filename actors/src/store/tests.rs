@@ -994,3 +994,40 @@ fn a_state_record_is_kept_across_reopen_and_removed_by_null() {
         .unwrap();
     assert_eq!(store.state("library_sync").unwrap(), None);
 }
+
+// See: engine brief, a webhook for a job a library sync queued at `low`.
+#[test]
+fn a_raised_priority_is_written_to_the_stored_job_and_an_unknown_job_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut job = Job::pending(
+        PathBuf::from("/media/movies/Raised.mkv"),
+        crate::job::Language::parse("fr").unwrap(),
+        crate::job::EventSource::LibrarySync,
+        1_000,
+    );
+    job.status = crate::job::JobStatus::DownloadQueued;
+    assert_eq!(job.priority, crate::job::Priority::Low);
+    store
+        .submit_blocking(vec![Change::PutJob {
+            job: job.clone(),
+            events: Vec::new(),
+        }])
+        .unwrap();
+    store
+        .submit_blocking(vec![
+            Change::SetJobPriority {
+                id: job.id,
+                priority: crate::job::Priority::Critical,
+            },
+            Change::SetJobPriority {
+                id: crate::job::JobId::new(),
+                priority: crate::job::Priority::Critical,
+            },
+        ])
+        .unwrap();
+    let stored = store.job(job.id).unwrap().unwrap();
+    assert_eq!(stored.priority, crate::job::Priority::Critical);
+    assert_eq!(stored.status, crate::job::JobStatus::DownloadQueued);
+    store.close();
+}

@@ -571,6 +571,9 @@ impl Writer {
                             }
                             jobs.remove(key)?;
                             by_status.remove((old.status.code(), key))?;
+                            // What produced its subtitle goes with it (the blacklist stays:
+                            // it belongs to the video, not the job).
+                            subtitles.remove(key)?;
                             let mut seqs = Vec::new();
                             for entry in job_events.range((key, 0u64)..=(key, u64::MAX))? {
                                 seqs.push(entry?.0.value().1);
@@ -584,6 +587,17 @@ impl Writer {
                         }
                         // Done after the commit, in `run`.
                         Change::Compact { .. } => {}
+                        Change::SetJobPriority { id, priority } => {
+                            let key = id.0.as_u128();
+                            let old = jobs
+                                .get(key)?
+                                .map(|bytes| decode::<Job>("jobs", bytes.value()))
+                                .transpose()?;
+                            if let Some(mut job) = old {
+                                job.priority = *priority;
+                                jobs.insert(key, encode(&job).as_slice())?;
+                            }
+                        }
                     }
                 }
                 results.push(committed);

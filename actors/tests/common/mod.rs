@@ -159,6 +159,7 @@ pub fn settings() -> ManagerSettings {
             ..NothingFoundSchedule::default()
         },
         video_checks: vec![Duration::from_millis(20), Duration::from_millis(60)],
+        ..ManagerSettings::default()
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::super::{Change, Store};
+use super::super::{Change, Provenance, Store};
 use super::{CleanupPolicy, TERMINAL_STATUSES};
 use crate::event::Event;
 use crate::job::{EventSource, Job, JobId, JobStatus, Language};
@@ -47,6 +47,28 @@ fn put(job: &Job, events: usize) -> Change {
     }
 }
 
+/// What a subtitle written by `job` would leave in the store.
+fn provenance(job: &Job) -> Provenance {
+    Provenance {
+        job_id: job.id,
+        provider: "opensubtitles".to_owned(),
+        candidate_id: "1".to_owned(),
+        release: None,
+        score: Some(90),
+        breakdown: json!([]),
+        language: job.language.clone(),
+        forced: false,
+        sdh: false,
+        content_hash: "sha256:00".to_owned(),
+        machine_translated: false,
+        path: job.path.with_extension("fr.srt"),
+        written_at_ms: job.updated_at_ms,
+        chosen_by: "search".to_owned(),
+        upgrade_checked_at_ms: None,
+        previous_hashes: Vec::new(),
+    }
+}
+
 fn policy(batch: usize) -> CleanupPolicy {
     CleanupPolicy {
         batch,
@@ -81,7 +103,9 @@ fn cleanup_removes_exactly_the_expired_terminal_jobs_and_their_events() {
     for round in 0..5 {
         for (i, (status, age, gone)) in cases.iter().enumerate() {
             let job = job(round * 100 + i, *status, now - age * DAY - 1);
-            store.submit_blocking(vec![put(&job, 3)]).unwrap();
+            store
+                .submit_blocking(vec![put(&job, 3), Change::PutProvenance(provenance(&job))])
+                .unwrap();
             jobs.push((job, *gone));
         }
     }
@@ -115,9 +139,11 @@ fn cleanup_removes_exactly_the_expired_terminal_jobs_and_their_events() {
                 job.updated_at_ms
             );
             assert!(events.is_empty());
+            assert!(store.provenance(job.id).unwrap().is_none());
         } else {
             assert_eq!(found.unwrap().status, job.status);
             assert_eq!(events.len(), 3);
+            assert!(store.provenance(job.id).unwrap().is_some());
         }
     }
     let events_after = store.events_after(0, 10_000).unwrap();
