@@ -52,6 +52,12 @@ pub struct WorkerContext {
     pub ffprobe: Option<PathBuf>,
     /// What is known of each provider; written by the JobManager only.
     pub(crate) provider_states: ProviderRegistry,
+    /// The store, for the translation cache and the character budget (`None`: no cache).
+    pub store: Option<crate::store::Store>,
+    /// Most characters the translation service may be sent per calendar month (UTC).
+    pub translation_budget: Option<u64>,
+    /// Characters sent per service this month, shared by every Translator.
+    pub translation_usage: crate::translator::Usage,
 }
 
 /// How a failed media-server refresh is tried again: exponential backoff with jitter from
@@ -89,6 +95,9 @@ impl WorkerContext {
             refresh_retry: RefreshRetry::default(),
             ffprobe: None,
             provider_states: ProviderRegistry::default(),
+            store: None,
+            translation_budget: None,
+            translation_usage: crate::translator::Usage::default(),
         }
     }
 

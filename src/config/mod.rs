@@ -124,6 +124,8 @@ pub struct Settings {
     pub watcher: WatcherSettings,
     /// `[library_sync] enabled`.
     pub library_sync: bool,
+    /// `[translator] monthly_character_budget`, when set (characters per month, UTC).
+    pub translation_budget: Option<u64>,
     /// Configured sections this version validates but does not act on yet (logged at
     /// start-up, so nobody wonders why their provider is never asked).
     pub not_yet_active: Vec<&'static str>,
@@ -272,6 +274,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         notify,
         watcher,
         library_sync: library_sync.enabled,
+        translation_budget: translator.as_ref().and_then(TranslatorSection::budget),
         not_yet_active: std::mem::take(&mut check.not_yet_active),
     })
 }

@@ -29,6 +29,8 @@ pub struct TranslatorSection {
     pub api_key_file: Option<String>,
     /// For OpenAI-compatible servers.
     pub model: String,
+    /// Most characters sent to the service per calendar month (UTC); 0: no limit.
+    pub monthly_character_budget: u64,
 }
 
 impl Default for TranslatorSection {
@@ -39,6 +41,7 @@ impl Default for TranslatorSection {
             api_key: String::new(),
             api_key_file: None,
             model: String::new(),
+            monthly_character_budget: 0,
         }
     }
 }
@@ -46,6 +49,11 @@ impl Default for TranslatorSection {
 impl RawSection for TranslatorSection {}
 
 impl TranslatorSection {
+    /// The monthly character budget, if one is set.
+    pub fn budget(&self) -> Option<u64> {
+        (self.monthly_character_budget > 0).then_some(self.monthly_character_budget)
+    }
+
     /// Checks `[translator]` and names it as not yet active.
     pub(crate) fn check(&self, check: &mut Check) {
         check.http_url(&self.url, "translator.url");

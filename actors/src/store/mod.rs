@@ -130,6 +130,17 @@ pub enum Change {
         /// The record.
         value: serde_json::Value,
     },
+    /// Cache translated texts (see [`schema::TRANSLATIONS`]).
+    PutTranslations {
+        /// The service that translated them.
+        service: String,
+        /// Source language code.
+        from: String,
+        /// Target language code.
+        to: String,
+        /// (text sent, answer).
+        entries: Vec<(String, String)>,
+    },
     /// Set a metadata value.
     PutMeta {
         /// Key.
@@ -137,6 +148,11 @@ pub enum Change {
         /// Raw bytes.
         value: Vec<u8>,
     },
+}
+
+/// The key of one cached translation in [`schema::TRANSLATIONS`].
+pub(crate) fn translation_key(service: &str, from: &str, to: &str, text: &str) -> String {
+    format!("{service}\u{1f}{from}\u{1f}{to}\u{1f}{text}")
 }
 
 /// What a commit produced: the events with their sequence numbers.
@@ -460,6 +476,7 @@ impl Store {
             txn.open_table(PROVIDER_STATE)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(STATE)?;
+            txn.open_table(TRANSLATIONS)?;
         }
         txn.commit()?;
         Ok(seqs)

@@ -32,6 +32,11 @@ pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// Work for external sinks (notifiers, bridges), by sequence number, until acknowledged.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// The translation cache: `service \u{1f} from \u{1f} to \u{1f} text sent` → the
+/// service's answer (a record: version byte + JSON string), so the same line is never paid
+/// for twice, across jobs and restarts. Written with `Change::PutTranslations`.
+pub const TRANSLATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("translations");
+
 /// Meta key of the schema version (u32, little endian).
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 /// Meta key of the next event sequence number (u64, little endian).

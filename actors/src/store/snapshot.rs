@@ -199,6 +199,7 @@ pub(super) fn copy_store(
     copy_table!(read, to, stop, PROVIDER_STATE);
     copy_table!(read, to, stop, OUTBOX);
     copy_table!(read, to, stop, STATE);
+    copy_table!(read, to, stop, TRANSLATIONS);
     // One durable commit makes every `Durability::None` one above durable too.
     let mut txn = to.begin_write()?;
     txn.set_quick_repair(true);

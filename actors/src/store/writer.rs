@@ -302,6 +302,7 @@ impl Writer {
             let mut outbox = txn.open_table(OUTBOX)?;
             let mut meta = txn.open_table(META)?;
             let mut state = txn.open_table(STATE)?;
+            let mut translations = txn.open_table(TRANSLATIONS)?;
             let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
                               job_events: &mut redb::Table<(u128, u64), ()>,
                               list: &[Event],
@@ -414,6 +415,17 @@ impl Writer {
                                 state.remove(key.as_str())?;
                             } else {
                                 state.insert(key.as_str(), encode(value).as_slice())?;
+                            }
+                        }
+                        Change::PutTranslations {
+                            service,
+                            from,
+                            to,
+                            entries,
+                        } => {
+                            for (text, answer) in entries {
+                                let key = super::translation_key(service, from, to, text);
+                                translations.insert(key.as_str(), encode(answer).as_slice())?;
                             }
                         }
                         Change::PutMeta { key, value } => {
