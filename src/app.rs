@@ -259,6 +259,11 @@ pub async fn run_with(
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
     workers.ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe).await?;
+    let ffprobe = workers.ffprobe.clone();
+    workers.ffmpeg = tokio::task::spawn_blocking(move || {
+        cuewarden_actors::translator::source::find_ffmpeg(ffprobe.as_deref())
+    })
+    .await?;
     workers.store = Some(store.clone());
     workers.translation_budget = settings.translation_budget;
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)

@@ -52,6 +52,8 @@ pub struct WorkerContext {
     pub ffprobe: Option<PathBuf>,
     /// What is known of each provider; written by the JobManager only.
     pub(crate) provider_states: ProviderRegistry,
+    /// `ffmpeg`, when installed: an embedded text track may be translated from.
+    pub ffmpeg: Option<PathBuf>,
     /// The store, for the translation cache and the character budget (`None`: no cache).
     pub store: Option<crate::store::Store>,
     /// Most characters the translation service may be sent per calendar month (UTC).
@@ -95,6 +97,7 @@ impl WorkerContext {
             refresh_retry: RefreshRetry::default(),
             ffprobe: None,
             provider_states: ProviderRegistry::default(),
+            ffmpeg: None,
             store: None,
             translation_budget: None,
             translation_usage: crate::translator::Usage::default(),

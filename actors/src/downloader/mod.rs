@@ -235,10 +235,21 @@ async fn attempt(
             Err(error) => warn!(job = %job.id, %error, "the ffprobe thread did not run"),
         }
     }
-    let can_translate = context.translator.is_some() && translation_source.is_some();
+    // A translation starts from the sidecar found; without one, the Translator asks the
+    // providers and the embedded tracks for a `translate_from` language (the video itself
+    // is then its `translation_source`).
+    let first_from = context
+        .translate_from
+        .iter()
+        .find(|l| **l != job.language)
+        .cloned();
+    let can_translate = context.translator.is_some()
+        && job.auto_translate
+        && (translation_source.is_some() || first_from.is_some());
     let translate = || {
         translation_source
             .clone()
+            .or_else(|| first_from.clone().map(|from| (job.path.clone(), from)))
             .map(|(source, from)| Outcome::NeedsTranslation { source, from })
     };
     if context.providers.is_empty() {

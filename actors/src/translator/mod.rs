@@ -17,10 +17,10 @@
 //!   the job at once with the service's explanation (no retry is burnt on them).
 
 pub mod cost;
+pub mod source;
 pub mod text;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ use crate::files::{subtitle_path, write_atomically};
 use crate::job::{Job, Language};
 use crate::refresh::refresh_after_write;
 use crate::store::{Change, Store};
-use crate::subtitle::{Cue, parse_srt, write_srt};
+use crate::subtitle::{Cue, write_srt};
 use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
 /// Times one cue alone is sent before it keeps its source text.
@@ -442,20 +442,16 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
     let Some(service) = context.translator.clone() else {
         return fail("no translator configured".to_owned(), false);
     };
-    let (Some(source), Some(from)) = (job.translation_source.clone(), job.translation_from.clone())
-    else {
-        return fail("no source subtitle to translate from".to_owned(), false);
+    let source = match source::find(&job, &context).await {
+        Ok(source) => source,
+        Err(reason) => {
+            return Outcome::NothingFound {
+                reason,
+                retry_after: None,
+            };
+        }
     };
-    let path = source.clone();
-    let bytes = match tokio::task::spawn_blocking(move || std::fs::read(&path)).await {
-        Ok(Ok(bytes)) => bytes,
-        Ok(Err(err)) => return fail(format!("cannot read {}: {err}", source.display()), true),
-        Err(err) => return fail(err.to_string(), true),
-    };
-    let cues = match parse_srt(&bytes) {
-        Ok(cues) => cues,
-        Err(err) => return fail(format!("cannot parse {}: {err}", source.display()), false),
-    };
+    let (cues, from, described) = (source.cues, source.from, source.described);
     let session = Session {
         service: service.as_ref(),
         store: context.store.as_ref(),
@@ -497,7 +493,7 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
         &job,
         &context,
         service.name(),
-        source,
+        described,
         from,
         translated,
         stats,
@@ -509,7 +505,7 @@ async fn write_translation(
     job: &Job,
     context: &WorkerContext,
     service: &str,
-    source: PathBuf,
+    source: serde_json::Value,
     from: Language,
     cues: Vec<Cue>,
     stats: Stats,
@@ -527,7 +523,6 @@ async fn write_translation(
                 "machine_translated": true,
                 "service": service,
                 "source": source,
-                "source_kind": "sidecar",
                 "from": from,
                 "to": job.language,
                 "cues": cues.len(),
