@@ -199,10 +199,17 @@ impl Components {
                 jellyfin,
             ))));
         }
+        // The translation service: one line.
+        let translator = settings
+            .translator
+            .as_ref()
+            .map(crate::clients::translators::translator)
+            .transpose()
+            .context("cannot build the translation client")?;
         Ok(Self {
             libraries,
             providers,
-            translator: None,
+            translator,
             jellyfin,
             media_server,
             refresh_retry: RefreshRetry::default(),
@@ -265,7 +272,10 @@ pub async fn run_with(
     })
     .await?;
     workers.store = Some(store.clone());
-    workers.translation_budget = settings.translation_budget;
+    workers.translation_budget = settings
+        .translator
+        .as_ref()
+        .and_then(|t| t.monthly_character_budget);
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();

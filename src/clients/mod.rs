@@ -1,8 +1,12 @@
 //! Outbound adapters: HTTP clients for the services cuewarden talks to.
 
+pub mod deepl;
 pub mod jellyfin;
 pub mod jellyfin_subtitles;
+pub mod libretranslate;
+pub mod openai;
 pub mod opensubtitles;
+pub mod translators;
 
 /// How long any outbound HTTP request may take.
 pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

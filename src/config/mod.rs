@@ -53,7 +53,7 @@ pub use providers::{
 pub use schedule::ScheduleSection;
 pub use server::{ServerSection, ServerSettings};
 pub use storage::StorageSection;
-pub use translator::{TranslatorKind, TranslatorSection};
+pub use translator::{TranslatorKind, TranslatorSection, TranslatorSettings};
 pub use watcher::{LibrarySyncSection, WatcherSection, WatcherSettings};
 
 use file::ConfigFile;
@@ -124,8 +124,8 @@ pub struct Settings {
     pub watcher: WatcherSettings,
     /// `[library_sync] enabled`.
     pub library_sync: bool,
-    /// `[translator] monthly_character_budget`, when set (characters per month, UTC).
-    pub translation_budget: Option<u64>,
+    /// `[translator]`, if configured.
+    pub translator: Option<TranslatorSettings>,
     /// Configured sections this version validates but does not act on yet (logged at
     /// start-up, so nobody wonders why their provider is never asked).
     pub not_yet_active: Vec<&'static str>,
@@ -254,9 +254,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
     let jellyfin_present = jellyfin.is_some();
     let jellyfin = jellyfin.and_then(|j| JellyfinSettings::with_config(j, check));
     let providers = providers.with_config(jellyfin_present, check);
-    if let Some(translator) = &translator {
-        translator.check(check);
-    }
+    let translator = translator.and_then(|t| t.check(check));
     let notify = NotifySettings::with_config(notify, jellyfin_present, check);
     schedule.check(check);
     let jobs = jobs.with_config(check);
@@ -274,7 +272,7 @@ fn validate(file: ConfigFile, check: &mut Check) -> Option<Settings> {
         notify,
         watcher,
         library_sync: library_sync.enabled,
-        translation_budget: translator.as_ref().and_then(TranslatorSection::budget),
+        translator,
         not_yet_active: std::mem::take(&mut check.not_yet_active),
     })
 }

@@ -795,7 +795,9 @@ fn sections_this_version_does_not_use_yet_are_named() {
         &[],
     )
     .unwrap();
-    assert_eq!(settings.not_yet_active, ["translator"]);
+    // The translator is active: it is built, not named.
+    assert!(settings.not_yet_active.is_empty());
+    assert!(settings.translator.is_some());
     assert!(parse("", "empty", &[]).unwrap().not_yet_active.is_empty());
 }
 

@@ -169,7 +169,7 @@ async fn from_provider(
                 Err(error) => tried.push(format!("{}: {error}", provider.name())),
             }
         }
-        ranked.sort_by(|a, b| b.2.score.cmp(&a.2.score));
+        ranked.sort_by_key(|r| std::cmp::Reverse(r.2.score));
         for (provider, candidate, scored) in ranked {
             let bytes = match provider.download(&candidate).await {
                 Ok(bytes) => bytes,
