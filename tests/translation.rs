@@ -1,0 +1,237 @@
+//! Machine translation end to end: the in-process daemon, real redb, the real HTTP clients
+//! against the loopback fakes of the services (tests/fake_translators). A job for `fr` where
+//! only an `en` sidecar exists ends `done` with a `.fr.srt` whose cues keep count, timing
+//! and tags; a second film with shared lines costs fewer requests (the cache); an exhausted
+//! quota parks the job `waiting` and it resumes where it stopped.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod fake_translators;
+
+use std::path::Path;
+
+use common::{Sandbox, Served};
+use cuewarden_actors::subtitle::{Cue, parse_srt, write_srt};
+use fake_translators::{Fake, Fault, translate};
+use serde_json::{Value, json};
+
+/// A sandbox translating from English, with the fake as `kind`.
+fn sandbox(fake: &Fake, kind: &str, extra: &str) -> Sandbox {
+    let sandbox = Sandbox::new(&fake.config(kind, extra));
+    let config = std::fs::read_to_string(sandbox.config()).unwrap();
+    std::fs::write(
+        sandbox.config(),
+        config.replace(
+            "wanted = [\"fr\", \"en\"]\ntranslate_from = []",
+            "wanted = [\"fr\"]\ntranslate_from = [\"en\"]",
+        ),
+    )
+    .unwrap();
+    sandbox
+}
+
+/// `n` cues: italics, `{\an8}`, two-line cues, dialogue, inner bold, plain; `shared` of
+/// them carry lines every film has.
+fn film(name: &str, n: usize, shared: usize) -> Vec<Cue> {
+    (0..n)
+        .map(|i| {
+            let tag = if i < shared {
+                format!("common {i}")
+            } else {
+                format!("{name} {i}")
+            };
+            Cue {
+                index: i as u32 + 1,
+                start_ms: 1000 + i as u64 * 2500,
+                end_ms: 3000 + i as u64 * 2500,
+                text: match i % 6 {
+                    0 => format!("<i>Where are you going, {tag}?</i>"),
+                    1 => format!("{{\\an8}}Above the picture\nsays {tag}"),
+                    2 => format!("- Who is {tag}?\n- Nobody."),
+                    3 => format!("It was <b>never</b> {tag}."),
+                    4 => format!("<font color=\"#ffff00\">Yellow {tag}</font>"),
+                    _ => format!("We leave at dawn with {tag}\nand nobody else"),
+                },
+            }
+        })
+        .collect()
+}
+
+fn put_film(sandbox: &Sandbox, folder: &str, cues: &[Cue]) -> std::path::PathBuf {
+    let video = sandbox.video(&format!("{folder}/{folder}.mkv"));
+    std::fs::write(video.with_extension("en.srt"), write_srt(cues)).unwrap();
+    video
+}
+
+/// Requests `fr` for `video` and waits until its job matches `until`.
+fn request(daemon: &Served, video: &Path, until: impl Fn(&Value) -> bool) -> Value {
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    daemon.wait_for_job(&id, until)
+}
+
+fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The written file is the source, translated cue by cue: same count, timing, line count,
+/// tags where they were.
+fn check_translation(source: &[Cue], written: &Path) {
+    let out = parse_srt(&std::fs::read(written).unwrap()).unwrap();
+    assert_eq!(out.len(), source.len());
+    for (a, b) in source.iter().zip(&out) {
+        assert_eq!(
+            (a.start_ms, a.end_ms),
+            (b.start_ms, b.end_ms),
+            "cue {}",
+            a.index
+        );
+        assert_eq!(
+            a.text.lines().count(),
+            b.text.lines().count(),
+            "cue {}: {:?}",
+            a.index,
+            b.text
+        );
+        assert_eq!(flat(&b.text), flat(&translate(&a.text)), "cue {}", a.index);
+    }
+}
+
+fn translated_event(daemon: &Served, id: &str) -> Value {
+    let (status, events) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    assert_eq!(status, 200);
+    events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "subtitle.translated")
+        .cloned()
+        .unwrap_or_else(|| panic!("no subtitle.translated in {events}"))
+}
+
+#[test]
+fn an_english_sidecar_becomes_a_french_subtitle_with_every_cue_and_tag() {
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", "");
+    let source = film("alpha", 130, 0);
+    let video = put_film(&sandbox, "Alpha (2020)", &source);
+    let daemon = sandbox.serve();
+
+    let job = request(&daemon, &video, |j| {
+        j["status"] == "done" || j["status"] == "failed"
+    });
+    assert_eq!(job["status"], "done", "{job}");
+    let written = video.with_extension("fr.srt");
+    assert_eq!(job["output_path"], json!(written));
+    check_translation(&source, &written);
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(
+        text.contains("<i>erehW era uoy gniog, ahpla 0?</i>"),
+        "{text}"
+    );
+    assert!(text.contains("{\\an8}"));
+    assert!(text.contains("<font color=\"#ffff00\">"));
+
+    let event = translated_event(&daemon, job["id"].as_str().unwrap());
+    let detail = &event["payload"]["detail"];
+    assert_eq!(event["payload"]["producer"], "deepl");
+    assert_eq!(detail["machine_translated"], true);
+    assert_eq!(detail["source"]["kind"], "sidecar");
+    assert_eq!(detail["from"], "en");
+    assert_eq!(detail["cues"], 130);
+    // 130 cues in batches of 50: 3 requests, every one counted.
+    assert_eq!(detail["requests"], 3, "{detail}");
+    assert_eq!(fake.requests("/v2/translate").len(), 3);
+    assert!(detail["characters"].as_u64().unwrap() > 1000);
+    assert_eq!(detail["failed_cues"], json!([]));
+}
+
+#[test]
+fn the_cache_makes_a_second_film_with_shared_lines_cheaper() {
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "libretranslate", "");
+    let first = film("first", 120, 90);
+    let second = film("second", 120, 90);
+    let one = put_film(&sandbox, "First (2001)", &first);
+    let two = put_film(&sandbox, "Second (2002)", &second);
+    let daemon = sandbox.serve();
+
+    let job = request(&daemon, &one, |j| j["status"] == "done");
+    let paid_first = fake.count();
+    let detail_first =
+        translated_event(&daemon, job["id"].as_str().unwrap())["payload"]["detail"].clone();
+    let job = request(&daemon, &two, |j| j["status"] == "done");
+    let paid_second = fake.count() - paid_first;
+    let detail =
+        translated_event(&daemon, job["id"].as_str().unwrap())["payload"]["detail"].clone();
+    check_translation(&second, &two.with_extension("fr.srt"));
+    assert!(
+        paid_second < paid_first,
+        "second film: {paid_second} requests, first: {paid_first}"
+    );
+    assert_eq!(detail["cached_cues"], 90, "{detail}");
+    assert!(detail["characters"].as_u64() < detail_first["characters"].as_u64());
+
+    // Across a restart too: a third film of shared lines only costs nothing.
+    drop(daemon);
+    let third = film("third", 60, 60);
+    let three = put_film(&sandbox, "Third (2003)", &third);
+    let before = fake.count();
+    let daemon = sandbox.serve();
+    let job = request(&daemon, &three, |j| j["status"] == "done");
+    assert_eq!(fake.count(), before, "everything came from the cache");
+    let detail =
+        translated_event(&daemon, job["id"].as_str().unwrap())["payload"]["detail"].clone();
+    assert_eq!(detail["requests"], 0);
+    check_translation(&third, &three.with_extension("fr.srt"));
+}
+
+#[test]
+fn an_exhausted_quota_parks_the_job_and_it_resumes_after_the_reset() {
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", "");
+    let source = film("gamma", 150, 0);
+    let video = put_film(&sandbox, "Gamma (2022)", &source);
+    let daemon = sandbox.serve();
+    // The first batch goes through; then the account's quota is spent.
+    fake.script([Fault::None, Fault::Quota]);
+    let job = request(&daemon, &video, |j| j["status"] == "waiting");
+    assert!(
+        job["error"].as_str().unwrap().contains("quota exhausted"),
+        "{job}"
+    );
+    assert!(!video.with_extension("fr.srt").exists());
+    assert_eq!(fake.count(), 2);
+
+    // The period resets (the fake answers again); the job is woken (as its wake time would).
+    let id = job["id"].as_str().unwrap();
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/retry"), &json!({}));
+    assert!(status == 200 || status == 202, "{status} {body}");
+    let job = daemon.wait_for_job(id, |j| j["status"] == "done");
+    check_translation(&source, Path::new(job["output_path"].as_str().unwrap()));
+    // Only what was left was sent: batches 2 and 3.
+    assert_eq!(fake.count(), 4);
+}
+
+#[test]
+fn refused_credentials_fail_at_once_with_the_services_explanation() {
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", "");
+    let video = put_film(&sandbox, "Delta (2023)", &film("delta", 10, 0));
+    let daemon = sandbox.serve();
+    fake.script([Fault::WrongHost]);
+    let job = request(&daemon, &video, |j| {
+        j["status"] == "failed" || j["status"] == "done"
+    });
+    assert_eq!(job["status"], "failed", "{job}");
+    // One download attempt (it hands over), one translation: no retry is burnt on it.
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(fake.count(), 1);
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("deepl"), "{error}");
+    assert!(!video.with_extension("fr.srt").exists());
+}
