@@ -172,10 +172,10 @@ impl Session<'_> {
         })
     }
 
-    async fn count_usage(&self, characters: u64) {
+    /// Counts `characters` sent; answers the change that keeps the count.
+    fn count_usage(&self, characters: u64) -> Change {
         let (month, _) = cost::month_of(crate::time::now_ms());
-        let change = self.usage.add(self.service.name(), &month, characters);
-        self.submit(vec![change]).await;
+        self.usage.add(self.service.name(), &month, characters)
     }
 
     /// Translates the texts of `cues`: one text per cue, in order, each either translated
@@ -292,7 +292,7 @@ impl Session<'_> {
             let result = service.translate(request).await;
             let bad = match result {
                 Ok(out) if out.len() == texts.len() => {
-                    self.count_usage(characters).await;
+                    let usage = self.count_usage(characters);
                     unavailable = 0;
                     let checked: Result<Vec<()>, String> = batch
                         .iter()
@@ -309,12 +309,16 @@ impl Session<'_> {
                         Ok(_) => {
                             let entries: Vec<(String, String)> =
                                 texts.into_iter().zip(out.iter().cloned()).collect();
-                            self.submit(vec![Change::PutTranslations {
-                                service: name.clone(),
-                                from: self.from.as_str().to_owned(),
-                                to: self.to.as_str().to_owned(),
-                                entries,
-                            }])
+                            // The answers and the count in one commit.
+                            self.submit(vec![
+                                usage,
+                                Change::PutTranslations {
+                                    service: name.clone(),
+                                    from: self.from.as_str().to_owned(),
+                                    to: self.to.as_str().to_owned(),
+                                    entries,
+                                },
+                            ])
                             .await;
                             for (&u, answer) in batch.iter().zip(out) {
                                 answers[u] = Some(answer);
@@ -322,15 +326,18 @@ impl Session<'_> {
                             }
                             continue;
                         }
-                        Err(reason) => reason,
+                        Err(reason) => {
+                            self.submit(vec![usage]).await;
+                            reason
+                        }
                     }
                 }
                 Ok(out) => {
-                    self.count_usage(characters).await;
+                    self.submit(vec![self.count_usage(characters)]).await;
                     format!("{} texts answered for {}", out.len(), texts.len())
                 }
                 Err(err @ (TranslateError::TooLarge | TranslateError::Parse(_))) => {
-                    self.count_usage(characters).await;
+                    self.submit(vec![self.count_usage(characters)]).await;
                     err.to_string()
                 }
                 Err(TranslateError::RateLimited { retry_after }) => {
