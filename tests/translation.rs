@@ -6,12 +6,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod fake_opensubtitles;
 mod fake_translators;
 
 use std::path::Path;
 
 use common::{Sandbox, Served};
 use cuewarden_actors::subtitle::{Cue, parse_srt, write_srt};
+use fake_opensubtitles::{FakeOs, SRT};
 use fake_translators::{Fake, Fault, translate};
 use serde_json::{Value, json};
 
@@ -234,4 +236,87 @@ fn refused_credentials_fail_at_once_with_the_services_explanation() {
     let error = job["error"].as_str().unwrap();
     assert!(error.contains("deepl"), "{error}");
     assert!(!video.with_extension("fr.srt").exists());
+}
+
+/// A video big enough (128 KiB) to have a movie hash, which the OpenSubtitles fake knows.
+fn hashed_video(sandbox: &Sandbox, os: &FakeOs, relative: &str) -> std::path::PathBuf {
+    let path = sandbox.library().join(relative);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, &bytes).unwrap();
+    let hash = cuewarden_actors::hash::movie_hash(&path).unwrap().unwrap();
+    os.with(|s| s.known_hash = Some(hash));
+    path
+}
+
+fn keep_results(os: &FakeOs, language: &str) -> Vec<Value> {
+    os.with(|s| {
+        let all = s.results.clone();
+        s.results
+            .retain(|r| r["attributes"]["language"] == language);
+        all
+    })
+}
+
+#[test]
+fn a_providers_english_candidate_is_translated_and_a_later_human_subtitle_replaces_it() {
+    let os = FakeOs::start();
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", &os.config(""));
+    let video = hashed_video(
+        &sandbox,
+        &os,
+        "Example Movie (2019)/Example.Movie.2019.1080p.BluRay.x264-GROUP.mkv",
+    );
+    // No sidecar, and the provider has only English.
+    let all = keep_results(&os, "en");
+    let daemon = sandbox.serve();
+
+    let job = request(&daemon, &video, |j| {
+        j["status"] == "done" || j["status"] == "failed"
+    });
+    assert_eq!(job["status"], "done", "{job}");
+    let written = video.with_extension("fr.srt");
+    let source = parse_srt(SRT.as_bytes()).unwrap();
+    check_translation(&source, &written);
+    assert!(
+        !video.with_extension("en.srt").exists(),
+        "the English source is not written: English is not wanted"
+    );
+    let detail =
+        translated_event(&daemon, job["id"].as_str().unwrap())["payload"]["detail"].clone();
+    assert_eq!(detail["source"]["kind"], "provider", "{detail}");
+    assert_eq!(detail["source"]["provider"], "opensubtitles");
+
+    // Asked again with still no French subtitle anywhere: the machine translation stays,
+    // nothing is translated again.
+    let paid = fake.count();
+    let job = request(&daemon, &video, |j| {
+        j["status"] == "skipped" || j["status"] == "done" || j["status"] == "failed"
+    });
+    assert_eq!(job["status"], "skipped", "{job}");
+    assert_eq!(fake.count(), paid);
+
+    // A human French subtitle of this very file appears at the provider: it replaces the
+    // machine translation.
+    os.with(|s| {
+        s.results = all
+            .into_iter()
+            .filter(|r| r["attributes"]["moviehash_match"] == true)
+            .map(|mut r| {
+                r["attributes"]["language"] = json!("fr");
+                r
+            })
+            .collect();
+        assert!(!s.results.is_empty());
+    });
+    let job = request(&daemon, &video, |j| {
+        j["status"] == "skipped" || j["status"] == "done" || j["status"] == "failed"
+    });
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(
+        parse_srt(&std::fs::read(&written).unwrap()).unwrap(),
+        source
+    );
+    assert_eq!(fake.count(), paid);
 }

@@ -55,7 +55,10 @@ pub use check::{CheckReport, check_file};
 use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
-pub use records::{CooldownKind, MediaRecord, OutboxEntry, ProviderSession, ProviderState};
+pub use records::{
+    CooldownKind, MachineTranslated, MediaRecord, OutboxEntry, ProviderSession, ProviderState,
+    modified_ms,
+};
 use schema::*;
 pub use snapshot::{
     RestoreReport, SNAPSHOT_DIR, SNAPSHOT_INTERVAL, SNAPSHOTS_KEPT, Snapshot, StartState, backup,
@@ -141,6 +144,8 @@ pub enum Change {
         /// (text sent, answer).
         entries: Vec<(String, String)>,
     },
+    /// Record a machine-translated subtitle file (see [`schema::MACHINE_TRANSLATED`]).
+    PutMachineTranslated(MachineTranslated),
     /// Set a metadata value.
     PutMeta {
         /// Key.
@@ -477,6 +482,7 @@ impl Store {
             txn.open_table(OUTBOX)?;
             txn.open_table(STATE)?;
             txn.open_table(TRANSLATIONS)?;
+            txn.open_table(MACHINE_TRANSLATED)?;
         }
         txn.commit()?;
         Ok(seqs)

@@ -325,6 +325,19 @@ impl Store {
             .collect()
     }
 
+    /// The machine translation written at `path`, if the Translator wrote one there.
+    pub fn machine_translated(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Option<super::MachineTranslated>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(MACHINE_TRANSLATED)?;
+        let key = path.display().to_string();
+        Ok(table
+            .get(key.as_str())?
+            .and_then(|v| decode_or_skip("machine_translated", &key, v.value())))
+    }
+
     /// What is known about a video.
     pub fn media(&self, path: &str) -> Result<Option<MediaRecord>, StoreError> {
         let txn = self.read()?;

@@ -37,6 +37,10 @@ pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// for twice, across jobs and restarts. Written with `Change::PutTranslations`.
 pub const TRANSLATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("translations");
 
+/// Subtitle files the Translator wrote, by path: they rank below any human subtitle.
+pub const MACHINE_TRANSLATED: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("machine_translated");
+
 /// Meta key of the schema version (u32, little endian).
 pub const META_SCHEMA_VERSION: &str = "schema_version";
 /// Meta key of the next event sequence number (u64, little endian).

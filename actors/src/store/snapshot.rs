@@ -200,6 +200,7 @@ pub(super) fn copy_store(
     copy_table!(read, to, stop, OUTBOX);
     copy_table!(read, to, stop, STATE);
     copy_table!(read, to, stop, TRANSLATIONS);
+    copy_table!(read, to, stop, MACHINE_TRANSLATED);
     // One durable commit makes every `Durability::None` one above durable too.
     let mut txn = to.begin_write()?;
     txn.set_quick_repair(true);

@@ -303,6 +303,7 @@ impl Writer {
             let mut meta = txn.open_table(META)?;
             let mut state = txn.open_table(STATE)?;
             let mut translations = txn.open_table(TRANSLATIONS)?;
+            let mut machine = txn.open_table(MACHINE_TRANSLATED)?;
             let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
                               job_events: &mut redb::Table<(u128, u64), ()>,
                               list: &[Event],
@@ -427,6 +428,10 @@ impl Writer {
                                 let key = super::translation_key(service, from, to, text);
                                 translations.insert(key.as_str(), encode(answer).as_slice())?;
                             }
+                        }
+                        Change::PutMachineTranslated(record) => {
+                            let key = record.path.display().to_string();
+                            machine.insert(key.as_str(), encode(record).as_slice())?;
                         }
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;

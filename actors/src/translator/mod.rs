@@ -34,7 +34,7 @@ use crate::clients::{LocalBoxFuture, TranslateError, TranslationRequest, Transla
 use crate::files::{subtitle_path, write_atomically};
 use crate::job::{Job, Language};
 use crate::refresh::refresh_after_write;
-use crate::store::{Change, Store};
+use crate::store::{Change, MachineTranslated, Store, modified_ms};
 use crate::subtitle::{Cue, write_srt};
 use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
@@ -520,38 +520,67 @@ async fn write_translation(
     let target = subtitle_path(&job.path, &job.language, false, false);
     let text = write_srt(&cues);
     let (path, libraries) = (target.clone(), context.libraries.clone());
-    match tokio::task::spawn_blocking(move || write_atomically(&path, text.as_bytes(), &libraries))
-        .await
-    {
-        Ok(Ok(replaced)) => Outcome::Written {
-            path: target,
-            producer: service.to_owned(),
-            detail: json!({
-                "machine_translated": true,
-                "service": service,
-                "source": source,
-                "from": from,
-                "to": job.language,
-                "cues": cues.len(),
-                "replaced": replaced,
-                "requests": stats.requests,
-                "characters": stats.characters,
-                "bytes": stats.bytes,
-                "translated_cues": stats.translated_cues,
-                "cached_cues": stats.cached_cues,
-                "halvings": stats.halvings,
-                "rate_limited": stats.rate_limited,
-                "failed_cues": stats.failed_cues,
-            }),
-        },
-        Ok(Err(err)) => Outcome::Failed {
-            error: err.to_string(),
-            retryable: true,
-        },
-        Err(err) => Outcome::Failed {
-            error: err.to_string(),
-            retryable: true,
-        },
+    let written = tokio::task::spawn_blocking(move || {
+        let replaced =
+            write_atomically(&path, text.as_bytes(), &libraries).map_err(|e| e.to_string())?;
+        let metadata = std::fs::metadata(&path)
+            .map_err(|e| format!("cannot read {} back: {e}", path.display()))?;
+        Ok::<_, String>((replaced, metadata))
+    })
+    .await;
+    let (replaced, metadata) = match written {
+        Ok(Ok(done)) => done,
+        Ok(Err(error)) => {
+            return Outcome::Failed {
+                error,
+                retryable: true,
+            };
+        }
+        Err(err) => {
+            return Outcome::Failed {
+                error: err.to_string(),
+                retryable: true,
+            };
+        }
+    };
+    // Recorded as machine-translated, so a later human subtitle replaces it.
+    if let Some(store) = &context.store {
+        let record = MachineTranslated {
+            path: target.clone(),
+            service: service.to_owned(),
+            from: Some(from.clone()),
+            source: source.clone(),
+            len: metadata.len(),
+            modified_ms: modified_ms(&metadata),
+            written_at_ms: crate::time::now_ms(),
+        };
+        if let Err(error) = store
+            .submit(vec![Change::PutMachineTranslated(record)])
+            .await
+        {
+            warn!(job_id = %job.id, %error, "cannot record the machine translation");
+        }
+    }
+    Outcome::Written {
+        path: target,
+        producer: service.to_owned(),
+        detail: json!({
+            "machine_translated": true,
+            "service": service,
+            "source": source,
+            "from": from,
+            "to": job.language,
+            "cues": cues.len(),
+            "replaced": replaced,
+            "requests": stats.requests,
+            "characters": stats.characters,
+            "bytes": stats.bytes,
+            "translated_cues": stats.translated_cues,
+            "cached_cues": stats.cached_cues,
+            "halvings": stats.halvings,
+            "rate_limited": stats.rate_limited,
+            "failed_cues": stats.failed_cues,
+        }),
     }
 }
 
