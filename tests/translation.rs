@@ -320,3 +320,105 @@ fn a_providers_english_candidate_is_translated_and_a_later_human_subtitle_replac
     );
     assert_eq!(fake.count(), paid);
 }
+
+/// `ffprobe` and `ffmpeg` stand-ins (the CI has no ffmpeg): the video holds an English PGS
+/// track (2, image-based) and an English SubRip track (3), which `ffmpeg -map 0:3 -f srt -`
+/// prints.
+fn fake_ffmpeg(dir: &Path, srt: &str, with_text_track: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let text_track = if with_text_track {
+        r#",
+  {"index": 3, "codec_name": "subrip", "tags": {"language": "eng"},
+   "disposition": {"forced": 0, "hearing_impaired": 0}}"#
+    } else {
+        ""
+    };
+    let probe = format!(
+        r#"{{"streams": [
+  {{"index": 2, "codec_name": "hdmv_pgs_subtitle", "tags": {{"language": "eng"}},
+   "disposition": {{"forced": 0, "hearing_impaired": 0}}}}{text_track}
+]}}"#
+    );
+    let scripts = [
+        (
+            "ffprobe",
+            format!(
+                "#!/bin/sh\ncase \"$*\" in *'-select_streams s'*'-of json'*) ;; *) exit 2 ;; esac\ncat <<'EOF'\n{probe}\nEOF\n"
+            ),
+        ),
+        (
+            "ffmpeg",
+            format!(
+                "#!/bin/sh\ncase \"$*\" in *'-map 0:3 -f srt -'*) ;; *) echo \"bad arguments: $*\" >&2; exit 1 ;; esac\ncat <<'EOF'\n{srt}EOF\n"
+            ),
+        ),
+    ];
+    for (name, text) in scripts {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+#[test]
+fn an_embedded_english_text_track_is_extracted_and_translated_image_tracks_are_skipped() {
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", "");
+    let source = film("embedded", 40, 0);
+    let bin = sandbox.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    fake_ffmpeg(&bin, &write_srt(&source), true);
+    let video = sandbox.video("Epsilon (2024)/Epsilon (2024).mkv");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let daemon = common::Daemon::start(&sandbox.config(), &[("PATH", &path)]);
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "done" || j["status"] == "failed");
+    assert_eq!(job["status"], "done", "{job}");
+    check_translation(&source, &video.with_extension("fr.srt"));
+    let (_, events) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    let translated = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "subtitle.translated")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        translated["payload"]["detail"]["source"],
+        json!({"kind": "embedded", "track": "subtitle track 3 (subrip, en)"})
+    );
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn an_image_based_track_is_not_a_source_and_the_job_says_why() {
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", "");
+    let bin = sandbox.dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    fake_ffmpeg(&bin, "", false);
+    let video = sandbox.video("Zeta (2025)/Zeta (2025).mkv");
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let daemon = common::Daemon::start(&sandbox.config(), &[("PATH", &path)]);
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("subtitle track 2 (hdmv_pgs_subtitle, en) is image-based"),
+        "{error}"
+    );
+    assert_eq!(fake.count(), 0);
+    let (status, _) = daemon.terminate();
+    assert!(status.success());
+}
