@@ -422,3 +422,34 @@ fn an_image_based_track_is_not_a_source_and_the_job_says_why() {
     let (status, _) = daemon.terminate();
     assert!(status.success());
 }
+
+#[test]
+fn batches_answered_with_a_dropped_merged_extra_empty_or_reordered_cue_are_never_written_wrong() {
+    for kind in ["deepl", "libretranslate", "openai"] {
+        let fake = Fake::start();
+        let sandbox = sandbox(&fake, kind, "");
+        let source = film(kind, 60, 0);
+        let video = put_film(&sandbox, "Eta (2026)", &source);
+        let daemon = sandbox.serve();
+        fake.script([
+            Fault::Drop,
+            Fault::Merge,
+            Fault::Extra,
+            Fault::Empty,
+            Fault::Reorder,
+            Fault::Truncated,
+        ]);
+        let job = request(&daemon, &video, |j| {
+            j["status"] == "done" || j["status"] == "failed"
+        });
+        assert_eq!(job["status"], "done", "{kind}: {job}");
+        check_translation(&source, &video.with_extension("fr.srt"));
+        let detail =
+            translated_event(&daemon, job["id"].as_str().unwrap())["payload"]["detail"].clone();
+        assert_eq!(detail["failed_cues"], json!([]), "{kind}: {detail}");
+        assert!(
+            detail["halvings"].as_u64().unwrap() >= 1,
+            "{kind}: {detail}"
+        );
+    }
+}

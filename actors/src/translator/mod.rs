@@ -305,6 +305,7 @@ impl Session<'_> {
                                 .map_err(|e| e.to_string())
                         })
                         .collect();
+                    let checked = checked.and_then(|_| text::numbers_in_place(&texts, &out));
                     match checked {
                         Ok(_) => {
                             let entries: Vec<(String, String)> =

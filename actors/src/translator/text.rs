@@ -216,6 +216,42 @@ impl Prepared {
     }
 }
 
+/// The runs of digits in `text`, sorted.
+fn numbers(text: &str) -> Vec<&str> {
+    let mut runs: Vec<&str> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|r| !r.is_empty())
+        .collect();
+    runs.sort_unstable();
+    runs
+}
+
+/// Catches cues answered in the wrong order by a service that answers by position: when
+/// the batch's answers hold exactly the numbers its texts hold (the service keeps numbers
+/// as they are), each answer must hold its own text's. A service that rewrites numbers
+/// (`1,000` → `1 000`) is not checked this way.
+pub fn numbers_in_place(sent: &[String], answers: &[String]) -> Result<(), String> {
+    fn all(texts: &[String]) -> Vec<&str> {
+        let mut runs: Vec<&str> = texts.iter().flat_map(|t| numbers(t)).collect();
+        runs.sort_unstable();
+        runs
+    }
+    if all(sent) != all(answers) {
+        return Ok(());
+    }
+    match sent
+        .iter()
+        .zip(answers)
+        .position(|(s, a)| numbers(s) != numbers(a))
+    {
+        Some(i) => Err(format!(
+            "the numbers of text {} came back in another text (cues reordered?)",
+            i + 1
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Splits `text` into `lines` lines at the spaces (outside tags) nearest an even split;
 /// fewer when there are not enough spaces.
 pub fn rebreak(text: &str, lines: usize) -> Vec<String> {
@@ -339,6 +375,21 @@ mod tests {
         assert_eq!(p.restore("  "), Err(Rejected::Empty));
         let merged = "Oui. ".repeat(20);
         assert!(matches!(p.restore(&merged), Err(Rejected::TooLong { .. })));
+    }
+
+    #[test]
+    fn numbers_that_moved_between_cues_are_caught() {
+        let sent = ["At 5 we go.".to_owned(), "Room 12, floor 3.".to_owned()];
+        let fine = ["On part à 5.".to_owned(), "Chambre 12, étage 3.".to_owned()];
+        assert_eq!(numbers_in_place(&sent, &fine), Ok(()));
+        let swapped = [fine[1].clone(), fine[0].clone()];
+        assert!(numbers_in_place(&sent, &swapped).is_err());
+        // A service that rewrites numbers is not judged by them.
+        let rewritten = [
+            "On part à cinq.".to_owned(),
+            "Chambre 12, étage 3.".to_owned(),
+        ];
+        assert_eq!(numbers_in_place(&sent, &rewritten), Ok(()));
     }
 
     #[test]
