@@ -80,6 +80,7 @@ fn run(
         from: &from,
         to: &to,
         job: "bench".to_owned(),
+        run_for: None,
     };
     let (requests, bytes) = (fake.count(), fake.bytes());
     let start = Instant::now();

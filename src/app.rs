@@ -272,6 +272,7 @@ pub async fn run_with(
     })
     .await?;
     workers.store = Some(store.clone());
+    workers.translate_for = settings.jobs.worker_timeout.mul_f64(0.8);
     workers.translation_budget = settings
         .translator
         .as_ref()

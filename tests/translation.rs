@@ -453,3 +453,24 @@ fn batches_answered_with_a_dropped_merged_extra_empty_or_reordered_cue_are_never
         );
     }
 }
+
+#[test]
+fn the_monthly_budget_parks_the_job_instead_of_overspending_and_a_429_is_waited_out() {
+    let fake = Fake::start();
+    // About two batches' worth of characters.
+    let sandbox = sandbox(&fake, "libretranslate", "monthly_character_budget = 4000\n");
+    let source = film("theta", 150, 0);
+    let video = put_film(&sandbox, "Theta (2027)", &source);
+    let daemon = sandbox.serve();
+    fake.script([Fault::RateLimited(1)]);
+    let job = request(&daemon, &video, |j| j["status"] == "waiting");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("monthly character budget"), "{error}");
+    assert!(!video.with_extension("fr.srt").exists());
+    let sent = fake.with(|s| s.characters);
+    assert!(sent <= 4000, "{sent} characters sent over a budget of 4000");
+    // The 429 was waited out and its batch sent again; two batches fit the budget (about
+    // 1,500 characters each), the third is not sent.
+    assert_eq!(fake.requests("/translate").len(), 3);
+    assert!(sent > 2000, "{sent}");
+}

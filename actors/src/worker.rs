@@ -58,6 +58,9 @@ pub struct WorkerContext {
     pub store: Option<crate::store::Store>,
     /// Most characters the translation service may be sent per calendar month (UTC).
     pub translation_budget: Option<u64>,
+    /// How long one translation attempt runs before it parks itself for a moment and goes
+    /// on in the next attempt from the cache (under the JobManager's worker timeout).
+    pub translate_for: Duration,
     /// Characters sent per service this month, shared by every Translator.
     pub translation_usage: crate::translator::Usage,
 }
@@ -100,6 +103,7 @@ impl WorkerContext {
             ffmpeg: None,
             store: None,
             translation_budget: None,
+            translate_for: Duration::from_secs(480),
             translation_usage: crate::translator::Usage::default(),
         }
     }

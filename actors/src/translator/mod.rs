@@ -135,7 +135,13 @@ pub struct Session<'a> {
     pub to: &'a Language,
     /// For the log.
     pub job: String,
+    /// How long this attempt may send requests; then it parks for [`CONTINUE_AFTER`] and
+    /// the next attempt goes on from the cache.
+    pub run_for: Option<Duration>,
 }
+
+/// The pause between two slices of a long translation.
+pub const CONTINUE_AFTER: Duration = Duration::from_secs(1);
 
 /// One distinct text to translate, and the cues that carry it.
 struct Unit {
@@ -267,7 +273,22 @@ impl Session<'_> {
                 .collect();
             (before, after)
         };
+        let started = std::time::Instant::now();
         while let Some(batch) = stack.pop() {
+            // At least one request per slice, so a slice always gets somewhere.
+            if stats.requests > 0 && self.run_for.is_some_and(|most| started.elapsed() >= most) {
+                let reason = format!(
+                    "a long translation: it goes on in a moment ({})",
+                    progress(&stats)
+                );
+                return Err((
+                    Stop::Park {
+                        reason,
+                        wait: CONTINUE_AFTER,
+                    },
+                    stats,
+                ));
+            }
             let texts: Vec<String> = batch
                 .iter()
                 .map(|&u| units[u].prepared.send.clone())
@@ -468,6 +489,7 @@ pub async fn translate(job: Job, context: Rc<WorkerContext>) -> Outcome {
         from: &from,
         to: &job.language,
         job: job.id.to_string(),
+        run_for: Some(context.translate_for),
     };
     let (texts, stats) = match session.translate_cues(&cues).await {
         Ok(done) => done,

@@ -152,6 +152,7 @@ fn session<'a>(service: &'a Fake, store: Option<&'a Store>, usage: &'a Usage) ->
         from,
         to,
         job: "test".to_owned(),
+        run_for: None,
     }
 }
 
@@ -412,4 +413,36 @@ async fn identical_lines_are_sent_once() {
     check_whole(&cues, &out);
     assert_eq!(fake.requests.borrow()[0].texts.len(), 16);
     assert_eq!((stats.translated_cues, stats.cached_cues), (30, 0));
+}
+
+#[actix_rt::test]
+async fn a_long_translation_parks_itself_and_goes_on_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cues = film(120);
+    let fake = Fake::new(50, 128 * 1024, 0);
+    let usage = Usage::default();
+    let mut s = session(&fake, Some(&store), &usage);
+    s.run_for = Some(Duration::ZERO);
+    let Err((Stop::Park { wait, reason }, stats)) = s.translate_cues(&cues).await else {
+        panic!("a spent slice parks");
+    };
+    assert_eq!((wait, stats.requests), (CONTINUE_AFTER, 1), "{reason}");
+    // One batch per slice: each attempt goes on where the last stopped.
+    let fake = Fake::with(1, 128 * 1024, 0, Vec::new(), None);
+    let mut s = session(&fake, Some(&store), &usage);
+    s.run_for = Some(Duration::from_millis(1));
+    let mut requests = 0;
+    for _ in 0..200 {
+        match s.translate_cues(&cues[60..65]).await {
+            Ok((out, _)) => {
+                check_whole(&cues[60..65], &out);
+                requests = fake.requests.borrow().len();
+                break;
+            }
+            Err((Stop::Park { .. }, _)) => {}
+            Err((stop, _)) => panic!("{stop:?}"),
+        }
+    }
+    assert_eq!(requests, 5, "every cue sent once over the slices");
 }
