@@ -138,6 +138,33 @@ fn an_english_sidecar_becomes_a_french_subtitle_with_every_cue_and_tag() {
     assert!(text.contains("{\\an8}"));
     assert!(text.contains("<font color=\"#ffff00\">"));
 
+    // download_in_progress → translate_queued → translate_in_progress → done.
+    let (_, events) = daemon.get(&format!(
+        "/api/v1/jobs/{}/events",
+        job["id"].as_str().unwrap()
+    ));
+    let mut kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    kinds.reverse();
+    let order = [
+        "subtitle.requested",
+        "subtitle.download.started",
+        "subtitle.translate.requested",
+        "subtitle.translate.started",
+        "subtitle.translated",
+        "subtitle.written",
+    ];
+    let mut at = 0;
+    for kind in &kinds {
+        if at < order.len() && *kind == order[at] {
+            at += 1;
+        }
+    }
+    assert_eq!(at, order.len(), "{kinds:?}");
     let event = translated_event(&daemon, job["id"].as_str().unwrap());
     let detail = &event["payload"]["detail"];
     assert_eq!(event["payload"]["producer"], "deepl");
