@@ -29,6 +29,8 @@ pub fn translator(settings: &TranslatorSettings) -> anyhow::Result<Rc<dyn Transl
 
 /// A reqwest client with the translator's timeouts and our User-Agent.
 pub(crate) fn http_client(settings: &TranslatorSettings) -> reqwest::Result<reqwest::Client> {
+    // rustls with ring (the binary installs it at start; a library user may not have).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(settings.timeout)
         .connect_timeout(settings.connect_timeout)

@@ -120,6 +120,8 @@ pub struct State {
     pub plain: bool,
     /// LibreTranslate: most texts per request (400 beyond), `None` = unlimited.
     pub batch_limit: Option<usize>,
+    /// LibreTranslate: the target codes served (others: 400 "… is not supported").
+    pub libre_targets: Vec<String>,
     pub log: Vec<Logged>,
     /// Characters (code points) translated, as a service bills them.
     pub characters: usize,
@@ -277,6 +279,9 @@ impl Fake {
             no_schema: false,
             plain: false,
             batch_limit: None,
+            libre_targets: ["de", "en", "es", "fr", "pt", "pt-BR", "zh-Hans", "zh-Hant"]
+                .map(str::to_owned)
+                .to_vec(),
             log: Vec::new(),
             characters: 0,
         }));
@@ -550,9 +555,9 @@ async fn libre(parsed: Value, state: &Mutex<State>) -> HttpResponse {
         HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap())
             .json(json!({"error": text}))
     };
-    let (expected, batch_limit) = {
+    let (expected, batch_limit, targets) = {
         let s = state.lock().unwrap();
-        (s.api_key.clone(), s.batch_limit)
+        (s.api_key.clone(), s.batch_limit, s.libre_targets.clone())
     };
     if parsed.is_null() {
         return error(400, "Invalid JSON format");
@@ -616,7 +621,7 @@ async fn libre(parsed: Value, state: &Mutex<State>) -> HttpResponse {
         );
     }
     let target = parsed["target"].as_str().unwrap_or_default();
-    if !["de", "en", "es", "fr", "pt", "pt-BR", "zh-Hans", "zh-Hant"].contains(&target) {
+    if !targets.iter().any(|t| t == target) {
         return error(400, &format!("{target} is not supported"));
     }
     let html = parsed["format"] == "html";

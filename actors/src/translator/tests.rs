@@ -427,7 +427,11 @@ async fn a_long_translation_parks_itself_and_goes_on_from_the_cache() {
     let Err((Stop::Park { wait, reason }, stats)) = s.translate_cues(&cues).await else {
         panic!("a spent slice parks");
     };
-    assert_eq!((wait, stats.requests), (CONTINUE_AFTER, IN_FLIGHT as u32), "{reason}");
+    assert_eq!(
+        (wait, stats.requests),
+        (CONTINUE_AFTER, IN_FLIGHT as u32),
+        "{reason}"
+    );
     // One batch per slice: each attempt goes on where the last stopped.
     let fake = Fake::with(1, 128 * 1024, 0, Vec::new(), None);
     let mut s = session(&fake, Some(&store), &usage);
