@@ -199,10 +199,17 @@ impl Prepared {
             .map(str::trim)
             .filter(|l| !l.is_empty())
             .collect();
+        let joined = answer_lines.join(" ");
         let lines: Vec<String> = if self.dialogue && answer_lines.len() == self.lines {
             answer_lines.iter().map(|l| (*l).to_owned()).collect()
+        } else if let Some(turns) = self
+            .dialogue
+            .then(|| dialogue_turns(&joined))
+            .filter(|turns| turns.len() == self.lines)
+        {
+            turns
         } else {
-            rebreak(&answer_lines.join(" "), self.lines)
+            rebreak(&joined, self.lines)
         };
         let lines: Vec<String> = match &self.per_line {
             Some((open, close)) => lines.iter().map(|l| format!("{open}{l}{close}")).collect(),
@@ -214,6 +221,18 @@ impl Prepared {
         }
         Ok(format!("{}{text}", self.prefix))
     }
+}
+
+/// A dialogue answered on one line (`- Salut. - Bonjour.`), one speaker's turn a line.
+fn dialogue_turns(text: &str) -> Vec<String> {
+    let mut turns: Vec<String> = Vec::new();
+    for part in text.split(" -") {
+        match turns.last_mut() {
+            None => turns.push(part.trim().to_owned()),
+            Some(_) => turns.push(format!("-{}", part.trim_end())),
+        }
+    }
+    turns.iter().map(|t| t.trim().to_owned()).collect()
 }
 
 /// The runs of digits in `text`, sorted.
@@ -366,6 +385,11 @@ mod tests {
         assert_eq!(
             p.restore("- Salut.\n- Bonjour.").unwrap(),
             "- Salut.\n- Bonjour."
+        );
+        // Answered on one line: one turn a line again.
+        assert_eq!(
+            p.restore("- Salut. - Bonjour à toi.").unwrap(),
+            "- Salut.\n- Bonjour à toi."
         );
     }
 
