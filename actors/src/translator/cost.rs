@@ -31,9 +31,13 @@ pub struct MonthUsage {
     pub characters: u64,
 }
 
-/// Characters sent per service this month; `None` until read from the store.
+/// Characters sent per service this month (`None` until read from the store), and until
+/// when a service said its quota is spent (so the next job waits without asking).
 #[derive(Debug, Clone, Default)]
-pub struct Usage(Rc<RefCell<Option<HashMap<String, MonthUsage>>>>);
+pub struct Usage(
+    Rc<RefCell<Option<HashMap<String, MonthUsage>>>>,
+    Rc<RefCell<HashMap<String, i64>>>,
+);
 
 /// The month (`2026-12`) of `now_ms` (UTC) and the time until the next one begins.
 pub fn month_of(now_ms: i64) -> (String, Duration) {
@@ -52,6 +56,17 @@ pub fn month_of(now_ms: i64) -> (String, Duration) {
 }
 
 impl Usage {
+    /// Notes that `service`'s quota is spent until `until_ms`.
+    pub fn pause(&self, service: &str, until_ms: i64) {
+        self.1.borrow_mut().insert(service.to_owned(), until_ms);
+    }
+
+    /// How long `service`'s spent quota still lasts at `now_ms`, if it does.
+    pub fn paused(&self, service: &str, now_ms: i64) -> Option<Duration> {
+        let until = *self.1.borrow().get(service)?;
+        (until > now_ms).then(|| Duration::from_millis(u64::try_from(until - now_ms).unwrap_or(0)))
+    }
+
     /// Reads the usage from the store once (later calls answer at once).
     pub async fn load(&self, store: Option<&Store>) {
         if self.0.borrow().is_some() {

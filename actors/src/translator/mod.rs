@@ -278,6 +278,13 @@ impl Session<'_> {
             (before, after)
         };
         let started = std::time::Instant::now();
+        if !stack.is_empty()
+            && let Some(wait) = self.usage.paused(&name, crate::time::now_ms())
+        {
+            // Another job heard the quota is spent: wait without asking again.
+            let reason = format!("{name} quota exhausted; waiting for it to reset");
+            return Err((Stop::Park { reason, wait }, stats));
+        }
         while !stack.is_empty() {
             // At least one request per slice, so a slice always gets somewhere.
             if stats.requests > 0 && self.run_for.is_some_and(|most| started.elapsed() >= most) {
@@ -398,6 +405,14 @@ impl Session<'_> {
                     }
                     Err(TranslateError::QuotaExhausted { resets_in }) => {
                         let wait = resets_in.unwrap_or(DEFAULT_QUOTA_WAIT);
+                        // A reset time the service gave holds for every job; a guess does
+                        // not (a user's retry after the real reset must be able to go on).
+                        if resets_in.is_some() {
+                            let until = crate::time::now_ms().saturating_add(
+                                i64::try_from(wait.as_millis()).unwrap_or(i64::MAX),
+                            );
+                            self.usage.pause(&name, until);
+                        }
                         let reason = format!(
                             "{name} quota exhausted; waiting for it to reset ({})",
                             progress(&stats)

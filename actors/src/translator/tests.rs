@@ -310,6 +310,17 @@ async fn rate_limits_wait_quota_parks_auth_fails_at_once() {
     };
     assert_eq!(wait, Duration::from_secs(90));
     assert!(reason.contains("quota exhausted"), "{reason}");
+    // The next job (same usage) waits without asking the service.
+    let asked = fake.requests.borrow().len();
+    let Err((Stop::Park { wait, .. }, stats)) = session(&fake, None, &usage)
+        .translate_cues(&film(12)[11..])
+        .await
+    else {
+        panic!("a spent quota parks the next job too");
+    };
+    assert!(wait > Duration::from_secs(80) && wait <= Duration::from_secs(90));
+    assert_eq!((stats.requests, fake.requests.borrow().len()), (0, asked));
+    let usage = Usage::default();
 
     let fake = Fake::with(
         50,
