@@ -501,3 +501,36 @@ fn the_monthly_budget_parks_the_job_instead_of_overspending_and_a_429_is_waited_
     assert_eq!(fake.requests("/translate").len(), 3);
     assert!(sent > 2000, "{sent}");
 }
+
+#[test]
+fn a_downloaded_source_is_kept_while_its_job_waits_and_not_downloaded_again() {
+    let os = FakeOs::start();
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", &os.config(""));
+    let video = hashed_video(
+        &sandbox,
+        &os,
+        "Example Movie (2019)/Example.Movie.2019.1080p.BluRay.x264-GROUP.mkv",
+    );
+    keep_results(&os, "en");
+    let daemon = sandbox.serve();
+    fake.script([Fault::Quota]);
+    let job = request(&daemon, &video, |j| j["status"] == "waiting");
+    assert!(job["error"].as_str().unwrap().contains("quota"), "{job}");
+    let downloads = os.count("/download");
+    assert_eq!(downloads, 1);
+
+    let id = job["id"].as_str().unwrap();
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/retry"), &json!({}));
+    assert!(status == 200 || status == 202, "{status} {body}");
+    let job = daemon.wait_for_job(id, |j| j["status"] == "done");
+    check_translation(
+        &parse_srt(SRT.as_bytes()).unwrap(),
+        Path::new(job["output_path"].as_str().unwrap()),
+    );
+    assert_eq!(
+        os.count("/download"),
+        downloads,
+        "the source was downloaded again"
+    );
+}

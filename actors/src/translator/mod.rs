@@ -664,8 +664,13 @@ async fn write_translation(
             modified_ms: modified_ms(&metadata),
             written_at_ms: crate::time::now_ms(),
         };
+        // The downloaded source kept for later attempts is not needed any more.
+        let forget = Change::PutState {
+            key: source::kept_key(job),
+            value: serde_json::Value::Null,
+        };
         if let Err(error) = store
-            .submit(vec![Change::PutMachineTranslated(record)])
+            .submit(vec![Change::PutMachineTranslated(record), forget])
             .await
         {
             warn!(job_id = %job.id, %error, "cannot record the machine translation");

@@ -101,7 +101,11 @@ pub async fn find(job: &Job, context: &WorkerContext) -> Result<Source, String> 
         }
     }
     let languages = from_languages(job, context);
+    if let Some(source) = kept(job, context).await {
+        return Ok(source);
+    }
     if let Some(source) = from_provider(job, context, &languages, &mut tried).await {
+        keep(job, context, &source).await;
         return Ok(source);
     }
     if let Some(source) = from_embedded(job, context, &languages, &mut tried).await {
@@ -116,6 +120,50 @@ pub async fn find(job: &Job, context: &WorkerContext) -> Result<Source, String> 
         reason.push_str(&format!(": {}", tried.join("; ")));
     }
     Err(reason)
+}
+
+/// The `state` key under which a downloaded source is kept until its job is done, so an
+/// attempt after a pause (quota, budget, a long film) does not download it again.
+pub fn kept_key(job: &Job) -> String {
+    format!("translation_source.{}", job.id)
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Kept {
+    from: Language,
+    described: Value,
+    srt: String,
+}
+
+async fn kept(job: &Job, context: &WorkerContext) -> Option<Source> {
+    let store = context.store.clone()?;
+    let key = kept_key(job);
+    let kept = tokio::task::spawn_blocking(move || store.state_as::<Kept>(&key))
+        .await
+        .ok()?
+        .ok()??;
+    let cues = parse_srt(kept.srt.as_bytes()).ok()?;
+    Some(Source {
+        cues,
+        from: kept.from,
+        described: kept.described,
+    })
+}
+
+async fn keep(job: &Job, context: &WorkerContext, source: &Source) {
+    let Some(store) = &context.store else { return };
+    let kept = Kept {
+        from: source.from.clone(),
+        described: source.described.clone(),
+        srt: crate::subtitle::write_srt(&source.cues),
+    };
+    let change = crate::store::Change::PutState {
+        key: kept_key(job),
+        value: serde_json::to_value(kept).unwrap_or_default(),
+    };
+    if let Err(error) = store.submit(vec![change]).await {
+        warn!(job_id = %job.id, %error, "cannot keep the downloaded source subtitle");
+    }
 }
 
 async fn from_provider(
