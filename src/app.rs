@@ -25,7 +25,6 @@ use tracing::{info, warn};
 
 use crate::api::{self, AppState};
 use crate::clients::jellyfin::{JellyfinClient, JellyfinRefresher};
-use crate::clients::jellyfin_subtitles::JellyfinSubtitles;
 use crate::config::{Secret, Settings};
 use crate::sources::jellyfin_ws::{JellyfinSocket, SocketSettings};
 use crate::sources::library_sync::{LibrarySync, SyncTrigger};
@@ -148,6 +147,10 @@ pub struct Components {
     pub sources: Vec<Box<dyn Source>>,
     /// Asks the library sync to run now (for the scheduler and the API).
     pub library_sync: Option<SyncTrigger>,
+    /// Runs the upgrade pass (for the scheduler): `upgrades.run().await` → counts.
+    pub upgrades: crate::upgrades::UpgradeTrigger,
+    /// The upgrade requests, served once the JobManager runs.
+    pub upgrade_requests: Option<crate::upgrades::UpgradeRequests>,
 }
 
 impl Components {
@@ -160,17 +163,8 @@ impl Components {
             JellyfinClient::new(http.clone(), j)
                 .with_paths(settings.path_mappings.clone(), libraries.clone())
         });
-        // Providers in priority order (OpenSubtitles matches by hash and scores its own
-        // candidates; Jellyfin's plugins come after): each is one line here.
-        let mut providers: Vec<Rc<dyn SubtitleProvider>> = Vec::new();
-        if let Some(os) = &settings.providers.opensubtitles {
-            let client = crate::clients::opensubtitles::OpenSubtitles::new(os)
-                .context("cannot build the OpenSubtitles client")?;
-            providers.push(Rc::new(client));
-        }
-        if let Some(client) = jellyfin.as_ref().filter(|_| settings.providers.jellyfin) {
-            providers.push(Rc::new(JellyfinSubtitles::new(client.clone())));
-        }
+        // The providers, in the configured priority order: each is one line there.
+        let providers = crate::clients::subtitle_providers(&settings.providers, jellyfin.as_ref())?;
         let refresh = settings.notify.jellyfin.as_ref().is_none_or(|j| j.refresh);
         let media_server = jellyfin
             .as_ref()
@@ -187,6 +181,7 @@ impl Components {
             jellyfin.clone(),
         );
         let library_sync = Some(sync.trigger());
+        let (upgrades, upgrade_requests) = crate::upgrades::channel();
         let mut sources: Vec<Box<dyn Source>> = vec![
             Box::new(FileWatcher::new(
                 settings.watcher.enabled && !libraries.is_empty(),
@@ -215,6 +210,8 @@ impl Components {
             refresh_retry: RefreshRetry::default(),
             sources,
             library_sync,
+            upgrades,
+            upgrade_requests: Some(upgrade_requests),
         })
     }
 }
@@ -265,6 +262,7 @@ pub async fn run_with(
     workers.translate_from = settings.languages.translate_from.clone();
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
+    workers.upgrades = settings.languages.upgrades;
     workers.ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe).await?;
     let ffprobe = workers.ffprobe.clone();
     workers.ffmpeg = tokio::task::spawn_blocking(move || {
@@ -280,6 +278,9 @@ pub async fn run_with(
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();
+    if let Some(requests) = components.upgrade_requests {
+        requests.serve(manager.clone());
+    }
     let rules = IntakeRules {
         libraries: components.libraries,
         path_mappings: settings.path_mappings.clone(),

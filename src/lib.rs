@@ -24,5 +24,6 @@ pub mod config;
 pub mod control;
 pub mod scan;
 pub mod sources;
+pub mod upgrades;
 
 pub use app::run;

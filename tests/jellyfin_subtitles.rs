@@ -540,3 +540,46 @@ fn a_library_root_that_is_a_symlink_still_finds_the_item() {
     assert_eq!(refreshed["payload"]["item_id"], MOVIE_ID);
     assert_eq!(fake.lock().unwrap().searches, [format!("{MOVIE_ID}/fre")]);
 }
+
+#[test]
+fn a_users_choice_through_jellyfins_plugins_is_written_and_refreshes_the_item() {
+    let (url, fake) = fake_jellyfin(jellyfin_knows_the_movie(&[
+        (HASH_MATCH, CP1252_FR),
+        (SDH, UTF16LE_FR),
+    ]));
+    let sandbox = sandbox(&url, "");
+    let video = sandbox.video(MOVIE);
+    let daemon = sandbox.serve();
+    let id = request_fr(&daemon, &video);
+    let job = finished(&daemon, &id);
+    assert_eq!(job["subtitle"]["candidate_id"], HASH_MATCH, "{job}");
+    let first = video.with_file_name("The Quiet Harbor (2021).fr.srt");
+    let refreshes = fake.lock().unwrap().refreshes.len();
+
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/candidates"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["searched"], json!(["jellyfin"]), "{list}");
+    let ids: Vec<&str> = list["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [HASH_MATCH, SDH], "{list}");
+
+    let (status, body) = daemon.post(
+        &format!("/api/v1/jobs/{id}/choose"),
+        &json!({"provider": "jellyfin", "id": SDH}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let written = video.with_file_name("The Quiet Harbor (2021).fr.sdh.srt");
+    assert_eq!(body["subtitle"]["path"], json!(written), "{body}");
+    let text = std::fs::read_to_string(&written).unwrap();
+    assert!(text.contains("Ça va?"), "{text}");
+    assert!(!first.exists(), "the replaced subtitle is removed");
+    assert_eq!(fake.lock().unwrap().refreshes.len(), refreshes + 1);
+    let events = events(&daemon, &id);
+    let refreshed = event(&events, "media_server.refreshed");
+    assert_eq!(refreshed["source"], "api", "{refreshed}");
+    assert_eq!(refreshed["payload"]["item_id"], MOVIE_ID, "{refreshed}");
+}

@@ -533,3 +533,29 @@ fn a_provider_in_the_config_is_listed_in_health_before_any_job() {
     assert!(health["quota_remaining"].is_null());
     wait_until("nothing called", || fake.with(|s| s.log.is_empty()));
 }
+
+#[test]
+fn ids_the_api_does_not_know_are_searched_again_by_title() {
+    let fake = FakeOs::start();
+    fake.with(|s| s.unknown_ids = true);
+    let sandbox = sandbox(&fake, "");
+    let video = sandbox.video(
+        "Example Movie (2019) [imdbid-tt9999999]/Example.Movie.2019.1080p.BluRay.x264-GROUP.mkv",
+    );
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video);
+    daemon.wait_for_job(&id, |j| j["status"] == "done");
+    let queries: Vec<String> = fake
+        .requests("/api/v1/subtitles")
+        .into_iter()
+        .map(|l| l.query)
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            "imdb_id=9999999&languages=en&type=movie",
+            "languages=en&query=example+movie&type=movie&year=2019",
+        ]
+    );
+    fake.with(|s| assert_eq!(s.redirects, 0));
+}

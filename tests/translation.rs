@@ -534,3 +534,21 @@ fn a_downloaded_source_is_kept_while_its_job_waits_and_not_downloaded_again() {
         "the source was downloaded again"
     );
 }
+
+#[test]
+fn the_written_translation_has_its_provenance() {
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", "");
+    let video = put_film(&sandbox, "Iota (2028)", &film("iota", 12, 0));
+    let daemon = sandbox.serve();
+    let job = request(&daemon, &video, |j| j["status"] == "done");
+    let subtitle = &job["subtitle"];
+    assert_eq!(subtitle["provider"], "deepl", "{job}");
+    assert_eq!(subtitle["machine_translated"], true, "{job}");
+    let bytes = std::fs::read(video.with_extension("fr.srt")).unwrap();
+    assert_eq!(
+        subtitle["content_hash"],
+        cuewarden_actors::provenance::content_hash(&bytes),
+        "{job}"
+    );
+}

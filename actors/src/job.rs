@@ -193,6 +193,8 @@ impl JobStatus {
             (TranslateInProgress, Done | Waiting | Failed | TranslateQueued) => true,
             // Retry: by schedule (waiting) or by a user (waiting, failed, cancelled).
             (Waiting | Failed | Cancelled, DownloadQueued) => true,
+            // A user rejected the subtitle written: search again.
+            (Done, DownloadQueued) => true,
             (Waiting, Failed) => true,
             _ => false,
         };
@@ -463,7 +465,8 @@ mod tests {
             TranslateInProgress => &[Done, Waiting, Failed, TranslateQueued, Cancelled],
             Waiting => &[DownloadQueued, Failed, Cancelled],
             Failed | Cancelled => &[DownloadQueued],
-            Done | Skipped => &[],
+            Done => &[DownloadQueued],
+            Skipped => &[],
         };
         allowed.contains(&to)
     }
@@ -487,9 +490,9 @@ mod tests {
     }
 
     #[test]
-    fn terminal_statuses_never_move_except_by_retry() {
+    fn terminal_statuses_never_move_except_by_retry_or_reject() {
         for to in ALL_STATUSES {
-            assert!(Done.transition(to).is_err());
+            assert_eq!(Done.transition(to).is_ok(), to == DownloadQueued);
             assert!(Skipped.transition(to).is_err());
         }
         assert!(Failed.transition(DownloadQueued).is_ok());

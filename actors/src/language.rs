@@ -142,6 +142,14 @@ impl Language {
             .map_or("und", |row| row.2)
     }
 
+    /// The ISO 639-2/T code (`fra`, `deu`, `zho`), as ISO 639-3 spells the same languages.
+    pub fn iso639_2t(&self) -> &'static str {
+        LANGUAGES
+            .iter()
+            .find(|row| row.0 == self.base())
+            .map_or("und", |row| row.1)
+    }
+
     /// Whether a subtitle in `found` gives a user who wants `self` what they asked for: the
     /// same language, or any Chinese for a plain `zh`.
     pub fn is_satisfied_by(&self, found: &Language) -> bool {

@@ -54,7 +54,8 @@ pub struct WorkerContext {
     pub(crate) provider_states: ProviderRegistry,
     /// `ffmpeg`, when installed: an embedded text track may be translated from.
     pub ffmpeg: Option<PathBuf>,
-    /// The store, for the translation cache and the character budget (`None`: no cache).
+    /// The store: the blacklist, the translation cache, the character budget (`None`: no
+    /// cache); set by the JobManager.
     pub store: Option<crate::store::Store>,
     /// Most characters the translation service may be sent per calendar month (UTC).
     pub translation_budget: Option<u64>,
@@ -63,6 +64,34 @@ pub struct WorkerContext {
     pub translate_for: Duration,
     /// Characters sent per service this month, shared by every Translator.
     pub translation_usage: crate::translator::Usage,
+    /// When a written subtitle is searched again for a better one.
+    pub upgrades: UpgradePolicy,
+}
+
+/// When the upgrade pass searches a `done` subtitle again, and what replaces it
+/// (`[languages] upgrade_below_score`, `upgrade_window_days`, `upgrade_margin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpgradePolicy {
+    /// A subtitle that scored below this is searched again (machine translations always).
+    pub below_score: u32,
+    /// Only subtitles written this recently are searched again.
+    pub window: Duration,
+    /// A candidate replaces the subtitle only when it scores at least this much more.
+    pub margin: u32,
+    /// One search per subtitle per this period at most.
+    pub min_interval: Duration,
+}
+
+impl Default for UpgradePolicy {
+    /// Below 80, for 30 days, by 10 points, once a day.
+    fn default() -> Self {
+        Self {
+            below_score: 80,
+            window: Duration::from_secs(30 * 24 * 3600),
+            margin: 10,
+            min_interval: Duration::from_secs(24 * 3600),
+        }
+    }
 }
 
 /// How a failed media-server refresh is tried again: exponential backoff with jitter from
@@ -105,6 +134,7 @@ impl WorkerContext {
             translation_budget: None,
             translate_for: Duration::from_secs(480),
             translation_usage: crate::translator::Usage::default(),
+            upgrades: UpgradePolicy::default(),
         }
     }
 

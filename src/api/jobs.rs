@@ -47,6 +47,9 @@ pub struct JobView {
     auto_translate: bool,
     jellyfin_item_id: Option<String>,
     retry_at: Option<String>,
+    /// What produced the subtitle written (`GET /jobs/{id}` only; `null` when none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subtitle: Option<serde_json::Value>,
 }
 
 impl From<Job> for JobView {
@@ -69,6 +72,7 @@ impl From<Job> for JobView {
                 .wake_at_ms
                 .filter(|_| job.status == JobStatus::Waiting)
                 .map(format_rfc3339),
+            subtitle: None,
         }
     }
 }
@@ -85,7 +89,7 @@ pub fn event_view(event: &Event) -> serde_json::Value {
     })
 }
 
-fn manager_error(err: ManagerError) -> ApiError {
+pub(super) fn manager_error(err: ManagerError) -> ApiError {
     match err {
         ManagerError::ShuttingDown => ApiError::unavailable(err.to_string()),
         ManagerError::Conflict { .. } => {
@@ -105,7 +109,7 @@ pub const MIN_ID_ABBREVIATION: usize = 4;
 
 /// The job a path segment names: a whole id, or a unique abbreviation of one (its start or
 /// its end, at least [`MIN_ID_ABBREVIATION`] hex digits; the web page shows the last 8).
-async fn resolve_id(state: &AppState, raw: &str) -> Result<JobId, ApiError> {
+pub(super) async fn resolve_id(state: &AppState, raw: &str) -> Result<JobId, ApiError> {
     if let Ok(id) = raw.parse::<JobId>() {
         return Ok(id);
     }
@@ -246,7 +250,7 @@ pub async fn list_jobs(
     Ok(HttpResponse::Ok().json(json!({ "jobs": jobs, "next_cursor": page.next_cursor })))
 }
 
-async fn load_job(state: &AppState, id: JobId) -> Result<Job, ApiError> {
+pub(super) async fn load_job(state: &AppState, id: JobId) -> Result<Job, ApiError> {
     let store = state.store.clone();
     web::block(move || store.job(id))
         .await??
@@ -260,7 +264,16 @@ pub async fn get_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_job(&state, resolve_id(&state, &id).await?).await?;
-    Ok(HttpResponse::Ok().json(JobView::from(job)))
+    let store = state.store.clone();
+    let job_id = job.id;
+    let provenance = web::block(move || store.provenance(job_id)).await??;
+    let mut view = JobView::from(job);
+    view.subtitle = Some(
+        provenance
+            .as_ref()
+            .map_or(serde_json::Value::Null, super::manual::provenance_view),
+    );
+    Ok(HttpResponse::Ok().json(view))
 }
 
 /// `GET /jobs/{id}/events`

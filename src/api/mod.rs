@@ -8,6 +8,7 @@ mod auth;
 mod guard;
 mod health;
 mod jobs;
+mod manual;
 mod stream;
 mod webhooks;
 
@@ -262,6 +263,9 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 .service(get_resource!("/jobs/{id}/events", jobs::job_events))
                 .service(post_resource!("/jobs/{id}/retry", jobs::retry_job))
                 .service(post_resource!("/jobs/{id}/cancel", jobs::cancel_job))
+                .service(get_resource!("/jobs/{id}/candidates", manual::candidates))
+                .service(post_resource!("/jobs/{id}/choose", manual::choose))
+                .service(post_resource!("/jobs/{id}/reject", manual::reject))
                 .service(get_resource!("/events/stream", stream::event_stream))
                 .service(
                     web::resource("/webhooks/{sender}")

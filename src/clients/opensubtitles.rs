@@ -270,6 +270,28 @@ pub fn language_code(language: &Language) -> String {
 
 /// The query string of a search: keys and values lower-case, sorted by key, spaces as `+`.
 pub fn search_parameters(query: &SubtitleQuery) -> String {
+    search_parameters_with(query, true)
+}
+
+/// Whether the video's names carry ids a search would send (then, when that search finds
+/// nothing, [`fallback_parameters`] searches by title).
+fn has_ids(query: &SubtitleQuery) -> bool {
+    let facts = &query.facts;
+    if facts.is_episode() {
+        facts.parent_imdb_id.is_some() || facts.parent_tmdb_id.is_some()
+    } else {
+        facts.imdb_id.is_some() || facts.tmdb_id.is_some()
+    }
+}
+
+/// The search again without the ids, by title (and year, for a movie), when the video has
+/// ids and a title: `None` otherwise.
+pub fn fallback_parameters(query: &SubtitleQuery) -> Option<String> {
+    (has_ids(query) && query.facts.release.title.is_some())
+        .then(|| search_parameters_with(query, false))
+}
+
+fn search_parameters_with(query: &SubtitleQuery, use_ids: bool) -> String {
     let mut params: BTreeMap<&str, String> = BTreeMap::new();
     params.insert("languages", language_code(&query.language));
     if let Some(hash) = &query.movie_hash {
@@ -279,11 +301,11 @@ pub fn search_parameters(query: &SubtitleQuery) -> String {
     let mut has_id = false;
     if facts.is_episode() {
         params.insert("type", "episode".to_owned());
-        if let Some(id) = facts.parent_imdb_id {
+        if let Some(id) = facts.parent_imdb_id.filter(|_| use_ids) {
             params.insert("parent_imdb_id", id.to_string());
             has_id = true;
         }
-        if let Some(id) = facts.parent_tmdb_id {
+        if let Some(id) = facts.parent_tmdb_id.filter(|_| use_ids) {
             params.insert("parent_tmdb_id", id.to_string());
             has_id = true;
         }
@@ -295,11 +317,11 @@ pub fn search_parameters(query: &SubtitleQuery) -> String {
         }
     } else {
         params.insert("type", "movie".to_owned());
-        if let Some(id) = facts.imdb_id {
+        if let Some(id) = facts.imdb_id.filter(|_| use_ids) {
             params.insert("imdb_id", id.to_string());
             has_id = true;
         }
-        if let Some(id) = facts.tmdb_id {
+        if let Some(id) = facts.tmdb_id.filter(|_| use_ids) {
             params.insert("tmdb_id", id.to_string());
             has_id = true;
         }
@@ -496,8 +518,27 @@ impl Inner {
     }
 
     async fn search(&self, query: SubtitleQuery) -> Result<Vec<Candidate>, ProviderError> {
+        let found = self.search_with(&query, &search_parameters(&query)).await?;
+        if !found.is_empty() {
+            return Ok(found);
+        }
+        // Ids not (yet) known to OpenSubtitles: search once more by title.
+        match fallback_parameters(&query) {
+            Some(parameters) => {
+                debug!("nothing found by id; searching by title");
+                self.search_with(&query, &parameters).await
+            }
+            None => Ok(found),
+        }
+    }
+
+    async fn search_with(
+        &self,
+        query: &SubtitleQuery,
+        parameters: &str,
+    ) -> Result<Vec<Candidate>, ProviderError> {
         let mut url = self.url("subtitles")?;
-        url.set_query(Some(&search_parameters(&query)));
+        url.set_query(Some(parameters));
         self.limiter.wait().await;
         let response = self
             .request(reqwest::Method::GET, url)
@@ -624,7 +665,10 @@ fn candidate(attributes: Attributes, wanted: &str, language: &Language) -> Optio
     {
         return None;
     }
-    let file = attributes.files.first()?;
+    // A subtitle in several files (CD1, CD2) is for a video in several files: not ours.
+    let [file] = attributes.files.as_slice() else {
+        return None;
+    };
     let details = attributes.feature_details.unwrap_or_default();
     let hearing_impaired = attributes.hearing_impaired.unwrap_or(false);
     let episode = details.season_number.is_some() || details.parent_title.is_some();
@@ -783,6 +827,40 @@ mod tests {
             search_parameters(&q),
             "languages=pt-pt&tmdb_id=603&type=movie"
         );
+    }
+
+    #[test]
+    fn a_search_by_ids_falls_back_to_the_title_and_a_multi_cd_subtitle_is_skipped() {
+        let q = query(
+            "/tv/Example Show (2010) [tmdbid-99]/Season 02/Example Show S02E06.mkv",
+            "en",
+            None,
+        );
+        assert_eq!(
+            fallback_parameters(&q).unwrap(),
+            "episode_number=6&languages=en&query=example+show&season_number=2&type=episode"
+        );
+        let plain = query("/m/Movie (2019)/Movie (2019).mkv", "en", None);
+        assert_eq!(
+            fallback_parameters(&plain),
+            None,
+            "nothing to fall back from"
+        );
+
+        let attributes = |files: usize| Attributes {
+            language: Some("en".to_owned()),
+            files: (0..files)
+                .map(|i| SubFile {
+                    file_id: 10 + i as u64,
+                    file_name: Some(format!("movie.cd{}.srt", i + 1)),
+                })
+                .collect(),
+            ..Attributes::default()
+        };
+        let language = Language::parse("en").unwrap();
+        assert!(candidate(attributes(1), "en", &language).is_some());
+        assert!(candidate(attributes(2), "en", &language).is_none());
+        assert!(candidate(attributes(0), "en", &language).is_none());
     }
 
     /// The limiter's own record of when it let each request start: any six starts span

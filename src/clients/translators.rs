@@ -351,6 +351,39 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_prefers_milliseconds_and_ignores_dates() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = reqwest::header::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, reqwest::header::HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert_eq!(
+            retry_after(&headers(&[
+                ("retry-after-ms", "1500"),
+                ("retry-after", "9")
+            ])),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2.5")])),
+            Some(Duration::from_millis(2500))
+        );
+        assert_eq!(
+            retry_after(&headers(&[(
+                "retry-after",
+                "Wed, 21 Oct 2015 07:28:00 GMT"
+            )])),
+            None
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "86400")])),
+            Some(Duration::from_secs(600))
+        );
+    }
+
+    #[test]
     fn error_bodies_of_every_shape_are_read() {
         assert_eq!(error_message(r#"{"error":{"message":"nested"}}"#), "nested");
         assert_eq!(

@@ -47,8 +47,9 @@ pub use notify::{
 };
 pub use problems::ConfigErrors;
 pub use providers::{
-    JellyfinProviderSection, OPENSUBTITLES_MAX_RATE, OpenSubtitlesSection, OpenSubtitlesSettings,
-    ProviderSettings, ProvidersSection,
+    EndpointSection, EndpointSettings, GestdownSection, JellyfinProviderSection,
+    OPENSUBTITLES_MAX_RATE, OpenSubtitlesSection, OpenSubtitlesSettings, PROVIDER_NAMES,
+    PodnapisiSection, ProviderSettings, ProvidersSection, SubdlSection, SubdlSettings,
 };
 pub use schedule::ScheduleSection;
 pub use server::{ServerSection, ServerSettings};

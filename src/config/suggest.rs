@@ -261,7 +261,17 @@ mod tests {
     fn the_keys_come_from_the_section_itself() {
         let tables = tables_of::<ProvidersSection>();
         let names: Vec<&str> = tables.iter().map(|(path, _)| path.as_str()).collect();
-        assert_eq!(names, ["", "opensubtitles", "jellyfin"]);
+        assert_eq!(
+            names,
+            [
+                "",
+                "opensubtitles",
+                "subdl",
+                "podnapisi",
+                "gestdown",
+                "jellyfin"
+            ]
+        );
         assert!(tables[1].1.contains(&"password_file"));
         assert_eq!(suggestion::<LanguagesSection>("wnated"), Some("wanted"));
         assert_eq!(suggestion::<LanguagesSection>("colour"), None);

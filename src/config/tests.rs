@@ -585,6 +585,87 @@ fn the_reference_config_comments_show_the_optional_sections_defaults() {
 }
 
 #[test]
+fn subdl_podnapisi_and_gestdown_are_enabled_by_their_sections() {
+    assert_eq!(
+        problems("[providers.subdl]\n", &[]),
+        [
+            "providers.subdl.api_key: required when the provider is enabled (subdl.com, your account's API key)"
+        ]
+    );
+    let settings = parse(
+        "[providers.subdl]\napi_key = \"k\"\ntimeout_secs = 3\n[providers.podnapisi]\n\
+         [providers.gestdown]\nbase_url = \"http://127.0.0.1:9/g\"\n",
+        "t",
+        &[],
+    )
+    .unwrap();
+    let providers = settings.providers;
+    let subdl = providers.subdl.unwrap();
+    assert_eq!(subdl.api_key.expose(), "k");
+    assert_eq!(subdl.endpoint.timeout.as_secs(), 3);
+    assert_eq!(subdl.download_url.as_str(), "https://dl.subdl.com/");
+    assert_eq!(
+        providers.podnapisi.unwrap().base_url.as_str(),
+        "https://www.podnapisi.net/"
+    );
+    assert_eq!(
+        providers.gestdown.unwrap().base_url.as_str(),
+        "http://127.0.0.1:9/g"
+    );
+    let off = parse(
+        "[providers.podnapisi]\nenabled = false\n[providers.gestdown]\nenabled = false\n\
+         [providers.subdl]\nenabled = false\n",
+        "t",
+        &[],
+    )
+    .unwrap()
+    .providers;
+    assert!(off.podnapisi.is_none() && off.gestdown.is_none() && off.subdl.is_none());
+    assert_problems(
+        "[providers.podnapisi]\nbase_url = \"ftp://x\"\ntimeout_secs = 0\n",
+        &[
+            "providers.podnapisi.base_url:",
+            "providers.podnapisi.timeout_secs: 0 is not between 1 and 300",
+        ],
+    );
+}
+
+#[test]
+fn the_provider_order_lists_known_names_once_and_the_rest_follow() {
+    let order = |text: &str| parse(text, "t", &[]).unwrap().providers.order;
+    assert_eq!(
+        order(""),
+        [
+            "opensubtitles",
+            "subdl",
+            "podnapisi",
+            "gestdown",
+            "jellyfin"
+        ]
+    );
+    assert_eq!(
+        order("[providers]\norder = [\"gestdown\", \"Podnapisi\"]\n"),
+        [
+            "gestdown",
+            "podnapisi",
+            "opensubtitles",
+            "subdl",
+            "jellyfin"
+        ]
+    );
+    assert_eq!(
+        problems(
+            "[providers]\norder = [\"subdl\", \"addic7ed\", \"subdl\"]\n",
+            &[]
+        ),
+        [
+            "providers.order[1]: \"addic7ed\" is not a provider (one of opensubtitles, subdl, podnapisi, gestdown, jellyfin)",
+            "providers.order[2]: \"subdl\" is listed twice",
+        ]
+    );
+}
+
+#[test]
 fn a_present_provider_is_enabled_unless_it_says_otherwise() {
     let found = problems("[providers.opensubtitles]\n", &[]);
     assert_eq!(
@@ -694,6 +775,7 @@ const SECRET_FILES: &[(&str, &str)] = &[
     ("jellyfin", "password_file"),
     ("providers.opensubtitles", "api_key_file"),
     ("providers.opensubtitles", "password_file"),
+    ("providers.subdl", "api_key_file"),
     ("translator", "api_key_file"),
     ("notify.plex", "token_file"),
     ("notify.kodi", "password_file"),

@@ -67,6 +67,9 @@ pub struct State {
     pub results: Vec<Value>,
     /// The movie hash whose results say `moviehash_match: true`.
     pub known_hash: Option<String>,
+    /// Searches by id (`imdb_id`, `tmdb_id`, `parent_*`) find nothing: ids the API does not
+    /// know (yet).
+    pub unknown_ids: bool,
     pub quota: u32,
     pub downloads: u32,
     pub logins: u32,
@@ -80,6 +83,8 @@ pub struct State {
     pub redirects: u32,
     pub bad_user_agent: u32,
     pub address: String,
+    /// What a link serves per file id (the default: [`SRT`]).
+    pub files: std::collections::HashMap<u64, String>,
 }
 
 #[derive(Clone)]
@@ -119,6 +124,7 @@ impl FakeOs {
             download_default: Behaviour::Ok,
             results: results["data"].as_array().unwrap().clone(),
             known_hash: None,
+            unknown_ids: false,
             quota: 20,
             downloads: 0,
             logins: 0,
@@ -131,6 +137,7 @@ impl FakeOs {
             redirects: 0,
             bad_user_agent: 0,
             address: String::new(),
+            files: std::collections::HashMap::new(),
         }));
         let (sender, receiver) = mpsc::channel();
         let shared = state.clone();
@@ -249,9 +256,17 @@ async fn handle(
         if !s.links.contains(rest) || !s.used_links.insert(rest.to_owned()) {
             return HttpResponse::Gone().json(json!({"message": "link expired"}));
         }
+        let file_id = rest
+            .rsplit('/')
+            .next()
+            .and_then(|name| name.strip_suffix(".srt"))
+            .and_then(|id| id.parse::<u64>().ok());
+        let body = file_id
+            .and_then(|id| s.files.get(&id).cloned())
+            .unwrap_or_else(|| SRT.to_owned());
         return HttpResponse::Ok()
             .content_type("text/plain; charset=utf-8")
-            .body(SRT);
+            .body(body);
     }
     if !header("user-agent").is_some_and(|ua| ua.starts_with("cuewarden v")) {
         state.lock().unwrap().bad_user_agent += 1;
@@ -371,7 +386,10 @@ fn search(query: &str, nothing: bool, state: &Mutex<State>) -> HttpResponse {
         .unwrap_or_default();
     let hash = get("moviehash");
     let s = state.lock().unwrap();
-    let data: Vec<Value> = if nothing {
+    let by_id = ["imdb_id", "tmdb_id", "parent_imdb_id", "parent_tmdb_id"]
+        .iter()
+        .any(|key| get(key).is_some());
+    let data: Vec<Value> = if nothing || (s.unknown_ids && by_id) {
         Vec::new()
     } else {
         s.results

@@ -15,6 +15,7 @@ use crate::clients::{Candidate, LocalBoxFuture};
 use crate::files::{Listing, sidecar_path, write_atomically};
 use crate::job::{Job, Language};
 use crate::normalize::normalize;
+use crate::provenance::{Blacklist, content_hash};
 use crate::refresh::refresh_after_write;
 use crate::store::ProviderState;
 use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
@@ -22,7 +23,7 @@ use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 /// The reason a job waits when no provider is configured.
 pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
 
-mod search;
+pub(crate) mod search;
 
 pub(crate) use search::cooldown_of;
 pub use search::{
@@ -113,21 +114,23 @@ fn look_next_to_video(
 }
 
 /// A candidate written next to the video.
-struct WrittenCandidate {
-    path: PathBuf,
+pub(crate) struct WrittenCandidate {
+    pub(crate) path: PathBuf,
     /// Format, encoding, archive entry, cues, whether a file was replaced.
-    detail: serde_json::Value,
+    pub(crate) detail: serde_json::Value,
 }
 
 /// Normalises downloaded bytes (archive, encoding, format; see [`crate::normalize`]) and
 /// writes them next to the video as `<stem>.<lang>[.forced|.sdh].<srt|ass|ssa>`. An
 /// unusable download is an error naming the reason, so the next candidate is tried.
-async fn write_candidate(
+pub(crate) async fn write_candidate(
     job: &Job,
     candidate: &Candidate,
     bytes: Vec<u8>,
     context: &WorkerContext,
+    blacklist: &Blacklist,
 ) -> Result<WrittenCandidate, String> {
+    let blacklist = blacklist.clone();
     let (video, language, libraries) = (
         job.path.clone(),
         job.language.clone(),
@@ -138,6 +141,13 @@ async fn write_candidate(
     tokio::task::spawn_blocking(move || {
         let normalized = normalize(&bytes, &video, &language)
             .map_err(|e| format!("{provider} sent an unusable subtitle: {e}"))?;
+        let content_hash = content_hash(normalized.text.as_bytes());
+        if blacklist.has_content(&content_hash) {
+            return Err(format!(
+                "{provider} sent a subtitle rejected for this video, or one already written \
+                 (same content)"
+            ));
+        }
         let target = sidecar_path(
             &video,
             &language,
@@ -155,6 +165,7 @@ async fn write_candidate(
                 "archive_entry": normalized.archive_entry,
                 "cues": normalized.cues,
                 "replaced": replaced,
+                "content_hash": content_hash,
             }),
             path: target,
         })

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::clients::{Candidate, ProviderError, SubtitleProvider, SubtitleQuery};
 use crate::job::Job;
+use crate::provenance::Blacklist;
 use crate::scoring::{Preferences, Scored, VideoFacts, score};
 use crate::store::{CooldownKind, ProviderState};
 use crate::time::now_ms;
@@ -38,12 +39,17 @@ const RUNNERS_UP: usize = 5;
 pub const ALL_COOLING_REASON: &str = "every subtitle provider is cooling down";
 
 /// A provider called in this attempt: the errors it gave, and whether a call succeeded.
-type Touched = (Rc<dyn SubtitleProvider>, Vec<ProviderError>, bool);
+pub(crate) type Touched = (Rc<dyn SubtitleProvider>, Vec<ProviderError>, bool);
 
-struct Ranked {
-    provider: Rc<dyn SubtitleProvider>,
-    candidate: Candidate,
-    scored: Scored,
+/// A candidate with its provider and its score.
+#[derive(Clone)]
+pub(crate) struct Ranked {
+    /// The provider that offers it.
+    pub(crate) provider: Rc<dyn SubtitleProvider>,
+    /// What the provider said of it.
+    pub(crate) candidate: Candidate,
+    /// Its score and why.
+    pub(crate) scored: Scored,
 }
 
 impl Ranked {
@@ -138,15 +144,47 @@ fn apply_error(
     }
 }
 
-/// Searches, ranks, downloads and writes; `translate` is the fallback when nothing is
-/// written and a translation source exists.
-pub(super) async fn search_and_write(
+/// What a search of every provider not cooling down found, ranked best first.
+pub(crate) struct Searched {
+    /// The candidates in the job's language, best first.
+    pub(crate) ranked: Vec<Ranked>,
+    /// Each provider called, with the errors it gave and whether a call succeeded.
+    pub(crate) touched: BTreeMap<String, Touched>,
+    /// The providers skipped because they cool down.
+    pub(crate) cooling: Vec<String>,
+    /// What was rejected for this video.
+    pub(crate) blacklist: Blacklist,
+}
+
+/// Reads the subtitles rejected for `job`'s video (an empty list without a store, or with
+/// a logged error when it cannot be read).
+pub(crate) async fn blacklist_of(job: &Job, context: &WorkerContext) -> Blacklist {
+    let Some(store) = context.store.clone() else {
+        return Blacklist::default();
+    };
+    let video = job.path.clone();
+    match tokio::task::spawn_blocking(move || store.blacklist_for(&video)).await {
+        Ok(Ok(entries)) => Blacklist::new(entries),
+        Ok(Err(err)) => {
+            warn!(job_id = %job.id, error = %crate::store::error_chain(&err), "cannot read the blacklist");
+            Blacklist::default()
+        }
+        Err(err) => {
+            warn!(job_id = %job.id, error = %err, "the blacklist read did not run");
+            Blacklist::default()
+        }
+    }
+}
+
+/// Asks every provider that is not cooling down for `job`'s language and ranks what they
+/// offer; with `stop_at_sure`, a sure match (the same file) ends the search (provider
+/// priority).
+pub(crate) async fn search_providers(
     job: &Job,
     context: &WorkerContext,
-    provider_updates: &mut Vec<ProviderState>,
-    can_translate: bool,
-    translate: impl Fn() -> Option<Outcome>,
-) -> Outcome {
+    stop_at_sure: bool,
+) -> Searched {
+    let blacklist = blacklist_of(job, context).await;
     let video = job.path.clone();
     let movie_hash = tokio::task::spawn_blocking(move || crate::hash::movie_hash(&video))
         .await
@@ -209,8 +247,9 @@ pub(super) async fn search_and_write(
                     r.candidate.meta.hash_match
                         && r.scored.rejected.is_none()
                         && r.scored.score >= context.min_score
+                        && !blacklist.has_candidate(&r.candidate.provider, &r.candidate.id)
                 });
-                if sure {
+                if sure && stop_at_sure {
                     break;
                 }
             }
@@ -223,9 +262,70 @@ pub(super) async fn search_and_write(
             .cmp(&a.scored.score)
             .then(b.candidate.meta.downloads.cmp(&a.candidate.meta.downloads))
     });
+    Searched {
+        ranked,
+        touched,
+        cooling,
+        blacklist,
+    }
+}
+
+/// Folds what the providers told in this attempt (new cooldowns, quotas, sessions) into
+/// their states; pushes the changed ones on `provider_updates`. Answers whether every
+/// provider now cools down, and when that was decided.
+pub(crate) fn fold_provider_states(
+    context: &WorkerContext,
+    touched: &BTreeMap<String, Touched>,
+    provider_updates: &mut Vec<ProviderState>,
+) -> (bool, i64) {
+    let after = now_ms();
+    let mut all_cooling = !context.providers.is_empty();
+    for provider in &context.providers {
+        let name = provider.name();
+        let old = context.provider_states.get(name);
+        let mut state = old.clone().unwrap_or_else(|| ProviderState {
+            provider: name.to_owned(),
+            ..ProviderState::default()
+        });
+        if let Some((provider, errors, succeeded)) = touched.get(name) {
+            provider.record(&mut state);
+            if *succeeded && errors.is_empty() {
+                state.consecutive_failures = 0;
+            }
+            for err in errors {
+                apply_error(&mut state, provider.as_ref(), err, after);
+            }
+        }
+        if cooldown_of(Some(&state), provider.as_ref(), after).is_none() {
+            all_cooling = false;
+        }
+        if old.as_ref() != Some(&state) && touched.contains_key(name) {
+            provider_updates.push(state);
+        }
+    }
+    (all_cooling, after)
+}
+
+/// Searches, ranks, downloads and writes; `translate` is the fallback when nothing is
+/// written and a translation source exists.
+pub(super) async fn search_and_write(
+    job: &Job,
+    context: &WorkerContext,
+    provider_updates: &mut Vec<ProviderState>,
+    can_translate: bool,
+    translate: impl Fn() -> Option<Outcome>,
+) -> Outcome {
+    let Searched {
+        ranked,
+        mut touched,
+        cooling,
+        blacklist,
+    } = search_providers(job, context, true).await;
     let eligible: Vec<usize> = (0..ranked.len())
         .filter(|&i| {
-            ranked[i].scored.rejected.is_none() && ranked[i].scored.score >= context.min_score
+            ranked[i].scored.rejected.is_none()
+                && ranked[i].scored.score >= context.min_score
+                && !blacklist.has_candidate(&ranked[i].candidate.provider, &ranked[i].candidate.id)
         })
         .collect();
     let mut written = None;
@@ -253,7 +353,9 @@ pub(super) async fn search_and_write(
         match result {
             Ok(bytes) => {
                 entry.2 = true;
-                match super::write_candidate(job, &chosen.candidate, bytes, context).await {
+                match super::write_candidate(job, &chosen.candidate, bytes, context, &blacklist)
+                    .await
+                {
                     Ok(done) => {
                         written = Some((i, done));
                         break;
@@ -266,31 +368,7 @@ pub(super) async fn search_and_write(
     }
 
     // What the providers told: new cooldowns, quotas, sessions.
-    let after = now_ms();
-    let mut all_cooling = !context.providers.is_empty();
-    for provider in &context.providers {
-        let name = provider.name();
-        let old = context.provider_states.get(name);
-        let mut state = old.clone().unwrap_or_else(|| ProviderState {
-            provider: name.to_owned(),
-            ..ProviderState::default()
-        });
-        if let Some((provider, errors, succeeded)) = touched.get(name) {
-            provider.record(&mut state);
-            if *succeeded && errors.is_empty() {
-                state.consecutive_failures = 0;
-            }
-            for err in errors {
-                apply_error(&mut state, provider.as_ref(), err, after);
-            }
-        }
-        if cooldown_of(Some(&state), provider.as_ref(), after).is_none() {
-            all_cooling = false;
-        }
-        if old.as_ref() != Some(&state) && touched.contains_key(name) {
-            provider_updates.push(state);
-        }
-    }
+    let (all_cooling, after) = fold_provider_states(context, &touched, provider_updates);
     let state_of = |name: &str| {
         provider_updates
             .iter()
@@ -320,6 +398,8 @@ pub(super) async fn search_and_write(
                 "id": candidate.id,
                 "hearing_impaired": candidate.hearing_impaired,
                 "forced": candidate.forced,
+                "machine_translated": candidate.meta.machine_translated
+                    || candidate.meta.ai_translated,
                 "breakdown": chosen.scored.breakdown,
                 "min_score": context.min_score,
                 "candidates": ranked.len(),
@@ -391,7 +471,11 @@ pub(super) async fn search_and_write(
             retryable,
         };
     }
-    let below = ranked
+    let is_blacklisted =
+        |r: &&Ranked| blacklist.has_candidate(&r.candidate.provider, &r.candidate.id);
+    let blacklisted = ranked.iter().filter(is_blacklisted).count();
+    let others: Vec<&Ranked> = ranked.iter().filter(|r| !is_blacklisted(r)).collect();
+    let below = others
         .iter()
         .filter(|r| r.scored.score < context.min_score || r.scored.rejected.is_some())
         .count();
@@ -408,7 +492,12 @@ pub(super) async fn search_and_write(
         reason.push_str(&format!(
             "; {below} candidate(s) below min_score {} (best {})",
             context.min_score,
-            ranked.first().map_or(0, |r| r.scored.score)
+            others.first().map_or(0, |r| r.scored.score)
+        ));
+    }
+    if blacklisted > 0 {
+        reason.push_str(&format!(
+            "; {blacklisted} candidate(s) rejected for this video"
         ));
     }
     if !cooling.is_empty() {

@@ -23,6 +23,14 @@ use crate::store::{Store, error_chain};
 use crate::time::now_ms;
 use crate::worker::{StartedWorker, StopWork, WorkerContext};
 
+mod manual;
+mod upgrade;
+pub use manual::{
+    CANDIDATE_LISTS_KEPT, CANDIDATES_KEPT_FOR, ChooseCandidate, ListCandidates, ManualError,
+    REJECTED, RejectSubtitle, provenance_json,
+};
+pub use upgrade::{RunUpgrades, UPGRADED, UpgradeCounts, is_due};
+
 /// How often waiting jobs are checked for their wake time.
 pub const WAKE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -102,6 +110,8 @@ pub struct JobManager {
     is_stopped: bool,
     /// The unfinished jobs the store's check decoded, until `started` takes them over.
     start_jobs: Option<StartJobs>,
+    /// The candidate lists kept for a user's choice.
+    manual: manual::Manual,
 }
 
 impl JobManager {
@@ -109,6 +119,7 @@ impl JobManager {
     pub fn new(settings: ManagerSettings, store: Store, mut workers: WorkerContext) -> Self {
         let core = ManagerCore::new(settings);
         workers.provider_states = core.provider_registry();
+        workers.store = Some(store.clone());
         Self {
             core,
             store,
@@ -118,6 +129,7 @@ impl JobManager {
             in_flight: 0,
             is_stopped: false,
             start_jobs: None,
+            manual: manual::Manual::default(),
         }
     }
 

@@ -34,6 +34,10 @@ use crate::store::{Change, MediaRecord, OutboxEntry, ProviderState, StoreError};
 use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
 
 pub use actor::{
+    CANDIDATE_LISTS_KEPT, CANDIDATES_KEPT_FOR, ChooseCandidate, ListCandidates, ManualError,
+    REJECTED, RejectSubtitle, RunUpgrades, UPGRADED, UpgradeCounts, is_due, provenance_json,
+};
+pub use actor::{
     CancelJob, JobManager, ManagerStatus, ProviderStatus, RequestSubtitles, RetryJob, Shutdown,
     StatusReport,
 };
@@ -1029,6 +1033,9 @@ impl ManagerCore {
                 detail,
             } => {
                 let written_path = path.clone();
+                let provenance =
+                    crate::provenance::from_written(record, kind, &path, &producer, &detail, now);
+                step.changes.push(Change::PutProvenance(provenance));
                 let mut events = vec![
                     (
                         kind.produced_event(),

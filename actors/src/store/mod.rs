@@ -56,8 +56,8 @@ use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
 pub use records::{
-    CooldownKind, MachineTranslated, MediaRecord, OutboxEntry, ProviderSession, ProviderState,
-    modified_ms,
+    BlacklistEntry, CooldownKind, MachineTranslated, MediaRecord, OutboxEntry, Provenance,
+    ProviderSession, ProviderState, modified_ms,
 };
 use schema::*;
 pub use snapshot::{
@@ -146,6 +146,12 @@ pub enum Change {
     },
     /// Record a machine-translated subtitle file (see [`schema::MACHINE_TRANSLATED`]).
     PutMachineTranslated(MachineTranslated),
+    /// Record what produced a job's written subtitle (replaces the job's earlier one).
+    PutProvenance(Provenance),
+    /// Remove a job's provenance (its subtitle was rejected and removed).
+    DeleteProvenance(JobId),
+    /// Blacklist a subtitle for a video.
+    PutBlacklist(BlacklistEntry),
     /// Set a metadata value.
     PutMeta {
         /// Key.
@@ -483,6 +489,8 @@ impl Store {
             txn.open_table(STATE)?;
             txn.open_table(TRANSLATIONS)?;
             txn.open_table(MACHINE_TRANSLATED)?;
+            txn.open_table(SUBTITLES)?;
+            txn.open_table(BLACKLIST)?;
         }
         txn.commit()?;
         Ok(seqs)

@@ -383,3 +383,50 @@ impl Store {
         Ok(out)
     }
 }
+
+impl Store {
+    /// What produced the subtitle job `id` wrote, if it wrote one.
+    pub fn provenance(&self, id: JobId) -> Result<Option<super::Provenance>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(SUBTITLES)?;
+        match table.get(id.0.as_u128())? {
+            Some(bytes) => Ok(Some(decode("subtitles", bytes.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every provenance record (one per job that wrote a subtitle), oldest job first.
+    pub fn provenances(&self) -> Result<Vec<super::Provenance>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(SUBTITLES)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            if let Some(record) = decode_or_skip("subtitles", k.value(), v.value()) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The subtitles rejected for `video` (its real path).
+    pub fn blacklist_for(
+        &self,
+        video: &std::path::Path,
+    ) -> Result<Vec<super::BlacklistEntry>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(BLACKLIST)?;
+        let prefix = super::BlacklistEntry::prefix(video);
+        let mut out = Vec::new();
+        for entry in table.range(prefix.as_str()..)? {
+            let (k, v) = entry?;
+            if !k.value().starts_with(&prefix) {
+                break;
+            }
+            if let Some(record) = decode_or_skip("blacklist", k.value(), v.value()) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+}

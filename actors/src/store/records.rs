@@ -247,3 +247,98 @@ pub fn modified_ms(metadata: &std::fs::Metadata) -> i64 {
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
+
+/// What produced the subtitle a job wrote (its provenance), kept per job in the
+/// `subtitles` table. A provider's download names the provider and its candidate; a
+/// machine translation names the translation service (`provider`) with
+/// `machine_translated: true` and no candidate id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The job that wrote it (also the record's key).
+    pub job_id: JobId,
+    /// The provider (`opensubtitles`) or translation service (`deepl`) that produced it.
+    pub provider: String,
+    /// The provider's candidate id; empty for a translation.
+    #[serde(default)]
+    pub candidate_id: String,
+    /// The release name the provider gave.
+    #[serde(default)]
+    pub release: Option<String>,
+    /// Its score (0–100) when it was chosen; `None` for a translation.
+    #[serde(default)]
+    pub score: Option<u32>,
+    /// The score's breakdown: one `{"factor", "points", …}` per factor.
+    #[serde(default)]
+    pub breakdown: serde_json::Value,
+    /// The subtitle's language.
+    pub language: Language,
+    /// Forced (foreign parts only).
+    #[serde(default)]
+    pub forced: bool,
+    /// For the deaf and hard of hearing.
+    #[serde(default)]
+    pub sdh: bool,
+    /// `sha256:<hex>` of the bytes written.
+    #[serde(default)]
+    pub content_hash: String,
+    /// Produced by a translation service, or flagged machine-translated by the provider.
+    #[serde(default)]
+    pub machine_translated: bool,
+    /// The file written.
+    pub path: PathBuf,
+    /// When it was written (ms since epoch).
+    pub written_at_ms: i64,
+    /// Who chose it: `search` (the downloader's ranking), `user` (`POST …/choose`) or
+    /// `upgrade` (the upgrade pass).
+    #[serde(default = "chosen_by_search")]
+    pub chosen_by: String,
+    /// The last upgrade pass that searched for a better one (ms since epoch).
+    #[serde(default)]
+    pub upgrade_checked_at_ms: Option<i64>,
+    /// The content hashes this job's subtitle had before (upgrades and choices), so the
+    /// same content is never written twice.
+    #[serde(default)]
+    pub previous_hashes: Vec<String>,
+}
+
+fn chosen_by_search() -> String {
+    "search".to_owned()
+}
+
+/// A subtitle a user rejected for one video: never chosen again for it (by provider and
+/// candidate id before a download, by content hash after one). Kept in the `blacklist`
+/// table under `<video path>\0<provider>\0<candidate id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlacklistEntry {
+    /// The video (its real path).
+    pub video: PathBuf,
+    /// The provider that served it.
+    pub provider: String,
+    /// The provider's candidate id.
+    pub candidate_id: String,
+    /// `sha256:<hex>` of the bytes that were written.
+    pub content_hash: String,
+    /// The language it was for.
+    pub language: Language,
+    /// The job that wrote it.
+    pub job_id: JobId,
+    /// When it was rejected (ms since epoch).
+    pub rejected_at_ms: i64,
+}
+
+impl BlacklistEntry {
+    /// The key prefix of every entry for `video`.
+    pub fn prefix(video: &std::path::Path) -> String {
+        format!("{}\u{0}", video.display())
+    }
+
+    /// The entry's key.
+    pub fn key(&self) -> String {
+        format!(
+            "{}{}\u{0}{}",
+            Self::prefix(&self.video),
+            self.provider,
+            self.candidate_id
+        )
+    }
+}

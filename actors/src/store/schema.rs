@@ -40,6 +40,10 @@ pub const TRANSLATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("tra
 /// Subtitle files the Translator wrote, by path: they rank below any human subtitle.
 pub const MACHINE_TRANSLATED: TableDefinition<&str, &[u8]> =
     TableDefinition::new("machine_translated");
+/// What produced each job's written subtitle (provenance), by job id.
+pub const SUBTITLES: TableDefinition<u128, &[u8]> = TableDefinition::new("subtitles");
+/// Subtitles users rejected: `<video path>\0<provider>\0<candidate id>` → entry.
+pub const BLACKLIST: TableDefinition<&str, &[u8]> = TableDefinition::new("blacklist");
 
 /// Meta key of the schema version (u32, little endian).
 pub const META_SCHEMA_VERSION: &str = "schema_version";

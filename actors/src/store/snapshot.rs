@@ -201,6 +201,8 @@ pub(super) fn copy_store(
     copy_table!(read, to, stop, STATE);
     copy_table!(read, to, stop, TRANSLATIONS);
     copy_table!(read, to, stop, MACHINE_TRANSLATED);
+    copy_table!(read, to, stop, SUBTITLES);
+    copy_table!(read, to, stop, BLACKLIST);
     // One durable commit makes every `Durability::None` one above durable too.
     let mut txn = to.begin_write()?;
     txn.set_quick_repair(true);

@@ -304,6 +304,8 @@ impl Writer {
             let mut state = txn.open_table(STATE)?;
             let mut translations = txn.open_table(TRANSLATIONS)?;
             let mut machine = txn.open_table(MACHINE_TRANSLATED)?;
+            let mut subtitles = txn.open_table(SUBTITLES)?;
+            let mut blacklist = txn.open_table(BLACKLIST)?;
             let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
                               job_events: &mut redb::Table<(u128, u64), ()>,
                               list: &[Event],
@@ -396,6 +398,7 @@ impl Writer {
                                 by_status.remove((old.status.code(), key))?;
                             }
                             job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+                            subtitles.remove(key)?;
                         }
                         Change::PutMedia(record) => {
                             let key = record.path.display().to_string();
@@ -432,6 +435,16 @@ impl Writer {
                         Change::PutMachineTranslated(record) => {
                             let key = record.path.display().to_string();
                             machine.insert(key.as_str(), encode(record).as_slice())?;
+                        }
+                        Change::PutProvenance(record) => {
+                            subtitles
+                                .insert(record.job_id.0.as_u128(), encode(record).as_slice())?;
+                        }
+                        Change::DeleteProvenance(id) => {
+                            subtitles.remove(id.0.as_u128())?;
+                        }
+                        Change::PutBlacklist(entry) => {
+                            blacklist.insert(entry.key().as_str(), encode(entry).as_slice())?;
                         }
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;

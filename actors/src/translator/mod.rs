@@ -629,6 +629,8 @@ async fn write_translation(
 ) -> Outcome {
     let target = subtitle_path(&job.path, &job.language, false, false);
     let text = write_srt(&cues);
+    // The provenance record (written by the JobManager) keeps the content's hash.
+    let hash = crate::provenance::content_hash(text.as_bytes());
     let (path, libraries) = (target.clone(), context.libraries.clone());
     let written = tokio::task::spawn_blocking(move || {
         let replaced =
@@ -687,6 +689,7 @@ async fn write_translation(
             "to": job.language,
             "cues": cues.len(),
             "replaced": replaced,
+            "content_hash": hash,
             "requests": stats.requests,
             "characters": stats.characters,
             "bytes": stats.bytes,

@@ -1,0 +1,101 @@
+//! `/jobs/{id}/candidates`, `/jobs/{id}/choose`, `/jobs/{id}/reject`: a user's hand in a
+//! job's subtitle (README, "Choosing a subtitle by hand").
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use cuewarden_actors::job_manager::{
+    ChooseCandidate, ListCandidates, ManualError, RejectSubtitle, provenance_json,
+};
+use cuewarden_actors::store::Provenance;
+use serde::Deserialize;
+
+use super::auth::Authorized;
+use super::jobs::{load_job, manager_error, resolve_id};
+use super::{ApiError, AppState};
+
+/// Body of `POST /jobs/{id}/choose`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChooseBody {
+    provider: String,
+    id: String,
+}
+
+/// A provenance record as `GET /jobs/{id}` shows it under `subtitle`.
+pub fn provenance_view(record: &Provenance) -> serde_json::Value {
+    provenance_json(record)
+}
+
+fn manual_error(err: ManualError) -> ApiError {
+    match err {
+        ManualError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+        ManualError::UnknownCandidate(message) => {
+            ApiError::new(StatusCode::NOT_FOUND, "unknown_candidate", message)
+        }
+        ManualError::Unusable(message) => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unusable_candidate",
+            message,
+        ),
+        ManualError::Provider(message) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "provider_error", message)
+        }
+        ManualError::Manager(err) => manager_error(err),
+    }
+}
+
+/// `GET /jobs/{id}/candidates`
+pub async fn candidates(
+    _: Authorized,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_job(&state, resolve_id(&state, &id).await?).await?;
+    let answer = state
+        .manager
+        .send(ListCandidates(job))
+        .await?
+        .map_err(manual_error)?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// `POST /jobs/{id}/choose`
+pub async fn choose(
+    _: Authorized,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    body: web::Json<ChooseBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    if body.provider.trim().is_empty() || body.id.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "give the candidate's provider and id, as GET /api/v1/jobs/{id}/candidates lists them",
+        ));
+    }
+    let job = load_job(&state, resolve_id(&state, &id).await?).await?;
+    let answer = state
+        .manager
+        .send(ChooseCandidate {
+            job,
+            provider: body.provider,
+            id: body.id,
+        })
+        .await?
+        .map_err(manual_error)?;
+    Ok(HttpResponse::Ok().json(answer))
+}
+
+/// `POST /jobs/{id}/reject`
+pub async fn reject(
+    _: Authorized,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_job(&state, resolve_id(&state, &id).await?).await?;
+    let answer = state
+        .manager
+        .send(RejectSubtitle(job))
+        .await?
+        .map_err(manual_error)?;
+    Ok(HttpResponse::Accepted().json(answer))
+}
