@@ -309,6 +309,17 @@ async fn serve(
     workers.hearing_impaired = settings.languages.hearing_impaired;
     workers.upgrades = settings.languages.upgrades;
     workers.ffprobe = ffprobe.await?;
+    let ffprobe = workers.ffprobe.clone();
+    workers.ffmpeg = tokio::task::spawn_blocking(move || {
+        cuewarden_actors::translator::source::find_ffmpeg(ffprobe.as_deref())
+    })
+    .await?;
+    workers.store = Some(store.clone());
+    workers.translate_for = settings.jobs.worker_timeout.mul_f64(0.8);
+    workers.translation_budget = settings
+        .translator
+        .as_ref()
+        .and_then(|t| t.monthly_character_budget);
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();

@@ -52,8 +52,18 @@ pub struct WorkerContext {
     pub ffprobe: Option<PathBuf>,
     /// What is known of each provider; written by the JobManager only.
     pub(crate) provider_states: ProviderRegistry,
-    /// The store, for what workers read (the blacklist); set by the JobManager.
-    pub(crate) store: Option<crate::store::Store>,
+    /// `ffmpeg`, when installed: an embedded text track may be translated from.
+    pub ffmpeg: Option<PathBuf>,
+    /// The store: the blacklist, the translation cache, the character budget (`None`: no
+    /// cache); set by the JobManager.
+    pub store: Option<crate::store::Store>,
+    /// Most characters the translation service may be sent per calendar month (UTC).
+    pub translation_budget: Option<u64>,
+    /// How long one translation attempt runs before it parks itself for a moment and goes
+    /// on in the next attempt from the cache (under the JobManager's worker timeout).
+    pub translate_for: Duration,
+    /// Characters sent per service this month, shared by every Translator.
+    pub translation_usage: crate::translator::Usage,
     /// When a written subtitle is searched again for a better one.
     pub upgrades: UpgradePolicy,
 }
@@ -119,7 +129,11 @@ impl WorkerContext {
             refresh_retry: RefreshRetry::default(),
             ffprobe: None,
             provider_states: ProviderRegistry::default(),
+            ffmpeg: None,
             store: None,
+            translation_budget: None,
+            translate_for: Duration::from_secs(480),
+            translation_usage: crate::translator::Usage::default(),
             upgrades: UpgradePolicy::default(),
         }
     }

@@ -199,12 +199,9 @@ async fn a_translator_error_is_retried_like_a_provider_error() {
     let sandbox = Sandbox::new();
     sandbox.add_sidecar("Movie (2019).en.srt", ENGLISH_SRT);
     let store = sandbox.open_store();
-    let translator = FakeTranslator::new(
-        50,
-        [Translate::Fail(TranslateError::Unavailable(
-            "HTTP 500".to_owned(),
-        ))],
-    );
+    // A 500 is tried again at once within the attempt; three in a row fail the attempt.
+    let unavailable = || Translate::Fail(TranslateError::Unavailable("HTTP 500".to_owned()));
+    let translator = FakeTranslator::new(50, [unavailable(), unavailable(), unavailable()]);
     let mut workers = sandbox.workers();
     workers.translator = Some(translator.as_service());
     workers.translate_from = vec![lang("en")];
@@ -218,10 +215,11 @@ async fn a_translator_error_is_retried_like_a_provider_error() {
     );
     let events = events(&store, id);
     let waiting = events.iter().find(|e| e.kind == kind::WAITING).unwrap();
-    assert_eq!(
-        waiting.payload["reason"],
-        "translator unavailable: HTTP 500"
+    let reason = waiting.payload["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("fake-translator: translator unavailable: HTTP 500"),
+        "{reason}"
     );
     // The retry starts over from the download step, which hands over to translation again.
-    assert_eq!(translator.batches.borrow().len(), 2);
+    assert_eq!(translator.batches.borrow().len(), 4);
 }

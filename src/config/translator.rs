@@ -64,6 +64,8 @@ pub struct TranslatorSettings {
     pub batch_size: usize,
     /// Cues of context sent before and after each batch (OpenAI-compatible only).
     pub context_cues: usize,
+    /// Most characters sent to the service per calendar month (UTC), if capped.
+    pub monthly_character_budget: Option<u64>,
 }
 
 /// `[translator]`, as read.
@@ -82,6 +84,8 @@ pub struct TranslatorSection {
     pub batch_size: i64,
     /// Context cues before and after each batch (OpenAI-compatible only).
     pub context_cues: i64,
+    /// Most characters sent to the service per calendar month (UTC); 0: no limit.
+    pub monthly_character_budget: u64,
 }
 
 impl Default for TranslatorSection {
@@ -96,6 +100,7 @@ impl Default for TranslatorSection {
             connect_timeout_secs: 10,
             batch_size: 0,
             context_cues: 3,
+            monthly_character_budget: 0,
         }
     }
 }
@@ -165,6 +170,8 @@ impl TranslatorSection {
             connect_timeout: Duration::from_secs(connect.unsigned_abs()),
             batch_size,
             context_cues: usize::try_from(context).unwrap_or(0),
+            monthly_character_budget: (self.monthly_character_budget > 0)
+                .then_some(self.monthly_character_budget),
         })
     }
 }

@@ -225,7 +225,12 @@ async fn attempt(
             };
         }
     };
-    if let Some(path) = existing.into_iter().next() {
+    // A subtitle the Translator wrote ranks below any human one: search on, and keep it
+    // only if nothing is found.
+    let machine = machine_translation(&existing, context).await;
+    if machine.is_none()
+        && let Some(path) = existing.into_iter().next()
+    {
         return Outcome::AlreadyExists { path };
     }
     if let Some(ffprobe) = context.ffprobe.clone() {
@@ -246,15 +251,30 @@ async fn attempt(
             Err(error) => warn!(job = %job.id, %error, "the ffprobe thread did not run"),
         }
     }
-    let can_translate = context.translator.is_some() && translation_source.is_some();
+    // A translation starts from the sidecar found; without one, the Translator asks the
+    // providers and the embedded tracks for a `translate_from` language (the video itself
+    // is then its `translation_source`).
+    let first_from = context
+        .translate_from
+        .iter()
+        .find(|l| **l != job.language)
+        .cloned();
+    let can_translate = machine.is_none()
+        && context.translator.is_some()
+        && job.auto_translate
+        && (translation_source.is_some() || first_from.is_some());
     let translate = || {
         translation_source
             .clone()
+            .or_else(|| first_from.clone().map(|from| (job.path.clone(), from)))
             .map(|(source, from)| Outcome::NeedsTranslation { source, from })
     };
     if context.providers.is_empty() {
         if can_translate && let Some(outcome) = translate() {
             return outcome;
+        }
+        if let Some(path) = machine {
+            return Outcome::AlreadyExists { path };
         }
         return Outcome::NothingFound {
             reason: NO_PROVIDER_REASON.to_owned(),
@@ -262,5 +282,34 @@ async fn attempt(
         };
     }
 
-    search::search_and_write(job, context, provider_updates, can_translate, translate).await
+    let outcome =
+        search::search_and_write(job, context, provider_updates, can_translate, translate).await;
+    match (outcome, machine) {
+        (outcome @ Outcome::Written { .. }, _) | (outcome, None) => outcome,
+        (_, Some(path)) => Outcome::AlreadyExists { path },
+    }
+}
+
+/// The first of `existing` that is a machine translation the Translator wrote and nobody
+/// changed since, when every one of them is: a human subtitle found later replaces it.
+async fn machine_translation(existing: &[PathBuf], context: &WorkerContext) -> Option<PathBuf> {
+    let store = context.store.clone()?;
+    if existing.is_empty() {
+        return None;
+    }
+    let existing = existing.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let ours = |path: &PathBuf| {
+            let record = store.machine_translated(path).ok().flatten()?;
+            let metadata = std::fs::metadata(path).ok()?;
+            record.matches(&metadata).then_some(())
+        };
+        existing
+            .iter()
+            .all(|p| ours(p).is_some())
+            .then(|| existing[0].clone())
+    })
+    .await
+    .ok()
+    .flatten()
 }

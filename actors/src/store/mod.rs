@@ -58,8 +58,8 @@ use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
 pub use records::{
-    BlacklistEntry, CooldownKind, MediaRecord, OutboxEntry, Provenance, ProviderSession,
-    ProviderState,
+    BlacklistEntry, CooldownKind, MachineTranslated, MediaRecord, OutboxEntry, Provenance,
+    ProviderSession, ProviderState, modified_ms,
 };
 use schema::*;
 pub use snapshot::{
@@ -135,6 +135,19 @@ pub enum Change {
         /// The record.
         value: serde_json::Value,
     },
+    /// Cache translated texts (see [`schema::TRANSLATIONS`]).
+    PutTranslations {
+        /// The service that translated them.
+        service: String,
+        /// Source language code.
+        from: String,
+        /// Target language code.
+        to: String,
+        /// (text sent, answer).
+        entries: Vec<(String, String)>,
+    },
+    /// Record a machine-translated subtitle file (see [`schema::MACHINE_TRANSLATED`]).
+    PutMachineTranslated(MachineTranslated),
     /// Record what produced a job's written subtitle (replaces the job's earlier one).
     PutProvenance(Provenance),
     /// Remove a job's provenance (its subtitle was rejected and removed).
@@ -174,6 +187,11 @@ pub enum Change {
         /// Its new priority.
         priority: crate::job::Priority,
     },
+}
+
+/// The key of one cached translation in [`schema::TRANSLATIONS`].
+pub(crate) fn translation_key(service: &str, from: &str, to: &str, text: &str) -> String {
+    format!("{service}\u{1f}{from}\u{1f}{to}\u{1f}{text}")
 }
 
 /// What a commit produced: the events with their sequence numbers.
@@ -521,6 +539,8 @@ impl Store {
             txn.open_table(PROVIDER_STATE)?;
             txn.open_table(OUTBOX)?;
             txn.open_table(STATE)?;
+            txn.open_table(TRANSLATIONS)?;
+            txn.open_table(MACHINE_TRANSLATED)?;
             txn.open_table(SUBTITLES)?;
             txn.open_table(BLACKLIST)?;
         }

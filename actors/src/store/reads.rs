@@ -303,6 +303,41 @@ impl Store {
             })
     }
 
+    /// The cached translations of `texts` by `service` from `from` to `to`, in order
+    /// (`None` where a text was never translated): one read transaction.
+    pub fn cached_translations(
+        &self,
+        service: &str,
+        from: &str,
+        to: &str,
+        texts: &[String],
+    ) -> Result<Vec<Option<String>>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(TRANSLATIONS)?;
+        texts
+            .iter()
+            .map(|text| {
+                let key = super::translation_key(service, from, to, text);
+                Ok(table
+                    .get(key.as_str())?
+                    .and_then(|v| decode_or_skip("translations", &key, v.value())))
+            })
+            .collect()
+    }
+
+    /// The machine translation written at `path`, if the Translator wrote one there.
+    pub fn machine_translated(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<Option<super::MachineTranslated>, StoreError> {
+        let txn = self.read()?;
+        let table = txn.open_table(MACHINE_TRANSLATED)?;
+        let key = path.display().to_string();
+        Ok(table
+            .get(key.as_str())?
+            .and_then(|v| decode_or_skip("machine_translated", &key, v.value())))
+    }
+
     /// What is known about a video.
     pub fn media(&self, path: &str) -> Result<Option<MediaRecord>, StoreError> {
         let txn = self.read()?;

@@ -205,6 +205,49 @@ mod tests {
     }
 }
 
+/// A subtitle file the Translator wrote (machine-translated): it ranks below any human
+/// subtitle, so a later search that finds one replaces it. Kept while the file is as
+/// written (same length and modification time); a file changed since is not ours any more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineTranslated {
+    /// The subtitle file (also the key).
+    pub path: PathBuf,
+    /// The translation service.
+    #[serde(default)]
+    pub service: String,
+    /// The source language.
+    #[serde(default)]
+    pub from: Option<Language>,
+    /// What it was translated from (`{"kind": "sidecar", "path": …}`, …).
+    #[serde(default)]
+    pub source: serde_json::Value,
+    /// The file's length as written.
+    #[serde(default)]
+    pub len: u64,
+    /// The file's modification time as written (ms since epoch).
+    #[serde(default)]
+    pub modified_ms: i64,
+    /// When it was written (ms since epoch).
+    #[serde(default)]
+    pub written_at_ms: i64,
+}
+
+impl MachineTranslated {
+    /// Whether `metadata` is still the file as written.
+    pub fn matches(&self, metadata: &std::fs::Metadata) -> bool {
+        metadata.len() == self.len && modified_ms(metadata) == self.modified_ms
+    }
+}
+
+/// A file's modification time in ms since epoch (0 when unknown).
+pub fn modified_ms(metadata: &std::fs::Metadata) -> i64 {
+    metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// What produced the subtitle a job wrote (its provenance), kept per job in the
 /// `subtitles` table. A provider's download names the provider and its candidate; a
 /// machine translation names the translation service (`provider`) with

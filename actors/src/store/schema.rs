@@ -32,6 +32,14 @@ pub const STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("state");
 /// Work for external sinks (notifiers, bridges), by sequence number, until acknowledged.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 
+/// The translation cache: `service \u{1f} from \u{1f} to \u{1f} text sent` → the
+/// service's answer (a record: version byte + JSON string), so the same line is never paid
+/// for twice, across jobs and restarts. Written with `Change::PutTranslations`.
+pub const TRANSLATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("translations");
+
+/// Subtitle files the Translator wrote, by path: they rank below any human subtitle.
+pub const MACHINE_TRANSLATED: TableDefinition<&str, &[u8]> =
+    TableDefinition::new("machine_translated");
 /// What produced each job's written subtitle (provenance), by job id.
 pub const SUBTITLES: TableDefinition<u128, &[u8]> = TableDefinition::new("subtitles");
 /// Subtitles users rejected: `<video path>\0<provider>\0<candidate id>` → entry.

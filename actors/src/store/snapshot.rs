@@ -214,6 +214,8 @@ pub(super) fn copy_store(
     copy_table!(read, to, stop, PROVIDER_STATE);
     copy_table!(read, to, stop, OUTBOX);
     copy_table!(read, to, stop, STATE);
+    copy_table!(read, to, stop, TRANSLATIONS);
+    copy_table!(read, to, stop, MACHINE_TRANSLATED);
     copy_table!(read, to, stop, SUBTITLES);
     copy_table!(read, to, stop, BLACKLIST);
     // One durable commit makes every `Durability::None` one above durable too.

@@ -424,6 +424,8 @@ impl Writer {
             let mut outbox = txn.open_table(OUTBOX)?;
             let mut meta = txn.open_table(META)?;
             let mut state = txn.open_table(STATE)?;
+            let mut translations = txn.open_table(TRANSLATIONS)?;
+            let mut machine = txn.open_table(MACHINE_TRANSLATED)?;
             let mut subtitles = txn.open_table(SUBTITLES)?;
             let mut blacklist = txn.open_table(BLACKLIST)?;
             let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
@@ -540,6 +542,21 @@ impl Writer {
                             } else {
                                 state.insert(key.as_str(), encode(value).as_slice())?;
                             }
+                        }
+                        Change::PutTranslations {
+                            service,
+                            from,
+                            to,
+                            entries,
+                        } => {
+                            for (text, answer) in entries {
+                                let key = super::translation_key(service, from, to, text);
+                                translations.insert(key.as_str(), encode(answer).as_slice())?;
+                            }
+                        }
+                        Change::PutMachineTranslated(record) => {
+                            let key = record.path.display().to_string();
+                            machine.insert(key.as_str(), encode(record).as_slice())?;
                         }
                         Change::PutProvenance(record) => {
                             subtitles
