@@ -148,6 +148,8 @@ pub struct Components {
     pub sources: Vec<Box<dyn Source>>,
     /// Asks the library sync to run now (for the scheduler and the API).
     pub library_sync: Option<SyncTrigger>,
+    /// The enabled `[notify.*]` targets (README, "Notifications").
+    pub notify_targets: Vec<cuewarden_actors::notify::NotifyTarget>,
 }
 
 impl Components {
@@ -208,6 +210,7 @@ impl Components {
             refresh_retry: RefreshRetry::default(),
             sources,
             library_sync,
+            notify_targets: crate::notify::targets(&settings.notify, &http),
         })
     }
 }
@@ -262,6 +265,12 @@ pub async fn run_with(
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();
+    // The outbox's reader: one notify job per target and entry.
+    let notifier = cuewarden_actors::notify::start(
+        store.clone(),
+        components.notify_targets,
+        settings.notify.limits.clone(),
+    );
     let rules = IntakeRules {
         libraries: components.libraries,
         path_mappings: settings.path_mappings.clone(),
@@ -344,6 +353,8 @@ pub async fn run_with(
         ),
         Err(err) => warn!(error = %err, "job manager did not answer the shutdown"),
     }
+    notifier.stop().await;
+    info!("notifier stopped");
     let closing = store.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?;
     info!("store closed");

@@ -22,6 +22,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod control;
+pub mod notify;
 pub mod scan;
 pub mod sources;
 

@@ -325,6 +325,10 @@ pub struct Job {
     /// ends the job (`video removed`).
     #[serde(default)]
     pub video_missing_since_ms: Option<i64>,
+    /// A notification job's target and what it tells (`origin` is `notifier`); `None` for
+    /// a subtitle job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<crate::notify::NotifyJob>,
 }
 
 impl Job {
@@ -351,6 +355,7 @@ impl Job {
             failures: 0,
             nothing_found: 0,
             video_missing_since_ms: None,
+            notify: None,
         }
     }
 

@@ -47,6 +47,9 @@ pub struct JobView {
     auto_translate: bool,
     jellyfin_item_id: Option<String>,
     retry_at: Option<String>,
+    /// A notify job's target, event and items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify: Option<cuewarden_actors::notify::NotifyJob>,
 }
 
 impl From<Job> for JobView {
@@ -69,6 +72,7 @@ impl From<Job> for JobView {
                 .wake_at_ms
                 .filter(|_| job.status == JobStatus::Waiting)
                 .map(format_rfc3339),
+            notify: job.notify,
         }
     }
 }
@@ -288,6 +292,7 @@ pub async fn retry_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_job(&state, resolve_id(&state, &id).await?).await?;
+    refuse_notify_job(&job)?;
     let summary = state
         .manager
         .send(RetryJob(job))
@@ -303,6 +308,7 @@ pub async fn cancel_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = resolve_id(&state, &id).await?;
+    refuse_notify_job(&load_job(&state, id).await?)?;
     if let Some(summary) = state
         .manager
         .send(CancelJob(id))
@@ -320,4 +326,20 @@ pub async fn cancel_job(
             job.status
         ),
     ))
+}
+
+/// Notify jobs retry by themselves (`[notify]` `max_attempts`): not through the API.
+fn refuse_notify_job(job: &Job) -> Result<(), ApiError> {
+    if job.notify.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "job {} is a notification: it is retried by itself and cannot be retried or \
+                 cancelled",
+                job.id
+            ),
+        ));
+    }
+    Ok(())
 }
