@@ -1,5 +1,5 @@
 //! `[notify.*]`: who hears about each subtitle written. One table per target; a present table
-//! is a target. Validated; this version does not send notifications yet.
+//! is a target (README, "Notifications"); `[notify]`'s own keys say how notify jobs are tried.
 
 use serde::{Deserialize, Serialize};
 use url::Url;
