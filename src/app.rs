@@ -248,7 +248,7 @@ pub async fn run_with(
     }
     let data_dir = settings.data_dir.clone();
     // The start-up check decodes every unfinished job; the JobManager takes them over.
-    let (store, start_jobs) = tokio::task::spawn_blocking(move || open_store(&data_dir))
+    let (store, mut start_jobs) = tokio::task::spawn_blocking(move || open_store(&data_dir))
         .await?
         .with_context(|| format!("while opening the store in {}", settings.data_dir.display()))?;
     info!(path = %store.path().display(), "store open");
@@ -262,6 +262,7 @@ pub async fn run_with(
     workers.min_score = settings.languages.min_score;
     workers.hearing_impaired = settings.languages.hearing_impaired;
     workers.ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe).await?;
+    let notify_jobs = start_jobs.as_mut().map(|start| start.take_notify_jobs());
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();
@@ -270,6 +271,7 @@ pub async fn run_with(
         store.clone(),
         components.notify_targets,
         settings.notify.limits.clone(),
+        notify_jobs,
     );
     let rules = IntakeRules {
         libraries: components.libraries,

@@ -472,3 +472,47 @@ fn kill_9_during_a_notification_still_notifies_after_the_restart() {
     assert!(log.contains("resuming notify jobs"), "{log}");
     assert!(!log.contains("discord-webhook-secret"), "{log}");
 }
+
+#[test]
+fn a_job_failed_for_good_notifies_only_the_targets_listening_for_failures() {
+    let os = FakeOs::start();
+    os.with(|s| s.search_default = fake_opensubtitles::Behaviour::Status(400));
+    let targets = FakeTargets::start(PathBuf::new());
+    let config = targets.config(
+        &["gotify", "ntfy"],
+        &[("gotify", "on = [\"written\", \"failed\"]")],
+    );
+    let sandbox = sandbox(&os, &config);
+    let config = std::fs::read_to_string(sandbox.config()).unwrap();
+    std::fs::write(
+        sandbox.config(),
+        config.replace("[jobs]\n", "[jobs]\nmax_attempts = 1\n"),
+    )
+    .unwrap();
+    let video = sandbox.video(MOVIE);
+    let daemon = sandbox.serve();
+
+    let id = request(&daemon, &video);
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "failed");
+    wait_until("gotify hears of the failure", || {
+        let jobs = notify_jobs(&daemon);
+        jobs.len() == 1 && jobs[0]["status"] == "done"
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        targets.hits("ntfy").is_empty(),
+        "ntfy listens for written subtitles only"
+    );
+    let hits = targets.hits("gotify");
+    assert_eq!(hits.len(), 1, "{hits:#?}");
+    let message = hits[0].json();
+    assert_eq!(message["title"], "Subtitle job failed");
+    let error = job["error"].as_str().unwrap();
+    assert_eq!(
+        message["message"],
+        format!("Example Movie (2019): en failed: {error}")
+    );
+    let jobs = notify_jobs(&daemon);
+    assert_eq!(jobs[0]["notify"]["event"], "failed");
+    assert_eq!(jobs[0]["notify"]["items"][0]["error"], error);
+}

@@ -277,8 +277,16 @@ impl NotifyHandle {
 }
 
 /// Starts the notifier on the current (actix) thread: it takes over the unfinished notify
-/// jobs of the store, then reads the outbox whenever a commit may have added to it.
-pub fn start(store: Store, targets: Vec<NotifyTarget>, limits: NotifyLimits) -> NotifyHandle {
+/// jobs of the store (`unfinished`: their ids, as the store's start-up check found them
+/// with [`StartJobs::take_notify_jobs`](crate::job_manager::StartJobs::take_notify_jobs);
+/// `None`: it looks for them itself), then reads the outbox whenever a commit may have
+/// added to it.
+pub fn start(
+    store: Store,
+    targets: Vec<NotifyTarget>,
+    limits: NotifyLimits,
+    unfinished: Option<Vec<JobId>>,
+) -> NotifyHandle {
     let (stop, stopped) = watch::channel(false);
     let (done, finished) = mpsc::unbounded_channel();
     let events = store.subscribe();
@@ -294,7 +302,7 @@ pub fn start(store: Store, targets: Vec<NotifyTarget>, limits: NotifyLimits) -> 
         running: HashSet::new(),
         done,
     };
-    let task = tokio::task::spawn_local(engine.run(stopped, finished, events));
+    let task = tokio::task::spawn_local(engine.run(unfinished, stopped, finished, events));
     NotifyHandle { stop, task }
 }
 
@@ -318,11 +326,12 @@ type Read = (u64, OutboxEntry, Option<(Job, Vec<Event>)>);
 impl Engine {
     async fn run(
         mut self,
+        unfinished: Option<Vec<JobId>>,
         mut stop: watch::Receiver<bool>,
         mut finished: mpsc::UnboundedReceiver<Done>,
         mut events: broadcast::Receiver<std::sync::Arc<Event>>,
     ) {
-        self.load().await;
+        self.load(unfinished).await;
         let mut outbox_due = true;
         let mut tick = tokio::time::interval(POLL_INTERVAL);
         loop {
@@ -363,18 +372,24 @@ impl Engine {
 
     /// Takes over the unfinished notify jobs of the store; those of a target no longer
     /// configured fail with that reason.
-    async fn load(&mut self) {
+    async fn load(&mut self, unfinished: Option<Vec<JobId>>) {
         let store = self.store.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let mut ids = Vec::new();
-            store.for_each_unfinished_head(|head| {
-                if head.origin == Some(EventSource::Notifier) {
-                    ids.push(head.id);
+            let ids = match unfinished {
+                Some(ids) => ids,
+                None => {
+                    let mut ids = Vec::new();
+                    store.for_each_unfinished_head(|head| {
+                        if head.origin == Some(EventSource::Notifier) {
+                            ids.push(head.id);
+                        }
+                    })?;
+                    ids
                 }
-            })?;
+            };
             let mut jobs = Vec::with_capacity(ids.len());
             for id in ids {
-                if let Some(job) = store.job(id)? {
+                if let Some(job) = store.job(id)?.filter(|j| !j.status.is_terminal()) {
                     jobs.push(job);
                 }
             }

@@ -127,6 +127,7 @@ fn an_outbox_entry_left_by_a_crash_is_notified_once_per_target_and_acknowledged(
                 target(&deaf, &[NotifyEvent::Failed]),
             ],
             limits(),
+            None,
         );
         eventually("both notify jobs are done", || {
             let unfinished = store.unfinished_jobs().unwrap();
@@ -195,6 +196,7 @@ fn an_outbox_entry_left_by_a_crash_is_notified_once_per_target_and_acknowledged(
             store.clone(),
             vec![target(&again, &[NotifyEvent::Written])],
             limits(),
+            None,
         );
         actix_rt::time::sleep(notify::POLL_INTERVAL * 2).await;
         handle.stop().await;
@@ -230,6 +232,7 @@ fn a_failure_for_good_ends_the_job_with_the_reason_and_a_failed_entry_is_told() 
                 max_attempts: 3,
                 ..limits()
             },
+            None,
         );
         eventually("the notify job gives up", || {
             let page = store.list_jobs(Some(JobStatus::Failed), 10, None).unwrap();

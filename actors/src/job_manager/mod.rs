@@ -351,6 +351,21 @@ impl StartJobs {
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }
+
+    /// Takes out the notify jobs (origin `notifier`: the notifier's, not the JobManager's),
+    /// so the notifier's start reads only those records and no second pass is made.
+    pub fn take_notify_jobs(&mut self) -> Vec<JobId> {
+        let notifier = EventSource::Notifier.bit();
+        let mut taken = Vec::new();
+        self.jobs.retain(|job| {
+            let theirs = job.seen_by == notifier;
+            if theirs {
+                taken.push(job.id);
+            }
+            !theirs
+        });
+        taken
+    }
 }
 
 /// Opens the store of `data_dir` ([`Store::open`](crate::store::Store::open)) and keeps the
