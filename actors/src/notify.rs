@@ -9,7 +9,7 @@
 //! the commit leaves the outbox entry to be read again; a crash during a send sends again on
 //! the next start: at least once, normally once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -234,7 +234,7 @@ pub struct NotifyLimits {
     pub retry_max: Duration,
     /// How long one send may take.
     pub timeout: Duration,
-    /// Sends at once, over all targets.
+    /// Sends at once, over all targets (each target has one at a time).
     pub concurrency: usize,
 }
 
@@ -245,7 +245,7 @@ impl Default for NotifyLimits {
             retry_base: Duration::from_secs(30),
             retry_max: Duration::from_secs(3600),
             timeout: Duration::from_secs(30),
-            concurrency: 4,
+            concurrency: 8,
         }
     }
 }
@@ -299,7 +299,7 @@ pub fn start(
         limits,
         jobs: HashMap::new(),
         open_digests: HashMap::new(),
-        running: HashSet::new(),
+        running: HashMap::new(),
         done,
     };
     let task = tokio::task::spawn_local(engine.run(unfinished, stopped, finished, events));
@@ -316,7 +316,8 @@ struct Engine {
     jobs: HashMap<JobId, Job>,
     /// The digest job of each target and event still collecting items.
     open_digests: HashMap<(String, NotifyEvent), JobId>,
-    running: HashSet<JobId>,
+    /// The sends in flight, with their target.
+    running: HashMap<JobId, String>,
     done: mpsc::UnboundedSender<Done>,
 }
 
@@ -343,8 +344,12 @@ impl Engine {
             let next_wake = self
                 .jobs
                 .iter()
-                .filter(|(id, job)| !self.running.contains(id) && job.status == JobStatus::Waiting)
+                .filter(|(id, job)| {
+                    !self.running.contains_key(id) && job.status == JobStatus::Waiting
+                })
                 .filter_map(|(_, job)| job.wake_at_ms)
+                // Due ones not started wait for a free slot: the next finished send.
+                .filter(|at| *at > now)
                 .min()
                 .map(|at| Duration::from_millis(u64::try_from(at - now).unwrap_or(0)));
             let wake = async {
@@ -526,7 +531,7 @@ impl Engine {
                     let open = self
                         .open_digests
                         .get(&key)
-                        .filter(|id| !self.running.contains(id))
+                        .filter(|id| !self.running.contains_key(id))
                         .and_then(|id| self.jobs.get(id))
                         .filter(|job| job.status == JobStatus::Waiting && job.attempts == 0);
                     let job = match (target.digest, open) {
@@ -613,7 +618,7 @@ impl Engine {
             .jobs
             .iter()
             .filter(|(id, job)| {
-                !self.running.contains(id)
+                !self.running.contains_key(id)
                     && (job.status == JobStatus::Pending
                         || (job.status == JobStatus::Waiting
                             && job.wake_at_ms.is_none_or(|at| at <= now)))
@@ -621,13 +626,23 @@ impl Engine {
             .map(|(id, _)| *id)
             .collect();
         due.sort();
-        for id in due.into_iter().take(free) {
+        let mut started = 0;
+        for id in due {
+            if started == free {
+                break;
+            }
             let Some(notify) = self.jobs.get(&id).and_then(|j| j.notify.as_ref()) else {
                 continue;
             };
             let Some(target) = self.targets.get(&notify.target) else {
                 continue;
             };
+            // One send per target at a time: a target that hangs holds one slot, never
+            // the others' (and a service's rate limit sees one client).
+            if self.running.values().any(|busy| *busy == notify.target) {
+                continue;
+            }
+            started += 1;
             self.open_digests.retain(|_, open| *open != id);
             let notification = Notification {
                 event: notify.event,
@@ -636,7 +651,7 @@ impl Engine {
             let sending = target.notifier.send(&notification);
             let timeout = self.limits.timeout;
             let done = self.done.clone();
-            self.running.insert(id);
+            self.running.insert(id, notify.target.clone());
             tokio::task::spawn_local(async move {
                 let result = match tokio::time::timeout(timeout, sending).await {
                     Ok(result) => result,

@@ -262,3 +262,72 @@ fn a_failure_for_good_ends_the_job_with_the_reason_and_a_failed_entry_is_told() 
     assert_eq!(last.kind, kind::NOTIFY_FAILED);
     assert_eq!(last.payload["will_retry"], false);
 }
+
+/// Never answers.
+struct Hung {
+    calls: RefCell<u32>,
+}
+
+impl Notifier for Hung {
+    fn name(&self) -> &str {
+        "hung"
+    }
+
+    fn send(&self, _: &Notification) -> LocalBoxFuture<Result<(), NotifyError>> {
+        *self.calls.borrow_mut() += 1;
+        Box::pin(std::future::pending())
+    }
+}
+
+#[test]
+fn a_target_that_hangs_holds_one_slot_and_the_others_keep_sending() {
+    let sandbox = Sandbox::new();
+    let store = sandbox.open_store();
+    let now = now_ms();
+    for n in 0..5 {
+        let video = sandbox.library.join(format!("Movie {n} (2019).mkv"));
+        let job = job_record(&video, "fr", JobStatus::Done, now);
+        store
+            .submit_blocking(vec![
+                Change::PutJob {
+                    job: job.clone(),
+                    events: vec![],
+                },
+                Change::EnqueueOutbox(OutboxEntry::JobDone {
+                    job_id: job.id,
+                    path: video.with_extension("fr.srt"),
+                }),
+            ])
+            .unwrap();
+    }
+    let hung = Rc::new(Hung {
+        calls: RefCell::new(0),
+    });
+    let live = Recorder::new("live", 0);
+    let runtime = actix_rt::System::new();
+    runtime.block_on(async {
+        let handle = notify::start(
+            store.clone(),
+            vec![
+                NotifyTarget {
+                    notifier: hung.clone(),
+                    on: vec![NotifyEvent::Written],
+                    digest: None,
+                },
+                target(&live, &[NotifyEvent::Written]),
+            ],
+            NotifyLimits {
+                concurrency: 2,
+                timeout: Duration::from_secs(3600),
+                ..limits()
+            },
+            None,
+        );
+        eventually("the live target sends all five", || {
+            (live.sent.borrow().len() == 5).then_some(())
+        })
+        .await;
+        handle.stop().await;
+    });
+    assert_eq!(*hung.calls.borrow(), 1, "one send at a time per target");
+}
