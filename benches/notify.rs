@@ -58,13 +58,17 @@ fn gotify() -> (String, Arrivals) {
                     web::post().to(
                         |body: web::Json<Value>, seen: web::Data<Arrivals>| async move {
                             let at = Instant::now();
-                            // "Movie 17 (2019): fr …"
-                            let n = body["message"]
-                                .as_str()
-                                .and_then(|m| m.strip_prefix("Movie "))
-                                .and_then(|m| m.split(' ').next())
-                                .and_then(|n| n.parse().ok())
-                                .unwrap_or(usize::MAX);
+                            // "Bench17 (2019): fr …"
+                            let message = body["message"].as_str().unwrap_or_default();
+                            let digits: String = message
+                                .strip_prefix("Bench")
+                                .unwrap_or_default()
+                                .chars()
+                                .take_while(char::is_ascii_digit)
+                                .collect();
+                            let n: usize = digits
+                                .parse()
+                                .unwrap_or_else(|_| panic!("unexpected message {message:?}"));
                             seen.lock().unwrap().push((at, n));
                             HttpResponse::Ok().json(serde_json::json!({"id": 1, "appid": 1}))
                         },
@@ -158,7 +162,7 @@ fn round(label: &str, with_dead_neighbour: bool) {
             let mut changes = Vec::new();
             let end = (n + batch).min(total);
             for i in n..end {
-                let video = library.join(format!("Movie {i} (2019)/Movie {i} (2019).mkv"));
+                let video = library.join(format!("Bench{i} (2019)/Bench{i} (2019).mkv"));
                 let mut job = Job::pending(
                     video.clone(),
                     Language::parse("fr").unwrap(),

@@ -492,113 +492,120 @@ impl Engine {
             }
         };
         let full = entries.len() == OUTBOX_PAGE;
-        for (seq, entry, job) in entries {
-            if !self.take_entry(seq, entry, job).await {
-                return false;
-            }
-        }
-        full
+        self.take_entries(entries).await && full
     }
 
-    /// One outbox entry: its notify jobs (new, or a digest's next item) and its
-    /// acknowledgement, in one commit. `false` if the commit failed.
-    async fn take_entry(
-        &mut self,
-        seq: u64,
-        entry: OutboxEntry,
-        job: Option<(Job, Vec<Event>)>,
-    ) -> bool {
+    /// A page of outbox entries: their notify jobs (new, or a digest's next items) and
+    /// their acknowledgements, in one commit. `false` if the commit failed (the outbox
+    /// keeps them).
+    async fn take_entries(&mut self, entries: Vec<Read>) -> bool {
         let now = now_ms();
-        let mut changes = Vec::new();
-        let mut kept: Vec<Job> = Vec::new();
-        let mut digests: Vec<(String, NotifyEvent, JobId)> = Vec::new();
-        match item_of(&entry, job) {
-            None => warn!(
-                seq,
-                "outbox entry of a job the store no longer holds; dropped"
-            ),
-            Some((event, item)) => {
-                let mut names: Vec<&String> = self
-                    .targets
-                    .iter()
-                    .filter(|(_, t)| t.on.contains(&event))
-                    .map(|(name, _)| name)
-                    .collect();
-                names.sort();
-                for name in names {
-                    let target = &self.targets[name];
-                    let key = (name.clone(), event);
-                    let open = self
-                        .open_digests
-                        .get(&key)
-                        .filter(|id| !self.running.contains_key(id))
-                        .and_then(|id| self.jobs.get(id))
-                        .filter(|job| job.status == JobStatus::Waiting && job.attempts == 0);
-                    let job = match (target.digest, open) {
-                        (Some(window), Some(open)) => {
-                            let mut job = open.clone();
-                            if let Some(notify) = job.notify.as_mut() {
-                                notify.items.push(item.clone());
-                            }
-                            job.updated_at_ms = now;
-                            // Quiet for a window, or at most DIGEST_STRETCH windows in all.
-                            let window = millis(window);
-                            job.wake_at_ms = Some(
-                                (now + window).min(job.created_at_ms + DIGEST_STRETCH * window),
-                            );
-                            job
+        // The page's jobs as they will be once committed, in the order first touched.
+        let mut staged: HashMap<JobId, (Job, Vec<Event>)> = HashMap::new();
+        let mut order: Vec<JobId> = Vec::new();
+        let mut digests = self.open_digests.clone();
+        let mut acks = Vec::new();
+        let mut names: Vec<&String> = self.targets.keys().collect();
+        names.sort();
+        for (seq, entry, job) in entries {
+            acks.push(Change::AckOutbox(seq));
+            let Some((event, item)) = item_of(&entry, job) else {
+                warn!(
+                    seq,
+                    "outbox entry of a job the store no longer holds; dropped"
+                );
+                continue;
+            };
+            for name in &names {
+                let target = &self.targets[*name];
+                if !target.on.contains(&event) {
+                    continue;
+                }
+                let key = ((*name).clone(), event);
+                let open = digests
+                    .get(&key)
+                    .filter(|id| !self.running.contains_key(id))
+                    .and_then(|id| {
+                        staged
+                            .get(id)
+                            .map(|(job, _)| job)
+                            .or_else(|| self.jobs.get(id))
+                    })
+                    .filter(|job| job.status == JobStatus::Waiting && job.attempts == 0);
+                let job = match (target.digest, open) {
+                    (Some(window), Some(open)) => {
+                        let mut job = open.clone();
+                        if let Some(notify) = job.notify.as_mut() {
+                            notify.items.push(item.clone());
                         }
-                        (digest, _) => {
-                            let mut job = Job::pending(
-                                item.video.clone(),
-                                item.language.clone(),
-                                EventSource::Notifier,
-                                now,
-                            );
-                            job.priority = Priority::Normal;
-                            job.output_path.clone_from(&item.subtitle);
-                            job.notify = Some(NotifyJob {
-                                target: name.clone(),
-                                event,
-                                items: vec![item.clone()],
-                            });
-                            if let Some(window) = digest {
-                                job.status = JobStatus::Waiting;
-                                job.wake_at_ms = Some(now + millis(window));
-                                digests.push((name.clone(), event, job.id));
-                            }
-                            job
+                        job.updated_at_ms = now;
+                        // Quiet for a window, or at most DIGEST_STRETCH windows in all.
+                        let window = millis(window);
+                        job.wake_at_ms =
+                            Some((now + window).min(job.created_at_ms + DIGEST_STRETCH * window));
+                        job
+                    }
+                    (digest, _) => {
+                        let mut job = Job::pending(
+                            item.video.clone(),
+                            item.language.clone(),
+                            EventSource::Notifier,
+                            now,
+                        );
+                        job.priority = Priority::Normal;
+                        job.output_path.clone_from(&item.subtitle);
+                        job.notify = Some(NotifyJob {
+                            target: (*name).clone(),
+                            event,
+                            items: vec![item.clone()],
+                        });
+                        if let Some(window) = digest {
+                            job.status = JobStatus::Waiting;
+                            job.wake_at_ms = Some(now + millis(window));
+                            digests.insert(key, job.id);
                         }
-                    };
-                    let queued = Event::for_job(
-                        job.id,
-                        kind::NOTIFY_QUEUED,
-                        EventSource::Notifier,
-                        now,
-                        json!({
-                            "target": name,
-                            "event": event.as_str(),
-                            "job_id": item.job_id,
-                            "items": job.notify.as_ref().map_or(0, |n| n.items.len()),
-                        }),
-                    );
-                    changes.push(Change::PutJob {
-                        job: job.clone(),
-                        events: vec![queued],
-                    });
-                    kept.push(job);
+                        job
+                    }
+                };
+                let queued = Event::for_job(
+                    job.id,
+                    kind::NOTIFY_QUEUED,
+                    EventSource::Notifier,
+                    now,
+                    json!({
+                        "target": name,
+                        "event": event.as_str(),
+                        "job_id": item.job_id,
+                        "items": job.notify.as_ref().map_or(0, |n| n.items.len()),
+                    }),
+                );
+                match staged.get_mut(&job.id) {
+                    Some((kept, events)) => {
+                        *kept = job;
+                        events.push(queued);
+                    }
+                    None => {
+                        order.push(job.id);
+                        staged.insert(job.id, (job, vec![queued]));
+                    }
                 }
             }
         }
-        changes.push(Change::AckOutbox(seq));
+        let mut changes: Vec<Change> = order
+            .iter()
+            .filter_map(|id| staged.get(id))
+            .map(|(job, events)| Change::PutJob {
+                job: job.clone(),
+                events: events.clone(),
+            })
+            .collect();
+        changes.extend(acks);
         match self.store.submit(changes).await {
             Ok(_) => {
-                for job in kept {
-                    self.jobs.insert(job.id, job);
+                for (id, (job, _)) in staged {
+                    self.jobs.insert(id, job);
                 }
-                for (name, event, id) in digests {
-                    self.open_digests.insert((name, event), id);
-                }
+                self.open_digests = digests;
                 true
             }
             Err(err) => {
