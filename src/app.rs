@@ -152,6 +152,8 @@ pub struct Components {
     pub upgrades: crate::upgrades::UpgradeTrigger,
     /// The upgrade requests, served once the JobManager runs.
     pub upgrade_requests: Option<crate::upgrades::UpgradeRequests>,
+    /// The enabled `[notify.*]` targets (README, "Notifications").
+    pub notify_targets: Vec<cuewarden_actors::notify::NotifyTarget>,
 }
 
 impl Components {
@@ -224,6 +226,7 @@ impl Components {
             library_sync,
             upgrades,
             upgrade_requests: Some(upgrade_requests),
+            notify_targets: crate::notify::targets(&settings.notify, &http),
         })
     }
 }
@@ -294,7 +297,7 @@ async fn serve(
         warn!(path = %root.display(), "library folder does not exist (yet)");
     }
     let sync_enabled = settings.library_sync && !components.libraries.is_empty();
-    let (store, start_jobs) = opening
+    let (store, mut start_jobs) = opening
         .await?
         .with_context(|| format!("while opening the store in {}", settings.data_dir.display()))?;
     info!(path = %store.path().display(), "store open");
@@ -320,9 +323,17 @@ async fn serve(
         .translator
         .as_ref()
         .and_then(|t| t.monthly_character_budget);
+    let notify_jobs = start_jobs.as_mut().map(|start| start.take_notify_jobs());
     let manager = JobManager::new(settings.jobs.clone(), store.clone(), workers)
         .resuming(start_jobs)
         .start();
+    // The outbox's reader: one notify job per target and entry.
+    let notifier = cuewarden_actors::notify::start(
+        store.clone(),
+        components.notify_targets,
+        settings.notify.limits.clone(),
+        notify_jobs,
+    );
     let upgrades_served = components.upgrade_requests.is_some();
     if let Some(requests) = components.upgrade_requests {
         requests.serve(manager.clone());
@@ -430,6 +441,8 @@ async fn serve(
         ),
         Err(err) => warn!(error = %err, "job manager did not answer the shutdown"),
     }
+    notifier.stop().await;
+    info!("notifier stopped");
     let closing = store.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?;
     info!("store closed");

@@ -23,6 +23,7 @@ pub mod clients;
 pub mod config;
 pub mod control;
 pub mod logging;
+pub mod notify;
 pub mod scan;
 pub mod schedule;
 pub mod sources;

@@ -254,3 +254,41 @@ pub trait TranslationService {
         request: TranslationRequest,
     ) -> LocalBoxFuture<Result<Vec<String>, TranslateError>>;
 }
+
+/// Why a notification was not delivered; decides whether its job tries again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// 5xx, 429, timeout, connection refused: tried again with backoff, or after
+    /// `retry_after` when the service said (capped by the job's longest wait).
+    #[error("{reason}")]
+    Retry {
+        /// What went wrong, without secrets.
+        reason: String,
+        /// The service's own wait (Discord's `retry_after`, a `Retry-After` header).
+        retry_after: Option<Duration>,
+    },
+    /// A refusal retrying will not change (bad token, bad request): the job fails now.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl NotifyError {
+    /// A retryable failure without a wait of the service's own.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Self::Retry {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// A notification target (Discord, ntfy, Plex, SMTP, …): delivers one message.
+pub trait Notifier {
+    /// Stable name, the `[notify.NAME]` section (`discord`).
+    fn name(&self) -> &str;
+    /// Delivers `notification` once. The caller bounds the time it may take.
+    fn send(
+        &self,
+        notification: &crate::notify::Notification,
+    ) -> LocalBoxFuture<Result<(), NotifyError>>;
+}

@@ -34,6 +34,8 @@ pub mod kind {
     pub const MEDIA_SERVER_REFRESHED: &str = "media_server.refreshed";
     /// The media server could not be told (after retries); the subtitle stays written.
     pub const MEDIA_SERVER_REFRESH_FAILED: &str = "media_server.refresh_failed";
+    /// A notify job was created, or a digest took one more item.
+    pub const NOTIFY_QUEUED: &str = "notify.queued";
     /// A notification was delivered.
     pub const NOTIFY_SENT: &str = "notify.sent";
     /// A notification failed.

@@ -331,6 +331,10 @@ pub struct Job {
     /// limit, a quota): not failures, not searches; their events are compacted.
     #[serde(default)]
     pub provider_waits: u32,
+    /// A notification job's target and what it tells (`origin` is `notifier`); `None` for
+    /// a subtitle job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notify: Option<crate::notify::NotifyJob>,
 }
 
 impl Job {
@@ -358,6 +362,7 @@ impl Job {
             nothing_found: 0,
             video_missing_since_ms: None,
             provider_waits: 0,
+            notify: None,
         }
     }
 

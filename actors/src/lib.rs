@@ -19,6 +19,7 @@ pub mod job_manager;
 pub mod language;
 pub mod library;
 pub mod normalize;
+pub mod notify;
 pub mod provenance;
 pub mod refresh;
 pub mod scoring;

@@ -50,6 +50,9 @@ pub struct JobView {
     /// What produced the subtitle written (`GET /jobs/{id}` only; `null` when none).
     #[serde(skip_serializing_if = "Option::is_none")]
     subtitle: Option<serde_json::Value>,
+    /// A notify job's target, event and items.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify: Option<cuewarden_actors::notify::NotifyJob>,
 }
 
 impl From<Job> for JobView {
@@ -73,6 +76,7 @@ impl From<Job> for JobView {
                 .filter(|_| job.status == JobStatus::Waiting)
                 .map(format_rfc3339),
             subtitle: None,
+            notify: job.notify,
         }
     }
 }
@@ -301,6 +305,7 @@ pub async fn retry_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_job(&state, resolve_id(&state, &id).await?).await?;
+    refuse_notify_job(&job)?;
     let summary = state
         .manager
         .send(RetryJob(job))
@@ -316,6 +321,7 @@ pub async fn cancel_job(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = resolve_id(&state, &id).await?;
+    refuse_notify_job(&load_job(&state, id).await?)?;
     if let Some(summary) = state
         .manager
         .send(CancelJob(id))
@@ -333,4 +339,20 @@ pub async fn cancel_job(
             job.status
         ),
     ))
+}
+
+/// Notify jobs retry by themselves (`[notify]` `max_attempts`): not through the API.
+fn refuse_notify_job(job: &Job) -> Result<(), ApiError> {
+    if job.notify.is_some() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!(
+                "job {} is a notification: it is retried by itself and cannot be retried or \
+                 cancelled",
+                job.id
+            ),
+        ));
+    }
+    Ok(())
 }

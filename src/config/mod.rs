@@ -40,10 +40,11 @@ pub use jobs::{JobsSection, Retention, RetentionSection};
 pub use languages::{LanguageSettings, LanguagesSection};
 pub use libraries::{LibrarySection, LibrarySettings, PathMapping, PathMappingSection, map_path};
 pub use notify::{
-    DiscordNotify, DiscordNotifySection, EmailNotify, EmailNotifySection, GotifyNotify,
-    GotifyNotifySection, JellyfinNotify, JellyfinNotifySection, KodiNotify, KodiNotifySection,
-    NotifySection, NotifySettings, NtfyNotify, NtfyNotifySection, PlexNotify, PlexNotifySection,
-    PushoverNotify, PushoverNotifySection, SmtpSecurity,
+    AppriseNotify, AppriseNotifySection, DiscordNotify, DiscordNotifySection, EmailNotify,
+    EmailNotifySection, GotifyNotify, GotifyNotifySection, JellyfinNotify, JellyfinNotifySection,
+    KodiNotify, KodiNotifySection, NotifySection, NotifySettings, NtfyNotify, NtfyNotifySection,
+    PlexNotify, PlexNotifySection, PushoverNotify, PushoverNotifySection, SmtpSecurity,
+    TargetRules,
 };
 pub use problems::ConfigErrors;
 pub use providers::{

@@ -1,8 +1,12 @@
 //! `[notify.*]`: who hears about each subtitle written. One table per target; a present table
-//! is a target. Validated; this version does not send notifications yet.
+//! is a target (README, "Notifications"); `[notify]`'s own keys say how notify jobs are tried.
 
 use serde::{Deserialize, Serialize};
 use url::Url;
+
+use std::time::Duration;
+
+use cuewarden_actors::notify::{NotifyEvent, NotifyLimits};
 
 use super::Secret;
 use super::file::RawSection;
@@ -25,6 +29,12 @@ impl Default for JellyfinNotifySection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct PlexNotifySection {
+    /// `false`: configured, sends nothing.
+    pub enabled: bool,
+    /// What it is told of: `written`, `failed`, `upgraded`.
+    pub on: Vec<String>,
+    /// Items within this many seconds of the first make one message; 0: one each.
+    pub digest_seconds: u64,
     pub url: String,
     pub token: String,
     pub token_file: Option<String>,
@@ -33,6 +43,9 @@ pub struct PlexNotifySection {
 impl Default for PlexNotifySection {
     fn default() -> Self {
         Self {
+            enabled: true,
+            on: default_on(),
+            digest_seconds: 0,
             url: "http://127.0.0.1:32400".to_owned(),
             token: String::new(),
             token_file: None,
@@ -44,6 +57,12 @@ impl Default for PlexNotifySection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct KodiNotifySection {
+    /// `false`: configured, sends nothing.
+    pub enabled: bool,
+    /// What it is told of: `written`, `failed`, `upgraded`.
+    pub on: Vec<String>,
+    /// Items within this many seconds of the first make one message; 0: one each.
+    pub digest_seconds: u64,
     pub url: String,
     pub username: String,
     pub password: String,
@@ -53,6 +72,9 @@ pub struct KodiNotifySection {
 impl Default for KodiNotifySection {
     fn default() -> Self {
         Self {
+            enabled: true,
+            on: default_on(),
+            digest_seconds: 0,
             url: "http://127.0.0.1:8080/jsonrpc".to_owned(),
             username: String::new(),
             password: String::new(),
@@ -62,17 +84,29 @@ impl Default for KodiNotifySection {
 }
 
 /// `[notify.discord]`: a webhook (its URL carries the webhook's token: a secret).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DiscordNotifySection {
+    /// `false`: configured, sends nothing.
+    pub enabled: bool,
+    /// What it is told of: `written`, `failed`, `upgraded`.
+    pub on: Vec<String>,
+    /// Items within this many seconds of the first make one message; 0: one each.
+    pub digest_seconds: u64,
     pub webhook_url: String,
     pub webhook_url_file: Option<String>,
 }
 
 /// `[notify.pushover]`
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct PushoverNotifySection {
+    /// `false`: configured, sends nothing.
+    pub enabled: bool,
+    /// What it is told of: `written`, `failed`, `upgraded`.
+    pub on: Vec<String>,
+    /// Items within this many seconds of the first make one message; 0: one each.
+    pub digest_seconds: u64,
     /// The application's API token.
     pub token: String,
     pub token_file: Option<String>,
@@ -82,12 +116,90 @@ pub struct PushoverNotifySection {
     pub device: String,
     /// -2 … 1 (2, emergency, needs acknowledgement and is not supported).
     pub priority: i64,
+    /// The API (a test server may stand in).
+    pub url: String,
+}
+
+impl Default for DiscordNotifySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            on: default_on(),
+            digest_seconds: 0,
+            webhook_url: String::new(),
+            webhook_url_file: None,
+        }
+    }
+}
+
+impl Default for PushoverNotifySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            on: default_on(),
+            digest_seconds: 0,
+            token: String::new(),
+            token_file: None,
+            user: String::new(),
+            device: String::new(),
+            priority: 0,
+            url: "https://api.pushover.net".to_owned(),
+        }
+    }
+}
+
+/// `[notify.apprise]`: an Apprise API server, which reaches the services Apprise knows.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default)]
+pub struct AppriseNotifySection {
+    /// `false`: configured, sends nothing.
+    pub enabled: bool,
+    /// What it is told of: `written`, `failed`, `upgraded`.
+    pub on: Vec<String>,
+    /// Items within this many seconds of the first make one message; 0: one each.
+    pub digest_seconds: u64,
+    /// The Apprise API server.
+    pub url: String,
+    /// Apprise URLs (`discord://…`, `mailto://…`), space or comma separated: the stateless
+    /// `POST /notify`. They carry tokens: a secret.
+    pub urls: String,
+    pub urls_file: Option<String>,
+    /// A configuration kept on the server: `POST /notify/{key}` (when `urls` is empty).
+    pub key: String,
+    /// Only the server's URLs with this tag (with `key`).
+    pub tag: String,
+}
+
+impl Default for AppriseNotifySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            on: default_on(),
+            digest_seconds: 0,
+            url: String::new(),
+            urls: String::new(),
+            urls_file: None,
+            key: String::new(),
+            tag: String::new(),
+        }
+    }
+}
+
+/// `on`'s default: only written subtitles.
+fn default_on() -> Vec<String> {
+    vec!["written".to_owned()]
 }
 
 /// `[notify.email]`: SMTP.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct EmailNotifySection {
+    /// `false`: configured, sends nothing.
+    pub enabled: bool,
+    /// What it is told of: `written`, `failed`, `upgraded`.
+    pub on: Vec<String>,
+    /// Items within this many seconds of the first make one message; 0: one each.
+    pub digest_seconds: u64,
     pub host: String,
     pub port: u16,
     pub security: SmtpSecurity,
@@ -101,6 +213,9 @@ pub struct EmailNotifySection {
 impl Default for EmailNotifySection {
     fn default() -> Self {
         Self {
+            enabled: true,
+            on: default_on(),
+            digest_seconds: 0,
             host: String::new(),
             port: 587,
             security: SmtpSecurity::StartTls,
@@ -117,10 +232,20 @@ impl Default for EmailNotifySection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct NtfyNotifySection {
+    /// `false`: configured, sends nothing.
+    pub enabled: bool,
+    /// What it is told of: `written`, `failed`, `upgraded`.
+    pub on: Vec<String>,
+    /// Items within this many seconds of the first make one message; 0: one each.
+    pub digest_seconds: u64,
     pub url: String,
     pub topic: String,
     pub token: String,
     pub token_file: Option<String>,
+    /// Basic auth instead of a token.
+    pub username: String,
+    pub password: String,
+    pub password_file: Option<String>,
     /// 1 (min) … 5 (max).
     pub priority: i64,
 }
@@ -128,10 +253,16 @@ pub struct NtfyNotifySection {
 impl Default for NtfyNotifySection {
     fn default() -> Self {
         Self {
+            enabled: true,
+            on: default_on(),
+            digest_seconds: 0,
             url: "https://ntfy.sh".to_owned(),
             topic: String::new(),
             token: String::new(),
             token_file: None,
+            username: String::new(),
+            password: String::new(),
+            password_file: None,
             priority: 3,
         }
     }
@@ -141,6 +272,12 @@ impl Default for NtfyNotifySection {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct GotifyNotifySection {
+    /// `false`: configured, sends nothing.
+    pub enabled: bool,
+    /// What it is told of: `written`, `failed`, `upgraded`.
+    pub on: Vec<String>,
+    /// Items within this many seconds of the first make one message; 0: one each.
+    pub digest_seconds: u64,
     pub url: String,
     /// The application token.
     pub token: String,
@@ -152,6 +289,9 @@ pub struct GotifyNotifySection {
 impl Default for GotifyNotifySection {
     fn default() -> Self {
         Self {
+            enabled: true,
+            on: default_on(),
+            digest_seconds: 0,
             url: String::new(),
             token: String::new(),
             token_file: None,
@@ -160,10 +300,22 @@ impl Default for GotifyNotifySection {
     }
 }
 
-/// `[notify]`: one table per target; a present table is a target.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// `[notify]`: one table per target; a present table is a target. Its own keys say how
+/// every target's notify jobs are tried.
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct NotifySection {
+    /// Sends per notify job before it fails.
+    pub max_attempts: u32,
+    /// The wait after a job's first failure, doubled after each one.
+    pub retry_seconds: u64,
+    /// The longest wait between two tries (also caps a service's own `retry_after`).
+    pub retry_max_seconds: u64,
+    /// How long one send may take.
+    pub timeout_seconds: u64,
+    /// Sends at once, over all targets.
+    pub concurrency: u64,
+    pub apprise: Option<AppriseNotifySection>,
     pub jellyfin: Option<JellyfinNotifySection>,
     pub plex: Option<PlexNotifySection>,
     pub kodi: Option<KodiNotifySection>,
@@ -174,9 +326,32 @@ pub struct NotifySection {
     pub gotify: Option<GotifyNotifySection>,
 }
 
+impl Default for NotifySection {
+    fn default() -> Self {
+        let limits = NotifyLimits::default();
+        Self {
+            max_attempts: limits.max_attempts,
+            retry_seconds: limits.retry_base.as_secs(),
+            retry_max_seconds: limits.retry_max.as_secs(),
+            timeout_seconds: limits.timeout.as_secs(),
+            concurrency: limits.concurrency as u64,
+            apprise: None,
+            jellyfin: None,
+            plex: None,
+            kodi: None,
+            discord: None,
+            pushover: None,
+            email: None,
+            ntfy: None,
+            gotify: None,
+        }
+    }
+}
+
 impl RawSection for NotifySection {
     fn defaults() -> Option<toml::Value> {
         toml::Value::try_from(Self {
+            apprise: Some(AppriseNotifySection::default()),
             jellyfin: Some(JellyfinNotifySection::default()),
             plex: Some(PlexNotifySection::default()),
             kodi: Some(KodiNotifySection::default()),
@@ -185,14 +360,45 @@ impl RawSection for NotifySection {
             email: Some(EmailNotifySection::default()),
             ntfy: Some(NtfyNotifySection::default()),
             gotify: Some(GotifyNotifySection::default()),
+            ..Self::default()
         })
         .ok()
     }
 }
 
+/// When a target is told, common to every `[notify.NAME]` but Jellyfin's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRules {
+    /// `enabled = false`: configured, sends nothing.
+    pub enabled: bool,
+    /// The events it is told of.
+    pub on: Vec<NotifyEvent>,
+    /// The digest window, if any.
+    pub digest: Option<Duration>,
+}
+
+/// `[notify.apprise]`.
+#[derive(Debug, Clone)]
+pub struct AppriseNotify {
+    /// When it is told.
+    pub rules: TargetRules,
+    /// The Apprise API server.
+    pub url: Url,
+    /// Stateless Apprise URLs, or else
+    pub urls: Option<Secret>,
+    /// the server's configuration key,
+    pub key: String,
+    /// and its tag (may be empty).
+    pub tag: String,
+}
+
 /// `[notify.*]`, validated: `Some` for each configured target.
 #[derive(Debug, Clone, Default)]
 pub struct NotifySettings {
+    /// How notify jobs are tried (`[notify]`'s own keys).
+    pub limits: NotifyLimits,
+    /// `[notify.apprise]`.
+    pub apprise: Option<AppriseNotify>,
     /// `[notify.jellyfin]` (reaches the `[jellyfin]` server).
     pub jellyfin: Option<JellyfinNotify>,
     /// `[notify.plex]`.
@@ -221,6 +427,8 @@ pub struct JellyfinNotify {
 /// `[notify.plex]`.
 #[derive(Debug, Clone)]
 pub struct PlexNotify {
+    /// When it is told.
+    pub rules: TargetRules,
     /// The Plex Media Server.
     pub url: Url,
     /// `X-Plex-Token`.
@@ -230,6 +438,8 @@ pub struct PlexNotify {
 /// `[notify.kodi]`.
 #[derive(Debug, Clone)]
 pub struct KodiNotify {
+    /// When it is told.
+    pub rules: TargetRules,
     /// The JSON-RPC endpoint.
     pub url: Url,
     /// HTTP basic auth user; empty: none.
@@ -241,6 +451,8 @@ pub struct KodiNotify {
 /// `[notify.discord]`.
 #[derive(Debug, Clone)]
 pub struct DiscordNotify {
+    /// When it is told.
+    pub rules: TargetRules,
     /// The webhook URL, checked to be http(s); it carries the webhook's token.
     pub webhook_url: Secret,
 }
@@ -248,6 +460,8 @@ pub struct DiscordNotify {
 /// `[notify.pushover]`.
 #[derive(Debug, Clone)]
 pub struct PushoverNotify {
+    /// When it is told.
+    pub rules: TargetRules,
     /// The application token.
     pub token: Secret,
     /// The user or group key.
@@ -256,6 +470,8 @@ pub struct PushoverNotify {
     pub devices: Vec<String>,
     /// -2 … 1.
     pub priority: i8,
+    /// The API.
+    pub url: Url,
 }
 
 /// How to secure the SMTP connection.
@@ -274,6 +490,8 @@ pub enum SmtpSecurity {
 /// `[notify.email]`.
 #[derive(Debug, Clone)]
 pub struct EmailNotify {
+    /// When it is told.
+    pub rules: TargetRules,
     /// SMTP server.
     pub host: String,
     /// Its port.
@@ -293,12 +511,18 @@ pub struct EmailNotify {
 /// `[notify.ntfy]`.
 #[derive(Debug, Clone)]
 pub struct NtfyNotify {
+    /// When it is told.
+    pub rules: TargetRules,
     /// The server.
     pub url: Url,
     /// The topic.
     pub topic: String,
     /// Access token, if the topic needs one.
     pub token: Option<Secret>,
+    /// Basic auth user (empty: none).
+    pub username: String,
+    /// Its password.
+    pub password: Option<Secret>,
     /// 1 … 5.
     pub priority: u8,
 }
@@ -306,6 +530,8 @@ pub struct NtfyNotify {
 /// `[notify.gotify]`.
 #[derive(Debug, Clone)]
 pub struct GotifyNotify {
+    /// When it is told.
+    pub rules: TargetRules,
     /// The server.
     pub url: Url,
     /// The application token.
@@ -321,18 +547,13 @@ impl NotifySettings {
         jellyfin_present: bool,
         check: &mut Check,
     ) -> Self {
-        // `[notify.jellyfin]` is in use: it decides the refresh after a write.
-        let any = notify.plex.is_some()
-            || notify.kodi.is_some()
-            || notify.discord.is_some()
-            || notify.pushover.is_some()
-            || notify.email.is_some()
-            || notify.ntfy.is_some()
-            || notify.gotify.is_some();
-        if any {
-            check.not_yet_active.push("notify");
-        }
         let NotifySection {
+            max_attempts,
+            retry_seconds,
+            retry_max_seconds,
+            timeout_seconds,
+            concurrency,
+            apprise,
             jellyfin,
             plex,
             kodi,
@@ -353,6 +574,7 @@ impl NotifySettings {
             Some(JellyfinNotify { refresh: j.refresh })
         });
         let plex = plex.and_then(|p| {
+            let rules = rules(check, "notify.plex", p.enabled, &p.on, p.digest_seconds);
             let url = check.http_url(&p.url, "notify.plex.url");
             let token = check.secret(&p.token, p.token_file.as_deref(), "notify.plex.token");
             check.required(
@@ -361,11 +583,13 @@ impl NotifySettings {
                 "required when [notify.plex] is present (the X-Plex-Token)",
             );
             Some(PlexNotify {
+                rules: rules?,
                 url: url?,
                 token: token?,
             })
         });
         let kodi = kodi.and_then(|k| {
+            let rules = rules(check, "notify.kodi", k.enabled, &k.on, k.digest_seconds);
             let url = check.http_url(&k.url, "notify.kodi.url");
             let password = check.secret(
                 &k.password,
@@ -375,12 +599,14 @@ impl NotifySettings {
             let paired = check.together("notify.kodi", &k.username, password.as_ref());
             paired.then_some(())?;
             Some(KodiNotify {
+                rules: rules?,
                 url: url?,
                 username: k.username,
                 password,
             })
         });
         let discord = discord.and_then(|d| {
+            let rules = rules(check, "notify.discord", d.enabled, &d.on, d.digest_seconds);
             let key = "notify.discord.webhook_url";
             let webhook_url = check.secret(&d.webhook_url, d.webhook_url_file.as_deref(), key);
             check.required(
@@ -395,9 +621,10 @@ impl NotifySettings {
                 return None;
             }
             match Url::parse(webhook_url.expose()) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") => {
-                    Some(DiscordNotify { webhook_url })
-                }
+                Ok(url) if matches!(url.scheme(), "http" | "https") => Some(DiscordNotify {
+                    rules: rules?,
+                    webhook_url,
+                }),
                 Ok(url) => {
                     check.add(
                         key,
@@ -412,6 +639,7 @@ impl NotifySettings {
             }
         });
         let pushover = pushover.and_then(|p| {
+            let rules = rules(check, "notify.pushover", p.enabled, &p.on, p.digest_seconds);
             let token = check.secret(&p.token, p.token_file.as_deref(), "notify.pushover.token");
             check.required(
                 token.is_some(),
@@ -424,7 +652,9 @@ impl NotifySettings {
                 "required when [notify.pushover] is present (the user or group key)",
             );
             let priority = check.in_range(p.priority, -2, 1, "notify.pushover.priority");
+            let url = check.http_url(&p.url, "notify.pushover.url");
             Some(PushoverNotify {
+                rules: rules?,
                 token: token?,
                 user: Some(p.user.trim().to_owned()).filter(|u| !u.is_empty())?,
                 devices: p
@@ -435,9 +665,11 @@ impl NotifySettings {
                     .map(str::to_owned)
                     .collect(),
                 priority: i8::try_from(priority?).ok()?,
+                url: url?,
             })
         });
         let email = email.and_then(|e| {
+            let rules = rules(check, "notify.email", e.enabled, &e.on, e.digest_seconds);
             check.required(
                 !e.host.trim().is_empty(),
                 "notify.email.host",
@@ -482,6 +714,7 @@ impl NotifySettings {
             }
             (paired && addresses_ok && e.port != 0 && !e.host.trim().is_empty()).then_some(())?;
             Some(EmailNotify {
+                rules: rules?,
                 host: e.host.trim().to_owned(),
                 port: e.port,
                 security: e.security,
@@ -492,6 +725,7 @@ impl NotifySettings {
             })
         });
         let ntfy = ntfy.and_then(|n| {
+            let rules = rules(check, "notify.ntfy", n.enabled, &n.on, n.digest_seconds);
             let url = check.http_url(&n.url, "notify.ntfy.url");
             let topic_ok = n.topic.len() <= 64
                 && n.topic
@@ -510,16 +744,34 @@ impl NotifySettings {
                 );
             }
             let token = check.secret(&n.token, n.token_file.as_deref(), "notify.ntfy.token");
+            let password = check.secret(
+                &n.password,
+                n.password_file.as_deref(),
+                "notify.ntfy.password",
+            );
+            let paired = check.together("notify.ntfy", &n.username, password.as_ref());
+            if token.is_some() && password.is_some() {
+                check.add(
+                    "notify.ntfy.token",
+                    "set either a token or username and password, not both",
+                );
+                return None;
+            }
+            paired.then_some(())?;
             let priority = check.in_range(n.priority, 1, 5, "notify.ntfy.priority");
             (topic_ok && !n.topic.is_empty()).then_some(())?;
             Some(NtfyNotify {
+                rules: rules?,
                 url: url?,
                 topic: n.topic,
                 token,
+                username: n.username,
+                password,
                 priority: u8::try_from(priority?).ok()?,
             })
         });
         let gotify = gotify.and_then(|g| {
+            let rules = rules(check, "notify.gotify", g.enabled, &g.on, g.digest_seconds);
             let url = if g.url.is_empty() {
                 check.required(
                     false,
@@ -538,12 +790,55 @@ impl NotifySettings {
             );
             let priority = check.in_range(g.priority, 0, 10, "notify.gotify.priority");
             Some(GotifyNotify {
+                rules: rules?,
                 url: url?,
                 token: token?,
                 priority: u8::try_from(priority?).ok()?,
             })
         });
+        check.at_least_one(u64::from(max_attempts), "notify.max_attempts");
+        check.at_least_one(retry_seconds, "notify.retry_seconds");
+        check.at_least_one(retry_max_seconds, "notify.retry_max_seconds");
+        check.at_least_one(timeout_seconds, "notify.timeout_seconds");
+        check.at_least_one(concurrency, "notify.concurrency");
+        let limits = NotifyLimits {
+            max_attempts: max_attempts.max(1),
+            retry_base: Duration::from_secs(retry_seconds.max(1)),
+            retry_max: Duration::from_secs(retry_max_seconds.max(retry_seconds).max(1)),
+            timeout: Duration::from_secs(timeout_seconds.max(1)),
+            concurrency: usize::try_from(concurrency.clamp(1, 64)).unwrap_or(4),
+        };
+        let apprise = apprise.and_then(|a| {
+            let rules = rules(check, "notify.apprise", a.enabled, &a.on, a.digest_seconds);
+            let url = if a.url.is_empty() {
+                check.required(
+                    false,
+                    "notify.apprise.url",
+                    "required when [notify.apprise] is present (the Apprise API server)",
+                );
+                None
+            } else {
+                check.http_url(&a.url, "notify.apprise.url")
+            };
+            let urls = check.secret(&a.urls, a.urls_file.as_deref(), "notify.apprise.urls");
+            if urls.is_none() && a.key.trim().is_empty() && !check.has("notify.apprise.urls_file") {
+                check.add(
+                    "notify.apprise.urls",
+                    "set urls (Apprise URLs) or key (a configuration kept on the server)",
+                );
+                return None;
+            }
+            Some(AppriseNotify {
+                rules: rules?,
+                url: url?,
+                urls,
+                key: a.key.trim().to_owned(),
+                tag: a.tag.trim().to_owned(),
+            })
+        });
         NotifySettings {
+            limits,
+            apprise,
             jellyfin,
             plex,
             kodi,
@@ -554,6 +849,53 @@ impl NotifySettings {
             gotify,
         }
     }
+}
+
+/// The common keys of a target: `enabled`, `on` (known events, at least one), and
+/// `digest_seconds` (at most a day).
+fn rules(
+    check: &mut Check,
+    section: &str,
+    enabled: bool,
+    on: &[String],
+    digest_seconds: u64,
+) -> Option<TargetRules> {
+    let mut events = Vec::new();
+    let mut ok = true;
+    for (i, name) in on.iter().enumerate() {
+        match NotifyEvent::parse(name) {
+            Some(event) if !events.contains(&event) => events.push(event),
+            Some(_) => {}
+            None => {
+                check.add(
+                    format!("{section}.on[{i}]"),
+                    format!(
+                        "{name:?} is not an event; use \"written\", \"failed\" or \"upgraded\""
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    if on.is_empty() {
+        check.add(
+            format!("{section}.on"),
+            "name at least one event (\"written\", \"failed\", \"upgraded\"), or set enabled = false",
+        );
+        ok = false;
+    }
+    if digest_seconds > 86_400 {
+        check.add(
+            format!("{section}.digest_seconds"),
+            format!("{digest_seconds} is more than a day (86400)"),
+        );
+        ok = false;
+    }
+    ok.then(|| TargetRules {
+        enabled,
+        on: events,
+        digest: (digest_seconds > 0).then(|| Duration::from_secs(digest_seconds)),
+    })
 }
 
 /// `local@domain`, without spaces or angle brackets (a display name is not supported).

@@ -784,6 +784,8 @@ const SECRET_FILES: &[(&str, &str)] = &[
     ("notify.email", "password_file"),
     ("notify.ntfy", "token_file"),
     ("notify.gotify", "token_file"),
+    ("notify.ntfy", "password_file"),
+    ("notify.apprise", "urls_file"),
 ];
 
 #[test]

@@ -376,6 +376,21 @@ impl StartJobs {
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
     }
+
+    /// Takes out the notify jobs (origin `notifier`: the notifier's, not the JobManager's),
+    /// so the notifier's start reads only those records and no second pass is made.
+    pub fn take_notify_jobs(&mut self) -> Vec<JobId> {
+        let notifier = EventSource::Notifier.bit();
+        let mut taken = Vec::new();
+        self.jobs.retain(|job| {
+            let theirs = job.seen_by == notifier;
+            if theirs {
+                taken.push(job.id);
+            }
+            !theirs
+        });
+        taken
+    }
 }
 
 /// Opens the store of `data_dir` ([`Store::open`](crate::store::Store::open)) and keeps the
@@ -1227,17 +1242,19 @@ impl ManagerCore {
                             job.video_missing_since_ms = Some(since);
                         })
                     }
-                    None => self.transition(
-                        id,
-                        JobStatus::Failed,
-                        now,
-                        vec![(
-                            kind::JOB_FAILED,
-                            source,
-                            json!({"error": VIDEO_REMOVED, "path": path}),
-                        )],
-                        |job| job.error = Some(VIDEO_REMOVED.to_owned()),
-                    ),
+                    None => self
+                        .transition(
+                            id,
+                            JobStatus::Failed,
+                            now,
+                            vec![(
+                                kind::JOB_FAILED,
+                                source,
+                                json!({"error": VIDEO_REMOVED, "path": path}),
+                            )],
+                            |job| job.error = Some(VIDEO_REMOVED.to_owned()),
+                        )
+                        .inspect(|_| step.changes.push(failed_entry(id, VIDEO_REMOVED))),
                 }
             }
             Outcome::Failed { error, retryable } => {
@@ -1260,6 +1277,7 @@ impl ManagerCore {
                         vec![(kind::JOB_FAILED, source, json!({"error": reason}))],
                         |job| job.error = Some(reason.clone()),
                     )
+                    .inspect(|_| step.changes.push(failed_entry(id, &reason)))
                 }
             }
         };
@@ -1529,7 +1547,8 @@ impl ManagerCore {
         for job in jobs {
             let id = job.id;
             let status = job.status;
-            if status.is_terminal() {
+            // Notification jobs are the notifier's (`crate::notify`), not the manager's.
+            if status.is_terminal() || job.seen_by == EventSource::Notifier.bit() {
                 continue;
             }
             let wake_at_ms = (status == JobStatus::Waiting).then(|| job.wake_at_ms.unwrap_or(now));
@@ -1591,3 +1610,11 @@ impl ManagerCore {
 
 #[cfg(test)]
 mod tests;
+
+/// The outbox entry of a job that failed for good (the notifiers' `failed` event).
+fn failed_entry(job_id: JobId, error: &str) -> Change {
+    Change::EnqueueOutbox(OutboxEntry::JobFailed {
+        job_id,
+        error: error.to_owned(),
+    })
+}

@@ -164,6 +164,23 @@ pub enum OutboxEntry {
         /// The subtitle written.
         path: PathBuf,
     },
+    /// A job failed for good (`job.failed`).
+    #[serde(rename = "job.failed")]
+    JobFailed {
+        /// The job.
+        job_id: JobId,
+        /// Why.
+        error: String,
+    },
+    /// A better subtitle replaced the one a job had written (the upgrade engine's hook:
+    /// enqueue this in the commit that records the upgrade).
+    #[serde(rename = "job.upgraded")]
+    Upgraded {
+        /// The job.
+        job_id: JobId,
+        /// The subtitle written.
+        path: PathBuf,
+    },
 }
 
 #[cfg(test)]
