@@ -516,3 +516,61 @@ fn a_job_failed_for_good_notifies_only_the_targets_listening_for_failures() {
     assert_eq!(jobs[0]["notify"]["event"], "failed");
     assert_eq!(jobs[0]["notify"]["items"][0]["error"], error);
 }
+
+#[test]
+fn an_upgrade_notifies_only_the_targets_listening_for_upgrades() {
+    let os = FakeOs::start();
+    // At first only the weak candidate (another release, SDH) is offered, with its own text.
+    let all = os.with(|s| {
+        s.files.insert(
+            6200002,
+            "1\n00:00:01,000 --> 00:00:02,500\n[DOOR CREAKS] Hello there.\n\n".to_owned(),
+        );
+        let all = s.results.clone();
+        s.results.retain(|r| r["id"] != "5100001");
+        all
+    });
+    let targets = FakeTargets::start(PathBuf::new());
+    let config = targets.config(&["gotify", "ntfy"], &[("gotify", "on = [\"upgraded\"]")]);
+    let sandbox = sandbox(&os, &config);
+    let video = sandbox.video(MOVIE);
+    let daemon = sandbox.serve();
+
+    let id = request(&daemon, &video);
+    let weak = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    assert_eq!(weak["subtitle"]["candidate_id"], "6200002", "{weak}");
+    wait_until("ntfy hears of the written subtitle", || {
+        targets.hits("ntfy").len() == 1
+    });
+    assert!(
+        targets.hits("gotify").is_empty(),
+        "gotify listens for upgrades only"
+    );
+
+    // The better one appears; the scheduler's upgrade task takes it.
+    os.with(|s| s.results = all);
+    let (status, body) = daemon.post("/api/v1/schedule/upgrade/run", &json!({}));
+    assert_eq!(status, 202, "{body}");
+    wait_until("the subtitle is upgraded", || {
+        let (_, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+        job["subtitle"]["chosen_by"] == "upgrade"
+    });
+    wait_until("gotify hears of the upgrade", || {
+        targets.hits("gotify").len() == 1
+    });
+    let message = targets.hits("gotify")[0].json();
+    assert_eq!(message["title"], "Subtitle upgraded", "{message}");
+    let upgraded: Vec<Value> = notify_jobs(&daemon)
+        .into_iter()
+        .filter(|j| j["notify"]["event"] == "upgraded")
+        .collect();
+    assert_eq!(upgraded.len(), 1, "{upgraded:#?}");
+    assert_eq!(upgraded[0]["notify"]["target"], "gotify");
+    assert_eq!(upgraded[0]["notify"]["items"][0]["job_id"], id.as_str());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        targets.hits("ntfy").len(),
+        1,
+        "ntfy listens for written only"
+    );
+}

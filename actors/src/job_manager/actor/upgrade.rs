@@ -22,7 +22,7 @@ use crate::event::Event;
 use crate::job::{EventSource, Job, JobStatus};
 use crate::job_manager::WorkKind;
 use crate::provenance::{self, chosen_by};
-use crate::store::{Change, Provenance, ProviderState, Store, error_chain};
+use crate::store::{Change, OutboxEntry, Provenance, ProviderState, Store, error_chain};
 use crate::time::now_ms;
 use crate::worker::{UpgradePolicy, WorkerContext};
 
@@ -270,9 +270,15 @@ async fn try_upgrade(
         }
         Event::for_job(id, kind, EventSource::Downloader, now, payload)
     }));
+    // The notifier's hand-off: targets listening for `upgraded` hear of it.
+    let outbox = Change::EnqueueOutbox(OutboxEntry::Upgraded {
+        job_id: id,
+        path: record.path.clone(),
+    });
     Tried::Upgraded(vec![
         Change::PutJob { job, events },
         Change::PutProvenance(record),
+        outbox,
     ])
 }
 
