@@ -130,11 +130,12 @@ fn spread_fraction(id: JobId, salt: u64) -> f64 {
 const PROVIDER_WAIT_SPREAD: (Duration, Duration) = (Duration::from_secs(30), HOUR);
 
 /// The wait of job `id` for a cooldown that ends in `until_end`: never before the end,
-/// then spread over a fifth of the wait (at least 30 s, at most an hour) so the jobs that
-/// waited for one provider do not all ask it again at the same instant.
+/// then spread over a fifth of the wait (at least 30 s, or the wait itself when it is
+/// shorter: a 2 s `Retry-After` is not stretched to half a minute; at most an hour) so the
+/// jobs that waited for one provider do not all ask it again at the same instant.
 pub fn provider_wait(id: JobId, salt: u64, until_end: Duration) -> Duration {
     let (shortest, longest) = PROVIDER_WAIT_SPREAD;
-    let spread = (until_end / 5).clamp(shortest, longest);
+    let spread = (until_end / 5).max(shortest.min(until_end)).min(longest);
     until_end + spread.mul_f64(spread_fraction(id, salt))
 }
 
