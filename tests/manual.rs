@@ -153,6 +153,25 @@ fn candidates_are_listed_ranked_and_a_choice_replaces_the_subtitle() {
             .is_some_and(|b| !b.is_empty())
     );
 
+    // A HEAD (a monitoring probe) answers without a search: no rate limit or quota spent.
+    let (client, runtime) = daemon.raw();
+    let head = runtime.block_on(async {
+        client
+            .head(format!("{}/api/v1/jobs/{id}/candidates", daemon.base))
+            .header("X-Api-Key", common::KEY)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(head, 200);
+    assert_eq!(
+        fake.count("/subtitles"),
+        searches + 1,
+        "a HEAD searches nothing"
+    );
+
     // Bad bodies and unknown candidates are refused plainly; the job stays as it is.
     let (status, body) = daemon.post(
         &format!("/api/v1/jobs/{id}/choose"),
@@ -702,4 +721,33 @@ fn a_machine_translated_subtitle_is_upgraded_whatever_its_score() {
         upgraded["payload"]["old"]["machine_translated"], true,
         "{upgraded}"
     );
+}
+
+#[test]
+fn a_search_that_finds_nothing_leaves_the_last_list_for_a_choice() {
+    let fake = FakeOs::start();
+    fake.with(|s| {
+        s.files.insert(6200002, OTHER_SRT.to_owned());
+    });
+    let sandbox = sandbox(&fake);
+    let video = big_video(&sandbox, &fake);
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video);
+    daemon.wait_for_job(&id, |j| j["status"] == "done");
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/candidates"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["candidates"].as_array().unwrap().len(), 2, "{list}");
+
+    // The provider fails the next search: the answer is empty, the kept list is not.
+    fake.with(|s| s.search_script.push_back(Behaviour::Status(500)));
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/candidates"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["candidates"], json!([]), "{list}");
+    assert!(!list["errors"].as_array().unwrap().is_empty(), "{list}");
+    let (status, body) = daemon.post(
+        &format!("/api/v1/jobs/{id}/choose"),
+        &json!({"provider": "opensubtitles", "id": "6200002"}),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["subtitle"]["candidate_id"], "6200002", "{body}");
 }

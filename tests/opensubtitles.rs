@@ -308,7 +308,10 @@ fn after_a_bad_search(behaviour: Behaviour) -> (FakeOs, Sandbox, Served, String,
 fn transient(behaviour: Behaviour, expected: &str) {
     let (fake, _sandbox, daemon, id, job) = after_a_bad_search(behaviour);
     assert_eq!(job["status"], "waiting", "{job}");
-    assert_eq!(job["error"], expected, "{job}");
+    // `{host}`: the host asked (the fake's loopback address), never a path or key.
+    let host = url::Url::parse(&fake.base).unwrap();
+    let host = format!("{}:{}", host.host_str().unwrap(), host.port().unwrap());
+    assert_eq!(job["error"], expected.replace("{host}", &host), "{job}");
     daemon.wait_for_job(&id, |j| {
         j["status"] == "waiting" && j["error"].as_str().unwrap().starts_with("no en subtitle")
     });
@@ -319,7 +322,7 @@ fn transient(behaviour: Behaviour, expected: &str) {
 fn a_5xx_is_a_transient_failure() {
     transient(
         Behaviour::Status(503),
-        "opensubtitles: provider unavailable: HTTP 503",
+        "opensubtitles: provider unavailable: {host}: HTTP 503",
     );
 }
 

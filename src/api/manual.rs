@@ -44,13 +44,18 @@ fn manual_error(err: ManualError) -> ApiError {
     }
 }
 
-/// `GET /jobs/{id}/candidates`
+/// `GET /jobs/{id}/candidates`. A `HEAD` only says whether the job exists: it searches
+/// nothing, so a monitoring probe spends no provider's rate limit or quota.
 pub async fn candidates(
     _: Authorized,
+    request: actix_web::HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let job = load_job(&state, resolve_id(&state, &id).await?).await?;
+    if request.method() == actix_web::http::Method::HEAD {
+        return Ok(HttpResponse::Ok().content_type("application/json").finish());
+    }
     let answer = state
         .manager
         .send(ListCandidates(job))

@@ -157,9 +157,11 @@ fn encode(core: &str) -> (String, Vec<String>) {
 }
 
 /// An answer's XML back to a cue's core: placeholders replaced by their markup, `<br/>` by
-/// line breaks, entities decoded. Every placeholder must come back exactly once.
-fn decode(xml: &str, markup: &[String]) -> Result<String, String> {
+/// line breaks, entities decoded. Every placeholder must come back exactly once, and every
+/// line break sent (`breaks`): a dialogue cue that lost one would be written as one turn.
+fn decode(xml: &str, markup: &[String], breaks: usize) -> Result<String, String> {
     let mut out = String::with_capacity(xml.len());
+    let mut breaks_seen = 0;
     let mut seen = vec![0usize; markup.len()];
     let mut rest = xml;
     while let Some(open) = rest.find('<') {
@@ -174,6 +176,7 @@ fn decode(xml: &str, markup: &[String]) -> Result<String, String> {
         rest = &tail[close + 1..];
         if tag == "br" {
             out.push('\n');
+            breaks_seen += 1;
         } else if let Some(n) = tag
             .strip_prefix('x')
             .map(str::trim)
@@ -194,6 +197,11 @@ fn decode(xml: &str, markup: &[String]) -> Result<String, String> {
         }
     }
     out.push_str(&unescape(rest));
+    if breaks_seen != breaks {
+        return Err(format!(
+            "{breaks} line breaks sent, {breaks_seen} came back"
+        ));
+    }
     if let Some(n) = seen.iter().position(|&count| count != 1) {
         return Err(format!(
             "the markup {:?} came back {} times",
@@ -252,7 +260,7 @@ impl Inner {
             let (xml, markup) = encode(&cue.core);
             sent.push(i);
             texts.push(xml);
-            markups.push(markup);
+            markups.push((markup, cue.core.matches('\n').count()));
         }
         let mut out: Vec<String> = request.texts.clone();
         if sent.is_empty() {
@@ -307,8 +315,10 @@ impl Inner {
                 sent.len()
             )));
         }
-        for ((&i, translation), markup) in sent.iter().zip(answer.translations).zip(&markups) {
-            let core = decode(&translation.text, markup).map_err(|e| {
+        for ((&i, translation), (markup, breaks)) in
+            sent.iter().zip(answer.translations).zip(&markups)
+        {
+            let core = decode(&translation.text, markup, *breaks).map_err(|e| {
                 TranslateError::Parse(format!("{}: text {}: {e}", self.host, i + 1))
             })?;
             if core.trim().is_empty() {
@@ -388,12 +398,16 @@ mod tests {
         assert_eq!(
             decode(
                 "Tom &amp; <x i=\"0\"></x>Jerry<x i='1' /><br />&lt;3",
-                &markup
+                &markup,
+                1
             )
             .unwrap(),
             "Tom & <b>Jerry</b>\n<3"
         );
-        assert!(decode("Tom &amp; Jerry<x i=\"1\"/>", &markup).is_err());
-        assert!(decode("<x i=\"0\"/><x i=\"0\"/><x i=\"1\"/>", &markup).is_err());
+        assert!(decode("Tom &amp; Jerry<x i=\"1\"/><br/>", &markup, 1).is_err());
+        assert!(decode("<x i=\"0\"/><x i=\"0\"/><x i=\"1\"/><br/>", &markup, 1).is_err());
+        // A dialogue whose line break was lost is refused, not written as one turn.
+        let err = decode("- Oui.- Non.", &[], 1).unwrap_err();
+        assert!(err.contains("1 line breaks sent, 0 came back"), "{err}");
     }
 }

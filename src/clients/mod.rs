@@ -24,19 +24,26 @@ pub const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30)
 /// The User-Agent of every outbound request.
 pub const USER_AGENT: &str = concat!("cuewarden/", env!("CARGO_PKG_VERSION"));
 
+/// The host (and port) of a URL, for messages (never its path or query: they may carry a
+/// key).
+pub fn host_of(url: &url::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => url.scheme().to_owned(),
+    }
+}
+
 /// What went wrong with an outbound request, for logs, job errors and `/health`: the host
 /// it was for (never the path or query, which may carry a key), what reqwest says, and each
 /// cause down to the root, e.g. `localhost:9: error sending request: client error (Connect):
 /// tcp connect error: Connection refused (os error 111)`.
 pub fn request_error(err: reqwest::Error) -> String {
     use std::error::Error as _;
-    let host = err.url().and_then(|url| {
-        let host = url.host_str()?;
-        Some(match url.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_owned(),
-        })
-    });
+    let host = err
+        .url()
+        .filter(|url| url.host_str().is_some())
+        .map(host_of);
     let err = err.without_url();
     let mut text = host.map(|h| format!("{h}: ")).unwrap_or_default();
     text.push_str(&err.to_string());

@@ -399,6 +399,7 @@ impl Inner {
     async fn error_of(response: reqwest::Response) -> ProviderError {
         let status = response.status();
         let wait = retry_after(&response);
+        let host = super::host_of(response.url());
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<MessageAnswer>(&text)
             .ok()
@@ -424,8 +425,10 @@ impl Inner {
                 );
                 ProviderError::QuotaExhausted { resets_in }
             }
-            s if s.is_server_error() => ProviderError::Unavailable(format!("HTTP {}", s.as_u16())),
-            s => ProviderError::Permanent(format!("HTTP {}: {message}", s.as_u16())),
+            s if s.is_server_error() => {
+                ProviderError::Unavailable(format!("{host}: HTTP {}", s.as_u16()))
+            }
+            s => ProviderError::Permanent(format!("{host}: HTTP {}: {message}", s.as_u16())),
         }
     }
 

@@ -137,14 +137,7 @@ pub(crate) fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Durati
     Some(Duration::from_secs_f64(delay.min(600.0)))
 }
 
-/// The host (and port) of a URL, for messages.
-pub(crate) fn host_of(url: &url::Url) -> String {
-    match (url.host_str(), url.port()) {
-        (Some(host), Some(port)) => format!("{host}:{port}"),
-        (Some(host), None) => host.to_owned(),
-        _ => url.as_str().to_owned(),
-    }
-}
+pub(crate) use super::host_of;
 
 /// One piece of a cue's text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -243,6 +243,12 @@ pub(crate) async fn search_providers(
                     found
                         .into_iter()
                         .filter(|c| c.language == job.language)
+                        .map(|mut candidate| {
+                            // No hash was sent (a file too small for one): a provider's
+                            // "hash match" cannot be true and must not end the search.
+                            candidate.meta.hash_match &= query.movie_hash.is_some();
+                            candidate
+                        })
                         .map(|candidate| Ranked {
                             provider: provider.clone(),
                             scored: score(

@@ -438,7 +438,11 @@ impl Handler<ListCandidates> for JobManager {
                     "kept_for_secs": CANDIDATES_KEPT_FOR.as_secs(),
                     "candidates": candidates,
                 });
-                act.manual.keep(job.id, now_ms(), ranked, blacklist);
+                // A search that found nothing (every provider skipped or failing) leaves
+                // the last list in place, so a choice from it still works.
+                if !ranked.is_empty() {
+                    act.manual.keep(job.id, now_ms(), ranked, blacklist);
+                }
                 fut::ready(Ok(answer))
             }),
         )

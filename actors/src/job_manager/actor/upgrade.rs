@@ -59,8 +59,13 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Whether `record` is due for an upgrade search at `now`.
+/// Whether `record` is due for an upgrade search at `now`. A subtitle a user chose
+/// (`POST …/choose`) is theirs: never replaced by the pass (a lower score picked on
+/// purpose, say because the best one is out of sync).
 pub fn is_due(record: &Provenance, policy: &UpgradePolicy, now: i64) -> bool {
+    if record.chosen_by == chosen_by::USER {
+        return false;
+    }
     let low = record.machine_translated || record.score.is_some_and(|s| s < policy.below_score);
     let recent = now.saturating_sub(record.written_at_ms) <= millis(policy.window);
     let rested = record
@@ -445,6 +450,10 @@ mod tests {
             &policy,
             now
         ));
+        // A user's choice is never upgraded.
+        let mut chosen = record(Some(10), false, now - DAY);
+        chosen.chosen_by = chosen_by::USER.to_owned();
+        assert!(!is_due(&chosen, &policy, now));
         // Searched less than a day ago.
         let mut checked = record(Some(10), false, now - DAY);
         checked.upgrade_checked_at_ms = Some(now - DAY + 1);
