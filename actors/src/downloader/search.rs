@@ -524,6 +524,9 @@ pub(super) async fn search_and_write(
     if !summary.is_empty() {
         reason.push_str(&format!("; errors: {summary}"));
     }
+    if job.auto_translate && context.translator.is_none() && !context.translate_from.is_empty() {
+        reason.push_str("; no [translator] configured to translate one");
+    }
     Outcome::NothingFound {
         reason,
         retry_after: None,
