@@ -112,6 +112,8 @@ fn start(
 #[actix_rt::test]
 async fn a_hash_match_from_the_first_provider_ends_the_search() {
     let sandbox = Sandbox::new();
+    // Big enough for a movie hash: a provider's hash match counts only when one was sent.
+    std::fs::write(&sandbox.video, vec![7u8; 256 * 1024]).unwrap();
     let store = sandbox.open_store();
     let sure = CandidateMeta {
         hash_match: true,

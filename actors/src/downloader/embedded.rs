@@ -132,7 +132,8 @@ pub fn track_for(streams: &[Stream], wanted: &Language) -> Option<String> {
 /// Runs `ffprobe` on `video` (blocking) and returns its subtitle streams; killed after
 /// `timeout`.
 pub fn probe(ffprobe: &Path, video: &Path, timeout: Duration) -> Result<Vec<Stream>, String> {
-    let mut child = Command::new(ffprobe)
+    let mut command = Command::new(ffprobe);
+    command
         .args([
             "-v",
             "error",
@@ -143,19 +144,37 @@ pub fn probe(ffprobe: &Path, video: &Path, timeout: Duration) -> Result<Vec<Stre
             "-of",
             "json",
         ])
-        .arg(video)
+        .arg(video);
+    let output = run_tool(command, "ffprobe", timeout, 16 * 1024 * 1024)?;
+    parse_streams(&output)
+}
+
+/// Runs `command` (blocking) and answers its standard output, at most `max_output` bytes;
+/// killed after `timeout`. `name` names the tool in errors. Output and errors are read on
+/// threads of their own, so a full pipe never stalls the child.
+pub fn run_tool(
+    mut command: Command,
+    name: &str,
+    timeout: Duration,
+    max_output: u64,
+) -> Result<Vec<u8>, String> {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|err| format!("cannot run {}: {err}", ffprobe.display()))?;
-    // Read the output on threads of their own, so a full pipe never stalls the child.
+        .map_err(|err| {
+            format!(
+                "cannot run {}: {err}",
+                Path::new(command.get_program()).display()
+            )
+        })?;
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let out = std::thread::spawn(move || {
         let mut bytes = Vec::new();
         if let Some(pipe) = stdout.as_mut() {
-            let _ = pipe.read_to_end(&mut bytes);
+            let _ = pipe.take(max_output).read_to_end(&mut bytes);
         }
         bytes
     });
@@ -173,21 +192,21 @@ pub fn probe(ffprobe: &Path, video: &Path, timeout: Duration) -> Result<Vec<Stre
             Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(format!("ffprobe took longer than {}s", timeout.as_secs()));
+                return Err(format!("{name} took longer than {}s", timeout.as_secs()));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(err) => return Err(format!("cannot wait for ffprobe: {err}")),
+            Err(err) => return Err(format!("cannot wait for {name}: {err}")),
         }
     };
     let output = out.join().unwrap_or_default();
     let errors = err.join().unwrap_or_default();
     if !status.success() {
         return Err(format!(
-            "ffprobe failed ({status}): {}",
+            "{name} failed ({status}): {}",
             String::from_utf8_lossy(&errors).trim()
         ));
     }
-    parse_streams(&output)
+    Ok(output)
 }
 
 #[cfg(test)]

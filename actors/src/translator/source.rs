@@ -9,10 +9,9 @@
 //! `translation_source` when there is none: then the providers and the embedded tracks are
 //! asked here.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tracing::warn;
@@ -331,51 +330,10 @@ pub fn extract(
     index: u32,
     timeout: Duration,
 ) -> Result<Vec<u8>, String> {
-    let mut child = Command::new(ffmpeg)
+    let mut command = Command::new(ffmpeg);
+    command
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(video)
-        .args(["-map", &format!("0:{index}"), "-f", "srt", "-"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| format!("cannot run {}: {err}", ffmpeg.display()))?;
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(pipe) = stdout.as_mut() {
-            let _ = pipe.take(64 * 1024 * 1024).read_to_end(&mut bytes);
-        }
-        bytes
-    });
-    let err = std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        if let Some(pipe) = stderr.as_mut() {
-            let _ = pipe.take(4096).read_to_end(&mut bytes);
-        }
-        bytes
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("ffmpeg took longer than {}s", timeout.as_secs()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(err) => return Err(format!("cannot wait for ffmpeg: {err}")),
-        }
-    };
-    let output = out.join().unwrap_or_default();
-    let errors = err.join().unwrap_or_default();
-    if !status.success() {
-        return Err(format!(
-            "ffmpeg failed ({status}): {}",
-            String::from_utf8_lossy(&errors).trim()
-        ));
-    }
-    Ok(output)
+        .args(["-map", &format!("0:{index}"), "-f", "srt", "-"]);
+    embedded::run_tool(command, "ffmpeg", timeout, 64 * 1024 * 1024)
 }
