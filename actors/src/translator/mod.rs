@@ -546,9 +546,12 @@ fn blank(prepared: &[Prepared]) -> usize {
 }
 
 fn progress(stats: &Stats) -> String {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     format!(
-        "{} requests, {} characters sent, {} cues translated so far",
-        stats.requests, stats.characters, stats.translated_cues
+        "{}, {} sent, {} translated so far",
+        plural(u64::from(stats.requests), "request", "requests"),
+        plural(stats.characters, "character", "characters"),
+        plural(stats.translated_cues as u64, "cue", "cues"),
     )
 }
 
