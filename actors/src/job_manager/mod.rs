@@ -404,10 +404,8 @@ pub fn open_store(data_dir: &Path) -> Result<(crate::store::Store, Option<StartJ
         crate::store::Store::open_taking(data_dir, |head| hasher.unfinished_stored(&head))?;
     Ok((
         store,
-        jobs.map(|mut jobs| {
-            jobs.sort_by_key(|job| job.id);
-            StartJobs { hasher, jobs }
-        }),
+        // The check hands them over by id.
+        jobs.map(|jobs| StartJobs { hasher, jobs }),
     ))
 }
 

@@ -19,7 +19,7 @@ use std::io;
 use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 
 use redb::backends::FileBackend;
 use redb::{
@@ -30,13 +30,14 @@ use redb::{
 use super::codec::{decode, decode_borrowed, read_u64};
 use super::schema::*;
 use super::{ProviderState, StoreError};
-use crate::job::{ALL_STATUSES, JobHeadRef};
+use crate::job::{ALL_STATUSES, JobHeadRef, JobStatus};
 
 /// redb's page size; the unit the scratch backend keeps writes in.
 const BLOCK: u64 = 4096;
 
-/// Page cache of a check: it reads every page once, caching buys nothing.
-const CHECK_CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// Page cache of a check: it reads every page once (the jobs in key order too), so caching
+/// buys little, and a larger cache only leaves freed pages in the allocator after the start.
+const CHECK_CACHE_BYTES: usize = 512 * 1024;
 
 /// What a good store holds, as the check found it.
 #[derive(Debug, Clone, Default)]
@@ -293,12 +294,284 @@ fn table<K: redb::Key + 'static, V: redb::Value + 'static>(
     }
 }
 
+/// Records of unfinished jobs copied out of the store for decoding (on another thread too):
+/// their bytes back to back, and what the index says of each.
+struct Batch {
+    /// The place of its first record in the walk.
+    first: usize,
+    bytes: Vec<u8>,
+    /// (job, status the index gives, end of its record in `bytes`).
+    records: Vec<(u128, JobStatus, usize)>,
+}
+
+/// A batch is handed to a decoder once it holds this many bytes.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// Batches waiting for the decoder beyond which the walk decodes one itself.
+const QUEUED_BATCHES: usize = 3;
+
+/// Fewer unfinished jobs than this are decoded on the walking thread alone.
+const PARALLEL_FROM: usize = 4096;
+
+impl Batch {
+    fn new() -> Self {
+        Self {
+            first: 0,
+            // Room for the last record past the mark, so a batch's buffer is allocated once.
+            bytes: Vec::with_capacity(BATCH_BYTES + 16 * 1024),
+            records: Vec::with_capacity(1024),
+        }
+    }
+}
+
+/// What the start makes of a decoded head; called on the decoding threads.
+type Take<'t, T> = &'t (dyn Fn(JobHeadRef<'_>) -> T + Sync);
+
+/// The walk's batches not decoded yet, and decoded ones for it to fill again (a few buffers
+/// go round: the start's memory does not grow with the store).
+struct Queue {
+    full: std::collections::VecDeque<Batch>,
+    empty: Vec<Batch>,
+    /// The walk is over (or failed): no batch will come.
+    closed: bool,
+}
+
+/// The decoding of the unfinished jobs' heads, shared by the walk and a helper thread.
+struct Decoding<'t, T> {
+    queue: Mutex<Queue>,
+    filled: Condvar,
+    /// Each head at its record's place in the walk.
+    slots: Mutex<Vec<Option<T>>>,
+    /// The first record (by its place in the walk) that is not a sound head, and why.
+    failure: Mutex<Option<(usize, String)>>,
+    take: Take<'t, T>,
+}
+
+impl<T> Decoding<'_, T> {
+    /// Decodes every record of `batch` into its slot: the whole JSON must parse (fields the
+    /// head does not keep are skipped unbuilt) and say the status it is indexed under. Gives
+    /// the batch back emptied.
+    fn decode(&self, mut batch: Batch, heads: &mut Vec<T>) -> Batch {
+        heads.clear();
+        let mut start = 0;
+        let mut failed = None;
+        for (n, &(id, status, end)) in batch.records.iter().enumerate() {
+            let bytes = &batch.bytes[start..end];
+            start = end;
+            let reason = match decode_borrowed::<JobHeadRef<'_>>("jobs", bytes) {
+                Ok(job) if job.status == status => {
+                    heads.push((self.take)(job));
+                    continue;
+                }
+                Ok(job) => format!(
+                    "job {} is indexed as {status} but is {}",
+                    job.id, job.status
+                ),
+                Err(err) => format!(
+                    "job {}: {}",
+                    uuid::Uuid::from_u128(id),
+                    super::error_chain(&err)
+                ),
+            };
+            failed = Some((batch.first + n, reason));
+            break;
+        }
+        if let Some((at, reason)) = failed {
+            if let Ok(mut failure) = self.failure.lock()
+                && failure.as_ref().is_none_or(|(first, _)| at < *first)
+            {
+                *failure = Some((at, reason));
+            }
+        } else if let Ok(mut slots) = self.slots.lock() {
+            for (slot, head) in slots[batch.first..].iter_mut().zip(heads.drain(..)) {
+                *slot = Some(head);
+            }
+        }
+        batch.bytes.clear();
+        batch.records.clear();
+        batch
+    }
+
+    /// The helper thread: decodes the walk's batches until it is over and none is left.
+    fn help(&self) {
+        let mut heads = Vec::new();
+        loop {
+            let batch = {
+                let Ok(mut queue) = self.queue.lock() else {
+                    return;
+                };
+                loop {
+                    if let Some(batch) = queue.full.pop_front() {
+                        break batch;
+                    }
+                    if queue.closed {
+                        return;
+                    }
+                    queue = match self.filled.wait(queue) {
+                        Ok(queue) => queue,
+                        Err(_) => return,
+                    };
+                }
+            };
+            let empty = self.decode(batch, &mut heads);
+            if let Ok(mut queue) = self.queue.lock() {
+                queue.empty.push(empty);
+            }
+        }
+    }
+
+    /// Hands a full batch to the helper, or decodes it here when the helper is behind (or
+    /// there is none); returns an empty batch to fill next, its first place `next`.
+    fn hand_over(&self, batch: Batch, next: usize, helper: bool, heads: &mut Vec<T>) -> Batch {
+        let mut batch = Some(batch);
+        let mut fresh = None;
+        if helper
+            && let Ok(mut queue) = self.queue.lock()
+            && queue.full.len() < QUEUED_BATCHES
+            && let Some(full) = batch.take()
+        {
+            queue.full.push_back(full);
+            self.filled.notify_one();
+            fresh = queue.empty.pop();
+        }
+        let mut empty = match batch {
+            Some(full) => self.decode(full, heads),
+            None => fresh.unwrap_or_else(Batch::new),
+        };
+        empty.first = next;
+        empty
+    }
+
+    /// After the walk: stops the helper once the queue is empty, helping it empty the queue.
+    fn finish(&self, heads: &mut Vec<T>) {
+        if let Ok(mut queue) = self.queue.lock() {
+            queue.closed = true;
+        }
+        self.filled.notify_all();
+        loop {
+            let batch = match self.queue.lock() {
+                Ok(mut queue) => queue.full.pop_front(),
+                Err(_) => None,
+            };
+            let Some(batch) = batch else {
+                return;
+            };
+            self.decode(batch, heads);
+        }
+    }
+}
+
+/// The unfinished jobs with their status, as the status index lists them.
+fn unfinished_ids(
+    index: &redb::ReadOnlyTable<(u8, u128), ()>,
+) -> Result<Vec<(u128, JobStatus)>, Failure> {
+    let mut ids = Vec::new();
+    for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
+        let code = status.code();
+        for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
+            ids.push((entry?.0.value().1, *status));
+        }
+    }
+    Ok(ids)
+}
+
+/// Copies the records of the jobs in `ids` into batches for `decoding`, by id: one pass over
+/// the jobs table in key order when they are a good part of it (each leaf page read once),
+/// else one lookup each. A job the index lists but the table lacks is left out.
+fn walk_unfinished<T>(
+    jobs: &redb::ReadOnlyTable<u128, &[u8]>,
+    total: u64,
+    mut ids: Vec<(u128, JobStatus)>,
+    decoding: &Decoding<'_, T>,
+    helper: bool,
+) -> Result<(), Failure> {
+    let mut heads = Vec::new();
+    let mut batch = Batch::new();
+    let mut walked = 0;
+    let mut push = |batch: Batch, id: u128, status: JobStatus, record: &[u8]| {
+        let mut batch = batch;
+        batch.bytes.extend_from_slice(record);
+        batch.records.push((id, status, batch.bytes.len()));
+        walked += 1;
+        if batch.bytes.len() >= BATCH_BYTES {
+            batch = decoding.hand_over(batch, walked, helper, &mut heads);
+        }
+        batch
+    };
+    ids.sort_unstable_by_key(|&(id, _)| id);
+    if (ids.len() as u64).saturating_mul(4) >= total {
+        let mut wanted = ids.iter().peekable();
+        if let Some(&&(first, _)) = wanted.peek() {
+            for entry in jobs.range(first..)? {
+                let (key, value) = entry?;
+                let key = key.value();
+                while wanted.next_if(|&&(id, _)| id < key).is_some() {}
+                match wanted.next_if(|&&(id, _)| id == key) {
+                    Some(&(id, status)) => batch = push(batch, id, status, value.value()),
+                    None if wanted.peek().is_none() => break,
+                    None => {}
+                }
+            }
+        }
+    } else {
+        for (id, status) in ids {
+            if let Some(value) = jobs.get(id)? {
+                batch = push(batch, id, status, value.value());
+            }
+        }
+    }
+    if !batch.records.is_empty() {
+        decoding.hand_over(batch, 0, helper, &mut Vec::new());
+    }
+    Ok(())
+}
+
+/// Decodes the head of every unfinished job (by id): the walk of the store on this thread,
+/// the JSON decoding beside it on a second one (with two cores or more).
+fn decode_unfinished<T: Send>(
+    jobs: &redb::ReadOnlyTable<u128, &[u8]>,
+    total: u64,
+    ids: Vec<(u128, JobStatus)>,
+    take: Take<'_, T>,
+) -> Result<Vec<T>, Failure> {
+    let count = ids.len();
+    let decoding = Decoding {
+        queue: Mutex::new(Queue {
+            full: std::collections::VecDeque::new(),
+            empty: Vec::new(),
+            closed: false,
+        }),
+        filled: Condvar::new(),
+        slots: Mutex::new((0..count).map(|_| None).collect()),
+        failure: Mutex::new(None),
+        take,
+    };
+    let helper = count >= PARALLEL_FROM
+        && std::thread::available_parallelism().map_or(1, std::num::NonZero::get) > 1;
+    let walked = std::thread::scope(|scope| {
+        if helper {
+            scope.spawn(|| decoding.help());
+        }
+        let walked = walk_unfinished(jobs, total, ids, &decoding, helper);
+        decoding.finish(&mut Vec::new());
+        walked
+    });
+    walked?;
+    let poisoned = || Failure::Damaged("a thread decoding the jobs panicked".to_owned());
+    if let Some((_, reason)) = decoding.failure.into_inner().map_err(|_| poisoned())? {
+        return Err(Failure::Damaged(reason));
+    }
+    // Collected in place: the start allocates nothing more for the heads.
+    let slots = decoding.slots.into_inner().map_err(|_| poisoned())?;
+    Ok(slots.into_iter().flatten().collect())
+}
+
 /// Decodes every record the start reads: meta, the unfinished jobs (each one's head made into
-/// a `T` by `take`; returned by status, then id), provider state.
-fn decode_start_records<T>(
+/// a `T` by `take`; returned by id), provider state.
+fn decode_start_records<T: Send>(
     db: &Database,
     bytes: u64,
-    take: &mut dyn FnMut(JobHeadRef<'_>) -> T,
+    take: Take<'_, T>,
 ) -> Result<(CheckReport, Vec<T>), Failure> {
     let txn = db.begin_read().map_err(StoreError::from)?;
     let mut report = CheckReport {
@@ -323,33 +596,8 @@ fn decode_start_records<T>(
     let mut heads = Vec::new();
     if let (Some(jobs), Some(index)) = (table(&txn, JOBS)?, table(&txn, JOBS_BY_STATUS)?) {
         report.jobs = jobs.len()?;
-        for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
-            let code = status.code();
-            for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
-                let id = entry?.0.value().1;
-                if let Some(bytes) = jobs.get(id)? {
-                    // The record must parse (the whole JSON; fields the head does not keep
-                    // are skipped unbuilt), and say the status it is indexed under. Its head
-                    // is what the JobManager's start takes over (the rest is read when the
-                    // job runs).
-                    let job: JobHeadRef<'_> =
-                        decode_borrowed("jobs", bytes.value()).map_err(|err| {
-                            Failure::Damaged(format!(
-                                "job {}: {}",
-                                uuid::Uuid::from_u128(id),
-                                super::error_chain(&err)
-                            ))
-                        })?;
-                    if job.status != *status {
-                        return Err(Failure::Damaged(format!(
-                            "job {} is indexed as {status} but is {}",
-                            job.id, job.status
-                        )));
-                    }
-                    heads.push(take(job));
-                }
-            }
-        }
+        let ids = unfinished_ids(&index)?;
+        heads = decode_unfinished(&jobs, report.jobs, ids, take)?;
         report.unfinished_jobs = heads.len() as u64;
     }
     if let Some(events) = table(&txn, EVENTS)? {
@@ -429,14 +677,14 @@ fn with_verified<T>(
 /// A damaged file is [`StoreError::Damaged`] (an empty file included), one in use by a running
 /// daemon [`StoreError::Locked`], a missing one [`StoreError::Missing`].
 pub fn check_file(path: &Path) -> Result<CheckReport, StoreError> {
-    check_file_taking(path, &mut |_| ()).map(|(report, _)| report)
+    check_file_taking(path, &|_| ()).map(|(report, _)| report)
 }
 
 /// Checks `path` as [`check_file`] does, and returns what `take` made of the head of every
-/// unfinished job (by status, then id), decoded by the check.
-pub(super) fn check_file_taking<T>(
+/// unfinished job (by id), decoded by the check.
+pub(super) fn check_file_taking<T: Send>(
     path: &Path,
-    take: &mut dyn FnMut(JobHeadRef<'_>) -> T,
+    take: Take<'_, T>,
 ) -> Result<(CheckReport, Vec<T>), StoreError> {
     with_verified(path, |db, bytes| decode_start_records(db, bytes, take))
 }
@@ -448,7 +696,7 @@ pub(super) fn with_checked_file<T>(
     then: impl FnOnce(&Database, &CheckReport) -> Result<T, StoreError>,
 ) -> Result<(CheckReport, T), StoreError> {
     with_verified(path, |db, bytes| {
-        let (report, _) = decode_start_records(db, bytes, &mut |_| ())?;
+        let (report, _) = decode_start_records(db, bytes, &|_| ())?;
         let value = then(db, &report).map_err(Failure::Error)?;
         Ok((report, value))
     })

@@ -430,3 +430,116 @@ fn a_new_store_gets_its_first_snapshot_minutes_after_the_start_not_a_day() {
     );
     store.close();
 }
+
+/// Commits `count` jobs whose statuses cycle through `statuses`; returns them.
+fn add_jobs_in(store: &Store, count: usize, statuses: &[JobStatus], from: usize) -> Vec<Job> {
+    let mut added = Vec::new();
+    for chunk in (from..from + count).collect::<Vec<_>>().chunks(5_000) {
+        let changes = chunk
+            .iter()
+            .map(|&n| {
+                let job = job(n, statuses[n % statuses.len()]);
+                added.push(job.clone());
+                Change::PutJob {
+                    job,
+                    events: Vec::new(),
+                }
+            })
+            .collect();
+        store.submit_blocking(changes).unwrap();
+    }
+    added
+}
+
+/// The heads the start takes over come by id (oldest first), whether the check walks the jobs
+/// table (most jobs unfinished) or looks each one up (few are), and however many threads
+/// decode them.
+#[test]
+fn the_check_hands_over_heads_by_id_walked_or_looked_up() {
+    let unfinished = [
+        JobStatus::Waiting,
+        JobStatus::Pending,
+        JobStatus::DownloadQueued,
+        JobStatus::TranslateQueued,
+        JobStatus::DownloadInProgress,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut wanted: Vec<(JobId, JobStatus)> = add_jobs_in(&store, 12_000, &unfinished, 0)
+        .into_iter()
+        .map(|job| (job.id, job.status))
+        .collect();
+    wanted.sort_by_key(|&(id, _)| id);
+    store.close();
+    drop(store);
+    let taken = |dir: &Path| {
+        let (store, heads) = Store::open_taking(dir, |head| (head.id, head.status)).unwrap();
+        store.close();
+        heads.expect("a good store hands over its heads")
+    };
+    assert_eq!(taken(dir.path()), wanted, "walked in key order");
+
+    // Five finished jobs for every unfinished one: each is looked up instead.
+    let store = Store::open(dir.path()).unwrap();
+    add_jobs_in(
+        &store,
+        60_000,
+        &[JobStatus::Done, JobStatus::Failed],
+        12_000,
+    );
+    store.close();
+    drop(store);
+    assert_eq!(taken(dir.path()), wanted, "looked up one by one");
+}
+
+/// A record that cannot be decoded, or says another status than the index, is damage that
+/// names the job, wherever it sits among many records decoded on two threads.
+#[test]
+fn a_bad_record_among_many_is_damage_naming_the_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let jobs = add_jobs_in(&store, 9_000, &[JobStatus::Waiting], 0);
+    let bad = jobs[7_777].id;
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut table = txn.open_table(JOBS).unwrap();
+        table
+            .insert(bad.0.as_u128(), [RECORD_VERSION, b'{'].as_slice())
+            .unwrap();
+    }
+    txn.commit().unwrap();
+    store.close();
+    drop(store);
+    let path = dir.path().join(STORE_FILE_NAME);
+    let err = check_file(&path).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Damaged { reason, .. } if reason.contains(&bad.to_string())),
+        "{err:?}"
+    );
+
+    // Indexed as waiting, stored as done.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let jobs = add_jobs_in(&store, 9_000, &[JobStatus::Waiting], 0);
+    let mut moved = jobs[4_321].clone();
+    moved.status = JobStatus::Done;
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut table = txn.open_table(JOBS).unwrap();
+        table
+            .insert(
+                moved.id.0.as_u128(),
+                super::codec::encode(&moved).as_slice(),
+            )
+            .unwrap();
+    }
+    txn.commit().unwrap();
+    store.close();
+    drop(store);
+    let err = check_file(&dir.path().join(STORE_FILE_NAME)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Damaged { reason, .. }
+            if reason.contains(&format!("job {} is indexed as waiting but is done", moved.id))),
+        "{err:?}"
+    );
+}

@@ -388,18 +388,18 @@ impl Store {
     }
 
     /// Opens the store as [`open`](Self::open) does, and also returns what `take` made of the
-    /// head of every unfinished job, as the start-up check decoded them (by status, then id):
+    /// head of every unfinished job, as the start-up check decoded them (by id):
     /// the JobManager's start takes them over without reading the store again.
     ///
     /// `None` when the heads the check saw are not the store's: the file was restored from a
     /// snapshot, replaced by an empty store, or its schema is upgraded; the JobManager then
     /// reads the unfinished jobs itself.
-    pub fn open_taking<T>(
+    pub fn open_taking<T: Send>(
         data_dir: &Path,
-        mut take: impl FnMut(crate::job::JobHeadRef<'_>) -> T,
+        take: impl Fn(crate::job::JobHeadRef<'_>) -> T + Sync,
     ) -> Result<(Self, Option<Vec<T>>), StoreError> {
         let path = data_dir.join(STORE_FILE_NAME);
-        let (start_state, heads) = snapshot::prepare_store_file(data_dir, &mut take)?;
+        let (start_state, heads) = snapshot::prepare_store_file(data_dir, &take)?;
         let mut heads = (start_state == StartState::Good).then_some(heads);
         let db = open_database(&path)?;
         let version = Self::stored_schema_version(&db)?;

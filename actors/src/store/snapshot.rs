@@ -334,10 +334,10 @@ fn restore_newest_good(data_dir: &Path, path: &Path) -> Option<(Snapshot, CheckR
 /// Errors are what the user must fix (the file is locked by another daemon, unreadable).
 ///
 /// With a good file, also returns what `take` made of the head of every unfinished job, as
-/// the check decoded them (by status, then id); with any other state, none.
-pub fn prepare_store_file<T>(
+/// the check decoded them (by id); with any other state, none.
+pub fn prepare_store_file<T: Send>(
     data_dir: &Path,
-    take: &mut dyn FnMut(crate::job::JobHeadRef<'_>) -> T,
+    take: &(dyn Fn(crate::job::JobHeadRef<'_>) -> T + Sync),
 ) -> Result<(StartState, Vec<T>), StoreError> {
     let path = data_dir.join(STORE_FILE_NAME);
     let reason = match check_file_taking(&path, take) {
