@@ -346,3 +346,81 @@ fn a_library_sync_still_going_is_not_started_twice() {
     // The silent server's thread ends with the test process.
     drop(held);
 }
+
+#[test]
+fn a_run_on_demand_takes_no_body_but_none_or_an_empty_object() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.serve();
+    let (client, _) = daemon.raw();
+    let send = |task: &str, content_type: Option<&str>, body: &'static str| {
+        let mut request = client
+            .post(format!("{}/api/v1/schedule/{task}/run", daemon.base))
+            .header("X-Api-Key", KEY)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        daemon.call(request)
+    };
+
+    for (content_type, body, status, code, says) in [
+        (
+            Some("application/json"),
+            "{\"force\": true}",
+            400,
+            "bad_request",
+            "unknown field `force`",
+        ),
+        (
+            Some("application/json"),
+            "{not json",
+            400,
+            "bad_request",
+            "invalid request body",
+        ),
+        (
+            Some("application/json"),
+            "[]",
+            400,
+            "bad_request",
+            "invalid request body",
+        ),
+        (
+            Some("text/plain"),
+            "{}",
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (None, "go", 415, "unsupported_media_type", "given: none"),
+    ] {
+        let (got, answer) = send("cleanup", content_type, body);
+        assert_eq!(got, status, "{body:?}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    // Nothing was started by a refused request.
+    let (status, list) = daemon.get("/api/v1/schedule");
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["last_run"].is_null()),
+        "{list}"
+    );
+
+    // No body at all, whatever the content type, and `{}` start the run.
+    let (status, body) = send("cleanup", None, "");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["task"], "cleanup");
+    finished_run(&daemon, "cleanup", |_| true);
+    let (status, body) = send("wanted_retry", Some("text/plain"), "");
+    assert_eq!(status, 202, "{body}");
+    finished_run(&daemon, "wanted_retry", |_| true);
+    let (status, body) = send("upgrade", Some("application/json"), "{}");
+    assert_eq!(status, 202, "{body}");
+    finished_run(&daemon, "upgrade", |_| true);
+}
