@@ -552,3 +552,59 @@ fn the_written_translation_has_its_provenance() {
         "{job}"
     );
 }
+
+/// Opens the store the in-process daemon just closed (its HTTP workers may drop their last
+/// handle a moment after `stop` returned).
+fn store_after(sandbox: &Sandbox, daemon: Served) -> cuewarden_actors::Store {
+    daemon.stop().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        match cuewarden_actors::Store::open(&sandbox.dir.path().join("data")) {
+            Ok(store) => return store,
+            Err(cuewarden_actors::StoreError::Locked { .. })
+                if start.elapsed() < common::DEADLINE =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("cannot open the store: {err}"),
+        }
+    }
+}
+
+#[test]
+fn a_job_that_ends_without_a_translation_leaves_no_kept_source() {
+    let os = FakeOs::start();
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", &os.config(""));
+    let failing = hashed_video(
+        &sandbox,
+        &os,
+        "Example Movie (2019)/Example.Movie.2019.1080p.BluRay.x264-GROUP.mkv",
+    );
+    keep_results(&os, "en");
+    let daemon = sandbox.serve();
+    // Refused credentials after the source was downloaded: failed for good.
+    fake.script([Fault::WrongHost]);
+    let failed = request(&daemon, &failing, |j| {
+        j["status"] == "failed" || j["status"] == "done"
+    });
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(os.count("/download"), 1, "the source was downloaded");
+
+    // A quota parks a second one with its source kept; then the user cancels it.
+    let other = sandbox.library().join("Other (2020)/Other.2020.mkv");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::copy(&failing, &other).unwrap();
+    fake.script([Fault::Quota]);
+    let waiting = request(&daemon, &other, |j| j["status"] == "waiting");
+    let waiting_id = waiting["id"].as_str().unwrap().to_owned();
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{waiting_id}/cancel"), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let failed_id = failed["id"].as_str().unwrap().to_owned();
+
+    let store = store_after(&sandbox, daemon);
+    for id in [failed_id, waiting_id] {
+        let key = format!("translation_source.{id}");
+        assert_eq!(store.state(&key).unwrap(), None, "{key} is left");
+    }
+}

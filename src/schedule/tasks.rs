@@ -127,6 +127,10 @@ pub fn cleanup_counts(report: &CleanupReport) -> Counts {
         ("events_deleted".to_owned(), report.events_deleted),
         ("batches".to_owned(), report.batches),
         ("examined".to_owned(), report.examined),
+        (
+            "translation_sources_deleted".to_owned(),
+            report.translation_sources_deleted,
+        ),
     ]);
     if let Some(compaction) = &report.compaction {
         counts.insert("file_bytes_before".to_owned(), compaction.file_bytes_before);

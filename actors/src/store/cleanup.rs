@@ -76,6 +76,50 @@ impl Store {
         Ok(page)
     }
 
+    /// Up to `limit` `translation_source.<job>` state keys (from `after`, exclusive) whose
+    /// job has ended or is gone: left by builds that kept them after the job's end. The
+    /// second value is the last key looked at, where the next page starts (`None`: done).
+    pub fn ended_translation_sources(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let state = txn.open_table(STATE)?;
+        let jobs = txn.open_table(JOBS)?;
+        let prefix = super::TRANSLATION_SOURCE_PREFIX;
+        let mut found = Vec::new();
+        let mut last = None;
+        let start = if after.is_empty() { prefix } else { after };
+        for entry in state.range(start..)? {
+            let entry = entry?;
+            let key = entry.0.value();
+            if !key.starts_with(prefix) {
+                return Ok((found, None));
+            }
+            if key == after {
+                continue;
+            }
+            if found.len() >= limit.max(1) {
+                return Ok((found, last));
+            }
+            last = Some(key.to_owned());
+            let Some(id) = super::translation_source_job(key) else {
+                continue;
+            };
+            let ended = jobs
+                .get(id)?
+                .map(|bytes| decode::<Job>("jobs", bytes.value()))
+                .transpose()
+                // A record that does not decode is left alone, as by the job cleanup.
+                .is_ok_and(|job| job.is_none_or(|j| j.status.is_terminal()));
+            if ended {
+                found.push(key.to_owned());
+            }
+        }
+        Ok((found, None))
+    }
+
     /// The store file's size in bytes.
     pub fn file_bytes(&self) -> u64 {
         std::fs::metadata(self.path()).map_or(0, |m| m.len())
@@ -135,6 +179,8 @@ pub struct CleanupReport {
     pub batches: u64,
     /// Job records looked at.
     pub examined: u64,
+    /// Sources kept for translations whose job had ended (left by earlier builds).
+    pub translation_sources_deleted: u64,
     /// The compaction's report, when one was asked for.
     pub compaction: Option<super::Compaction>,
 }
@@ -176,6 +222,26 @@ impl Store {
                     Some(next) => from = next,
                     None => break,
                 }
+            }
+        }
+        let mut after = String::new();
+        loop {
+            let (keys, next) = self.ended_translation_sources(&after, batch)?;
+            if !keys.is_empty() {
+                report.translation_sources_deleted += keys.len() as u64;
+                let changes = keys
+                    .into_iter()
+                    .map(|key| super::Change::PutState {
+                        key,
+                        value: serde_json::Value::Null,
+                    })
+                    .collect();
+                self.submit_blocking(changes)?;
+                report.batches += 1;
+            }
+            match next {
+                Some(next) => after = next,
+                None => break,
             }
         }
         if policy.compact_free_percent <= 100 {

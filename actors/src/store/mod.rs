@@ -189,6 +189,24 @@ pub enum Change {
     },
 }
 
+/// The prefix of the `state` keys that belong to one job: the source subtitle a translation
+/// downloaded (`translation_source.<job id>`), kept while the job waits so a later attempt
+/// does not download it again. The writer removes it in the commit that ends the job
+/// (`done`, `failed`, `skipped`, `cancelled`) or deletes it, and refuses to keep one for a
+/// job that has ended.
+pub const TRANSLATION_SOURCE_PREFIX: &str = "translation_source.";
+
+/// The `state` key of the source subtitle kept for job `id` ([`TRANSLATION_SOURCE_PREFIX`]).
+pub fn translation_source_key(id: JobId) -> String {
+    format!("{TRANSLATION_SOURCE_PREFIX}{id}")
+}
+
+/// The job a [`TRANSLATION_SOURCE_PREFIX`] key belongs to.
+pub(crate) fn translation_source_job(key: &str) -> Option<u128> {
+    let id = key.strip_prefix(TRANSLATION_SOURCE_PREFIX)?;
+    uuid::Uuid::parse_str(id).ok().map(|id| id.as_u128())
+}
+
 /// The key of one cached translation in [`schema::TRANSLATIONS`].
 pub(crate) fn translation_key(service: &str, from: &str, to: &str, text: &str) -> String {
     format!("{service}\u{1f}{from}\u{1f}{to}\u{1f}{text}")

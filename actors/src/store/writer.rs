@@ -461,6 +461,9 @@ impl Writer {
                             jobs.insert(key, encode(job).as_slice())?;
                             by_status.insert((job.status.code(), key), ())?;
                             append(&mut events_table, &mut job_events, events, &mut committed)?;
+                            if job.status.is_terminal() {
+                                forget_job_state(&mut state, job.id)?;
+                            }
                         }
                         Change::MoveJob {
                             id,
@@ -486,6 +489,9 @@ impl Writer {
                             jobs.insert(key, encode(&job).as_slice())?;
                             by_status.insert((job.status.code(), key), ())?;
                             append(&mut events_table, &mut job_events, events, &mut committed)?;
+                            if status.is_terminal() {
+                                forget_job_state(&mut state, *id)?;
+                            }
                         }
                         Change::DropJobEvents { id, kinds } => {
                             let key = id.0.as_u128();
@@ -521,6 +527,7 @@ impl Writer {
                             }
                             job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
                             subtitles.remove(key)?;
+                            forget_job_state(&mut state, *id)?;
                         }
                         Change::PutMedia(record) => {
                             let key = record.path.display().to_string();
@@ -537,7 +544,18 @@ impl Writer {
                             outbox.remove(*seq)?;
                         }
                         Change::PutState { key, value } => {
-                            if value.is_null() {
+                            // A translation's source is kept for a job that goes on, not
+                            // for one that ended meanwhile (cancelled while it ran).
+                            let ended = match super::translation_source_job(key) {
+                                Some(job) if !value.is_null() => jobs
+                                    .get(job)?
+                                    .and_then(|b| decode::<Job>("jobs", b.value()).ok())
+                                    .is_none_or(|j| j.status.is_terminal()),
+                                _ => false,
+                            };
+                            if ended {
+                                debug!(key = key.as_str(), "not kept: its job has ended");
+                            } else if value.is_null() {
                                 state.remove(key.as_str())?;
                             } else {
                                 state.insert(key.as_str(), encode(value).as_slice())?;
@@ -599,6 +617,7 @@ impl Writer {
                                 events_table.remove(*seq)?;
                             }
                             job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+                            forget_job_state(&mut state, *id)?;
                             committed.purged_jobs += 1;
                             committed.purged_events += seqs.len() as u64;
                         }
@@ -628,4 +647,13 @@ impl Writer {
         txn.commit()?;
         Ok(results)
     }
+}
+
+/// Removes the `state` records that belong to job `id` (it ended or was deleted).
+fn forget_job_state(
+    state: &mut redb::Table<&str, &[u8]>,
+    id: crate::job::JobId,
+) -> Result<(), StoreError> {
+    state.remove(super::translation_source_key(id).as_str())?;
+    Ok(())
 }
