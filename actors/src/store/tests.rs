@@ -1156,3 +1156,56 @@ fn the_cleanup_removes_the_kept_sources_earlier_builds_left_after_their_job_ende
     let again = store.cleanup(&policy, 10_000).unwrap();
     assert_eq!(again.translation_sources_deleted, 0);
 }
+
+#[test]
+fn blacklist_entries_of_earlier_builds_read_and_a_rejected_translation_has_a_key_per_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let video = PathBuf::from("/media/movies/Old.mkv");
+    let id = JobId::new();
+    // An entry as builds before `machine_translation` wrote it.
+    let old = json!({
+        "video": video, "provider": "opensubtitles", "candidate_id": "62",
+        "content_hash": "sha256:01", "language": "fr", "job_id": id, "rejected_at_ms": 5,
+    });
+    let mut bytes = vec![RECORD_VERSION];
+    bytes.extend(serde_json::to_vec(&old).unwrap());
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut table = txn.open_table(BLACKLIST).unwrap();
+        table
+            .insert(
+                format!("{}opensubtitles\u{0}62", BlacklistEntry::prefix(&video)).as_str(),
+                bytes.as_slice(),
+            )
+            .unwrap();
+    }
+    txn.commit().unwrap();
+    let read = store.blacklist_for(&video).unwrap();
+    assert_eq!(read.len(), 1);
+    assert!(!read[0].machine_translation);
+
+    // Two rejected translations by one service (two languages) are two entries.
+    let translation = |language: &str, hash: &str| BlacklistEntry {
+        video: video.clone(),
+        provider: "deepl".to_owned(),
+        candidate_id: String::new(),
+        content_hash: hash.to_owned(),
+        language: Language::parse(language).unwrap(),
+        job_id: id,
+        rejected_at_ms: 6,
+        machine_translation: true,
+    };
+    store
+        .submit_blocking(vec![
+            Change::PutBlacklist(translation("fr", "sha256:02")),
+            Change::PutBlacklist(translation("de", "sha256:03")),
+        ])
+        .unwrap();
+    let list = crate::provenance::Blacklist::new(store.blacklist_for(&video).unwrap());
+    assert_eq!(store.blacklist_for(&video).unwrap().len(), 3);
+    assert!(list.refuses_translation(&Language::parse("fr").unwrap()));
+    assert!(list.refuses_translation(&Language::parse("de").unwrap()));
+    assert!(!list.refuses_translation(&Language::parse("es").unwrap()));
+    assert!(list.has_content("sha256:02") && list.has_content("sha256:01"));
+}

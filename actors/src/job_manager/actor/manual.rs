@@ -301,6 +301,7 @@ impl ManagerCore {
             "provider": provenance.provider,
             "id": provenance.candidate_id,
             "content_hash": provenance.content_hash,
+            "machine_translation": entry.machine_translation,
             "path": provenance.path,
             "removed": removed,
             "status": JobStatus::DownloadQueued,
@@ -707,13 +708,6 @@ impl Handler<RejectSubtitle> for JobManager {
                         )));
                     }
                 };
-                if provenance.machine_translated && provenance.candidate_id.is_empty() {
-                    return Err(ManualError::Conflict(format!(
-                        "job {id}'s subtitle is a machine translation by {}, not a provider's \
-                         download: nothing to blacklist",
-                        provenance.provider
-                    )));
-                }
                 let (path, hash) = (provenance.path.clone(), provenance.content_hash.clone());
                 let removed = tokio::task::spawn_blocking(move || remove_if_ours(&path, &hash))
                     .await
@@ -735,6 +729,7 @@ impl Handler<RejectSubtitle> for JobManager {
                         "provider": provenance.provider,
                         "id": provenance.candidate_id,
                         "content_hash": provenance.content_hash,
+                        "machine_translation": provenance::is_our_translation(&provenance),
                     },
                     "removed": removed,
                     "path": provenance.path,
