@@ -679,6 +679,31 @@ fn a_rejected_machine_translation_is_removed_and_the_job_waits_for_a_human_subti
     assert_eq!(body["jobs"][0]["id"], id.as_str(), "{body}");
     assert_eq!(fake.count(), paid);
 
+    // The job's blacklist shows the rejected translation; clearing it lets a retry
+    // translate again (from the cache: nothing is paid twice).
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/blacklist"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["count"], 1, "{list}");
+    assert_eq!(list["entries"][0]["machine_translation"], true, "{list}");
+    assert_eq!(list["entries"][0]["provider"], "deepl", "{list}");
+    let (client, _) = daemon.raw();
+    let (status, body) = daemon.call(
+        client
+            .delete(format!("{}/api/v1/jobs/{id}/blacklist", daemon.base))
+            .header("X-Api-Key", common::KEY),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cleared"], 1, "{body}");
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/retry"), &json!({}));
+    assert_eq!(status, 202, "{body}");
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    assert_eq!(job["subtitle"]["machine_translated"], true, "{job}");
+    assert!(written.exists());
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/reject"), &json!({}));
+    assert_eq!(status, 202, "{body}");
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    assert!(!written.exists());
+
     // A human French subtitle appears; the user chooses it: done, with it.
     os.with(|s| {
         s.results = all

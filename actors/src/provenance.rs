@@ -166,6 +166,11 @@ impl Blacklist {
             .any(|e| e.machine_translation && e.language == *language)
     }
 
+    /// The entries read from the store.
+    pub fn entries(&self) -> &[BlacklistEntry] {
+        &self.0
+    }
+
     /// Whether nothing is blacklisted.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty() && self.1.is_empty()

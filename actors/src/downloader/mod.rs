@@ -24,7 +24,8 @@ use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
 /// Added to the wait reason of a job whose machine translation a user rejected.
 pub const TRANSLATION_REJECTED_REASON: &str = "; not machine-translated again: a translation \
-     was rejected for this video (waiting for a human subtitle; choose one)";
+     was rejected for this video (waiting for a human subtitle; choose one, or clear the job's \
+     blacklist to translate again)";
 
 pub(crate) mod search;
 

@@ -154,6 +154,9 @@ pub enum Change {
     DeleteProvenance(JobId),
     /// Blacklist a subtitle for a video.
     PutBlacklist(BlacklistEntry),
+    /// Remove blacklist entries by their keys ([`BlacklistEntry::key`]); a key not there is
+    /// no error.
+    DeleteBlacklist(Vec<String>),
     /// Set a metadata value.
     PutMeta {
         /// Key.

@@ -586,6 +586,11 @@ impl Writer {
                         Change::PutBlacklist(entry) => {
                             blacklist.insert(entry.key().as_str(), encode(entry).as_slice())?;
                         }
+                        Change::DeleteBlacklist(keys) => {
+                            for key in keys {
+                                blacklist.remove(key.as_str())?;
+                            }
+                        }
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;
                         }
