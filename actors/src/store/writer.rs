@@ -428,6 +428,8 @@ impl Writer {
             let mut machine = txn.open_table(MACHINE_TRANSLATED)?;
             let mut subtitles = txn.open_table(SUBTITLES)?;
             let mut blacklist = txn.open_table(BLACKLIST)?;
+            let mut translations_used = txn.open_table(TRANSLATIONS_USED)?;
+            let today = super::day_of(crate::time::now_ms());
             let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
                               job_events: &mut redb::Table<(u128, u64), ()>,
                               list: &[Event],
@@ -570,6 +572,30 @@ impl Writer {
                             for (text, answer) in entries {
                                 let key = super::translation_key(service, from, to, text);
                                 translations.insert(key.as_str(), encode(answer).as_slice())?;
+                                translations_used.insert(key.as_str(), today)?;
+                            }
+                        }
+                        Change::TouchTranslations { keys, day } => {
+                            for key in keys {
+                                let known = translations_used.get(key.as_str())?.map(|d| d.value());
+                                if known != Some(*day) && translations.get(key.as_str())?.is_some()
+                                {
+                                    translations_used.insert(key.as_str(), *day)?;
+                                }
+                            }
+                        }
+                        Change::PurgeTranslations {
+                            keys,
+                            unused_before_day,
+                        } => {
+                            for key in keys {
+                                let used = translations_used.get(key.as_str())?.map(|d| d.value());
+                                if used.is_some_and(|used| used < *unused_before_day) {
+                                    translations_used.remove(key.as_str())?;
+                                    if translations.remove(key.as_str())?.is_some() {
+                                        committed.purged_translations += 1;
+                                    }
+                                }
                             }
                         }
                         Change::PutMachineTranslated(record) => {
