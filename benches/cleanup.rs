@@ -7,6 +7,10 @@
 //! during and after `POST /schedule/cleanup/run` (which deletes 90 % and then compacts the
 //! file), the cleanup's wall time and counts, and the store's size after.
 //!
+//! With `BENCH_TRANSLATIONS` (0) the store also holds that many cached translations, 90 % of
+//! them last used 200 days ago (over `[translator] cache_days` 180): the cleanup deletes those
+//! too (`translations_deleted`).
+//!
 //! Knobs: `CUEWARDEN_BIN` (the binary; default the bench build's), `BENCH_JOBS` (1000000),
 //! `BENCH_SECONDS` (5: how long the before/after latencies are sampled), `BENCH_DIR` (keep
 //! the store there instead of a temp dir; an existing store is reused).
@@ -73,9 +77,56 @@ fn job(n: usize, now: i64) -> Job {
     job
 }
 
+/// `count` cached translations, every tenth used today, the others 200 days ago.
+fn build_translations(store: &Store, count: usize) {
+    let started = Instant::now();
+    let today = cuewarden_actors::store::day_of(now_ms());
+    for chunk in (0..count).collect::<Vec<_>>().chunks(5_000) {
+        let entries: Vec<(String, String)> = chunk
+            .iter()
+            .map(|n| {
+                (
+                    format!("Line {n} of some film, as long as a subtitle line is."),
+                    format!("Ligne {n} d'un film, aussi longue qu'une ligne de sous-titre."),
+                )
+            })
+            .collect();
+        let old: Vec<String> = chunk
+            .iter()
+            .zip(&entries)
+            .filter(|(n, _)| !n.is_multiple_of(10))
+            .map(|(_, (text, _))| {
+                cuewarden_actors::store::translation_key("deepl", "en", "fr", text)
+            })
+            .collect();
+        store
+            .submit_blocking(vec![
+                Change::PutTranslations {
+                    service: "deepl".to_owned(),
+                    from: "en".to_owned(),
+                    to: "fr".to_owned(),
+                    entries,
+                },
+                Change::TouchTranslations {
+                    keys: old,
+                    day: today - 200,
+                },
+            ])
+            .unwrap();
+    }
+    println!(
+        "store  {count} cached translations written in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 fn build_store(data: &Path, jobs: usize) {
     std::fs::create_dir_all(data).unwrap();
     let store = Store::open(data).unwrap();
+    let translations = env_number("BENCH_TRANSLATIONS", 0);
+    if translations > 0 {
+        build_translations(&store, translations);
+    }
     if store.job_count().unwrap() as usize >= jobs {
         println!("store  reusing {} jobs in {}", jobs, data.display());
         store.close();

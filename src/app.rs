@@ -378,7 +378,11 @@ async fn serve(
     }
     scheduler.register(
         tasks::CLEANUP,
-        tasks::cleanup(store.clone(), settings.retention),
+        tasks::cleanup(
+            store.clone(),
+            settings.retention,
+            settings.translation_cache_kept(),
+        ),
     );
     let (schedule, scheduler_task) = scheduler.start();
 

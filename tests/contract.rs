@@ -259,3 +259,44 @@ fn a_video_the_daemon_cannot_read_is_a_422_video_unreadable() {
     );
     assert_eq!(status, 202, "{body}");
 }
+
+// See: the review of issue 10 ("README lacks the ranges of the upgrade keys").
+#[test]
+fn check_config_refuses_upgrade_values_outside_their_ranges_naming_the_key() {
+    let sandbox = Sandbox::new("");
+    for (key, variable, low, high) in [
+        (
+            "languages.upgrade_below_score",
+            "CUEWARDEN__LANGUAGES__UPGRADE_BELOW_SCORE",
+            0,
+            101,
+        ),
+        (
+            "languages.upgrade_window_days",
+            "CUEWARDEN__LANGUAGES__UPGRADE_WINDOW_DAYS",
+            0,
+            3650,
+        ),
+        (
+            "languages.upgrade_margin",
+            "CUEWARDEN__LANGUAGES__UPGRADE_MARGIN",
+            1,
+            100,
+        ),
+    ] {
+        for bad in [low - 1, high + 1] {
+            let (code, stderr) = check_config(&sandbox, &[(variable, &bad.to_string())]);
+            assert_eq!(code, Some(2), "{key} = {bad}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "{key} (from {variable}): {bad} is not between {low} and {high}"
+                )),
+                "{stderr}"
+            );
+        }
+        for good in [low, high] {
+            let (code, stderr) = check_config(&sandbox, &[(variable, &good.to_string())]);
+            assert_eq!(code, Some(0), "{key} = {good}: {stderr}");
+        }
+    }
+}

@@ -751,3 +751,116 @@ fn a_search_that_finds_nothing_leaves_the_last_list_for_a_choice() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["subtitle"]["candidate_id"], "6200002", "{body}");
 }
+
+#[test]
+fn a_jobs_blacklist_is_listed_and_cleared_so_its_candidates_are_taken_again() {
+    let fake = FakeOs::start();
+    fake.with(|s| {
+        s.files.insert(6200002, OTHER_SRT.to_owned());
+    });
+    let sandbox = sandbox(&fake);
+    let video = big_video(&sandbox, &fake);
+    let daemon = sandbox.serve();
+    let id = request(&daemon, &video);
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    let first_hash = job["subtitle"]["content_hash"].clone();
+
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/blacklist"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["count"], 0, "{list}");
+    assert_eq!(list["entries"], json!([]));
+
+    // Both candidates rejected: the job waits.
+    for _ in 0..2 {
+        let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/reject"), &json!({}));
+        assert_eq!(status, 202, "{body}");
+        daemon.wait_for_job(&id, |j| j["status"] == "done" || j["status"] == "waiting");
+    }
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/blacklist"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["job_id"], id.as_str());
+    assert_eq!(list["language"], "en");
+    assert_eq!(list["path"], video.display().to_string());
+    assert_eq!(list["count"], 2, "{list}");
+    let first = list["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == "6200001")
+        .cloned()
+        .unwrap_or_else(|| panic!("{list}"));
+    assert_eq!(first["provider"], "opensubtitles");
+    assert_eq!(first["content_hash"], first_hash);
+    assert_eq!(first["machine_translation"], false);
+    assert_eq!(first["job_id"], id.as_str());
+    assert!(first["rejected_at"].is_string(), "{first}");
+    // A job of another language of the video has none of them.
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let french = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let (_, list) = daemon.get(&format!("/api/v1/jobs/{french}/blacklist"));
+    assert_eq!(list["count"], 0, "{list}");
+
+    // Same auth, errors and shapes as the other job routes.
+    let (client, runtime) = daemon.raw();
+    let status_of = |request: reqwest::RequestBuilder| {
+        runtime.block_on(async { request.send().await.unwrap().status().as_u16() })
+    };
+    let url = format!("{}/api/v1/jobs/{id}/blacklist", daemon.base);
+    assert_eq!(status_of(client.get(&url)), 401);
+    assert_eq!(status_of(client.delete(&url)), 401);
+    let (status, body) = daemon.call(client.put(&url).header("X-Api-Key", common::KEY));
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(body["error"]["code"], "method_not_allowed", "{body}");
+    let unknown = "0190a000-0000-7000-8000-000000000000";
+    let (status, body) = daemon.get(&format!("/api/v1/jobs/{unknown}/blacklist"));
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+    let (status, body) = daemon.call(
+        client
+            .delete(format!("{}/api/v1/jobs/{unknown}/blacklist", daemon.base))
+            .header("X-Api-Key", common::KEY),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "not_found");
+
+    // Cleared: 200 with the count, one event; the candidates are eligible again and a
+    // retry takes the best one.
+    let delete = || daemon.call(client.delete(&url).header("X-Api-Key", common::KEY));
+    let (status, body) = delete();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cleared"], 2, "{body}");
+    assert_eq!(body["id"], id.as_str());
+    let cleared = events(&daemon, &id)
+        .into_iter()
+        .find(|e| e["type"] == "subtitle.blacklist_cleared")
+        .unwrap();
+    assert_eq!(cleared["source"], "api");
+    assert_eq!(cleared["payload"]["cleared"], 2, "{cleared}");
+    assert_eq!(cleared["payload"]["status"], "waiting", "{cleared}");
+    assert_eq!(cleared["payload"]["entries"].as_array().unwrap().len(), 2);
+    let (_, list) = daemon.get(&format!("/api/v1/jobs/{id}/blacklist"));
+    assert_eq!(list["count"], 0, "{list}");
+    let (status, body) = delete();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cleared"], 0, "{body}");
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/candidates"));
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["blacklisted"] == false),
+        "{list}"
+    );
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/retry"), &json!({}));
+    assert_eq!(status, 202, "{body}");
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    assert_eq!(job["subtitle"]["candidate_id"], "6200001", "{job}");
+    assert_eq!(downloads_of(&fake, 6200001), 2);
+}

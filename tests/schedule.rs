@@ -346,3 +346,146 @@ fn a_library_sync_still_going_is_not_started_twice() {
     // The silent server's thread ends with the test process.
     drop(held);
 }
+
+#[test]
+fn a_run_on_demand_takes_no_body_but_none_or_an_empty_object() {
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.serve();
+    let (client, _) = daemon.raw();
+    let send = |task: &str, content_type: Option<&str>, body: &'static str| {
+        let mut request = client
+            .post(format!("{}/api/v1/schedule/{task}/run", daemon.base))
+            .header("X-Api-Key", KEY)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        daemon.call(request)
+    };
+
+    for (content_type, body, status, code, says) in [
+        (
+            Some("application/json"),
+            "{\"force\": true}",
+            400,
+            "bad_request",
+            "unknown field `force`",
+        ),
+        (
+            Some("application/json"),
+            "{not json",
+            400,
+            "bad_request",
+            "invalid request body",
+        ),
+        (
+            Some("application/json"),
+            "[]",
+            400,
+            "bad_request",
+            "invalid request body",
+        ),
+        (
+            Some("text/plain"),
+            "{}",
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (None, "go", 415, "unsupported_media_type", "given: none"),
+    ] {
+        let (got, answer) = send("cleanup", content_type, body);
+        assert_eq!(got, status, "{body:?}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    // Nothing was started by a refused request.
+    let (status, list) = daemon.get("/api/v1/schedule");
+    assert_eq!(status, 200, "{list}");
+    assert!(
+        list["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["last_run"].is_null()),
+        "{list}"
+    );
+
+    // No body at all, whatever the content type, and `{}` start the run.
+    let (status, body) = send("cleanup", None, "");
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["task"], "cleanup");
+    finished_run(&daemon, "cleanup", |_| true);
+    let (status, body) = send("wanted_retry", Some("text/plain"), "");
+    assert_eq!(status, 202, "{body}");
+    finished_run(&daemon, "wanted_retry", |_| true);
+    let (status, body) = send("upgrade", Some("application/json"), "{}");
+    assert_eq!(status, 202, "{body}");
+    finished_run(&daemon, "upgrade", |_| true);
+}
+
+#[test]
+fn cleanup_deletes_the_cached_translations_unused_for_the_cache_days() {
+    let sandbox = Sandbox::new("");
+    let data = sandbox.dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let store = Store::open(&data).unwrap();
+    let today = cuewarden_actors::store::day_of(now_ms());
+    // 300 lines (more than one batch of 256) last used 181 days ago, 40 used last week.
+    for (name, n, used) in [("old", 300, today - 181), ("recent", 40, today - 7)] {
+        let entries: Vec<(String, String)> = (0..n)
+            .map(|i| (format!("{name} {i}"), format!("{name} fr {i}")))
+            .collect();
+        let keys = entries
+            .iter()
+            .map(|(text, _)| cuewarden_actors::store::translation_key("deepl", "en", "fr", text))
+            .collect();
+        store
+            .submit_blocking(vec![
+                Change::PutTranslations {
+                    service: "deepl".to_owned(),
+                    from: "en".to_owned(),
+                    to: "fr".to_owned(),
+                    entries,
+                },
+                Change::TouchTranslations { keys, day: used },
+            ])
+            .unwrap();
+    }
+    store.close();
+    drop(store);
+
+    let daemon = sandbox.serve();
+    let (status, body) = daemon.post("/api/v1/schedule/cleanup/run", &json!({}));
+    assert_eq!(status, 202, "{body}");
+    let view = finished_run(&daemon, "cleanup", |_| true);
+    assert!(view["last_run"]["error"].is_null(), "{view}");
+    let counts = &view["last_run"]["counts"];
+    assert_eq!(counts["translations_deleted"], 300, "{view}");
+    assert_eq!(counts["translations_examined"], 340, "{view}");
+    let (status, _) = daemon.post("/api/v1/schedule/cleanup/run", &json!({}));
+    assert_eq!(status, 202);
+    let view = finished_run(&daemon, "cleanup", |t| {
+        t["last_run"]["counts"]["translations_examined"] == 40
+    });
+    assert_eq!(
+        view["last_run"]["counts"]["translations_deleted"], 0,
+        "{view}"
+    );
+    daemon.stop().unwrap();
+
+    let store = open_when_released(&data);
+    let texts =
+        |name: &str, n: usize| -> Vec<String> { (0..n).map(|i| format!("{name} {i}")).collect() };
+    let hits = |texts: &[String]| {
+        store
+            .cached_translations("deepl", "en", "fr", texts)
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .count()
+    };
+    assert_eq!(hits(&texts("old", 300)), 0);
+    assert_eq!(hits(&texts("recent", 40)), 40);
+}

@@ -552,3 +552,180 @@ fn the_written_translation_has_its_provenance() {
         "{job}"
     );
 }
+
+/// Opens the store the in-process daemon just closed (its HTTP workers may drop their last
+/// handle a moment after `stop` returned).
+fn store_after(sandbox: &Sandbox, daemon: Served) -> cuewarden_actors::Store {
+    daemon.stop().unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        match cuewarden_actors::Store::open(&sandbox.dir.path().join("data")) {
+            Ok(store) => return store,
+            Err(cuewarden_actors::StoreError::Locked { .. })
+                if start.elapsed() < common::DEADLINE =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(err) => panic!("cannot open the store: {err}"),
+        }
+    }
+}
+
+#[test]
+fn a_job_that_ends_without_a_translation_leaves_no_kept_source() {
+    let os = FakeOs::start();
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", &os.config(""));
+    let failing = hashed_video(
+        &sandbox,
+        &os,
+        "Example Movie (2019)/Example.Movie.2019.1080p.BluRay.x264-GROUP.mkv",
+    );
+    keep_results(&os, "en");
+    let daemon = sandbox.serve();
+    // Refused credentials after the source was downloaded: failed for good.
+    fake.script([Fault::WrongHost]);
+    let failed = request(&daemon, &failing, |j| {
+        j["status"] == "failed" || j["status"] == "done"
+    });
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert_eq!(os.count("/download"), 1, "the source was downloaded");
+
+    // A quota parks a second one with its source kept; then the user cancels it.
+    let other = sandbox.library().join("Other (2020)/Other.2020.mkv");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    std::fs::copy(&failing, &other).unwrap();
+    fake.script([Fault::Quota]);
+    let waiting = request(&daemon, &other, |j| j["status"] == "waiting");
+    let waiting_id = waiting["id"].as_str().unwrap().to_owned();
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{waiting_id}/cancel"), &json!({}));
+    assert_eq!(status, 200, "{body}");
+    let failed_id = failed["id"].as_str().unwrap().to_owned();
+
+    let store = store_after(&sandbox, daemon);
+    for id in [failed_id, waiting_id] {
+        let key = format!("translation_source.{id}");
+        assert_eq!(store.state(&key).unwrap(), None, "{key} is left");
+    }
+}
+
+#[test]
+fn a_rejected_machine_translation_is_removed_and_the_job_waits_for_a_human_subtitle() {
+    let os = FakeOs::start();
+    let fake = Fake::start();
+    let sandbox = sandbox(&fake, "deepl", &os.config(""));
+    let video = hashed_video(
+        &sandbox,
+        &os,
+        "Example Movie (2019)/Example.Movie.2019.1080p.BluRay.x264-GROUP.mkv",
+    );
+    let all = keep_results(&os, "en");
+    let daemon = sandbox.serve();
+    let job = request(&daemon, &video, |j| {
+        j["status"] == "done" || j["status"] == "failed"
+    });
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["subtitle"]["machine_translated"], true, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let written = video.with_extension("fr.srt");
+    let hash = job["subtitle"]["content_hash"].clone();
+    let paid = fake.count();
+    let searches = os.count("/subtitles");
+
+    // "This translation is bad; get me a real one."
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/reject"), &json!({}));
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["blacklisted"]["provider"], "deepl", "{body}");
+    assert_eq!(body["blacklisted"]["id"], "", "{body}");
+    assert_eq!(body["blacklisted"]["content_hash"], hash, "{body}");
+    assert_eq!(body["blacklisted"]["machine_translation"], true, "{body}");
+    assert_eq!(body["removed"], true, "{body}");
+    assert!(!written.exists(), "the rejected translation is removed");
+
+    // The providers are searched again (still only English there); it is not translated
+    // again, and the wait says why.
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    let reason = job["error"].as_str().unwrap();
+    assert!(reason.contains("no fr subtitle found"), "{reason}");
+    assert!(
+        reason.contains("not machine-translated again") && reason.contains("human subtitle"),
+        "{reason}"
+    );
+    assert!(
+        os.count("/subtitles") > searches,
+        "no search after the reject"
+    );
+    assert_eq!(fake.count(), paid, "translated again");
+    assert!(!written.exists());
+    let (_, events) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    let rejected = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "subtitle.rejected")
+        .cloned()
+        .unwrap();
+    assert_eq!(rejected["payload"]["provider"], "deepl", "{rejected}");
+    assert_eq!(rejected["payload"]["machine_translation"], true);
+    assert_eq!(rejected["payload"]["removed"], true);
+    assert_eq!(rejected["payload"]["content_hash"], hash);
+
+    // Asked again, the job stays waiting, untranslated.
+    let (status, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["jobs"][0]["id"], id.as_str(), "{body}");
+    assert_eq!(fake.count(), paid);
+
+    // The job's blacklist shows the rejected translation; clearing it lets a retry
+    // translate again (from the cache: nothing is paid twice).
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/blacklist"));
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["count"], 1, "{list}");
+    assert_eq!(list["entries"][0]["machine_translation"], true, "{list}");
+    assert_eq!(list["entries"][0]["provider"], "deepl", "{list}");
+    let (client, _) = daemon.raw();
+    let (status, body) = daemon.call(
+        client
+            .delete(format!("{}/api/v1/jobs/{id}/blacklist", daemon.base))
+            .header("X-Api-Key", common::KEY),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["cleared"], 1, "{body}");
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/retry"), &json!({}));
+    assert_eq!(status, 202, "{body}");
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    assert_eq!(job["subtitle"]["machine_translated"], true, "{job}");
+    assert!(written.exists());
+    let (status, body) = daemon.post(&format!("/api/v1/jobs/{id}/reject"), &json!({}));
+    assert_eq!(status, 202, "{body}");
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    assert!(!written.exists());
+
+    // A human French subtitle appears; the user chooses it: done, with it.
+    os.with(|s| {
+        s.results = all
+            .into_iter()
+            .map(|mut r| {
+                r["attributes"]["language"] = json!("fr");
+                r
+            })
+            .collect();
+    });
+    let (status, list) = daemon.get(&format!("/api/v1/jobs/{id}/candidates"));
+    assert_eq!(status, 200, "{list}");
+    let first = list["candidates"][0].clone();
+    assert_eq!(first["blacklisted"], false, "{list}");
+    let (status, body) = daemon.post(
+        &format!("/api/v1/jobs/{id}/choose"),
+        &json!({"provider": first["provider"], "id": first["id"]}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let job = daemon.wait_for_job(&id, |j| j["status"] == "done");
+    assert_eq!(job["subtitle"]["machine_translated"], false, "{job}");
+    assert_eq!(job["subtitle"]["chosen_by"], "user", "{job}");
+    assert!(written.exists());
+    assert_eq!(fake.count(), paid);
+}

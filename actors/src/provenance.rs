@@ -104,6 +104,12 @@ pub fn from_written(
     }
 }
 
+/// Whether `provenance` is a translation our translator wrote (a provider's subtitle has a
+/// candidate id, even one the provider says is machine-translated).
+pub fn is_our_translation(provenance: &Provenance) -> bool {
+    provenance.machine_translated && provenance.candidate_id.is_empty()
+}
+
 /// The blacklist entry that rejects `provenance` for `video`.
 pub fn blacklist_entry(
     video: PathBuf,
@@ -119,6 +125,7 @@ pub fn blacklist_entry(
         language: provenance.language.clone(),
         job_id,
         rejected_at_ms: now_ms,
+        machine_translation: is_our_translation(provenance),
     }
 }
 
@@ -149,6 +156,19 @@ impl Blacklist {
     /// Whether content with this hash was rejected.
     pub fn has_content(&self, hash: &str) -> bool {
         self.0.iter().any(|e| e.content_hash == hash) || self.1.iter().any(|h| h == hash)
+    }
+
+    /// Whether a machine translation into `language` was rejected for the video: it is
+    /// not translated again (it waits for a human subtitle).
+    pub fn refuses_translation(&self, language: &crate::job::Language) -> bool {
+        self.0
+            .iter()
+            .any(|e| e.machine_translation && e.language == *language)
+    }
+
+    /// The entries read from the store.
+    pub fn entries(&self) -> &[BlacklistEntry] {
+        &self.0
     }
 
     /// Whether nothing is blacklisted.

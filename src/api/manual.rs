@@ -1,10 +1,11 @@
-//! `/jobs/{id}/candidates`, `/jobs/{id}/choose`, `/jobs/{id}/reject`: a user's hand in a
-//! job's subtitle (README, "Choosing a subtitle by hand").
+//! `/jobs/{id}/candidates`, `/jobs/{id}/choose`, `/jobs/{id}/reject`, `/jobs/{id}/blacklist`:
+//! a user's hand in a job's subtitle (README, "Choosing, rejecting, upgrading").
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use cuewarden_actors::job_manager::{
-    ChooseCandidate, ListCandidates, ManualError, RejectSubtitle, provenance_json,
+    ChooseCandidate, ClearBlacklist, ListCandidates, ManualError, RejectSubtitle,
+    blacklist_entry_json, provenance_json,
 };
 use cuewarden_actors::store::Provenance;
 use serde::Deserialize;
@@ -103,4 +104,43 @@ pub async fn reject(
         .await?
         .map_err(manual_error)?;
     Ok(HttpResponse::Accepted().json(answer))
+}
+
+/// `GET /jobs/{id}/blacklist`: the subtitles rejected for the job's video and language.
+pub async fn blacklist(
+    _: Authorized,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_job(&state, resolve_id(&state, &id).await?).await?;
+    let store = state.store.clone();
+    let video = job.path.clone();
+    let entries = web::block(move || store.blacklist_for(&video)).await??;
+    let entries: Vec<_> = entries
+        .iter()
+        .filter(|e| e.language == job.language)
+        .map(blacklist_entry_json)
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "job_id": job.id,
+        "language": job.language,
+        "path": job.path,
+        "count": entries.len(),
+        "entries": entries,
+    })))
+}
+
+/// `DELETE /jobs/{id}/blacklist`: clears those entries → 200 with how many.
+pub async fn clear_blacklist(
+    _: Authorized,
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let job = load_job(&state, resolve_id(&state, &id).await?).await?;
+    let answer = state
+        .manager
+        .send(ClearBlacklist(job))
+        .await?
+        .map_err(manual_error)?;
+    Ok(HttpResponse::Ok().json(answer))
 }

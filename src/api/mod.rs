@@ -269,6 +269,13 @@ pub fn configure(max_body_bytes: usize) -> impl FnOnce(&mut web::ServiceConfig) 
                 .service(get_resource!("/jobs/{id}/candidates", manual::candidates))
                 .service(post_resource!("/jobs/{id}/choose", manual::choose))
                 .service(post_resource!("/jobs/{id}/reject", manual::reject))
+                .service(
+                    web::resource("/jobs/{id}/blacklist")
+                        .route(web::get().to(manual::blacklist))
+                        .route(web::head().to(manual::blacklist))
+                        .route(web::delete().to(manual::clear_blacklist))
+                        .default_service(web::to(method_not_allowed("GET, HEAD, DELETE"))),
+                )
                 .service(get_resource!("/events/stream", stream::event_stream))
                 .service(get_resource!("/schedule", schedule::list))
                 .service(post_resource!("/schedule/{task}/run", schedule::run_now))

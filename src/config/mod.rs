@@ -55,7 +55,9 @@ pub use providers::{
 pub use schedule::{ScheduleSection, ScheduleSettings, TaskSchedule, parse_cron, time_zone};
 pub use server::{ServerSection, ServerSettings};
 pub use storage::StorageSection;
-pub use translator::{TranslatorKind, TranslatorSection, TranslatorSettings};
+pub use translator::{
+    DEFAULT_CACHE_DAYS, TranslatorKind, TranslatorSection, TranslatorSettings, cache_kept,
+};
 pub use watcher::{LibrarySyncSection, WatcherSection, WatcherSettings};
 
 use file::ConfigFile;
@@ -138,6 +140,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// How long a cached translation nobody used is kept: `[translator] cache_days`, or its
+    /// default without a `[translator]`; `None`: forever.
+    pub fn translation_cache_kept(&self) -> Option<std::time::Duration> {
+        self.translator
+            .as_ref()
+            .map_or_else(|| cache_kept(DEFAULT_CACHE_DAYS), |t| t.cache_kept)
+    }
+
     /// The library roots.
     pub fn library_roots(&self) -> Vec<PathBuf> {
         self.libraries.iter().map(|l| l.path.clone()).collect()

@@ -1104,3 +1104,29 @@ fn every_environment_problem_names_its_variable() {
         ["jellyfin.api_key: required when [jellyfin] is present (Dashboard → API Keys)"]
     );
 }
+
+#[test]
+fn the_translation_cache_days_default_to_180_and_0_keeps_it_forever() {
+    let day = std::time::Duration::from_secs(86_400);
+    let base = REFERENCE_CONFIG;
+    let settings = parse(base, "config.toml", &[]).unwrap();
+    assert!(settings.translator.is_none());
+    assert_eq!(settings.translation_cache_kept(), Some(day * 180));
+    let with = |extra: &str| format!("{base}\n[translator]\napi_key = \"k\"\n{extra}");
+    let settings = parse(&with(""), "config.toml", &[]).unwrap();
+    assert_eq!(settings.translation_cache_kept(), Some(day * 180));
+    let settings = parse(&with("cache_days = 7"), "config.toml", &[]).unwrap();
+    assert_eq!(settings.translation_cache_kept(), Some(day * 7));
+    let settings = parse(&with("cache_days = 0"), "config.toml", &[]).unwrap();
+    assert_eq!(settings.translation_cache_kept(), None);
+    for bad in ["-1", "36501"] {
+        let found = problems(&with(&format!("cache_days = {bad}")), &[]);
+        assert_eq!(
+            found,
+            [format!(
+                "translator.cache_days: {bad} is not between 0 and 36500"
+            )],
+            "{found:?}"
+        );
+    }
+}

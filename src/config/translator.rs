@@ -66,6 +66,20 @@ pub struct TranslatorSettings {
     pub context_cues: usize,
     /// Most characters sent to the service per calendar month (UTC), if capped.
     pub monthly_character_budget: Option<u64>,
+    /// How long a cached translation nobody used is kept (`cache_days`); `None`: forever.
+    pub cache_kept: Option<Duration>,
+}
+
+/// `[translator] cache_days` by default (also without a `[translator]`: the cache an
+/// earlier configuration filled expires the same way).
+pub const DEFAULT_CACHE_DAYS: i64 = 180;
+
+/// The longest `[translator] cache_days`.
+pub const MAX_CACHE_DAYS: i64 = 36_500;
+
+/// The cache lifetime of `days` (0: forever).
+pub fn cache_kept(days: i64) -> Option<Duration> {
+    (days > 0).then(|| Duration::from_secs(days.unsigned_abs() * 86_400))
 }
 
 /// `[translator]`, as read.
@@ -86,6 +100,8 @@ pub struct TranslatorSection {
     pub context_cues: i64,
     /// Most characters sent to the service per calendar month (UTC); 0: no limit.
     pub monthly_character_budget: u64,
+    /// Days a cached translation nobody used is kept; 0: forever.
+    pub cache_days: i64,
 }
 
 impl Default for TranslatorSection {
@@ -101,6 +117,7 @@ impl Default for TranslatorSection {
             batch_size: 0,
             context_cues: 3,
             monthly_character_budget: 0,
+            cache_days: DEFAULT_CACHE_DAYS,
         }
     }
 }
@@ -156,7 +173,10 @@ impl TranslatorSection {
         };
         let batch = check.in_range(self.batch_size, 0, most, "translator.batch_size");
         let context = check.in_range(self.context_cues, 0, 20, "translator.context_cues");
+        let cache_days =
+            check.in_range(self.cache_days, 0, MAX_CACHE_DAYS, "translator.cache_days");
         let (timeout, connect, batch, context) = (timeout?, connect?, batch?, context?);
+        let cache_days = cache_days?;
         let batch_size = match usize::try_from(batch).unwrap_or(0) {
             0 => self.kind.default_batch(),
             n => n,
@@ -172,6 +192,7 @@ impl TranslatorSection {
             context_cues: usize::try_from(context).unwrap_or(0),
             monthly_character_budget: (self.monthly_character_budget > 0)
                 .then_some(self.monthly_character_budget),
+            cache_kept: cache_kept(cache_days),
         })
     }
 }

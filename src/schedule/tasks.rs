@@ -104,10 +104,16 @@ pub fn upgrade(trigger: UpgradeTrigger) -> TaskRun {
     })
 }
 
-/// `cleanup`: deletes the terminal jobs older than `[retention]`, with their events, in
+/// `cleanup`: deletes the terminal jobs older than `[retention]`, with their events, and
+/// the cached translations not used for `translations_kept` (`None`: kept forever), in
 /// short batches, then compacts the store if most of it is free.
-pub fn cleanup(store: Store, retention: Retention) -> TaskRun {
-    let policy = CleanupPolicy::new(retention.completed, retention.failed);
+pub fn cleanup(
+    store: Store,
+    retention: Retention,
+    translations_kept: Option<std::time::Duration>,
+) -> TaskRun {
+    let policy = CleanupPolicy::new(retention.completed, retention.failed)
+        .with_translations_kept(translations_kept);
     Rc::new(move || {
         let store = store.clone();
         Box::pin(async move {
@@ -127,6 +133,18 @@ pub fn cleanup_counts(report: &CleanupReport) -> Counts {
         ("events_deleted".to_owned(), report.events_deleted),
         ("batches".to_owned(), report.batches),
         ("examined".to_owned(), report.examined),
+        (
+            "translation_sources_deleted".to_owned(),
+            report.translation_sources_deleted,
+        ),
+        (
+            "translations_deleted".to_owned(),
+            report.translations_deleted,
+        ),
+        (
+            "translations_examined".to_owned(),
+            report.translations_examined,
+        ),
     ]);
     if let Some(compaction) = &report.compaction {
         counts.insert("file_bytes_before".to_owned(), compaction.file_bytes_before);

@@ -22,6 +22,10 @@ use crate::worker::{Outcome, Work, WorkReport, WorkerContext};
 
 /// The reason a job waits when no provider is configured.
 pub const NO_PROVIDER_REASON: &str = "no subtitle provider enabled";
+/// Added to the wait reason of a job whose machine translation a user rejected.
+pub const TRANSLATION_REJECTED_REASON: &str = "; not machine-translated again: a translation \
+     was rejected for this video (waiting for a human subtitle; choose one, or clear the job's \
+     blacklist to translate again)";
 
 pub(crate) mod search;
 
@@ -259,10 +263,32 @@ async fn attempt(
         .iter()
         .find(|l| **l != job.language)
         .cloned();
-    let can_translate = machine.is_none()
+    let mut can_translate = machine.is_none()
         && context.translator.is_some()
         && job.auto_translate
         && (translation_source.is_some() || first_from.is_some());
+    // A machine translation a user rejected for this video and language is not made
+    // again: the job waits for a human subtitle (or the user's choice).
+    let refused = can_translate
+        && search::blacklist_of(job, context)
+            .await
+            .refuses_translation(&job.language);
+    if refused {
+        can_translate = false;
+    }
+    let waits_for_a_human = |outcome: Outcome| match outcome {
+        Outcome::NothingFound {
+            mut reason,
+            retry_after,
+        } if refused => {
+            reason.push_str(TRANSLATION_REJECTED_REASON);
+            Outcome::NothingFound {
+                reason,
+                retry_after,
+            }
+        }
+        other => other,
+    };
     let translate = || {
         translation_source
             .clone()
@@ -276,14 +302,15 @@ async fn attempt(
         if let Some(path) = machine {
             return Outcome::AlreadyExists { path };
         }
-        return Outcome::NothingFound {
+        return waits_for_a_human(Outcome::NothingFound {
             reason: NO_PROVIDER_REASON.to_owned(),
             retry_after: None,
-        };
+        });
     }
 
-    let outcome =
-        search::search_and_write(job, context, provider_updates, can_translate, translate).await;
+    let outcome = waits_for_a_human(
+        search::search_and_write(job, context, provider_updates, can_translate, translate).await,
+    );
     match (outcome, machine) {
         (outcome @ Outcome::Written { .. }, _) | (outcome, None) => outcome,
         (_, Some(path)) => Outcome::AlreadyExists { path },

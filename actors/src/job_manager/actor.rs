@@ -25,6 +25,7 @@ use crate::worker::{StartedWorker, StopWork, WorkerContext};
 
 mod manual;
 mod upgrade;
+pub use manual::{BLACKLIST_CLEARED, ClearBlacklist, blacklist_entry_json};
 pub use manual::{
     CANDIDATE_LISTS_KEPT, CANDIDATES_KEPT_FOR, ChooseCandidate, ListCandidates, ManualError,
     REJECTED, RejectSubtitle, provenance_json,

@@ -33,6 +33,7 @@ use crate::job::{
 use crate::store::{Change, MediaRecord, OutboxEntry, ProviderState, StoreError};
 use crate::worker::{Outcome, ProviderRegistry, WorkKind, WorkReport};
 
+pub use actor::{BLACKLIST_CLEARED, ClearBlacklist, blacklist_entry_json};
 pub use actor::{
     CANDIDATE_LISTS_KEPT, CANDIDATES_KEPT_FOR, ChooseCandidate, ListCandidates, ManualError,
     REJECTED, RejectSubtitle, RunUpgrades, UPGRADED, UpgradeCounts, is_due, provenance_json,

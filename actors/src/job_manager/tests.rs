@@ -1743,3 +1743,35 @@ fn a_webhook_for_a_job_a_library_sync_queued_raises_it_to_critical_ahead_of_the_
     );
     assert_eq!(core.job(second).unwrap().priority, Priority::Low);
 }
+
+#[test]
+fn a_quota_wait_the_service_did_not_time_is_spread_by_up_to_an_hour() {
+    let mut core = ManagerCore::new(settings());
+    let hour = 3_600_000;
+    let quota = i64::try_from(crate::translator::DEFAULT_QUOTA_WAIT.as_millis()).unwrap();
+    assert_eq!(quota, 6 * hour);
+    let mut wakes = Vec::new();
+    for n in 0..64 {
+        let id = running_download(&mut core, &format!("Quota{n}"));
+        // The translator parks through the same outcome as a download (`Stop::Park`).
+        let step = core.finish(
+            id,
+            WorkKind::Download,
+            Outcome::NothingFound {
+                reason: "DeepL quota exhausted; waiting for it to reset".to_owned(),
+                retry_after: Some(crate::translator::DEFAULT_QUOTA_WAIT),
+            },
+            NOW,
+        );
+        let (job, _) = only_put(&step);
+        assert_eq!(job.status, JobStatus::Waiting);
+        wakes.push(job.wake_at_ms.unwrap() - NOW);
+    }
+    // Never before the 6 h, never after 7 h, and spread over that hour.
+    assert!(
+        wakes.iter().all(|w| (quota..=quota + hour).contains(w)),
+        "{wakes:?}"
+    );
+    let (first, last) = (wakes.iter().min().unwrap(), wakes.iter().max().unwrap());
+    assert!(last - first > hour / 2, "{wakes:?}");
+}

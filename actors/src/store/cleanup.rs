@@ -27,6 +27,19 @@ pub struct ExpiredPage {
     pub examined: usize,
 }
 
+/// One page of [`Store::unused_translations`].
+#[derive(Debug, Clone, Default)]
+pub struct TranslationPage {
+    /// The keys last used before the cutoff day.
+    pub unused: Vec<String>,
+    /// The keys with no day of use (written by an earlier build).
+    pub undated: Vec<String>,
+    /// Where the next page starts (exclusive); `None`: the end of the cache.
+    pub next: Option<String>,
+    /// Entries looked at.
+    pub examined: usize,
+}
+
 /// The largest UUIDv7 created at `ms`: every job created later has a larger id.
 fn last_id_at(ms: i64) -> u128 {
     let ms = u128::from(u64::try_from(ms.max(0)).unwrap_or(0)) & ((1 << 48) - 1);
@@ -76,6 +89,87 @@ impl Store {
         Ok(page)
     }
 
+    /// Up to `limit` `translation_source.<job>` state keys (from `after`, exclusive) whose
+    /// job has ended or is gone: left by builds that kept them after the job's end. The
+    /// second value is the last key looked at, where the next page starts (`None`: done).
+    pub fn ended_translation_sources(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let state = txn.open_table(STATE)?;
+        let jobs = txn.open_table(JOBS)?;
+        let prefix = super::TRANSLATION_SOURCE_PREFIX;
+        let mut found = Vec::new();
+        let mut last = None;
+        let start = if after.is_empty() { prefix } else { after };
+        for entry in state.range(start..)? {
+            let entry = entry?;
+            let key = entry.0.value();
+            if !key.starts_with(prefix) {
+                return Ok((found, None));
+            }
+            if key == after {
+                continue;
+            }
+            if found.len() >= limit.max(1) {
+                return Ok((found, last));
+            }
+            last = Some(key.to_owned());
+            let Some(id) = super::translation_source_job(key) else {
+                continue;
+            };
+            let ended = jobs
+                .get(id)?
+                .map(|bytes| decode::<Job>("jobs", bytes.value()))
+                .transpose()
+                // A record that does not decode is left alone, as by the job cleanup.
+                .is_ok_and(|job| job.is_none_or(|j| j.status.is_terminal()));
+            if ended {
+                found.push(key.to_owned());
+            }
+        }
+        Ok((found, None))
+    }
+
+    /// One page of the translation cache from the key `after` on (exclusive; `""`: the
+    /// start), looking at up to `examine` entries.
+    pub fn unused_translations(
+        &self,
+        after: &str,
+        unused_before_day: u32,
+        examine: usize,
+    ) -> Result<TranslationPage, StoreError> {
+        use std::ops::Bound;
+        let txn = self.read()?;
+        let translations = txn.open_table(TRANSLATIONS)?;
+        let used = txn.open_table(TRANSLATIONS_USED)?;
+        let mut page = TranslationPage::default();
+        let start = if after.is_empty() {
+            Bound::Unbounded
+        } else {
+            Bound::Excluded(after)
+        };
+        let mut last = None;
+        for entry in translations.range::<&str>((start, Bound::Unbounded))? {
+            if page.examined >= examine.max(1) {
+                page.next = last;
+                return Ok(page);
+            }
+            page.examined += 1;
+            let entry = entry?;
+            let key = entry.0.value();
+            match used.get(key)?.map(|d| d.value()) {
+                Some(day) if day < unused_before_day => page.unused.push(key.to_owned()),
+                Some(_) => {}
+                None => page.undated.push(key.to_owned()),
+            }
+            last = Some(key.to_owned());
+        }
+        Ok(page)
+    }
+
     /// The store file's size in bytes.
     pub fn file_bytes(&self) -> u64 {
         std::fs::metadata(self.path()).map_or(0, |m| m.len())
@@ -94,6 +188,8 @@ pub struct CleanupPolicy {
     /// Compact the file afterwards when at least this share of it is free (0–100; over
     /// 100: never).
     pub compact_free_percent: u8,
+    /// Cached translations not used for this long go (ms); `None`: kept forever.
+    pub translations_unused_ms: Option<i64>,
 }
 
 impl CleanupPolicy {
@@ -102,6 +198,9 @@ impl CleanupPolicy {
     pub const BATCH: usize = 256;
     /// Compact when more than half of the file is free.
     pub const COMPACT_FREE_PERCENT: u8 = 50;
+    /// How long an unused cached translation is kept by default (`[translator] cache_days`
+    /// 180).
+    pub const TRANSLATIONS_KEPT: std::time::Duration = std::time::Duration::from_secs(180 * 86_400);
 
     /// Keeps completed jobs `completed`, failed ones `failed`.
     pub fn new(completed: std::time::Duration, failed: std::time::Duration) -> Self {
@@ -111,7 +210,15 @@ impl CleanupPolicy {
             failed_ms: ms(failed),
             batch: Self::BATCH,
             compact_free_percent: Self::COMPACT_FREE_PERCENT,
+            translations_unused_ms: Some(ms(Self::TRANSLATIONS_KEPT)),
         }
+    }
+
+    /// Cached translations not used for `unused` go; `None` keeps them forever.
+    pub fn with_translations_kept(mut self, unused: Option<std::time::Duration>) -> Self {
+        self.translations_unused_ms =
+            unused.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self
     }
 
     /// The age after which a job in `status` goes.
@@ -135,6 +242,12 @@ pub struct CleanupReport {
     pub batches: u64,
     /// Job records looked at.
     pub examined: u64,
+    /// Sources kept for translations whose job had ended (left by earlier builds).
+    pub translation_sources_deleted: u64,
+    /// Cached translations deleted: not used for `[translator] cache_days`.
+    pub translations_deleted: u64,
+    /// Cached translations looked at.
+    pub translations_examined: u64,
     /// The compaction's report, when one was asked for.
     pub compaction: Option<super::Compaction>,
 }
@@ -178,6 +291,29 @@ impl Store {
                 }
             }
         }
+        let mut after = String::new();
+        loop {
+            let (keys, next) = self.ended_translation_sources(&after, batch)?;
+            if !keys.is_empty() {
+                report.translation_sources_deleted += keys.len() as u64;
+                let changes = keys
+                    .into_iter()
+                    .map(|key| super::Change::PutState {
+                        key,
+                        value: serde_json::Value::Null,
+                    })
+                    .collect();
+                self.submit_blocking(changes)?;
+                report.batches += 1;
+            }
+            match next {
+                Some(next) => after = next,
+                None => break,
+            }
+        }
+        if let Some(unused_ms) = policy.translations_unused_ms {
+            self.expire_translations(unused_ms, now_ms, batch, &mut report)?;
+        }
         if policy.compact_free_percent <= 100 {
             let committed = self.submit_blocking(vec![super::Change::Compact {
                 min_free_percent: policy.compact_free_percent,
@@ -185,6 +321,50 @@ impl Store {
             report.compaction = committed.compaction;
         }
         Ok(report)
+    }
+}
+
+impl Store {
+    /// Deletes the cached translations not used for `unused_ms`, and dates the ones an
+    /// earlier build wrote without a day (today: they go `unused_ms` from now unless used),
+    /// `batch` entries per write transaction.
+    fn expire_translations(
+        &self,
+        unused_ms: i64,
+        now_ms: i64,
+        batch: usize,
+        report: &mut CleanupReport,
+    ) -> Result<(), StoreError> {
+        let today = super::day_of(now_ms);
+        // An entry used on the cutoff's day stays: it goes on the next day's cleanup.
+        let unused_before_day = super::day_of(now_ms.saturating_sub(unused_ms));
+        let mut after = String::new();
+        loop {
+            let page = self.unused_translations(&after, unused_before_day, batch)?;
+            report.translations_examined += page.examined as u64;
+            let mut changes = Vec::new();
+            if !page.unused.is_empty() {
+                changes.push(super::Change::PurgeTranslations {
+                    keys: page.unused,
+                    unused_before_day,
+                });
+            }
+            if !page.undated.is_empty() {
+                changes.push(super::Change::TouchTranslations {
+                    keys: page.undated,
+                    day: today,
+                });
+            }
+            if !changes.is_empty() {
+                let committed = self.submit_blocking(changes)?;
+                report.translations_deleted += committed.purged_translations;
+                report.batches += 1;
+            }
+            match page.next {
+                Some(next) => after = next,
+                None => return Ok(()),
+            }
+        }
     }
 }
 

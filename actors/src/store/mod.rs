@@ -53,7 +53,7 @@ use tracing::{error, warn};
 use crate::event::Event;
 use crate::job::{Job, JobId, JobStatus};
 pub use check::{CheckReport, check_file};
-pub use cleanup::{CleanupPolicy, CleanupReport, ExpiredPage, TERMINAL_STATUSES};
+pub use cleanup::{CleanupPolicy, CleanupReport, ExpiredPage, TERMINAL_STATUSES, TranslationPage};
 use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
 pub use reads::JobPage;
@@ -146,6 +146,22 @@ pub enum Change {
         /// (text sent, answer).
         entries: Vec<(String, String)>,
     },
+    /// Mark cached translations (keys of [`schema::TRANSLATIONS`]) last used on `day` (UTC
+    /// days since the epoch; see [`schema::TRANSLATIONS_USED`]); a key not cached is skipped.
+    TouchTranslations {
+        /// The entries' keys ([`translation_key`]).
+        keys: Vec<String>,
+        /// The day.
+        day: u32,
+    },
+    /// Delete cached translations last used before `unused_before_day` (checked again at
+    /// commit: one used meanwhile stays). Counted in [`Committed::purged_translations`].
+    PurgeTranslations {
+        /// The entries' keys.
+        keys: Vec<String>,
+        /// The first day of use that keeps an entry.
+        unused_before_day: u32,
+    },
     /// Record a machine-translated subtitle file (see [`schema::MACHINE_TRANSLATED`]).
     PutMachineTranslated(MachineTranslated),
     /// Record what produced a job's written subtitle (replaces the job's earlier one).
@@ -154,6 +170,9 @@ pub enum Change {
     DeleteProvenance(JobId),
     /// Blacklist a subtitle for a video.
     PutBlacklist(BlacklistEntry),
+    /// Remove blacklist entries by their keys ([`BlacklistEntry::key`]); a key not there is
+    /// no error.
+    DeleteBlacklist(Vec<String>),
     /// Set a metadata value.
     PutMeta {
         /// Key.
@@ -189,8 +208,31 @@ pub enum Change {
     },
 }
 
+/// The prefix of the `state` keys that belong to one job: the source subtitle a translation
+/// downloaded (`translation_source.<job id>`), kept while the job waits so a later attempt
+/// does not download it again. The writer removes it in the commit that ends the job
+/// (`done`, `failed`, `skipped`, `cancelled`) or deletes it, and refuses to keep one for a
+/// job that has ended.
+pub const TRANSLATION_SOURCE_PREFIX: &str = "translation_source.";
+
+/// The `state` key of the source subtitle kept for job `id` ([`TRANSLATION_SOURCE_PREFIX`]).
+pub fn translation_source_key(id: JobId) -> String {
+    format!("{TRANSLATION_SOURCE_PREFIX}{id}")
+}
+
+/// The job a [`TRANSLATION_SOURCE_PREFIX`] key belongs to.
+pub(crate) fn translation_source_job(key: &str) -> Option<u128> {
+    let id = key.strip_prefix(TRANSLATION_SOURCE_PREFIX)?;
+    uuid::Uuid::parse_str(id).ok().map(|id| id.as_u128())
+}
+
+/// The UTC day of `ms` (days since the Unix epoch), as [`schema::TRANSLATIONS_USED`] keeps it.
+pub fn day_of(ms: i64) -> u32 {
+    u32::try_from(ms.max(0) / 86_400_000).unwrap_or(u32::MAX)
+}
+
 /// The key of one cached translation in [`schema::TRANSLATIONS`].
-pub(crate) fn translation_key(service: &str, from: &str, to: &str, text: &str) -> String {
+pub fn translation_key(service: &str, from: &str, to: &str, text: &str) -> String {
     format!("{service}\u{1f}{from}\u{1f}{to}\u{1f}{text}")
 }
 
@@ -203,6 +245,8 @@ pub struct Committed {
     pub purged_jobs: u64,
     /// Events deleted with them.
     pub purged_events: u64,
+    /// Cached translations deleted by [`Change::PurgeTranslations`].
+    pub purged_translations: u64,
     /// What a [`Change::Compact`] did.
     pub compaction: Option<Compaction>,
 }
@@ -543,6 +587,7 @@ impl Store {
             txn.open_table(MACHINE_TRANSLATED)?;
             txn.open_table(SUBTITLES)?;
             txn.open_table(BLACKLIST)?;
+            txn.open_table(TRANSLATIONS_USED)?;
         }
         txn.commit()?;
         Ok(seqs)

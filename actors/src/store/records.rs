@@ -324,7 +324,9 @@ fn chosen_by_search() -> String {
 
 /// A subtitle a user rejected for one video: never chosen again for it (by provider and
 /// candidate id before a download, by content hash after one). Kept in the `blacklist`
-/// table under `<video path>\0<provider>\0<candidate id>`.
+/// table under `<video path>\0<provider>\0<candidate id>`; a rejected machine translation
+/// (our translator's, with no candidate id) under `<video path>\0<service>\0\0<language>\0<content
+/// hash>`: while one is there, that video and language are not machine-translated again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlacklistEntry {
     /// The video (its real path).
@@ -341,6 +343,10 @@ pub struct BlacklistEntry {
     pub job_id: JobId,
     /// When it was rejected (ms since epoch).
     pub rejected_at_ms: i64,
+    /// A machine translation our translator wrote (not a provider's subtitle): the video
+    /// and language then wait for a human subtitle. Absent in entries of earlier builds.
+    #[serde(default)]
+    pub machine_translation: bool,
 }
 
 impl BlacklistEntry {
@@ -351,6 +357,15 @@ impl BlacklistEntry {
 
     /// The entry's key.
     pub fn key(&self) -> String {
+        if self.machine_translation {
+            return format!(
+                "{}{}\u{0}\u{0}{}\u{0}{}",
+                Self::prefix(&self.video),
+                self.provider,
+                self.language,
+                self.content_hash
+            );
+        }
         format!(
             "{}{}\u{0}{}",
             Self::prefix(&self.video),

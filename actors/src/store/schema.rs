@@ -36,6 +36,11 @@ pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// service's answer (a record: version byte + JSON string), so the same line is never paid
 /// for twice, across jobs and restarts. Written with `Change::PutTranslations`.
 pub const TRANSLATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("translations");
+/// When each cached translation was last used (written or found): the key of
+/// [`TRANSLATIONS`] → the UTC day (days since the Unix epoch). The `cleanup` task deletes
+/// the entries not used for `[translator] cache_days`; an entry without a day (written by
+/// an earlier build) is given the day of the cleanup that finds it.
+pub const TRANSLATIONS_USED: TableDefinition<&str, u32> = TableDefinition::new("translations_used");
 
 /// Subtitle files the Translator wrote, by path: they rank below any human subtitle.
 pub const MACHINE_TRANSLATED: TableDefinition<&str, &[u8]> =

@@ -218,6 +218,7 @@ pub(super) fn copy_store(
     copy_table!(read, to, stop, MACHINE_TRANSLATED);
     copy_table!(read, to, stop, SUBTITLES);
     copy_table!(read, to, stop, BLACKLIST);
+    copy_table!(read, to, stop, TRANSLATIONS_USED);
     // One durable commit makes every `Durability::None` one above durable too.
     let mut txn = to.begin_write()?;
     txn.set_quick_repair(true);

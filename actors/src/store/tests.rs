@@ -1031,3 +1031,181 @@ fn a_raised_priority_is_written_to_the_stored_job_and_an_unknown_job_is_left_alo
     assert_eq!(stored.status, crate::job::JobStatus::DownloadQueued);
     store.close();
 }
+
+#[test]
+fn a_translations_kept_source_goes_with_the_end_of_its_job_whatever_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let kept = json!({"from": "en", "described": {}, "srt": "1\n"});
+    let keep = |job: &Job| Change::PutState {
+        key: translation_source_key(job.id),
+        value: kept.clone(),
+    };
+    let held = |job: &Job| {
+        store
+            .state(&translation_source_key(job.id))
+            .unwrap()
+            .is_some()
+    };
+
+    // Ends through a full record (done, failed for good, skipped), through a move without
+    // the record (cancelled), or by its deletion.
+    let mut ended = Vec::new();
+    for status in [JobStatus::Done, JobStatus::Failed, JobStatus::Skipped] {
+        let mut job = job(&format!("{status}"), "fr", JobStatus::TranslateInProgress);
+        store
+            .submit_blocking(vec![put(&job, &[]), keep(&job)])
+            .unwrap();
+        assert!(held(&job));
+        job.status = status;
+        store.submit_blocking(vec![put(&job, &[])]).unwrap();
+        ended.push(job);
+    }
+    let cancelled = job("cancelled", "fr", JobStatus::Waiting);
+    store
+        .submit_blocking(vec![put(&cancelled, &[]), keep(&cancelled)])
+        .unwrap();
+    store
+        .submit_blocking(vec![Change::MoveJob {
+            id: cancelled.id,
+            status: JobStatus::Cancelled,
+            at_ms: 3_000,
+            events: vec![],
+        }])
+        .unwrap();
+    ended.push(cancelled);
+    let deleted = job("deleted", "fr", JobStatus::Waiting);
+    store
+        .submit_blocking(vec![put(&deleted, &[]), keep(&deleted)])
+        .unwrap();
+    store
+        .submit_blocking(vec![Change::DeleteJob(deleted.id)])
+        .unwrap();
+    ended.push(deleted);
+    for job in &ended {
+        assert!(!held(job), "{} kept its source", job.path.display());
+    }
+
+    // A job that goes on keeps it; one that has ended, or is unknown, is not given one.
+    let waiting = job("waiting", "fr", JobStatus::TranslateInProgress);
+    store
+        .submit_blocking(vec![put(&waiting, &[]), keep(&waiting)])
+        .unwrap();
+    let mut parked = waiting.clone();
+    parked.status = JobStatus::Waiting;
+    store.submit_blocking(vec![put(&parked, &[])]).unwrap();
+    assert!(held(&waiting));
+    store.submit_blocking(vec![keep(&ended[0])]).unwrap();
+    assert!(!held(&ended[0]));
+    let unknown = job("unknown", "fr", JobStatus::Waiting);
+    store.submit_blocking(vec![keep(&unknown)]).unwrap();
+    assert!(!held(&unknown));
+    // Other state is not touched by a job's end.
+    store
+        .submit_blocking(vec![Change::PutState {
+            key: "library_sync".to_owned(),
+            value: json!({"at": 1}),
+        }])
+        .unwrap();
+    assert!(store.state("library_sync").unwrap().is_some());
+}
+
+#[test]
+fn the_cleanup_removes_the_kept_sources_earlier_builds_left_after_their_job_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let done = job("done", "fr", JobStatus::Done);
+    let waiting = job("waiting", "fr", JobStatus::Waiting);
+    let gone = job("gone", "fr", JobStatus::Done);
+    store
+        .submit_blocking(vec![put(&done, &[]), put(&waiting, &[])])
+        .unwrap();
+    // As an earlier build left them: written after (or regardless of) the job's end.
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut state = txn.open_table(STATE).unwrap();
+        for job in [&done, &waiting, &gone] {
+            let bytes = codec::encode(&json!({"srt": "1\n"}));
+            state
+                .insert(translation_source_key(job.id).as_str(), bytes.as_slice())
+                .unwrap();
+        }
+        state
+            .insert("upgrade", codec::encode(&json!({})).as_slice())
+            .unwrap();
+    }
+    txn.commit().unwrap();
+
+    let mut policy = CleanupPolicy::new(
+        std::time::Duration::from_secs(365 * 86_400),
+        std::time::Duration::from_secs(365 * 86_400),
+    );
+    policy.batch = 1;
+    let report = store.cleanup(&policy, 10_000).unwrap();
+    assert_eq!(report.translation_sources_deleted, 2, "{report:?}");
+    assert_eq!(report.jobs_deleted, 0);
+    let held = |job: &Job| {
+        store
+            .state(&translation_source_key(job.id))
+            .unwrap()
+            .is_some()
+    };
+    assert!(!held(&done) && !held(&gone));
+    assert!(held(&waiting), "a waiting job keeps its source");
+    assert!(store.state("upgrade").unwrap().is_some());
+    let again = store.cleanup(&policy, 10_000).unwrap();
+    assert_eq!(again.translation_sources_deleted, 0);
+}
+
+#[test]
+fn blacklist_entries_of_earlier_builds_read_and_a_rejected_translation_has_a_key_per_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir);
+    let video = PathBuf::from("/media/movies/Old.mkv");
+    let id = JobId::new();
+    // An entry as builds before `machine_translation` wrote it.
+    let old = json!({
+        "video": video, "provider": "opensubtitles", "candidate_id": "62",
+        "content_hash": "sha256:01", "language": "fr", "job_id": id, "rejected_at_ms": 5,
+    });
+    let mut bytes = vec![RECORD_VERSION];
+    bytes.extend(serde_json::to_vec(&old).unwrap());
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut table = txn.open_table(BLACKLIST).unwrap();
+        table
+            .insert(
+                format!("{}opensubtitles\u{0}62", BlacklistEntry::prefix(&video)).as_str(),
+                bytes.as_slice(),
+            )
+            .unwrap();
+    }
+    txn.commit().unwrap();
+    let read = store.blacklist_for(&video).unwrap();
+    assert_eq!(read.len(), 1);
+    assert!(!read[0].machine_translation);
+
+    // Two rejected translations by one service (two languages) are two entries.
+    let translation = |language: &str, hash: &str| BlacklistEntry {
+        video: video.clone(),
+        provider: "deepl".to_owned(),
+        candidate_id: String::new(),
+        content_hash: hash.to_owned(),
+        language: Language::parse(language).unwrap(),
+        job_id: id,
+        rejected_at_ms: 6,
+        machine_translation: true,
+    };
+    store
+        .submit_blocking(vec![
+            Change::PutBlacklist(translation("fr", "sha256:02")),
+            Change::PutBlacklist(translation("de", "sha256:03")),
+        ])
+        .unwrap();
+    let list = crate::provenance::Blacklist::new(store.blacklist_for(&video).unwrap());
+    assert_eq!(store.blacklist_for(&video).unwrap().len(), 3);
+    assert!(list.refuses_translation(&Language::parse("fr").unwrap()));
+    assert!(list.refuses_translation(&Language::parse("de").unwrap()));
+    assert!(!list.refuses_translation(&Language::parse("es").unwrap()));
+    assert!(list.has_content("sha256:02") && list.has_content("sha256:01"));
+}

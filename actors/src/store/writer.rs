@@ -428,6 +428,8 @@ impl Writer {
             let mut machine = txn.open_table(MACHINE_TRANSLATED)?;
             let mut subtitles = txn.open_table(SUBTITLES)?;
             let mut blacklist = txn.open_table(BLACKLIST)?;
+            let mut translations_used = txn.open_table(TRANSLATIONS_USED)?;
+            let today = super::day_of(crate::time::now_ms());
             let mut append = |events_table: &mut redb::Table<u64, &[u8]>,
                               job_events: &mut redb::Table<(u128, u64), ()>,
                               list: &[Event],
@@ -461,6 +463,9 @@ impl Writer {
                             jobs.insert(key, encode(job).as_slice())?;
                             by_status.insert((job.status.code(), key), ())?;
                             append(&mut events_table, &mut job_events, events, &mut committed)?;
+                            if job.status.is_terminal() {
+                                forget_job_state(&mut state, job.id)?;
+                            }
                         }
                         Change::MoveJob {
                             id,
@@ -486,6 +491,9 @@ impl Writer {
                             jobs.insert(key, encode(&job).as_slice())?;
                             by_status.insert((job.status.code(), key), ())?;
                             append(&mut events_table, &mut job_events, events, &mut committed)?;
+                            if status.is_terminal() {
+                                forget_job_state(&mut state, *id)?;
+                            }
                         }
                         Change::DropJobEvents { id, kinds } => {
                             let key = id.0.as_u128();
@@ -521,6 +529,7 @@ impl Writer {
                             }
                             job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
                             subtitles.remove(key)?;
+                            forget_job_state(&mut state, *id)?;
                         }
                         Change::PutMedia(record) => {
                             let key = record.path.display().to_string();
@@ -537,7 +546,18 @@ impl Writer {
                             outbox.remove(*seq)?;
                         }
                         Change::PutState { key, value } => {
-                            if value.is_null() {
+                            // A translation's source is kept for a job that goes on, not
+                            // for one that ended meanwhile (cancelled while it ran).
+                            let ended = match super::translation_source_job(key) {
+                                Some(job) if !value.is_null() => jobs
+                                    .get(job)?
+                                    .and_then(|b| decode::<Job>("jobs", b.value()).ok())
+                                    .is_none_or(|j| j.status.is_terminal()),
+                                _ => false,
+                            };
+                            if ended {
+                                debug!(key = key.as_str(), "not kept: its job has ended");
+                            } else if value.is_null() {
                                 state.remove(key.as_str())?;
                             } else {
                                 state.insert(key.as_str(), encode(value).as_slice())?;
@@ -552,6 +572,30 @@ impl Writer {
                             for (text, answer) in entries {
                                 let key = super::translation_key(service, from, to, text);
                                 translations.insert(key.as_str(), encode(answer).as_slice())?;
+                                translations_used.insert(key.as_str(), today)?;
+                            }
+                        }
+                        Change::TouchTranslations { keys, day } => {
+                            for key in keys {
+                                let known = translations_used.get(key.as_str())?.map(|d| d.value());
+                                if known != Some(*day) && translations.get(key.as_str())?.is_some()
+                                {
+                                    translations_used.insert(key.as_str(), *day)?;
+                                }
+                            }
+                        }
+                        Change::PurgeTranslations {
+                            keys,
+                            unused_before_day,
+                        } => {
+                            for key in keys {
+                                let used = translations_used.get(key.as_str())?.map(|d| d.value());
+                                if used.is_some_and(|used| used < *unused_before_day) {
+                                    translations_used.remove(key.as_str())?;
+                                    if translations.remove(key.as_str())?.is_some() {
+                                        committed.purged_translations += 1;
+                                    }
+                                }
                             }
                         }
                         Change::PutMachineTranslated(record) => {
@@ -567,6 +611,11 @@ impl Writer {
                         }
                         Change::PutBlacklist(entry) => {
                             blacklist.insert(entry.key().as_str(), encode(entry).as_slice())?;
+                        }
+                        Change::DeleteBlacklist(keys) => {
+                            for key in keys {
+                                blacklist.remove(key.as_str())?;
+                            }
                         }
                         Change::PutMeta { key, value } => {
                             meta.insert(key.as_str(), value.as_slice())?;
@@ -599,6 +648,7 @@ impl Writer {
                                 events_table.remove(*seq)?;
                             }
                             job_events.retain_in((key, 0u64)..=(key, u64::MAX), |_, _| false)?;
+                            forget_job_state(&mut state, *id)?;
                             committed.purged_jobs += 1;
                             committed.purged_events += seqs.len() as u64;
                         }
@@ -628,4 +678,13 @@ impl Writer {
         txn.commit()?;
         Ok(results)
     }
+}
+
+/// Removes the `state` records that belong to job `id` (it ended or was deleted).
+fn forget_job_state(
+    state: &mut redb::Table<&str, &[u8]>,
+    id: crate::job::JobId,
+) -> Result<(), StoreError> {
+    state.remove(super::translation_source_key(id).as_str())?;
+    Ok(())
 }

@@ -231,13 +231,28 @@ impl Session<'_> {
         .await;
         let mut answers: Vec<Option<String>> = vec![None; units.len()];
         let mut pending = Vec::new();
+        let mut used = Vec::new();
         for (u, hit) in cached.into_iter().enumerate() {
             match hit {
                 Some(answer) if units[u].prepared.restore(&answer).is_ok() => {
                     answers[u] = Some(answer);
+                    used.push(crate::store::translation_key(
+                        &name,
+                        self.from.as_str(),
+                        self.to.as_str(),
+                        &units[u].prepared.send,
+                    ));
                 }
                 _ => pending.push(u),
             }
+        }
+        // What the cache answered was used today: `[translator] cache_days` counts from here.
+        if !used.is_empty() {
+            self.submit(vec![Change::TouchTranslations {
+                keys: used,
+                day: crate::store::day_of(crate::time::now_ms()),
+            }])
+            .await;
         }
         // Batches as large as the service allows.
         let (max_texts, max_bytes) = (limits.max_texts.max(1), limits.max_bytes.max(1));

@@ -124,7 +124,7 @@ pub async fn find(job: &Job, context: &WorkerContext) -> Result<Source, String> 
 /// The `state` key under which a downloaded source is kept until its job is done, so an
 /// attempt after a pause (quota, budget, a long film) does not download it again.
 pub fn kept_key(job: &Job) -> String {
-    format!("translation_source.{}", job.id)
+    crate::store::translation_source_key(job.id)
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]

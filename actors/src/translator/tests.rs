@@ -461,3 +461,53 @@ async fn a_long_translation_parks_itself_and_goes_on_from_the_cache() {
     }
     assert_eq!(requests, 5, "every cue sent once over the slices");
 }
+
+#[actix_rt::test]
+async fn a_cache_hit_counts_as_a_use_so_the_cleanup_keeps_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let cues = film(20);
+    let fake = Fake::new(50, 128 * 1024, 0);
+    let usage = Usage::default();
+    session(&fake, Some(&store), &usage)
+        .translate_cues(&cues)
+        .await
+        .unwrap();
+    // Every line as if last used a year ago…
+    let keys: Vec<String> = fake.requests.borrow()[0]
+        .texts
+        .iter()
+        .map(|t| crate::store::translation_key("fake", "en", "fr", t))
+        .collect();
+    let sent = fake.requests.borrow()[0].texts.clone();
+    let hits = store
+        .cached_translations("fake", "en", "fr", &sent)
+        .unwrap();
+    assert!(hits.iter().all(Option::is_some), "the keys are the cache's");
+    let year_ago = crate::store::day_of(crate::time::now_ms()) - 365;
+    store
+        .submit(vec![Change::TouchTranslations {
+            keys: keys.clone(),
+            day: year_ago,
+        }])
+        .await
+        .unwrap();
+    // …then a second film with the same lines is answered from the cache: used today.
+    let again = Fake::new(50, 128 * 1024, 0);
+    let (_, stats) = session(&again, Some(&store), &usage)
+        .translate_cues(&cues)
+        .await
+        .unwrap();
+    assert_eq!((stats.cached_cues, stats.requests), (20, 0));
+    let policy = crate::store::CleanupPolicy::new(Duration::MAX, Duration::MAX)
+        .with_translations_kept(Some(Duration::from_secs(180 * 86_400)));
+    let store_for_cleanup = store.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        store_for_cleanup.cleanup(&policy, crate::time::now_ms())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(report.translations_deleted, 0, "{report:?}");
+    assert_eq!(report.translations_examined, keys.len() as u64);
+}

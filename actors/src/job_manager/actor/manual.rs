@@ -29,6 +29,8 @@ pub const CANDIDATE_LISTS_KEPT: usize = 64;
 
 /// The event recorded when a user rejects a job's subtitle.
 pub const REJECTED: &str = "subtitle.rejected";
+/// The event recorded when a user clears a job's blacklist.
+pub const BLACKLIST_CLEARED: &str = "subtitle.blacklist_cleared";
 
 /// The candidate lists kept for choices.
 #[derive(Default)]
@@ -130,6 +132,25 @@ pub struct ChooseCandidate {
 #[derive(Message)]
 #[rtype(result = "Result<Value, ManualError>")]
 pub struct RejectSubtitle(pub Job);
+
+/// Clears the blacklist of the job's video and language: the subtitles rejected for it may be
+/// taken again, and a rejected machine translation no longer stops a translation.
+#[derive(Message)]
+#[rtype(result = "Result<Value, ManualError>")]
+pub struct ClearBlacklist(pub Job);
+
+/// A blacklist entry as the API shows it.
+pub fn blacklist_entry_json(entry: &crate::store::BlacklistEntry) -> Value {
+    json!({
+        "provider": entry.provider,
+        "id": entry.candidate_id,
+        "content_hash": entry.content_hash,
+        "language": entry.language,
+        "machine_translation": entry.machine_translation,
+        "job_id": entry.job_id,
+        "rejected_at": format_rfc3339(entry.rejected_at_ms),
+    })
+}
 
 fn candidate_view(ranked: &Ranked, blacklist: &Blacklist, min_score: u32) -> Value {
     let candidate = &ranked.candidate;
@@ -301,6 +322,7 @@ impl ManagerCore {
             "provider": provenance.provider,
             "id": provenance.candidate_id,
             "content_hash": provenance.content_hash,
+            "machine_translation": entry.machine_translation,
             "path": provenance.path,
             "removed": removed,
             "status": JobStatus::DownloadQueued,
@@ -707,13 +729,6 @@ impl Handler<RejectSubtitle> for JobManager {
                         )));
                     }
                 };
-                if provenance.machine_translated && provenance.candidate_id.is_empty() {
-                    return Err(ManualError::Conflict(format!(
-                        "job {id}'s subtitle is a machine translation by {}, not a provider's \
-                         download: nothing to blacklist",
-                        provenance.provider
-                    )));
-                }
                 let (path, hash) = (provenance.path.clone(), provenance.content_hash.clone());
                 let removed = tokio::task::spawn_blocking(move || remove_if_ours(&path, &hash))
                     .await
@@ -735,6 +750,7 @@ impl Handler<RejectSubtitle> for JobManager {
                         "provider": provenance.provider,
                         "id": provenance.candidate_id,
                         "content_hash": provenance.content_hash,
+                        "machine_translation": provenance::is_our_translation(&provenance),
                     },
                     "removed": removed,
                     "path": provenance.path,
@@ -744,6 +760,74 @@ impl Handler<RejectSubtitle> for JobManager {
                     Ok(step) => act.commit_then(step, answer),
                     Err(err) => refuse(err),
                 }
+            }),
+        )
+    }
+}
+
+impl Handler<ClearBlacklist> for JobManager {
+    type Result = ResponseActFuture<Self, Result<Value, ManualError>>;
+
+    fn handle(&mut self, msg: ClearBlacklist, _: &mut Self::Context) -> Self::Result {
+        let job = msg.0;
+        let store = self.store.clone();
+        let video = job.path.clone();
+        Box::pin(
+            async move {
+                match tokio::task::spawn_blocking(move || store.blacklist_for(&video)).await {
+                    Ok(Ok(entries)) => Ok(entries),
+                    Ok(Err(err)) => Err(ManualError::Manager(ManagerError::from(err))),
+                    Err(err) => Err(ManualError::Conflict(format!(
+                        "cannot read the blacklist: {err}"
+                    ))),
+                }
+            }
+            .into_actor(self)
+            .then(move |result, act, _| {
+                let entries: Vec<_> = match result {
+                    Ok(all) => all
+                        .into_iter()
+                        .filter(|e| e.language == job.language)
+                        .collect(),
+                    Err(err) => return refuse(err),
+                };
+                let answer = json!({
+                    "id": job.id,
+                    "language": job.language,
+                    "cleared": entries.len(),
+                });
+                if entries.is_empty() {
+                    return Box::pin(fut::ready(Ok(answer)));
+                }
+                if !act.core.is_accepting {
+                    return refuse(ManagerError::ShuttingDown.into());
+                }
+                let keys: Vec<String> = entries.iter().map(|e| e.key()).collect();
+                // A kept candidate list knew these as blacklisted: it is searched again.
+                act.manual.lists.retain(|_, (_, _, blacklist)| {
+                    !blacklist.entries().iter().any(|e| keys.contains(&e.key()))
+                });
+                act.manual.lists.remove(&job.id);
+                info!(job_id = %job.id, cleared = keys.len(), "blacklist cleared by a user");
+                let event = Event::for_job(
+                    job.id,
+                    BLACKLIST_CLEARED,
+                    EventSource::Api,
+                    now_ms(),
+                    json!({
+                        "cleared": entries.len(),
+                        "entries": entries.iter().map(blacklist_entry_json).collect::<Vec<_>>(),
+                        "status": act.core.live_status(job.id).unwrap_or(job.status),
+                    }),
+                );
+                let step = Step {
+                    changes: vec![
+                        Change::DeleteBlacklist(keys),
+                        Change::AppendEvents(vec![event]),
+                    ],
+                    actions: Vec::new(),
+                };
+                act.commit_then(step, answer)
             }),
         )
     }

@@ -264,3 +264,122 @@ fn a_mostly_free_store_is_compacted_and_keeps_what_is_left() {
     assert!(!report.compaction.unwrap().compacted);
     assert!(TERMINAL_STATUSES.iter().all(|s| s.is_terminal()));
 }
+
+fn cached(store: &Store, texts: &[String]) {
+    store
+        .submit_blocking(vec![Change::PutTranslations {
+            service: "deepl".to_owned(),
+            from: "en".to_owned(),
+            to: "fr".to_owned(),
+            entries: texts
+                .iter()
+                .map(|t| (t.clone(), format!("fr {t}")))
+                .collect(),
+        }])
+        .unwrap();
+}
+
+fn keys(texts: &[String]) -> Vec<String> {
+    texts
+        .iter()
+        .map(|t| super::super::translation_key("deepl", "en", "fr", t))
+        .collect()
+}
+
+fn still_cached(store: &Store, texts: &[String]) -> usize {
+    store
+        .cached_translations("deepl", "en", "fr", texts)
+        .unwrap()
+        .iter()
+        .filter(|t| t.is_some())
+        .count()
+}
+
+#[test]
+fn cached_translations_unused_for_the_cache_days_go_in_short_batches_and_the_rest_stay() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let now = later();
+    let day = super::super::day_of(now);
+    let texts = |name: &str, n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("{name} line {i}")).collect()
+    };
+    let (old, recent, edge, undated) = (
+        texts("old", 20),
+        texts("recent", 7),
+        texts("edge", 3),
+        texts("undated", 5),
+    );
+    for (list, used_day) in [(&old, day - 181), (&recent, day - 10), (&edge, day - 180)] {
+        cached(&store, list);
+        store
+            .submit_blocking(vec![Change::TouchTranslations {
+                keys: keys(list),
+                day: used_day,
+            }])
+            .unwrap();
+    }
+    // Cached by an earlier build: no day of use.
+    cached(&store, &undated);
+    let txn = store.database().begin_write().unwrap();
+    {
+        let mut used = txn
+            .open_table(super::super::schema::TRANSLATIONS_USED)
+            .unwrap();
+        for key in keys(&undated) {
+            used.remove(key.as_str()).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+
+    let mut policy = CleanupPolicy::new(Duration::from_secs(30 * 86_400), Duration::MAX)
+        .with_translations_kept(Some(Duration::from_secs(180 * 86_400)));
+    policy.batch = 4;
+    policy.compact_free_percent = 101;
+    let report = store.cleanup(&policy, now).unwrap();
+    assert_eq!(report.translations_deleted, 20, "{report:?}");
+    assert_eq!(report.translations_examined, 35, "{report:?}");
+    assert!(report.batches >= 20 / 4, "{report:?}");
+    assert_eq!(still_cached(&store, &old), 0);
+    assert_eq!(still_cached(&store, &recent), 7);
+    assert_eq!(
+        still_cached(&store, &edge),
+        3,
+        "used on the cutoff's day: kept"
+    );
+    assert_eq!(
+        still_cached(&store, &undated),
+        5,
+        "dated today, not deleted"
+    );
+
+    // 180 days on, the undated ones (dated at the first cleanup) and the rest go.
+    let report = store.cleanup(&policy, now + 181 * DAY).unwrap();
+    assert_eq!(report.translations_deleted, 15, "{report:?}");
+    assert_eq!(still_cached(&store, &undated), 0);
+
+    // `cache_days = 0` keeps them forever.
+    cached(&store, &old);
+    let forever = policy.with_translations_kept(None);
+    let report = store.cleanup(&forever, now + 10_000 * DAY).unwrap();
+    assert_eq!(report.translations_deleted, 0);
+    assert_eq!(still_cached(&store, &old), 20);
+}
+
+#[test]
+fn a_translation_used_after_the_cleanup_read_it_is_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let texts: Vec<String> = vec!["Hello there.".to_owned()];
+    cached(&store, &texts);
+    let today = super::super::day_of(crate::time::now_ms());
+    // The cleanup saw it unused (as if before today); the translator used it since.
+    let committed = store
+        .submit_blocking(vec![Change::PurgeTranslations {
+            keys: keys(&texts),
+            unused_before_day: today,
+        }])
+        .unwrap();
+    assert_eq!(committed.purged_translations, 0);
+    assert_eq!(still_cached(&store, &texts), 1);
+}
