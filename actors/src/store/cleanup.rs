@@ -46,34 +46,36 @@ impl Store {
         limit: usize,
         examine: usize,
     ) -> Result<ExpiredPage, StoreError> {
-        let txn = self.read()?;
-        let by_status = txn.open_table(JOBS_BY_STATUS)?;
-        let jobs = txn.open_table(JOBS)?;
-        let code = status.code();
-        let mut page = ExpiredPage::default();
-        let end = last_id_at(before_ms);
-        if from > end {
-            return Ok(page);
-        }
-        for entry in by_status.range((code, from)..=(code, end))? {
-            let id = entry?.0.value().1;
-            if page.jobs.len() >= limit || page.examined >= examine.max(1) {
-                page.next = Some(id);
+        self.guarded(|| {
+            let txn = self.read()?;
+            let by_status = txn.open_table(JOBS_BY_STATUS)?;
+            let jobs = txn.open_table(JOBS)?;
+            let code = status.code();
+            let mut page = ExpiredPage::default();
+            let end = last_id_at(before_ms);
+            if from > end {
                 return Ok(page);
             }
-            page.examined += 1;
-            let Some(bytes) = jobs.get(id)? else {
-                continue;
-            };
-            // A record that does not decode is left alone (the list reads report it).
-            let Ok(job) = decode::<Job>("jobs", bytes.value()) else {
-                continue;
-            };
-            if job.status == status && job.updated_at_ms < before_ms {
-                page.jobs.push(JobId(uuid::Uuid::from_u128(id)));
+            for entry in by_status.range((code, from)..=(code, end))? {
+                let id = entry?.0.value().1;
+                if page.jobs.len() >= limit || page.examined >= examine.max(1) {
+                    page.next = Some(id);
+                    return Ok(page);
+                }
+                page.examined += 1;
+                let Some(bytes) = jobs.get(id)? else {
+                    continue;
+                };
+                // A record that does not decode is left alone (the list reads report it).
+                let Ok(job) = decode::<Job>("jobs", bytes.value()) else {
+                    continue;
+                };
+                if job.status == status && job.updated_at_ms < before_ms {
+                    page.jobs.push(JobId(uuid::Uuid::from_u128(id)));
+                }
             }
-        }
-        Ok(page)
+            Ok(page)
+        })
     }
 
     /// The store file's size in bytes.
