@@ -494,11 +494,21 @@ async fn serve(
     let server_handle = server.handle();
     let server_task = actix_web::rt::spawn(server);
     info!(%address, "listening");
-    sd_notify("READY=1");
+    if restarted_for_damage_ago().is_some() {
+        sd_notify("READY=1\nSTATUS=restarted in place for a store found damaged; see /health");
+    } else {
+        sd_notify("READY=1");
+    }
 
     let ending = until_stop_or_damage(shutdown, &store, &data_dir).await;
     info!("shutting down");
-    sd_notify("STOPPING=1");
+    // A restart in place is no stop for systemd (STOPPING=1 would have it kill the process
+    // once `TimeoutStopSec` passed): it only sees the status change.
+    if ending == Ending::RestartForDamage {
+        sd_notify("STATUS=restarting in place: the store was found damaged");
+    } else {
+        sd_notify("STOPPING=1");
+    }
     let _ = shutdown_sender.send(true);
     scheduler_task.stop().await;
     info!("scheduler stopped");

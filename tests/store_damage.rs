@@ -460,6 +460,7 @@ fn a_store_damaged_while_the_daemon_runs_restarts_it_in_place_from_the_snapshot(
     let (mut daemon, ids, bytes) = damaged_under_a_running_daemon(&sandbox, &[]);
     let pid = daemon.child.id();
     let found = read_until_damaged(&daemon, &ids);
+    let caught = Instant::now();
     eprintln!("the damage was answered as: {found:?}");
 
     // The same process serves again, from the snapshot; it never exits meanwhile.
@@ -485,6 +486,10 @@ fn a_store_damaged_while_the_daemon_runs_restarts_it_in_place_from_the_snapshot(
         );
         std::thread::sleep(Duration::from_millis(50));
     };
+    eprintln!(
+        "damage caught to serving from the snapshot: {:?}",
+        caught.elapsed()
+    );
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(daemon.child.id(), pid, "exec keeps the process");
     let mut listed = daemon.all_job_ids();
