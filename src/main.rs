@@ -387,3 +387,53 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::os::unix::process::ExitStatusExt as _;
+
+    /// Set in the child that [`the_panic_hook_aborts_outside_the_store_guard_only`] runs.
+    const CHILD: &str = "CUEWARDEN_PANIC_HOOK_CHILD";
+
+    /// The hook is process-wide: the test runs itself again in a child process, which
+    /// installs it, panics inside a guard (caught, the child goes on), then outside one.
+    #[test]
+    fn the_panic_hook_aborts_outside_the_store_guard_only() {
+        if std::env::var_os(CHILD).is_some() {
+            super::install_panic_hook();
+            let caught = cuewarden_actors::store::allow_unwind(|| {
+                std::panic::catch_unwind(|| panic!("a redb panic on a damaged page"))
+            });
+            assert!(caught.is_err());
+            println!("caught inside the guard");
+            panic!("a bug outside the guard");
+        }
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "tests::the_panic_hook_aborts_outside_the_store_guard_only",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stdout.contains("caught inside the guard"),
+            "{stdout}{stderr}"
+        );
+        // SIGABRT, as under `panic = "abort"`: not the test harness's failure exit.
+        assert_eq!(output.status.signal(), Some(6), "{stdout}{stderr}");
+        // The default hook's message for the bug; none for the guarded panic (the hook
+        // logs that one through tracing, not set up in the child).
+        assert!(stderr.contains("a bug outside the guard"), "{stderr}");
+        assert!(
+            !stderr.contains("a redb panic on a damaged page"),
+            "{stderr}"
+        );
+    }
+}
