@@ -228,4 +228,103 @@ mod tests {
         assert!(store.damage().is_none(), "an error is not damage");
         store.submit_blocking(put("fine")).unwrap();
     }
+
+    /// Overwrites every 4th page of `path` that holds data with random bytes.
+    fn damage_used_pages(path: &std::path::Path) -> usize {
+        use std::io::{Seek, SeekFrom, Write};
+        const PAGE: usize = 4096;
+        let bytes = std::fs::read(path).unwrap();
+        let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let (mut used, mut damaged) = (0, 0);
+        for (n, page) in bytes.chunks(PAGE).enumerate().skip(4) {
+            if page.iter().all(|b| *b == 0) {
+                continue;
+            }
+            used += 1;
+            if used % 4 != 0 {
+                continue;
+            }
+            let garbage: Vec<u8> = (0..page.len())
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    state as u8
+                })
+                .collect();
+            file.seek(SeekFrom::Start((n * PAGE) as u64)).unwrap();
+            file.write_all(&garbage).unwrap();
+            damaged += 1;
+        }
+        file.sync_all().unwrap();
+        damaged
+    }
+
+    /// The first contact with the damage is a write: redb panics inside the writer's
+    /// transaction; the panic (and the transaction's drop while unwinding) is caught, the
+    /// batch is refused, and so is every later one.
+    #[test]
+    fn a_redb_panic_inside_a_write_is_caught_and_the_writes_stop() {
+        use crate::job::{EventSource, Job, JobStatus};
+        use crate::language::Language;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut jobs = Vec::new();
+        for chunk in 0..12 {
+            let batch: Vec<Change> = (0..1000)
+                .map(|n| {
+                    let mut job = Job::pending(
+                        dir.path().join(format!("Show {chunk} {n} (2001).mkv")),
+                        Language::parse("fr").unwrap(),
+                        EventSource::Api,
+                        1,
+                    );
+                    job.status = JobStatus::Done;
+                    job.error = Some("x".repeat(300));
+                    jobs.push(job.clone());
+                    Change::PutJob {
+                        job,
+                        events: Vec::new(),
+                    }
+                })
+                .collect();
+            store.submit_blocking(batch).unwrap();
+        }
+        store.close();
+        drop(store);
+        // Opened again (the check finds it good), its pages are read from the disk.
+        let store = Store::open(dir.path()).unwrap();
+        // It takes its snapshot at start (it checked good): let that be done first, so that
+        // the writer is the first to reach the damage.
+        let start = std::time::Instant::now();
+        while super::super::list_snapshots(dir.path()).is_empty() {
+            assert!(start.elapsed() < std::time::Duration::from_secs(20));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(damage_used_pages(store.path()) > 100);
+        let mut first = None;
+        for job in jobs.iter().step_by(50) {
+            let mut job = job.clone();
+            job.status = JobStatus::Failed;
+            if let Err(err) = store.submit_blocking(vec![Change::PutJob {
+                job,
+                events: Vec::new(),
+            }]) {
+                first = Some(err);
+                break;
+            }
+        }
+        let first = first.expect("a write reached a damaged page");
+        let message = super::super::error_chain(&first);
+        assert!(
+            message.starts_with("redb panicked reading the store: "),
+            "{message}"
+        );
+        assert!(store.damage().is_some());
+        let later = store.submit_blocking(put("later")).unwrap_err();
+        assert!(later.is_damage(), "{later:?}");
+        assert!(matches!(store.health(), StoreHealth::Degraded(_)));
+        store.close();
+    }
 }
