@@ -23,6 +23,12 @@
 //! (`snapshot.rs`); [`Store::health`] then says so until the next start. A snapshot thread
 //! keeps rotating snapshots (at start, daily, before a schema upgrade).
 //!
+//! Damage that appears while the daemon runs makes redb panic when it reads the page. Every
+//! call into redb runs inside the store guard (`guard.rs`): the panic becomes
+//! [`StoreError::Panicked`], the store is marked damaged, the writer refuses every later
+//! write ([`StoreError::RefusedDamaged`]), and [`Store::damaged`] resolves so the daemon can
+//! restart and restore the newest snapshot.
+//!
 //! The parts: [`Store`] and [`Change`] here (open, submit, close, health); `reads.rs` the
 //! read verbs; `writer.rs` the writer thread (group commit, recovery); `codec.rs` the record
 //! encoding; `records.rs` the typed records; `error.rs` [`StoreError`]; `schema.rs` the

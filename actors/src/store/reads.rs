@@ -1,6 +1,8 @@
 //! The read verbs of the [`Store`]: short MVCC read transactions, synchronous, called from
 //! `spawn_blocking`/`web::block` by async code. They read the handle the writer shares and
-//! answer [`StoreError::Unavailable`] while it reopens the file after an I/O error.
+//! answer [`StoreError::Unavailable`] while it reopens the file after an I/O error. Each runs
+//! inside the store guard (`guard.rs`): a redb panic on a damaged page is
+//! [`StoreError::Panicked`] and marks the store damaged.
 
 use std::ops::Bound;
 
