@@ -231,13 +231,33 @@ impl Components {
     }
 }
 
-/// Runs the daemon with the components the settings enable until `shutdown` resolves. Must
-/// run inside an actix `System`.
+/// How a run of the daemon ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// `shutdown` resolved: the process ends.
+    Stopped,
+    /// The running store was found damaged: the daemon stopped as on SIGTERM, and the
+    /// process starts its own binary again ([`RESTARTED_FOR_DAMAGE_VAR`]), whose start-up
+    /// check moves the file aside and restores the newest snapshot.
+    RestartForDamage,
+}
+
+/// Set (to the Unix time in seconds) in the environment of a daemon that restarted itself
+/// because its store was found damaged while it ran.
+pub const RESTARTED_FOR_DAMAGE_VAR: &str = "CUEWARDEN_RESTARTED_FOR_DAMAGE";
+
+/// Damage found again this soon after a restart for damage, in a store the start-up check
+/// found good, is not restarted for again (that would loop): the daemon stays up degraded.
+pub const DAMAGE_RESTART_WINDOW: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Runs the daemon with the components the settings enable until `shutdown` resolves, or
+/// until the running store is found damaged ([`Ending::RestartForDamage`]). Must run inside
+/// an actix `System`.
 pub async fn run(
     settings: Settings,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ending> {
     // The start-up check of the store is most of the start: it runs while the HTTP clients
     // (their TLS roots) and the other components are built.
     let opening = start_opening(&settings)?;
@@ -274,7 +294,62 @@ pub async fn run_with(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let opening = start_opening(&settings)?;
-    serve(settings, components, opening, listener, shutdown).await
+    serve(settings, components, opening, listener, shutdown)
+        .await
+        .map(|_| ())
+}
+
+/// How long ago this process restarted itself for a damaged store, if it did.
+fn restarted_for_damage_ago() -> Option<std::time::Duration> {
+    let at: u64 = std::env::var(RESTARTED_FOR_DAMAGE_VAR).ok()?.parse().ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(now.saturating_sub(std::time::Duration::from_secs(at)))
+}
+
+/// Waits for `shutdown`, or for the store to be found damaged: then the daemon restarts
+/// itself, unless it did so for damage moments ago and the store checked good (the start-up
+/// check does not see this damage, so restarting again would loop): it then stays up,
+/// degraded, refusing writes, until `shutdown`.
+async fn until_stop_or_damage(
+    shutdown: impl Future<Output = ()>,
+    store: &cuewarden_actors::Store,
+    data_dir: &Path,
+) -> Ending {
+    let mut shutdown = std::pin::pin!(shutdown);
+    let cause = tokio::select! {
+        () = &mut shutdown => return Ending::Stopped,
+        cause = store.damaged() => cause,
+    };
+    let since = cuewarden_actors::store::list_snapshots(data_dir)
+        .pop()
+        .map_or_else(
+            || "there is no snapshot: every job and event".to_owned(),
+            |s| format!("everything since the snapshot taken at {}", s.taken_at),
+        );
+    let checked_good = *store.start_state() == cuewarden_actors::store::StartState::Good;
+    if let Some(ago) = restarted_for_damage_ago().filter(|ago| *ago < DAMAGE_RESTART_WINDOW)
+        && checked_good
+    {
+        tracing::error!(
+            error = %cause,
+            restarted_secs_ago = ago.as_secs(),
+            "the store was found damaged again soon after a restart for damage, and the start-up \
+             check had found it good: not restarting again (that would loop). Staying up \
+             degraded: every write is refused, reads serve what can be read. Stop the daemon, \
+             then `cuewarden store check` and `cuewarden store restore PATH` (a snapshot)"
+        );
+        shutdown.await;
+        return Ending::Stopped;
+    }
+    tracing::error!(
+        error = %cause,
+        "the store was found damaged while running: stopping as on SIGTERM (running jobs get \
+         their grace; their progress since the last commit is lost) and restarting in place; \
+         the start then moves the file aside and restores the newest snapshot ({since} is lost)"
+    );
+    Ending::RestartForDamage
 }
 
 /// [`run_with`] once the store is being opened.
@@ -284,7 +359,7 @@ async fn serve(
     opening: Opening,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Ending> {
     let ffprobe = tokio::task::spawn_blocking(embedded::find_ffprobe);
     let api_key = api_key(&settings)?;
     if !settings.not_yet_active.is_empty() {
@@ -389,6 +464,7 @@ async fn serve(
     let (shutdown_sender, shutdown_receiver) = watch::channel(false);
     let max_body = settings.server.max_body_bytes;
     let grace = settings.server.shutdown_grace;
+    let data_dir = settings.data_dir.clone();
     let state = AppState {
         manager: manager.clone(),
         store: store.clone(),
@@ -422,11 +498,21 @@ async fn serve(
     let server_handle = server.handle();
     let server_task = actix_web::rt::spawn(server);
     info!(%address, "listening");
-    sd_notify("READY=1");
+    if restarted_for_damage_ago().is_some() {
+        sd_notify("READY=1\nSTATUS=restarted in place for a store found damaged; see /health");
+    } else {
+        sd_notify("READY=1");
+    }
 
-    shutdown.await;
+    let ending = until_stop_or_damage(shutdown, &store, &data_dir).await;
     info!("shutting down");
-    sd_notify("STOPPING=1");
+    // A restart in place is no stop for systemd (STOPPING=1 would have it kill the process
+    // once `TimeoutStopSec` passed): it only sees the status change.
+    if ending == Ending::RestartForDamage {
+        sd_notify("STATUS=restarting in place: the store was found damaged");
+    } else {
+        sd_notify("STOPPING=1");
+    }
     let _ = shutdown_sender.send(true);
     scheduler_task.stop().await;
     info!("scheduler stopped");
@@ -450,5 +536,5 @@ async fn serve(
     let closing = store.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?;
     info!("store closed");
-    Ok(())
+    Ok(ending)
 }

@@ -99,6 +99,9 @@ pub(super) fn manager_error(err: ManagerError) -> ApiError {
         ManagerError::Conflict { .. } => {
             ApiError::new(StatusCode::CONFLICT, "conflict", err.to_string())
         }
+        ManagerError::Store(source) if source.is_damage() => {
+            ApiError::store_damaged(error_chain(&source))
+        }
         ManagerError::Store(source) => ApiError::internal(error_chain(&source)),
         ManagerError::StorageFull(_) => ApiError::new(
             StatusCode::INSUFFICIENT_STORAGE,

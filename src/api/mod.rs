@@ -89,6 +89,12 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 
+    /// 503 `store_damaged`: the running store was found damaged (README, "Damage after the
+    /// start").
+    pub fn store_damaged(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "store_damaged", message)
+    }
+
     /// 503.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
@@ -126,6 +132,8 @@ impl From<cuewarden_actors::StoreError> for ApiError {
                 "insufficient_storage",
                 message,
             )
+        } else if err.is_damage() {
+            Self::store_damaged(message)
         } else if matches!(err, StoreError::Unavailable { .. }) {
             Self::unavailable(message)
         } else {

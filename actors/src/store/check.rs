@@ -9,9 +9,10 @@
 //! daemon is reported as [`StoreError::Locked`], never mistaken for damage.
 //!
 //! Once the pages verify, every record the start needs is decoded (meta, unfinished jobs,
-//! provider state). The whole check runs under `catch_unwind`, so a redb panic the check did
-//! not foresee is damage too; with `panic = "abort"` (release) that net is gone, which is why
-//! the check relies on redb's verified open and never reads a tree before it.
+//! provider state; the jobs' JSON on a second thread beside the walk). The whole check runs
+//! under `catch_unwind` (and the store guard's flag, so the binary's panic hook lets it
+//! unwind), so a redb panic the check did not foresee is damage too. It still relies on
+//! redb's verified open first and never reads a tree before it: a panic is the last net.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -550,7 +551,8 @@ fn decode_unfinished<T: Send>(
         && std::thread::available_parallelism().map_or(1, std::num::NonZero::get) > 1;
     let walked = std::thread::scope(|scope| {
         if helper {
-            scope.spawn(|| decoding.help());
+            // A panic there reaches this thread when the scope ends, and the check's net.
+            scope.spawn(|| super::guard::allow_unwind(|| decoding.help()));
         }
         let walked = walk_unfinished(jobs, total, ids, &decoding, helper);
         decoding.finish(&mut Vec::new());

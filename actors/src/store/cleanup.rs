@@ -59,34 +59,36 @@ impl Store {
         limit: usize,
         examine: usize,
     ) -> Result<ExpiredPage, StoreError> {
-        let txn = self.read()?;
-        let by_status = txn.open_table(JOBS_BY_STATUS)?;
-        let jobs = txn.open_table(JOBS)?;
-        let code = status.code();
-        let mut page = ExpiredPage::default();
-        let end = last_id_at(before_ms);
-        if from > end {
-            return Ok(page);
-        }
-        for entry in by_status.range((code, from)..=(code, end))? {
-            let id = entry?.0.value().1;
-            if page.jobs.len() >= limit || page.examined >= examine.max(1) {
-                page.next = Some(id);
+        self.guarded(|| {
+            let txn = self.read()?;
+            let by_status = txn.open_table(JOBS_BY_STATUS)?;
+            let jobs = txn.open_table(JOBS)?;
+            let code = status.code();
+            let mut page = ExpiredPage::default();
+            let end = last_id_at(before_ms);
+            if from > end {
                 return Ok(page);
             }
-            page.examined += 1;
-            let Some(bytes) = jobs.get(id)? else {
-                continue;
-            };
-            // A record that does not decode is left alone (the list reads report it).
-            let Ok(job) = decode::<Job>("jobs", bytes.value()) else {
-                continue;
-            };
-            if job.status == status && job.updated_at_ms < before_ms {
-                page.jobs.push(JobId(uuid::Uuid::from_u128(id)));
+            for entry in by_status.range((code, from)..=(code, end))? {
+                let id = entry?.0.value().1;
+                if page.jobs.len() >= limit || page.examined >= examine.max(1) {
+                    page.next = Some(id);
+                    return Ok(page);
+                }
+                page.examined += 1;
+                let Some(bytes) = jobs.get(id)? else {
+                    continue;
+                };
+                // A record that does not decode is left alone (the list reads report it).
+                let Ok(job) = decode::<Job>("jobs", bytes.value()) else {
+                    continue;
+                };
+                if job.status == status && job.updated_at_ms < before_ms {
+                    page.jobs.push(JobId(uuid::Uuid::from_u128(id)));
+                }
             }
-        }
-        Ok(page)
+            Ok(page)
+        })
     }
 
     /// Up to `limit` `translation_source.<job>` state keys (from `after`, exclusive) whose
@@ -97,40 +99,42 @@ impl Store {
         after: &str,
         limit: usize,
     ) -> Result<(Vec<String>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let state = txn.open_table(STATE)?;
-        let jobs = txn.open_table(JOBS)?;
-        let prefix = super::TRANSLATION_SOURCE_PREFIX;
-        let mut found = Vec::new();
-        let mut last = None;
-        let start = if after.is_empty() { prefix } else { after };
-        for entry in state.range(start..)? {
-            let entry = entry?;
-            let key = entry.0.value();
-            if !key.starts_with(prefix) {
-                return Ok((found, None));
+        self.guarded(|| {
+            let txn = self.read()?;
+            let state = txn.open_table(STATE)?;
+            let jobs = txn.open_table(JOBS)?;
+            let prefix = super::TRANSLATION_SOURCE_PREFIX;
+            let mut found = Vec::new();
+            let mut last = None;
+            let start = if after.is_empty() { prefix } else { after };
+            for entry in state.range(start..)? {
+                let entry = entry?;
+                let key = entry.0.value();
+                if !key.starts_with(prefix) {
+                    return Ok((found, None));
+                }
+                if key == after {
+                    continue;
+                }
+                if found.len() >= limit.max(1) {
+                    return Ok((found, last));
+                }
+                last = Some(key.to_owned());
+                let Some(id) = super::translation_source_job(key) else {
+                    continue;
+                };
+                let ended = jobs
+                    .get(id)?
+                    .map(|bytes| decode::<Job>("jobs", bytes.value()))
+                    .transpose()
+                    // A record that does not decode is left alone, as by the job cleanup.
+                    .is_ok_and(|job| job.is_none_or(|j| j.status.is_terminal()));
+                if ended {
+                    found.push(key.to_owned());
+                }
             }
-            if key == after {
-                continue;
-            }
-            if found.len() >= limit.max(1) {
-                return Ok((found, last));
-            }
-            last = Some(key.to_owned());
-            let Some(id) = super::translation_source_job(key) else {
-                continue;
-            };
-            let ended = jobs
-                .get(id)?
-                .map(|bytes| decode::<Job>("jobs", bytes.value()))
-                .transpose()
-                // A record that does not decode is left alone, as by the job cleanup.
-                .is_ok_and(|job| job.is_none_or(|j| j.status.is_terminal()));
-            if ended {
-                found.push(key.to_owned());
-            }
-        }
-        Ok((found, None))
+            Ok((found, None))
+        })
     }
 
     /// One page of the translation cache from the key `after` on (exclusive; `""`: the
@@ -141,33 +145,35 @@ impl Store {
         unused_before_day: u32,
         examine: usize,
     ) -> Result<TranslationPage, StoreError> {
-        use std::ops::Bound;
-        let txn = self.read()?;
-        let translations = txn.open_table(TRANSLATIONS)?;
-        let used = txn.open_table(TRANSLATIONS_USED)?;
-        let mut page = TranslationPage::default();
-        let start = if after.is_empty() {
-            Bound::Unbounded
-        } else {
-            Bound::Excluded(after)
-        };
-        let mut last = None;
-        for entry in translations.range::<&str>((start, Bound::Unbounded))? {
-            if page.examined >= examine.max(1) {
-                page.next = last;
-                return Ok(page);
+        self.guarded(|| {
+            use std::ops::Bound;
+            let txn = self.read()?;
+            let translations = txn.open_table(TRANSLATIONS)?;
+            let used = txn.open_table(TRANSLATIONS_USED)?;
+            let mut page = TranslationPage::default();
+            let start = if after.is_empty() {
+                Bound::Unbounded
+            } else {
+                Bound::Excluded(after)
+            };
+            let mut last = None;
+            for entry in translations.range::<&str>((start, Bound::Unbounded))? {
+                if page.examined >= examine.max(1) {
+                    page.next = last;
+                    return Ok(page);
+                }
+                page.examined += 1;
+                let entry = entry?;
+                let key = entry.0.value();
+                match used.get(key)?.map(|d| d.value()) {
+                    Some(day) if day < unused_before_day => page.unused.push(key.to_owned()),
+                    Some(_) => {}
+                    None => page.undated.push(key.to_owned()),
+                }
+                last = Some(key.to_owned());
             }
-            page.examined += 1;
-            let entry = entry?;
-            let key = entry.0.value();
-            match used.get(key)?.map(|d| d.value()) {
-                Some(day) if day < unused_before_day => page.unused.push(key.to_owned()),
-                Some(_) => {}
-                None => page.undated.push(key.to_owned()),
-            }
-            last = Some(key.to_owned());
-        }
-        Ok(page)
+            Ok(page)
+        })
     }
 
     /// The store file's size in bytes.

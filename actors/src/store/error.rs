@@ -75,6 +75,23 @@ pub enum StoreError {
         #[source]
         cause: Option<Arc<StoreError>>,
     },
+    /// redb panicked on the running store (a page damaged after the start-up check): caught
+    /// by the store guard, which marks the store damaged.
+    #[error("redb panicked reading the store: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
+    /// The running store was found damaged: no more writes go into the file. The daemon
+    /// restarts and restores the newest snapshot.
+    #[error(
+        "the store is damaged ({cause}); it takes no more writes until the daemon restarts \
+         and restores the newest snapshot"
+    )]
+    RefusedDamaged {
+        /// The damage found first.
+        cause: String,
+    },
 }
 
 /// Why a stored record could not be decoded.
@@ -108,6 +125,17 @@ impl StoreError {
         };
         // ENOSPC, EDQUOT
         io.kind() == std::io::ErrorKind::StorageFull || matches!(io.raw_os_error(), Some(28 | 122))
+    }
+
+    /// Whether this is damage found while the daemon runs ([`Self::Panicked`],
+    /// [`Self::RefusedDamaged`]): the API answers 503 `store_damaged`.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            Self::Panicked { .. } | Self::RefusedDamaged { .. } => true,
+            Self::Write(cause) => cause.is_damage(),
+            Self::Unavailable { cause } => cause.as_ref().is_some_and(|c| c.is_damage()),
+            _ => false,
+        }
     }
 
     /// Whether redb's handle is unusable after this error and the file must be reopened.

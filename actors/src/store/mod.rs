@@ -23,6 +23,12 @@
 //! (`snapshot.rs`); [`Store::health`] then says so until the next start. A snapshot thread
 //! keeps rotating snapshots (at start, daily, before a schema upgrade).
 //!
+//! Damage that appears while the daemon runs makes redb panic when it reads the page. Every
+//! call into redb runs inside the store guard (`guard.rs`): the panic becomes
+//! [`StoreError::Panicked`], the store is marked damaged, the writer refuses every later
+//! write ([`StoreError::RefusedDamaged`]), and [`Store::damaged`] resolves so the daemon can
+//! restart and restore the newest snapshot.
+//!
 //! The parts: [`Store`] and [`Change`] here (open, submit, close, health); `reads.rs` the
 //! read verbs; `writer.rs` the writer thread (group commit, recovery); `codec.rs` the record
 //! encoding; `records.rs` the typed records; `error.rs` [`StoreError`]; `schema.rs` the
@@ -33,6 +39,7 @@ mod check;
 mod cleanup;
 mod codec;
 mod error;
+mod guard;
 mod reads;
 mod records;
 pub mod schema;
@@ -56,6 +63,7 @@ pub use check::{CheckReport, check_file};
 pub use cleanup::{CleanupPolicy, CleanupReport, ExpiredPage, TERMINAL_STATUSES, TranslationPage};
 use codec::read_u64;
 pub use error::{DecodeError, StoreError, error_chain};
+pub use guard::{allow_unwind, in_store_guard};
 pub use reads::JobPage;
 pub use records::{
     BlacklistEntry, CooldownKind, MachineTranslated, MediaRecord, OutboxEntry, Provenance,
@@ -316,7 +324,12 @@ struct Snapshots {
 impl Snapshots {
     /// Starts the thread; the first snapshot is taken once the newest one is
     /// [`SNAPSHOT_INTERVAL`] old, or after `none` if there is none.
-    fn start(slot: DbSlot, data_dir: PathBuf, none: Duration) -> std::io::Result<Self> {
+    fn start(
+        slot: DbSlot,
+        data_dir: PathBuf,
+        none: Duration,
+        damage: Arc<guard::Damage>,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (wake, woken) = mpsc::channel::<()>();
         let stopping = stop.clone();
@@ -325,14 +338,21 @@ impl Snapshots {
             .spawn(move || {
                 let mut wait = Self::next_due(&data_dir, none);
                 while let Err(mpsc::RecvTimeoutError::Timeout) = woken.recv_timeout(wait) {
+                    // A damaged store is never copied: the snapshots are what restores it.
+                    if damage.found().is_some() {
+                        break;
+                    }
                     let db = slot.read().ok().and_then(|slot| slot.as_ref().ok().cloned());
                     let Some(db) = db else {
                         wait = snapshot::SNAPSHOT_RETRY;
                         continue;
                     };
-                    wait = match snapshot::take_snapshot(&*db, &data_dir, "daily", &stopping) {
+                    let taken = damage.guard(&slot, || {
+                        snapshot::take_snapshot(&*db, &data_dir, "daily", &stopping)
+                    });
+                    wait = match taken {
                         Ok(_) => SNAPSHOT_INTERVAL,
-                        Err(StoreError::Closed) => break,
+                        Err(StoreError::Closed | StoreError::Panicked { .. }) => break,
                         Err(err) => {
                             warn!(error = %error_chain(&err), "cannot take a store snapshot; trying again later");
                             snapshot::SNAPSHOT_RETRY
@@ -373,6 +393,8 @@ struct Inner {
     stats: Arc<WriteStats>,
     /// How the file was found at start.
     start_state: StartState,
+    /// Whether the running store was found damaged (a redb panic caught by the guard).
+    damage: Arc<guard::Damage>,
 }
 
 impl Inner {
@@ -443,7 +465,8 @@ impl Store {
         take: impl Fn(crate::job::JobHeadRef<'_>) -> T + Sync,
     ) -> Result<(Self, Option<Vec<T>>), StoreError> {
         let path = data_dir.join(STORE_FILE_NAME);
-        let (start_state, heads) = snapshot::prepare_store_file(data_dir, &take)?;
+        // The check catches a redb panic itself; the flag lets the panic hook allow it.
+        let (start_state, heads) = allow_unwind(|| snapshot::prepare_store_file(data_dir, &take))?;
         let mut heads = (start_state == StartState::Good).then_some(heads);
         let db = open_database(&path)?;
         let version = Self::stored_schema_version(&db)?;
@@ -463,6 +486,7 @@ impl Store {
         let slot: DbSlot = Arc::new(RwLock::new(Ok(db.clone())));
         let (events, _) = broadcast::channel(EVENT_BROADCAST_CAPACITY);
         let stats = Arc::new(WriteStats::default());
+        let damage = guard::Damage::new();
         let (sender, receiver) = mpsc::channel();
         let writer = Writer::new(
             db,
@@ -471,7 +495,8 @@ impl Store {
             events.clone(),
             stats.clone(),
             (next_event_seq, next_outbox_seq),
-        );
+        )
+        .with_damage(damage.clone());
         let handle = std::thread::Builder::new()
             .name("store-writer".to_owned())
             .spawn(move || writer.run(receiver))
@@ -485,12 +510,13 @@ impl Store {
             events,
             stats,
             start_state,
+            damage: damage.clone(),
         };
         // A store that checked good gets a snapshot at start if none is a day old, so that
         // restarts neither rotate the older ones out nor pay for a copy each time; a restored
         // store is its snapshot already; a new one gets its first soon after the start.
         let first = snapshot::first_snapshot_wait(&inner.start_state);
-        match Snapshots::start(slot, data_dir.to_owned(), first) {
+        match Snapshots::start(slot, data_dir.to_owned(), first, damage) {
             Ok(snapshots) => {
                 if let Ok(mut slot) = inner.snapshots.lock() {
                     *slot = Some(snapshots);
@@ -527,6 +553,12 @@ impl Store {
     /// Whether the store is sound: degraded while it was restored from a snapshot (until the
     /// next start), refuses writes after an I/O error (a full disk) or is being reopened.
     pub fn health(&self) -> StoreHealth {
+        if let Some(cause) = self.inner.damage.found() {
+            return StoreHealth::Degraded(format!(
+                "the store was found damaged while the daemon ran ({cause}); it refuses writes \
+                 until the daemon restarts and restores the newest snapshot"
+            ));
+        }
         if let Some(cause) = self.inner.stats.refusing_writes() {
             return StoreHealth::Degraded(format!(
                 "the store refuses writes ({cause}); retrying every {} s",
@@ -591,6 +623,27 @@ impl Store {
         }
         txn.commit()?;
         Ok(seqs)
+    }
+
+    /// The damage found in the running store (the first redb panic the guard caught), if any.
+    pub fn damage(&self) -> Option<String> {
+        self.inner.damage.found().map(|cause| cause.to_string())
+    }
+
+    /// Resolves, with what [`damage`](Self::damage) says, once the running store is found
+    /// damaged (at once if it was already): the daemon then restarts itself.
+    pub fn damaged(&self) -> impl Future<Output = String> + Send + 'static + use<> {
+        let wait = self.inner.damage.wait();
+        async move { wait.await.to_string() }
+    }
+
+    /// Runs `f`, a read of redb, under the store guard: a redb panic in it is
+    /// [`StoreError::Panicked`] and marks the store damaged.
+    pub(crate) fn guarded<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.inner.damage.guard(&self.inner.db, f)
     }
 
     /// The redb file.

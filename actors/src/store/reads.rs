@@ -1,6 +1,8 @@
 //! The read verbs of the [`Store`]: short MVCC read transactions, synchronous, called from
 //! `spawn_blocking`/`web::block` by async code. They read the handle the writer shares and
-//! answer [`StoreError::Unavailable`] while it reopens the file after an I/O error.
+//! answer [`StoreError::Unavailable`] while it reopens the file after an I/O error. Each runs
+//! inside the store guard (`guard.rs`): a redb panic on a damaged page is
+//! [`StoreError::Panicked`] and marks the store damaged.
 
 use std::ops::Bound;
 
@@ -36,12 +38,14 @@ impl Store {
 
     /// One job by id.
     pub fn job(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(JOBS)?;
-        match table.get(id.0.as_u128())? {
-            Some(bytes) => Ok(Some(decode("jobs", bytes.value())?)),
-            None => Ok(None),
-        }
+        self.guarded(|| {
+            let txn = self.read()?;
+            let table = txn.open_table(JOBS)?;
+            match table.get(id.0.as_u128())? {
+                Some(bytes) => Ok(Some(decode("jobs", bytes.value())?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Jobs whose id starts or ends with `fragment` (hex digits, dashes ignored, any case),
@@ -66,30 +70,32 @@ impl Store {
         let low = value.checked_shl(free_bits).unwrap_or(0);
         let high = low | u128::MAX.checked_shr(128 - free_bits).unwrap_or(0);
         let suffix_mask = u128::MAX.checked_shr(free_bits).unwrap_or(0);
-        let txn = self.read()?;
-        let jobs = txn.open_table(JOBS)?;
-        let mut found = Vec::new();
-        for entry in jobs.range(low..=high)? {
-            found.push(entry?.0.value());
-            if found.len() >= limit {
-                break;
+        self.guarded(|| {
+            let txn = self.read()?;
+            let jobs = txn.open_table(JOBS)?;
+            let mut found = Vec::new();
+            for entry in jobs.range(low..=high)? {
+                found.push(entry?.0.value());
+                if found.len() >= limit {
+                    break;
+                }
             }
-        }
-        if found.len() < limit && free_bits > 0 {
-            for entry in jobs.iter()? {
-                let key = entry?.0.value();
-                if key & suffix_mask == value && !found.contains(&key) {
-                    found.push(key);
-                    if found.len() >= limit {
-                        break;
+            if found.len() < limit && free_bits > 0 {
+                for entry in jobs.iter()? {
+                    let key = entry?.0.value();
+                    if key & suffix_mask == value && !found.contains(&key) {
+                        found.push(key);
+                        if found.len() >= limit {
+                            break;
+                        }
                     }
                 }
             }
-        }
-        Ok(found
-            .into_iter()
-            .map(|id| JobId(uuid::Uuid::from_u128(id)))
-            .collect())
+            Ok(found
+                .into_iter()
+                .map(|id| JobId(uuid::Uuid::from_u128(id)))
+                .collect())
+        })
     }
 
     /// Jobs newest first, optionally with one status, starting after `cursor`.
@@ -99,82 +105,86 @@ impl Store {
         limit: usize,
         cursor: Option<JobId>,
     ) -> Result<JobPage, StoreError> {
-        let txn = self.read()?;
-        let jobs = txn.open_table(JOBS)?;
-        let upper = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(c.0.as_u128()));
-        let mut ids = Vec::with_capacity(limit + 1);
-        match status {
-            None => {
-                for entry in jobs.range::<u128>((Bound::Unbounded, upper))?.rev() {
-                    let (key, _) = entry?;
-                    ids.push(key.value());
-                    if ids.len() > limit {
-                        break;
+        self.guarded(|| {
+            let txn = self.read()?;
+            let jobs = txn.open_table(JOBS)?;
+            let upper = cursor.map_or(Bound::Unbounded, |c| Bound::Excluded(c.0.as_u128()));
+            let mut ids = Vec::with_capacity(limit + 1);
+            match status {
+                None => {
+                    for entry in jobs.range::<u128>((Bound::Unbounded, upper))?.rev() {
+                        let (key, _) = entry?;
+                        ids.push(key.value());
+                        if ids.len() > limit {
+                            break;
+                        }
+                    }
+                }
+                Some(status) => {
+                    let index = txn.open_table(JOBS_BY_STATUS)?;
+                    let code = status.code();
+                    let upper = match upper {
+                        Bound::Excluded(c) => Bound::Excluded((code, c)),
+                        _ => Bound::Included((code, u128::MAX)),
+                    };
+                    for entry in index.range((Bound::Included((code, 0u128)), upper))?.rev() {
+                        let (key, _) = entry?;
+                        ids.push(key.value().1);
+                        if ids.len() > limit {
+                            break;
+                        }
                     }
                 }
             }
-            Some(status) => {
-                let index = txn.open_table(JOBS_BY_STATUS)?;
-                let code = status.code();
-                let upper = match upper {
-                    Bound::Excluded(c) => Bound::Excluded((code, c)),
-                    _ => Bound::Included((code, u128::MAX)),
-                };
-                for entry in index.range((Bound::Included((code, 0u128)), upper))?.rev() {
-                    let (key, _) = entry?;
-                    ids.push(key.value().1);
-                    if ids.len() > limit {
-                        break;
-                    }
+            let has_more = ids.len() > limit;
+            ids.truncate(limit);
+            let mut page = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(bytes) = jobs.get(*id)?
+                    && let Some(job) =
+                        decode_or_skip("jobs", JobId(uuid::Uuid::from_u128(*id)), bytes.value())
+                {
+                    page.push(job);
                 }
             }
-        }
-        let has_more = ids.len() > limit;
-        ids.truncate(limit);
-        let mut page = Vec::with_capacity(ids.len());
-        for id in &ids {
-            if let Some(bytes) = jobs.get(*id)?
-                && let Some(job) =
-                    decode_or_skip("jobs", JobId(uuid::Uuid::from_u128(*id)), bytes.value())
-            {
-                page.push(job);
-            }
-        }
-        let next_cursor = if has_more {
-            ids.last().map(|id| JobId(uuid::Uuid::from_u128(*id)))
-        } else {
-            None
-        };
-        Ok(JobPage {
-            jobs: page,
-            next_cursor,
+            let next_cursor = if has_more {
+                ids.last().map(|id| JobId(uuid::Uuid::from_u128(*id)))
+            } else {
+                None
+            };
+            Ok(JobPage {
+                jobs: page,
+                next_cursor,
+            })
         })
     }
 
     /// Every job that is not in a terminal status, oldest first.
     pub fn unfinished_jobs(&self) -> Result<Vec<Job>, StoreError> {
-        let txn = self.read()?;
-        let jobs = txn.open_table(JOBS)?;
-        let index = txn.open_table(JOBS_BY_STATUS)?;
-        let mut out = Vec::new();
-        for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
-            let code = status.code();
-            for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
-                let (key, _) = entry?;
-                let id = key.value().1;
-                if let Some(bytes) = jobs.get(id)?
-                    && let Some(job) = decode_or_skip::<Job>(
-                        "jobs",
-                        JobId(uuid::Uuid::from_u128(id)),
-                        bytes.value(),
-                    )
-                {
-                    out.push(job);
+        self.guarded(|| {
+            let txn = self.read()?;
+            let jobs = txn.open_table(JOBS)?;
+            let index = txn.open_table(JOBS_BY_STATUS)?;
+            let mut out = Vec::new();
+            for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
+                let code = status.code();
+                for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
+                    let (key, _) = entry?;
+                    let id = key.value().1;
+                    if let Some(bytes) = jobs.get(id)?
+                        && let Some(job) = decode_or_skip::<Job>(
+                            "jobs",
+                            JobId(uuid::Uuid::from_u128(id)),
+                            bytes.value(),
+                        )
+                    {
+                        out.push(job);
+                    }
                 }
             }
-        }
-        out.sort_by_key(|job| job.id);
-        Ok(out)
+            out.sort_by_key(|job| job.id);
+            Ok(out)
+        })
     }
 
     /// What the JobManager keeps of every job that is not in a terminal status, oldest
@@ -193,98 +203,114 @@ impl Store {
         &self,
         mut take: impl FnMut(JobHead),
     ) -> Result<(), StoreError> {
-        let txn = self.read()?;
-        let jobs = txn.open_table(JOBS)?;
-        let index = txn.open_table(JOBS_BY_STATUS)?;
-        for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
-            let code = status.code();
-            for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
-                let (key, _) = entry?;
-                if let Some(bytes) = jobs.get(key.value().1)? {
-                    take(decode::<JobHead>("jobs", bytes.value())?);
+        self.guarded(|| {
+            let txn = self.read()?;
+            let jobs = txn.open_table(JOBS)?;
+            let index = txn.open_table(JOBS_BY_STATUS)?;
+            for status in ALL_STATUSES.iter().filter(|s| !s.is_terminal()) {
+                let code = status.code();
+                for entry in index.range((code, 0u128)..=(code, u128::MAX))? {
+                    let (key, _) = entry?;
+                    if let Some(bytes) = jobs.get(key.value().1)? {
+                        take(decode::<JobHead>("jobs", bytes.value())?);
+                    }
                 }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Number of jobs by status.
     pub fn job_counts(&self) -> Result<Vec<(JobStatus, u64)>, StoreError> {
-        let txn = self.read()?;
-        let index = txn.open_table(JOBS_BY_STATUS)?;
-        let mut counts = Vec::with_capacity(ALL_STATUSES.len());
-        for status in ALL_STATUSES {
-            let code = status.code();
-            let n = index.range((code, 0u128)..=(code, u128::MAX))?.count() as u64;
-            counts.push((status, n));
-        }
-        Ok(counts)
+        self.guarded(|| {
+            let txn = self.read()?;
+            let index = txn.open_table(JOBS_BY_STATUS)?;
+            let mut counts = Vec::with_capacity(ALL_STATUSES.len());
+            for status in ALL_STATUSES {
+                let code = status.code();
+                let n = index.range((code, 0u128)..=(code, u128::MAX))?.count() as u64;
+                counts.push((status, n));
+            }
+            Ok(counts)
+        })
     }
 
     /// The events of one job, newest first.
     pub fn job_events(&self, id: JobId) -> Result<Vec<Event>, StoreError> {
-        let txn = self.read()?;
-        let index = txn.open_table(JOB_EVENTS)?;
-        let events = txn.open_table(EVENTS)?;
-        let key = id.0.as_u128();
-        let mut out = Vec::new();
-        for entry in index.range((key, 0u64)..=(key, u64::MAX))?.rev() {
-            let (k, _) = entry?;
-            let seq = k.value().1;
-            if let Some(bytes) = events.get(seq)?
-                && let Some(event) = decode_or_skip("events", seq, bytes.value())
-            {
-                out.push(event);
+        self.guarded(|| {
+            let txn = self.read()?;
+            let index = txn.open_table(JOB_EVENTS)?;
+            let events = txn.open_table(EVENTS)?;
+            let key = id.0.as_u128();
+            let mut out = Vec::new();
+            for entry in index.range((key, 0u64)..=(key, u64::MAX))?.rev() {
+                let (k, _) = entry?;
+                let seq = k.value().1;
+                if let Some(bytes) = events.get(seq)?
+                    && let Some(event) = decode_or_skip("events", seq, bytes.value())
+                {
+                    out.push(event);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// Up to `limit` events with a sequence number above `after`, oldest first.
     pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let txn = self.read()?;
-        let events = txn.open_table(EVENTS)?;
-        let mut out = Vec::new();
-        for entry in events.range((Bound::Excluded(after), Bound::Unbounded))? {
-            if out.len() >= limit {
-                break;
+        self.guarded(|| {
+            let txn = self.read()?;
+            let events = txn.open_table(EVENTS)?;
+            let mut out = Vec::new();
+            for entry in events.range((Bound::Excluded(after), Bound::Unbounded))? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (seq, bytes) = entry?;
+                if let Some(event) = decode_or_skip("events", seq.value(), bytes.value()) {
+                    out.push(event);
+                }
             }
-            let (seq, bytes) = entry?;
-            if let Some(event) = decode_or_skip("events", seq.value(), bytes.value()) {
-                out.push(event);
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The highest committed event sequence number (0 when the log is empty).
     pub fn last_event_seq(&self) -> Result<u64, StoreError> {
-        let txn = self.read()?;
-        let events = txn.open_table(EVENTS)?;
-        Ok(events.last()?.map_or(0, |(k, _)| k.value()))
+        self.guarded(|| {
+            let txn = self.read()?;
+            let events = txn.open_table(EVENTS)?;
+            Ok(events.last()?.map_or(0, |(k, _)| k.value()))
+        })
     }
 
     /// Total number of jobs.
     pub fn job_count(&self) -> Result<u64, StoreError> {
-        let txn = self.read()?;
-        Ok(txn.open_table(JOBS)?.len()?)
+        self.guarded(|| {
+            let txn = self.read()?;
+            Ok(txn.open_table(JOBS)?.len()?)
+        })
     }
 
     /// A metadata value.
     pub fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.read()?;
-        let meta = txn.open_table(META)?;
-        Ok(meta.get(key)?.map(|v| v.value().to_vec()))
+        self.guarded(|| {
+            let txn = self.read()?;
+            let meta = txn.open_table(META)?;
+            Ok(meta.get(key)?.map(|v| v.value().to_vec()))
+        })
     }
 
     /// A named state record (see [`STATE`]), if one was written.
     pub fn state(&self, key: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        let txn = self.read()?;
-        let state = txn.open_table(STATE)?;
-        match state.get(key)? {
-            Some(bytes) => Ok(Some(decode("state", bytes.value())?)),
-            None => Ok(None),
-        }
+        self.guarded(|| {
+            let txn = self.read()?;
+            let state = txn.open_table(STATE)?;
+            match state.get(key)? {
+                Some(bytes) => Ok(Some(decode("state", bytes.value())?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// The state record kept under `key`, decoded as `T` (see [`state`](Self::state)).
@@ -312,17 +338,19 @@ impl Store {
         to: &str,
         texts: &[String],
     ) -> Result<Vec<Option<String>>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(TRANSLATIONS)?;
-        texts
-            .iter()
-            .map(|text| {
-                let key = super::translation_key(service, from, to, text);
-                Ok(table
-                    .get(key.as_str())?
-                    .and_then(|v| decode_or_skip("translations", &key, v.value())))
-            })
-            .collect()
+        self.guarded(|| {
+            let txn = self.read()?;
+            let table = txn.open_table(TRANSLATIONS)?;
+            texts
+                .iter()
+                .map(|text| {
+                    let key = super::translation_key(service, from, to, text);
+                    Ok(table
+                        .get(key.as_str())?
+                        .and_then(|v| decode_or_skip("translations", &key, v.value())))
+                })
+                .collect()
+        })
     }
 
     /// The machine translation written at `path`, if the Translator wrote one there.
@@ -330,83 +358,95 @@ impl Store {
         &self,
         path: &std::path::Path,
     ) -> Result<Option<super::MachineTranslated>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(MACHINE_TRANSLATED)?;
-        let key = path.display().to_string();
-        Ok(table
-            .get(key.as_str())?
-            .and_then(|v| decode_or_skip("machine_translated", &key, v.value())))
+        self.guarded(|| {
+            let txn = self.read()?;
+            let table = txn.open_table(MACHINE_TRANSLATED)?;
+            let key = path.display().to_string();
+            Ok(table
+                .get(key.as_str())?
+                .and_then(|v| decode_or_skip("machine_translated", &key, v.value())))
+        })
     }
 
     /// What is known about a video.
     pub fn media(&self, path: &str) -> Result<Option<MediaRecord>, StoreError> {
-        let txn = self.read()?;
-        let media = txn.open_table(MEDIA)?;
-        match media.get(path)? {
-            Some(bytes) => Ok(Some(decode("media", bytes.value())?)),
-            None => Ok(None),
-        }
+        self.guarded(|| {
+            let txn = self.read()?;
+            let media = txn.open_table(MEDIA)?;
+            match media.get(path)? {
+                Some(bytes) => Ok(Some(decode("media", bytes.value())?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Every provider's stored state, by name.
     pub fn provider_states(&self) -> Result<Vec<ProviderState>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(PROVIDER_STATE)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            let Some(mut state) =
-                decode_or_skip::<ProviderState>("provider_state", k.value(), v.value())
-            else {
-                continue;
-            };
-            k.value().clone_into(&mut state.provider);
-            out.push(state);
-        }
-        Ok(out)
+        self.guarded(|| {
+            let txn = self.read()?;
+            let table = txn.open_table(PROVIDER_STATE)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                let Some(mut state) =
+                    decode_or_skip::<ProviderState>("provider_state", k.value(), v.value())
+                else {
+                    continue;
+                };
+                k.value().clone_into(&mut state.provider);
+                out.push(state);
+            }
+            Ok(out)
+        })
     }
 
     /// Outbox entries not yet acknowledged, oldest first.
     pub fn outbox(&self, limit: usize) -> Result<Vec<(u64, OutboxEntry)>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(OUTBOX)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            if out.len() >= limit {
-                break;
+        self.guarded(|| {
+            let txn = self.read()?;
+            let table = txn.open_table(OUTBOX)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, v) = entry?;
+                if let Some(entry) = decode_or_skip("outbox", k.value(), v.value()) {
+                    out.push((k.value(), entry));
+                }
             }
-            let (k, v) = entry?;
-            if let Some(entry) = decode_or_skip("outbox", k.value(), v.value()) {
-                out.push((k.value(), entry));
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 
 impl Store {
     /// What produced the subtitle job `id` wrote, if it wrote one.
     pub fn provenance(&self, id: JobId) -> Result<Option<super::Provenance>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(SUBTITLES)?;
-        match table.get(id.0.as_u128())? {
-            Some(bytes) => Ok(Some(decode("subtitles", bytes.value())?)),
-            None => Ok(None),
-        }
+        self.guarded(|| {
+            let txn = self.read()?;
+            let table = txn.open_table(SUBTITLES)?;
+            match table.get(id.0.as_u128())? {
+                Some(bytes) => Ok(Some(decode("subtitles", bytes.value())?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Every provenance record (one per job that wrote a subtitle), oldest job first.
     pub fn provenances(&self) -> Result<Vec<super::Provenance>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(SUBTITLES)?;
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            if let Some(record) = decode_or_skip("subtitles", k.value(), v.value()) {
-                out.push(record);
+        self.guarded(|| {
+            let txn = self.read()?;
+            let table = txn.open_table(SUBTITLES)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                if let Some(record) = decode_or_skip("subtitles", k.value(), v.value()) {
+                    out.push(record);
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 
     /// The subtitles rejected for `video` (its real path).
@@ -414,19 +454,21 @@ impl Store {
         &self,
         video: &std::path::Path,
     ) -> Result<Vec<super::BlacklistEntry>, StoreError> {
-        let txn = self.read()?;
-        let table = txn.open_table(BLACKLIST)?;
-        let prefix = super::BlacklistEntry::prefix(video);
-        let mut out = Vec::new();
-        for entry in table.range(prefix.as_str()..)? {
-            let (k, v) = entry?;
-            if !k.value().starts_with(&prefix) {
-                break;
+        self.guarded(|| {
+            let txn = self.read()?;
+            let table = txn.open_table(BLACKLIST)?;
+            let prefix = super::BlacklistEntry::prefix(video);
+            let mut out = Vec::new();
+            for entry in table.range(prefix.as_str()..)? {
+                let (k, v) = entry?;
+                if !k.value().starts_with(&prefix) {
+                    break;
+                }
+                if let Some(record) = decode_or_skip("blacklist", k.value(), v.value()) {
+                    out.push(record);
+                }
             }
-            if let Some(record) = decode_or_skip("blacklist", k.value(), v.value()) {
-                out.push(record);
-            }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }

@@ -117,6 +117,8 @@ pub(super) struct Writer {
     stats: Arc<WriteStats>,
     next_event_seq: u64,
     next_outbox_seq: u64,
+    /// Whether the running store was found damaged: then every batch is refused.
+    damage: Arc<super::guard::Damage>,
 }
 
 impl Writer {
@@ -139,7 +141,14 @@ impl Writer {
             stats,
             next_event_seq: next.0,
             next_outbox_seq: next.1,
+            damage: super::guard::Damage::new(),
         }
+    }
+
+    /// The writer shares `damage` with the readers: a redb panic anywhere stops the writes.
+    pub(super) fn with_damage(mut self, damage: Arc<super::guard::Damage>) -> Self {
+        self.damage = damage;
+        self
     }
 
     /// Applies batches until every sender is gone.
@@ -174,8 +183,19 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            // A damaged file takes no more writes: never commit into it.
+            if let Some(refusal) = self.damage.refusal() {
+                debug!(batch = batch.len(), "write refused: the store is damaged");
+                let cause = Arc::new(refusal);
+                for request in batch {
+                    let _ = request.reply.send(Err(StoreError::Write(cause.clone())));
+                }
+                continue;
+            }
             let (event_seq, outbox_seq) = (self.next_event_seq, self.next_outbox_seq);
-            match self.commit(&batch) {
+            let damage = self.damage.clone();
+            let slot = self.slot.clone();
+            match damage.guard(&slot, || self.commit(&batch)) {
                 Ok(mut results) => {
                     self.stats.record(changes);
                     for (request, committed) in batch.iter().zip(results.iter_mut()) {
@@ -184,7 +204,13 @@ impl Writer {
                             _ => None,
                         });
                         if let Some(min_free_percent) = wanted {
-                            committed.compaction = Some(self.compact(min_free_percent));
+                            let compacted =
+                                damage.guard(&slot, || Ok(self.compact(min_free_percent)));
+                            committed.compaction =
+                                Some(compacted.unwrap_or_else(|err| super::Compaction {
+                                    skipped: Some(error_chain(&err)),
+                                    ..Default::default()
+                                }));
                         }
                     }
                     for (request, committed) in batch.into_iter().zip(results) {
@@ -253,10 +279,12 @@ impl Writer {
         const ATTEMPTS: u32 = 50;
         let mut last = None;
         for _ in 0..ATTEMPTS {
-            match open_database(&self.path).and_then(|db| {
+            let opened = self.damage.guard(&self.slot, || {
+                let db = open_database(&self.path)?;
                 let seqs = read_sequences(&db)?;
                 Ok((db, seqs))
-            }) {
+            });
+            match opened {
                 Ok((db, (next_event, next_outbox))) => {
                     let db = Arc::new(db);
                     self.next_event_seq = next_event;
