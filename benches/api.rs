@@ -17,7 +17,8 @@
 //! Knobs (environment): `CUEWARDEN_BIN` (the binary to run; default the bench build's),
 //! `BENCH_SECONDS` (default 10), `BENCH_CLIENTS` (64),
 //! `BENCH_STARTUP_JOBS` (100000), `BENCH_SSE_JOBS` (50000, two events each),
-//! `BENCH_SSE_CLIENTS` (500), `BENCH_ONLY` (`store`, `api`, `start`, `waiting` or `sse`: one
+//! `BENCH_SSE_CLIENTS` (500), `BENCH_SSE_STREAMS` (only the runs with that
+//! `max_event_streams`), `BENCH_ONLY` (`store`, `api`, `start`, `waiting` or `sse`: one
 //! part).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -490,12 +491,19 @@ fn bench_sse(dir: &Path, jobs: usize, clients: usize) {
     let size = std::fs::metadata(dir.join("data/cuewarden.redb"))
         .map(|m| m.len())
         .unwrap_or(0);
+    // `BENCH_SSE_STREAMS=64`: only the runs with that cap.
+    let only: Option<usize> = std::env::var("BENCH_SSE_STREAMS")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (max_streams, arenas) in [
         (64, None),
         (64, Some("2")),
         (clients, None),
         (clients, Some("2")),
     ] {
+        if only.is_some_and(|only| only != max_streams) {
+            continue;
+        }
         let port = free_port();
         let config = write_config(dir, port);
         let text = std::fs::read_to_string(&config).unwrap();
