@@ -326,7 +326,13 @@ async fn until_stop_or_damage(
         .pop()
         .map_or_else(
             || "there is no snapshot: every job and event".to_owned(),
-            |s| format!("everything since the snapshot taken at {}", s.taken_at),
+            |s| {
+                format!(
+                    "everything since the newest snapshot that checks good (the newest was \
+                     taken at {})",
+                    s.taken_at
+                )
+            },
         );
     let checked_good = *store.start_state() == cuewarden_actors::store::StartState::Good;
     if let Some(ago) = restarted_for_damage_ago().filter(|ago| *ago < DAMAGE_RESTART_WINDOW)
@@ -340,6 +346,7 @@ async fn until_stop_or_damage(
              degraded: every write is refused, reads serve what can be read. Stop the daemon, \
              then `cuewarden store check` and `cuewarden store restore PATH` (a snapshot)"
         );
+        store.stay_damaged();
         shutdown.await;
         return Ending::Stopped;
     }

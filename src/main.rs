@@ -287,9 +287,16 @@ fn listen(settings: &config::Settings) -> anyhow::Result<std::net::TcpListener> 
 /// environment, plus `env`). Returns only if that failed.
 fn exec_self(env: &[(&str, std::ffi::OsString)]) -> std::io::Error {
     use std::os::unix::process::CommandExt as _;
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe,
-        Err(err) => return err,
+    // The running image itself, even when its file was replaced or removed since (a package
+    // upgrade): the path it was started from may be gone.
+    let proc_self = std::path::Path::new("/proc/self/exe");
+    let exe = if proc_self.exists() {
+        proc_self.to_path_buf()
+    } else {
+        match std::env::current_exe() {
+            Ok(exe) => exe,
+            Err(err) => return err,
+        }
     };
     let mut args = std::env::args_os();
     let mut command = std::process::Command::new(exe);
@@ -332,12 +339,28 @@ fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if cuewarden_actors::store::in_store_guard() {
+            // Every read that reaches a bad page panics: the first few are logged at ERROR,
+            // on one line each, the rest at DEBUG (the damage itself is said once, loudly).
+            static LOGGED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
             let thread = std::thread::current();
-            tracing::error!(
-                thread = thread.name().unwrap_or("unnamed"),
-                panic = %info,
-                "redb panicked inside the store guard: the store is damaged"
-            );
+            let thread = thread.name().unwrap_or("unnamed");
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+                .unwrap_or("a panic without a message");
+            let location = info.location().map(ToString::to_string).unwrap_or_default();
+            if LOGGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 5 {
+                tracing::error!(
+                    thread,
+                    panic = message,
+                    location,
+                    "redb panicked inside the store guard: the store is damaged"
+                );
+            } else {
+                tracing::debug!(thread, panic = message, location, "redb panicked again");
+            }
             return;
         }
         default(info);

@@ -553,6 +553,18 @@ fn damage_again_soon_after_a_restart_for_damage_keeps_the_daemon_up_refusing_wri
         "{found}"
     );
     daemon.assert_degraded("damaged while the daemon ran");
+    // And it says it will not restart for it (the review found it promising a restart).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, health) = daemon.get("/health");
+        let reason = health["reason"].as_str().unwrap_or("").to_owned();
+        if reason.contains("does not restart for it again") {
+            assert!(reason.contains("cuewarden store restore"), "{reason}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{health}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Writes are refused with the damage: nothing more goes into the file.
     let video = sandbox.video("New/New.mkv");

@@ -219,6 +219,15 @@ fn a_damaged_snapshot_is_passed_over_for_an_older_good_one() {
     };
     assert!(reason.contains(&older.taken_at.to_string()), "{reason}");
     assert_eq!(store.job_count().unwrap(), 100);
+    // The damaged one is out of the list, kept beside it (the review found it tried, and
+    // named the newest, at every start).
+    assert!(!newer.path.exists());
+    assert!(newer.path.with_extension("redb.damaged").exists());
+    let listed: Vec<_> = snapshot::list_snapshots(dir.path())
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(listed, vec![older.path.clone()]);
 }
 
 #[test]

@@ -128,14 +128,30 @@ impl StoreError {
     }
 
     /// Whether this is damage found while the daemon runs ([`Self::Panicked`],
-    /// [`Self::RefusedDamaged`]): the API answers 503 `store_damaged`.
+    /// [`Self::RefusedDamaged`], [`is_file_damage`](Self::is_file_damage)): the API answers
+    /// 503 `store_damaged`.
     pub fn is_damage(&self) -> bool {
         match self {
             Self::Panicked { .. } | Self::RefusedDamaged { .. } => true,
             Self::Write(cause) => cause.is_damage(),
             Self::Unavailable { cause } => cause.as_ref().is_some_and(|c| c.is_damage()),
-            _ => false,
+            _ => self.is_file_damage(),
         }
+    }
+
+    /// Whether redb found the running store's file itself unsound without panicking: shorter
+    /// than redb's layout (a truncated or emptied file: a read comes back short), a read that
+    /// failed with EIO (a bad sector), or corruption redb reports. Not a full disk, nor a
+    /// handle closed or poisoned by an earlier error.
+    pub fn is_file_damage(&self) -> bool {
+        let io = match self {
+            Self::Write(cause) => return cause.is_file_damage(),
+            Self::Redb(redb::Error::Corrupted(_)) => return true,
+            Self::Redb(redb::Error::Io(err)) => err,
+            _ => return false,
+        };
+        // EIO
+        io.kind() == std::io::ErrorKind::UnexpectedEof || io.raw_os_error() == Some(5)
     }
 
     /// Whether redb's handle is unusable after this error and the file must be reopened.

@@ -70,13 +70,29 @@ pub(super) fn catch<T>(f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, S
 pub(super) struct Damage {
     /// The first caught panic, on one line; `None` while the store is sound.
     found: watch::Sender<Option<Arc<str>>>,
+    /// The daemon will not restart for it (it did moments ago and the file checked good).
+    staying: std::sync::atomic::AtomicBool,
 }
 
 impl Damage {
     pub(super) fn new() -> Arc<Self> {
         Arc::new(Self {
             found: watch::Sender::new(None),
+            staying: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The daemon stays up with the damage instead of restarting (see [`staying`]).
+    ///
+    /// [`staying`]: Self::staying
+    pub(super) fn stay(&self) {
+        self.staying
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the daemon stays up with the damage rather than restarting for it.
+    pub(super) fn staying(&self) -> bool {
+        self.staying.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The first damage found, if any.
@@ -107,15 +123,19 @@ impl Damage {
         })
     }
 
-    /// Runs `f` under the guard; a panic marks the store damaged (see [`mark`](Self::mark)).
+    /// Runs `f` under the guard; a panic, or an error that says the file is unsound
+    /// ([`StoreError::is_file_damage`]: a truncated file, a bad sector), marks the store
+    /// damaged (see [`mark`](Self::mark)).
     pub(super) fn guard<T>(
         &self,
         slot: &DbSlot,
         f: impl FnOnce() -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let result = catch(f);
-        if let Err(StoreError::Panicked { message }) = &result {
-            self.mark(slot, message);
+        match &result {
+            Err(StoreError::Panicked { message }) => self.mark(slot, message),
+            Err(err) if err.is_file_damage() => self.mark(slot, &super::error_chain(err)),
+            _ => {}
         }
         result
     }
@@ -137,9 +157,9 @@ impl Damage {
             }
             error!(
                 error = %message,
-                "the store is damaged: redb panicked on a page of the running store; every \
-                 later write is refused (nothing more is written into the file), and what \
-                 changed since the newest snapshot is lost once it is restored"
+                "the store is damaged: redb failed on the running store's file; every later \
+                 write is refused (nothing more is written into the file), and what changed \
+                 since the newest good snapshot is lost once it is restored"
             );
             *found = Some(Arc::from(message));
             true
@@ -227,6 +247,63 @@ mod tests {
         assert!(matches!(err, StoreError::Closed));
         assert!(store.damage().is_none(), "an error is not damage");
         store.submit_blocking(put("fine")).unwrap();
+    }
+
+    /// Found by the review: a store file truncated under the running daemon made reads fail
+    /// with short reads (500s, then the handle refused everything) and was taken for a full
+    /// disk, never restored. A short read is damage too.
+    #[test]
+    fn a_store_file_truncated_under_the_daemon_is_damage_not_a_full_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // More pages than redb's cache holds, so reads go to the file.
+        for n in 0..40 {
+            let changes = (0..500)
+                .map(|i| Change::PutMeta {
+                    key: format!("key-{n}-{i}"),
+                    value: vec![7; 200],
+                })
+                .collect();
+            store.submit_blocking(changes).unwrap();
+        }
+        let path = dir.path().join(super::super::STORE_FILE_NAME);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(64 * 1024).unwrap();
+        let mut failed = None;
+        for n in (0..40).rev() {
+            for i in 0..500 {
+                if let Err(err) = store.meta(&format!("key-{n}-{i}")) {
+                    failed = Some(err);
+                    break;
+                }
+            }
+            if failed.is_some() {
+                break;
+            }
+        }
+        let err = failed.expect("a read past the truncated end fails");
+        assert!(err.is_file_damage(), "{err:?}");
+        assert!(
+            err.is_damage(),
+            "the API answers 503 store_damaged: {err:?}"
+        );
+        assert!(!err.is_storage_full(), "{err:?}");
+        let damage = store.damage().expect("the store is marked damaged");
+        assert!(damage.contains("failed to fill whole buffer"), "{damage}");
+        match store.health() {
+            StoreHealth::Degraded(reason) => {
+                assert!(reason.contains("damaged while the daemon ran"), "{reason}");
+            }
+            StoreHealth::Ok => panic!("a damaged store is healthy"),
+        }
+        let refused = store.submit_blocking(put("after")).unwrap_err();
+        assert!(refused.is_damage(), "{refused:?}");
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            64 * 1024,
+            "nothing more is written into the file"
+        );
+        store.close();
     }
 
     /// Overwrites every 4th page of `path` that holds data with random bytes.

@@ -554,10 +554,19 @@ impl Store {
     /// next start), refuses writes after an I/O error (a full disk) or is being reopened.
     pub fn health(&self) -> StoreHealth {
         if let Some(cause) = self.inner.damage.found() {
-            return StoreHealth::Degraded(format!(
-                "the store was found damaged while the daemon ran ({cause}); it refuses writes \
-                 until the daemon restarts and restores the newest snapshot"
-            ));
+            return StoreHealth::Degraded(if self.inner.damage.staying() {
+                format!(
+                    "the store was found damaged while the daemon ran ({cause}); it refuses \
+                     writes, and the daemon does not restart for it again (it did moments ago \
+                     and the file then checked good): stop it, then `cuewarden store check` \
+                     and `cuewarden store restore PATH` (a snapshot)"
+                )
+            } else {
+                format!(
+                    "the store was found damaged while the daemon ran ({cause}); it refuses \
+                     writes until the daemon restarts and restores the newest good snapshot"
+                )
+            });
         }
         if let Some(cause) = self.inner.stats.refusing_writes() {
             return StoreHealth::Degraded(format!(
@@ -628,6 +637,12 @@ impl Store {
     /// The damage found in the running store (the first redb panic the guard caught), if any.
     pub fn damage(&self) -> Option<String> {
         self.inner.damage.found().map(|cause| cause.to_string())
+    }
+
+    /// The daemon stays up with the damage found instead of restarting for it: `/health`
+    /// says so.
+    pub fn stay_damaged(&self) {
+        self.inner.damage.stay();
     }
 
     /// Resolves, with what [`damage`](Self::damage) says, once the running store is found

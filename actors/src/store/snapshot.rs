@@ -319,11 +319,19 @@ fn restore_newest_good(data_dir: &Path, path: &Path) -> Option<(Snapshot, CheckR
                     "cannot restore the snapshot"
                 ),
             },
-            Err(err) => warn!(
-                snapshot = %snapshot.path.display(),
-                error = %super::error_chain(&err),
-                "snapshot is not usable; trying an older one"
-            ),
+            Err(err) => {
+                // A damaged snapshot is renamed out of the list (kept, not tried again, not
+                // taken for the newest one any more); one that could not be read stays.
+                let aside = matches!(err, StoreError::Damaged { .. })
+                    .then(|| snapshot.path.with_extension("redb.damaged"))
+                    .filter(|aside| std::fs::rename(&snapshot.path, aside).is_ok());
+                warn!(
+                    snapshot = %snapshot.path.display(),
+                    moved_to = aside.as_ref().map(|p| p.display().to_string()),
+                    error = %super::error_chain(&err),
+                    "snapshot is not usable; trying an older one"
+                );
+            }
         }
     }
     None
