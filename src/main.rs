@@ -219,6 +219,13 @@ fn store_command(settings: &config::Settings, command: StoreCommand) -> anyhow::
         }),
         StoreCommand::Backup { path: dest } => {
             let dest = std::path::absolute(dest).unwrap_or_else(|_| dest.clone());
+            if dest.exists() {
+                eprintln!(
+                    "error: {} exists: a backup never overwrites a file; name a new one",
+                    dest.display()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
             store::backup(data_dir, &dest).map(|report| {
                 cuewarden::out!(
                     "{}: backup of {}: {}",

@@ -259,6 +259,10 @@ fn store_backup_and_restore_bring_a_store_back() {
     // A backup is never overwritten by accident.
     let (code, _, err) = store_command(&sandbox, &["backup", backup.to_str().unwrap()]);
     assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("exists: a backup never overwrites a file"),
+        "{err}"
+    );
 
     // A damaged backup is refused, and the store is left as it was.
     let bad = sandbox.dir.path().join("bad.redb");
