@@ -1102,6 +1102,13 @@ fn a_malformed_basic_auth_header_is_told_apart_from_a_missing_key() {
             "{header}: {message}"
         );
     }
+    let (got, answer) = daemon.call(client.get(&url).header(
+        "X-Api-Key",
+        reqwest::header::HeaderValue::from_bytes(b"k\xe9y").unwrap(),
+    ));
+    assert_eq!((got, error_code(&answer)), (401, "unauthorized"));
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("malformed X-Api-Key"), "{message}");
     let (got, answer) = daemon.call(client.get(&url));
     assert_eq!((got, error_code(&answer)), (401, "unauthorized"));
     assert!(
