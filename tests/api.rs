@@ -871,3 +871,257 @@ fn a_job_is_found_by_a_unique_abbreviation_of_its_id() {
         );
     }
 }
+
+#[test]
+fn a_route_without_parameters_refuses_a_body_before_it_acts() {
+    let sandbox =
+        Sandbox::new("[jobs]\nretry_min_delay_secs = 3600\nretry_max_delay_secs = 7200\n");
+    let video = sandbox.video("nobody.mkv");
+    let daemon = sandbox.serve();
+    let (_, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    let waiting = daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    let attempts = waiting["attempts"].as_u64().unwrap();
+    let (_, before) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    let (client, _) = daemon.raw();
+    let send =
+        |method: reqwest::Method, action: &str, content_type: Option<&str>, body: &'static str| {
+            let mut request = client
+                .request(method, format!("{}/api/v1/jobs/{id}/{action}", daemon.base))
+                .header("X-Api-Key", KEY)
+                .body(body);
+            if let Some(content_type) = content_type {
+                request = request.header("Content-Type", content_type);
+            }
+            daemon.call(request)
+        };
+    let routes = [
+        (reqwest::Method::POST, "retry"),
+        (reqwest::Method::POST, "cancel"),
+        (reqwest::Method::POST, "reject"),
+        (reqwest::Method::DELETE, "blacklist"),
+    ];
+
+    for (method, action) in &routes {
+        for (content_type, body, status, code, says) in [
+            (
+                Some("text/plain"),
+                "garbage",
+                415,
+                "unsupported_media_type",
+                "application/json",
+            ),
+            (
+                None,
+                "garbage",
+                415,
+                "unsupported_media_type",
+                "given: none",
+            ),
+            (
+                Some("application/json"),
+                "{\"bogus\":1",
+                400,
+                "bad_request",
+                "invalid request body",
+            ),
+            (
+                Some("application/json"),
+                "{\"x\":1}",
+                400,
+                "bad_request",
+                "unknown field `x`",
+            ),
+            (
+                Some("application/json"),
+                "[]",
+                400,
+                "bad_request",
+                "invalid request body",
+            ),
+        ] {
+            let (got, answer) = send(method.clone(), action, content_type, body);
+            assert_eq!(
+                (got, error_code(&answer)),
+                (status, code),
+                "{method} {action} {body:?}: {answer}"
+            );
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.contains(says), "{action} {body:?}: {message}");
+        }
+    }
+    // Nothing was done by a refused request: the job still waits, with the same events.
+    let job = daemon.wait_for_job(&id, |_| true);
+    assert_eq!(job["status"], "waiting", "{job}");
+    assert_eq!(job["attempts"], attempts, "{job}");
+    let (_, after) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    assert_eq!(after["event_count"], before["event_count"], "{after}");
+
+    // No body (whatever its content type) or `{}` reach the action.
+    let (got, answer) = send(reqwest::Method::DELETE, "blacklist", Some("text/plain"), "");
+    assert_eq!(got, 200, "{answer}");
+    assert_eq!(answer["cleared"], 0, "{answer}");
+    let (got, answer) = send(
+        reqwest::Method::POST,
+        "reject",
+        Some("application/json"),
+        "{}",
+    );
+    assert_eq!(
+        (got, error_code(&answer)),
+        (409, "conflict"),
+        "a waiting job has no subtitle to reject: {answer}"
+    );
+    let (got, answer) = send(reqwest::Method::POST, "retry", None, "");
+    assert_eq!(got, 202, "{answer}");
+    let (_, events) = daemon.get(&format!("/api/v1/jobs/{id}/events"));
+    assert!(
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "job.retry_requested"),
+        "{events}"
+    );
+    let (got, answer) = send(
+        reqwest::Method::POST,
+        "cancel",
+        Some("application/json"),
+        " { } ",
+    );
+    assert_eq!(got, 200, "{answer}");
+    assert_eq!(answer["status"], "cancelled", "{answer}");
+}
+
+#[test]
+fn a_read_refuses_a_query_parameter_it_does_not_take_but_the_key() {
+    let sandbox = Sandbox::new("");
+    let video = sandbox.video("query.mkv");
+    let daemon = sandbox.serve();
+    let (_, body) = daemon.post(
+        "/api/v1/subtitles",
+        &json!({"path": video, "languages": ["fr"]}),
+    );
+    let id = body["jobs"][0]["id"].as_str().unwrap().to_owned();
+    daemon.wait_for_job(&id, |j| j["status"] == "waiting");
+    let (client, runtime) = daemon.raw();
+    let status_of = |url: String| {
+        runtime.block_on(async {
+            let response = client.get(url).send().await.unwrap();
+            // Only the head: an event stream's body never ends.
+            response.status().as_u16()
+        })
+    };
+
+    let reads = [
+        "/api/v1/jobs".to_owned(),
+        format!("/api/v1/jobs/{id}"),
+        format!("/api/v1/jobs/{id}/events"),
+        format!("/api/v1/jobs/{id}/candidates"),
+        format!("/api/v1/jobs/{id}/blacklist"),
+        "/api/v1/schedule".to_owned(),
+        "/api/v1/health/sources".to_owned(),
+        "/health/sources".to_owned(),
+        "/api/v1/metrics".to_owned(),
+        "/metrics".to_owned(),
+        "/api/v1/events/stream".to_owned(),
+    ];
+    for path in &reads {
+        for query in ["limit=-1", "foo=bar", "apikey=x&apikey=y"] {
+            let (got, answer) = daemon.get(&format!("{path}?{query}"));
+            assert_eq!(
+                (got, error_code(&answer)),
+                (400, "bad_request"),
+                "{path}?{query}: {answer}"
+            );
+            let message = answer["error"]["message"].as_str().unwrap();
+            assert!(message.starts_with("invalid query string"), "{message}");
+        }
+        // The key in the query authenticates every read, and is no unknown parameter.
+        assert_eq!(
+            status_of(format!("{}{path}?apikey={KEY}", daemon.base)),
+            200,
+            "{path}?apikey="
+        );
+        assert_eq!(status_of(format!("{}{path}?", daemon.base)), 401, "{path}");
+    }
+    let (_, answer) = daemon.get(&format!("/api/v1/jobs/{id}/events?limit=-1"));
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unknown field `limit`"), "{message}");
+    // The stream's own parameter is still taken, and still checked.
+    assert_eq!(
+        status_of(format!(
+            "{}/api/v1/events/stream?apikey={KEY}&last_event_id=0",
+            daemon.base
+        )),
+        200
+    );
+    let (got, answer) = daemon.get("/api/v1/events/stream?last_event_id=soon");
+    assert_eq!((got, error_code(&answer)), (400, "bad_request"), "{answer}");
+    // A request refused for its query changed nothing, and the daemon keeps serving.
+    let (got, job) = daemon.get(&format!("/api/v1/jobs/{id}"));
+    assert_eq!(
+        (got, job["status"].as_str()),
+        (200, Some("waiting")),
+        "{job}"
+    );
+}
+
+#[test]
+fn a_malformed_basic_auth_header_is_told_apart_from_a_missing_key() {
+    use base64::Engine as _;
+    let sandbox = Sandbox::new("");
+    let daemon = sandbox.serve();
+    let (client, _) = daemon.raw();
+    let url = format!("{}/api/v1/jobs", daemon.base);
+    let encode = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+
+    for (header, says) in [
+        ("Basic !!!!".to_owned(), "not base64"),
+        (format!("Basic {}", encode(KEY)), "no ':'"),
+        (
+            format!(
+                "basic {}",
+                base64::engine::general_purpose::STANDARD.encode([b':', 0xff, 0xfe])
+            ),
+            "not UTF-8",
+        ),
+    ] {
+        let (got, answer) = daemon.call(client.get(&url).header("Authorization", header.as_str()));
+        assert_eq!(
+            (got, error_code(&answer)),
+            (401, "unauthorized"),
+            "{header}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.starts_with("malformed basic auth") && message.contains(says),
+            "{header}: {message}"
+        );
+    }
+    let (got, answer) = daemon.call(client.get(&url).header(
+        "X-Api-Key",
+        reqwest::header::HeaderValue::from_bytes(b"k\xe9y").unwrap(),
+    ));
+    assert_eq!((got, error_code(&answer)), (401, "unauthorized"));
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("malformed X-Api-Key"), "{message}");
+    let (got, answer) = daemon.call(client.get(&url));
+    assert_eq!((got, error_code(&answer)), (401, "unauthorized"));
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("missing API key"),
+        "{answer}"
+    );
+    // The scheme's case does not matter; a good key still gets in.
+    let (got, answer) = daemon.call(client.get(&url).header(
+        "Authorization",
+        format!("BASIC {}", encode(&format!("me:{KEY}"))),
+    ));
+    assert_eq!(got, 200, "{answer}");
+}

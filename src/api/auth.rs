@@ -28,31 +28,56 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn presented_key(request: &HttpRequest) -> Option<String> {
+/// The key a request presents: `Ok(None)` when it presents none, `Err` (why) when the
+/// header that should carry it cannot be read.
+fn presented_key(request: &HttpRequest) -> Result<Option<String>, String> {
     if let Some(value) = request.headers().get("x-api-key") {
-        return value.to_str().ok().map(str::to_owned);
+        return value
+            .to_str()
+            .map(|key| Some(key.to_owned()))
+            .map_err(|_| "malformed X-Api-Key header: it must be visible ASCII".to_owned());
     }
-    if let Some(value) = request
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        && let Some(encoded) = value
-            .strip_prefix("Basic ")
-            .or_else(|| value.strip_prefix("basic "))
+    if let Some(value) = request.headers().get("authorization")
+        && let Some(credentials) = basic_credentials(value.as_bytes())
     {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded.trim())
-            .ok()?;
-        let text = String::from_utf8(decoded).ok()?;
-        return text
-            .split_once(':')
-            .map(|(_, password)| password.to_owned());
+        return basic_password(credentials).map(Some).map_err(|why| {
+            format!(
+                "malformed basic auth: {why}; send base64 of \"user:KEY\" (any user, the key \
+                 as password)"
+            )
+        });
     }
-    web::Query::<Vec<(String, String)>>::from_query(request.query_string())
-        .ok()?
-        .iter()
-        .find(|(k, _)| k == QUERY_KEY)
-        .map(|(_, v)| v.clone())
+    Ok(
+        web::Query::<Vec<(String, String)>>::from_query(request.query_string())
+            .ok()
+            .and_then(|pairs| {
+                pairs
+                    .into_inner()
+                    .into_iter()
+                    .find(|(k, _)| k == QUERY_KEY)
+                    .map(|(_, v)| v)
+            }),
+    )
+}
+
+/// What follows the `Basic` scheme (any case) of an `Authorization` header.
+fn basic_credentials(header: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"basic ";
+    header
+        .get(..SCHEME.len())
+        .filter(|scheme| scheme.eq_ignore_ascii_case(SCHEME))
+        .map(|_| header[SCHEME.len()..].trim_ascii())
+}
+
+/// The password of basic-auth credentials (`base64(user:password)`).
+fn basic_password(credentials: &[u8]) -> Result<String, &'static str> {
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(credentials)
+        .map_err(|_| "the credentials are not base64")?;
+    let text = String::from_utf8(decoded).map_err(|_| "the credentials are not UTF-8")?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
+        .ok_or("the credentials have no ':' between the user name and the key")
 }
 
 impl FromRequest for Authorized {
@@ -64,15 +89,18 @@ impl FromRequest for Authorized {
             return ready(Err(ApiError::internal("application state missing")));
         };
         let result = match presented_key(request) {
-            None => Err(ApiError::new(
+            Err(why) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", why)),
+            Ok(None) => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "missing API key: send X-Api-Key, ?apikey= or basic auth",
             )),
-            Some(key) if constant_time_eq(key.as_bytes(), state.api_key.expose().as_bytes()) => {
+            Ok(Some(key))
+                if constant_time_eq(key.as_bytes(), state.api_key.expose().as_bytes()) =>
+            {
                 Ok(Authorized)
             }
-            Some(_) => Err(ApiError::new(
+            Ok(Some(_)) => Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
                 "wrong API key",

@@ -9,6 +9,7 @@ use cuewarden_actors::store::StoreHealth;
 use serde_json::json;
 
 use super::auth::Authorized;
+use super::input::NoQuery;
 use super::{ApiError, AppState};
 
 /// The crate version, reported by `/health`.
@@ -32,7 +33,11 @@ pub async fn health(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /health/sources`: every registered source, the subtitle providers (state, cooldown,
 /// quota left), the libraries and the job manager.
-pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn sources(
+    _: Authorized,
+    _: NoQuery,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let manager: StatusReport = state.manager.send(ManagerStatus).await?;
     let providers = state.manager.send(ProviderStatus).await?;
     let sources = state.sources.reports();
@@ -61,7 +66,11 @@ pub async fn sources(_: Authorized, state: web::Data<AppState>) -> Result<HttpRe
 }
 
 /// `GET /metrics`, Prometheus text format.
-pub async fn metrics(_: Authorized, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(
+    _: Authorized,
+    _: NoQuery,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let manager: StatusReport = state.manager.send(ManagerStatus).await?;
     let store = state.store.clone();
     let (counts, last_seq) = web::block(move || {

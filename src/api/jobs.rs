@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::Authorized;
+use super::input::{NoBody, NoQuery};
 use super::{ApiError, AppState};
 use crate::sources::{Detection, IntakeError, Target};
 
@@ -267,6 +268,7 @@ pub(super) async fn load_job(state: &AppState, id: JobId) -> Result<Job, ApiErro
 /// `GET /jobs/{id}`
 pub async fn get_job(
     _: Authorized,
+    _: NoQuery,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -286,6 +288,7 @@ pub async fn get_job(
 /// `GET /jobs/{id}/events`
 pub async fn job_events(
     _: Authorized,
+    _: NoQuery,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -301,9 +304,10 @@ pub async fn job_events(
     })))
 }
 
-/// `POST /jobs/{id}/retry`
+/// `POST /jobs/{id}/retry`: no body or `{}`.
 pub async fn retry_job(
     _: Authorized,
+    _: NoBody,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -317,9 +321,10 @@ pub async fn retry_job(
     Ok(HttpResponse::Accepted().json(summary))
 }
 
-/// `POST /jobs/{id}/cancel`
+/// `POST /jobs/{id}/cancel`: no body or `{}`.
 pub async fn cancel_job(
     _: Authorized,
+    _: NoBody,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -11,6 +11,7 @@ use cuewarden_actors::store::Provenance;
 use serde::Deserialize;
 
 use super::auth::Authorized;
+use super::input::{NoBody, NoQuery};
 use super::jobs::{load_job, manager_error, resolve_id};
 use super::{ApiError, AppState};
 
@@ -49,6 +50,7 @@ fn manual_error(err: ManualError) -> ApiError {
 /// nothing, so a monitoring probe spends no provider's rate limit or quota.
 pub async fn candidates(
     _: Authorized,
+    _: NoQuery,
     request: actix_web::HttpRequest,
     state: web::Data<AppState>,
     id: web::Path<String>,
@@ -91,9 +93,10 @@ pub async fn choose(
     Ok(HttpResponse::Ok().json(answer))
 }
 
-/// `POST /jobs/{id}/reject`
+/// `POST /jobs/{id}/reject`: no body or `{}`.
 pub async fn reject(
     _: Authorized,
+    _: NoBody,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -109,6 +112,7 @@ pub async fn reject(
 /// `GET /jobs/{id}/blacklist`: the subtitles rejected for the job's video and language.
 pub async fn blacklist(
     _: Authorized,
+    _: NoQuery,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -130,9 +134,10 @@ pub async fn blacklist(
     })))
 }
 
-/// `DELETE /jobs/{id}/blacklist`: clears those entries → 200 with how many.
+/// `DELETE /jobs/{id}/blacklist` (no body or `{}`): clears those entries → 200 with how many.
 pub async fn clear_blacklist(
     _: Authorized,
+    _: NoBody,
     state: web::Data<AppState>,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

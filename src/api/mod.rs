@@ -7,6 +7,7 @@
 mod auth;
 mod guard;
 mod health;
+mod input;
 mod jobs;
 mod manual;
 mod schedule;

@@ -101,19 +101,22 @@ fn push_frame(out: &mut String, event: &Event) {
     );
 }
 
-fn last_event_id(request: &HttpRequest) -> Result<Option<u64>, ApiError> {
+/// Query of `GET /events/stream`: the resume point and the API key, nothing else.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    last_event_id: Option<String>,
+    #[serde(rename = "apikey")]
+    _key: Option<serde::de::IgnoredAny>,
+}
+
+/// The resume point: the `Last-Event-ID` header, else `?last_event_id=`.
+fn last_event_id(request: &HttpRequest, query: Option<String>) -> Result<Option<u64>, ApiError> {
     let header = request
         .headers()
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let query = web::Query::<Vec<(String, String)>>::from_query(request.query_string())
-        .ok()
-        .and_then(|q| {
-            q.iter()
-                .find(|(k, _)| k == "last_event_id")
-                .map(|(_, v)| v.clone())
-        });
     match header.or(query) {
         None => Ok(None),
         Some(raw) if raw.trim().is_empty() => Ok(None),
@@ -240,8 +243,9 @@ pub async fn event_stream(
     _: Authorized,
     state: web::Data<AppState>,
     request: HttpRequest,
+    query: web::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let requested = last_event_id(&request)?;
+    let requested = last_event_id(&request, query.into_inner().last_event_id)?;
     let Some(slot) = state.streams.try_acquire() else {
         let max = state.settings.server.max_event_streams;
         let mut response = ApiError::new(
