@@ -586,6 +586,12 @@ fn damage_again_soon_after_a_restart_for_damage_keeps_the_daemon_up_refusing_wri
             .contains("takes no more writes"),
         "{body}"
     );
+    // A scheduled task run on demand writes its run: refused the same way, not 202 (found
+    // by the review).
+    let request = client.post(format!("{}/api/v1/schedule/cleanup/run", daemon.base));
+    let (status, body) = try_call(&daemon, request).unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_damaged", "{body}");
     assert!(daemon.child.try_wait().unwrap().is_none());
     assert_eq!(daemon.child.id(), pid);
     assert_eq!(

@@ -26,6 +26,12 @@ pub async fn run_now(
     task: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let task = task.into_inner();
+    // Every task writes its run into the store: a damaged one takes no writes.
+    if let Some(cause) = state.store.damage() {
+        return Err(ApiError::store_damaged(format!(
+            "the store was found damaged while the daemon ran ({cause}); {task} is not started"
+        )));
+    }
     match state.schedule.run_now(&task).await {
         RunAnswer::Started => Ok(HttpResponse::Accepted().json(state.schedule.task(&task))),
         RunAnswer::AlreadyRunning => Err(ApiError::new(
