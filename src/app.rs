@@ -511,7 +511,8 @@ async fn serve(
         sd_notify("READY=1");
     }
 
-    let ending = until_stop_or_damage(shutdown, &store, &data_dir).await;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut ending = until_stop_or_damage(shutdown.as_mut(), &store, &data_dir).await;
     info!("shutting down");
     // A restart in place is no stop for systemd (STOPPING=1 would have it kill the process
     // once `TimeoutStopSec` passed): it only sees the status change.
@@ -543,5 +544,14 @@ async fn serve(
     let closing = store.clone();
     tokio::task::spawn_blocking(move || closing.close()).await?;
     info!("store closed");
+    // A stop asked for while the daemon stopped to restart for a damaged store (systemd's
+    // SIGTERM) is a stop: the signal is pending in `shutdown` by now.
+    if ending == Ending::RestartForDamage {
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        if shutdown.as_mut().poll(&mut context).is_ready() {
+            info!("asked to stop while stopping to restart for the damaged store: not restarting");
+            ending = Ending::Stopped;
+        }
+    }
     Ok(ending)
 }
