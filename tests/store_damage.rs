@@ -84,19 +84,23 @@ fn populated_store(sandbox: &Sandbox, videos: usize, snapshot: bool) -> Vec<Stri
     ids
 }
 
+/// `len` pseudo-random bytes (xorshift from `state`, which moves on).
+fn random_bytes(state: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state as u8
+        })
+        .collect()
+}
+
 /// Writes 64 KiB of (seeded) random bytes at `fraction` of the file.
 fn write_garbage(path: &Path, fraction: f64) {
     let len = std::fs::metadata(path).unwrap().len();
     let offset = (len as f64 * fraction) as u64;
-    let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ offset;
-    let garbage: Vec<u8> = (0..GARBAGE_BYTES)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state as u8
-        })
-        .collect();
+    let garbage = random_bytes(&mut (0x9e37_79b9_7f4a_7c15u64 ^ offset), GARBAGE_BYTES);
     let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     file.seek(SeekFrom::Start(offset)).unwrap();
     file.write_all(&garbage).unwrap();
@@ -355,14 +359,7 @@ fn damage_used_pages(path: &Path) -> usize {
         if used % 4 != 0 {
             continue;
         }
-        let garbage: Vec<u8> = (0..page.len())
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let garbage = random_bytes(&mut state, page.len());
         file.seek(SeekFrom::Start((n * PAGE) as u64)).unwrap();
         file.write_all(&garbage).unwrap();
         damaged += 1;
