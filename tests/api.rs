@@ -952,6 +952,15 @@ fn a_route_without_parameters_refuses_a_body_before_it_acts() {
             let message = answer["error"]["message"].as_str().unwrap();
             assert!(message.contains(says), "{action} {body:?}: {message}");
         }
+        // Nor a query parameter (but the key).
+        let (got, answer) = send(method.clone(), &format!("{action}?force=1"), None, "");
+        assert_eq!(
+            (got, error_code(&answer)),
+            (400, "bad_request"),
+            "{method} {action}?force=1: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains("unknown field `force`"), "{message}");
     }
     // Nothing was done by a refused request: the job still waits, with the same events.
     let job = daemon.wait_for_job(&id, |_| true);

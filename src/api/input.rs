@@ -41,10 +41,11 @@ impl<'de> Deserialize<'de> for NoFields {
     }
 }
 
-/// Proof that a route without parameters got no body, or `{}`; take it as a handler
-/// argument (after [`Authorized`](super::auth::Authorized)). Anything else gets the error a
-/// JSON route gives for it: 415 for a body not sent as JSON, 400 for malformed JSON, an
-/// array or a field, 413 over `server.max_body_bytes`, 408 past the body deadline.
+/// Proof that a route without parameters got no body, or `{}`, and no query parameter but
+/// `apikey` (as [`NoQuery`]); take it as a handler argument (after
+/// [`Authorized`](super::auth::Authorized)). Anything else gets the error a JSON route gives
+/// for it: 415 for a body not sent as JSON, 400 for malformed JSON, an array or a field, or
+/// an unknown query parameter, 413 over `server.max_body_bytes`, 408 past the body deadline.
 pub struct NoBody;
 
 impl FromRequest for NoBody {
@@ -55,6 +56,8 @@ impl FromRequest for NoBody {
         let request = request.clone();
         let mut payload = payload.take();
         Box::pin(async move {
+            web::Query::<KeyOnly>::from_query(request.query_string())
+                .map_err(|err| query_error(err, &request))?;
             let limit = request
                 .app_data::<web::Data<AppState>>()
                 .map(|state| state.settings.server.max_body_bytes)
